@@ -1,0 +1,40 @@
+# FlowStone for Go. `make demo` and `make test` are all a fresh machine needs.
+GO ?= go
+PKGS := ./...
+
+.PHONY: demo test check-fmt vet generate check-generate test-race bench fuzz
+
+# Generates the example pipeline and materializes it on the embedded SQLite
+# default (a throwaway database under .demo/).
+demo:
+	$(GO) run ./cmd/flowstonegen -C examples/orders
+	rm -rf .demo && mkdir -p .demo
+	cd examples/orders && $(GO) run . --database "sqlite://$(CURDIR)/.demo/flowstone.db" materialize --partition 2024-01-02 --config '{"currency":"EUR"}'
+
+# Formatting, vet, generated files up to date, and the race-enabled suite.
+test: check-fmt vet check-generate test-race
+
+check-fmt:
+	@out="$$(gofmt -l . | grep -v '^testdata/' || true)"; \
+	if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet $(PKGS)
+
+generate:
+	$(GO) generate $(PKGS)
+
+# go generate must leave the tree unchanged.
+check-generate:
+	$(GO) generate $(PKGS)
+	@git diff --exit-code -- . ':!go.sum' || { echo "go generate changed files: commit the regenerated output"; exit 1; }
+	@test -z "$$(git status --porcelain --untracked-files=all -- '*flowstone_gen.go')" || { echo "go generate produced untracked files"; git status --porcelain -- '*flowstone_gen.go'; exit 1; }
+
+test-race:
+	$(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)
+
+fuzz:
+	$(GO) test ./gen -run '^$$' -fuzz FuzzParseDirective -fuzztime 60s

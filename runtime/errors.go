@@ -1,0 +1,25 @@
+package runtime
+
+import "errors"
+
+// Sentinel errors callers branch on with errors.Is.
+var (
+	// ErrUnknownAsset: a target or loaded asset is not in the pipeline.
+	ErrUnknownAsset = errors.New("unknown asset")
+	// ErrUnknownPipeline: the pipeline is not bound to this engine.
+	ErrUnknownPipeline = errors.New("unknown pipeline")
+	// ErrBadConfig: a run config of the wrong type, or that fails to decode.
+	ErrBadConfig = errors.New("bad run config")
+	// ErrMissingConfig: an asset takes config but the run has none.
+	ErrMissingConfig = errors.New("missing run config")
+	// ErrMissingResource: a Bind left a resource nil.
+	ErrMissingResource = errors.New("missing resource")
+	// ErrNotMaterialized: no successful materialization to load.
+	ErrNotMaterialized = errors.New("not materialized")
+	// ErrDecode: a stored value no longer decodes into its Go type.
+	ErrDecode = errors.New("stored value does not decode")
+	// ErrRunNotFound: no run with that ID.
+	ErrRunNotFound = errors.New("run not found")
+	// ErrClosed: the engine was closed.
+	ErrClosed = errors.New("engine closed")
+)

@@ -1,0 +1,144 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/flowstone-go/flowstone"
+)
+
+// Inputs gives a generated call wrapper what its asset function takes: the
+// partition, dependency values (decoded into their Go types), run config and
+// resources. Values are loaded only when the wrapper asks for them.
+type Inputs struct {
+	asset     string
+	partition flowstone.Partition
+	resources any
+	config    any
+	hasConfig bool
+	src       inputSource
+	item      []byte
+}
+
+// inputSource is how Inputs reaches stored values; the engine implements it.
+type inputSource interface {
+	// value decodes asset's value for the current run into into.
+	value(ctx context.Context, asset string, into any) error
+	// outcome reports asset's terminal state in the run: its error message
+	// when it failed, skipped when it was skipped.
+	outcome(ctx context.Context, asset string) (errMsg string, skipped bool, err error)
+	// partitions calls fn for each partition of asset that the current
+	// partition covers, in key order.
+	partitions(ctx context.Context, asset string, fn func(p flowstone.Partition, decode func(into any) error) error) error
+	// previous decodes the asset's own previous partition's value into into.
+	previous(ctx context.Context, into any) (p flowstone.Partition, found bool, err error)
+}
+
+// Partition is the key being materialized.
+func (in *Inputs) Partition() flowstone.Partition { return in.partition }
+
+// Asset is the key of the asset being materialized.
+func (in *Inputs) Asset() string { return in.asset }
+
+// Input loads the value of a required dependency.
+func Input[T any](ctx context.Context, in *Inputs, asset string) (T, error) {
+	var v T
+	if err := in.src.value(ctx, asset, &v); err != nil {
+		return v, fmt.Errorf("input %s: %w", asset, err)
+	}
+	return v, nil
+}
+
+// InputOutcome loads a tolerant dependency: its value, or the error it
+// failed with, or Skipped.
+func InputOutcome[T any](ctx context.Context, in *Inputs, asset string) flowstone.Outcome[T] {
+	var o flowstone.Outcome[T]
+	msg, skipped, err := in.src.outcome(ctx, asset)
+	switch {
+	case err != nil:
+		o.Err = fmt.Errorf("input %s: %w", asset, err)
+	case skipped:
+		o.Skipped = true
+	case msg != "":
+		o.Err = &UpstreamError{Asset: asset, Message: msg}
+	default:
+		if err := in.src.value(ctx, asset, &o.Value); err != nil {
+			o.Err = fmt.Errorf("input %s: %w", asset, err)
+		}
+	}
+	return o
+}
+
+// InputPartitions loads the partitions of asset that the materializing
+// partition covers.
+func InputPartitions[T any](ctx context.Context, in *Inputs, asset string) (map[flowstone.Partition]T, error) {
+	out := map[flowstone.Partition]T{}
+	err := in.src.partitions(ctx, asset, func(p flowstone.Partition, decode func(any) error) error {
+		var v T
+		if err := decode(&v); err != nil {
+			return err
+		}
+		out[p] = v
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("input %s: %w", asset, err)
+	}
+	return out, nil
+}
+
+// InputPrevious loads the asset's own previous partition.
+func InputPrevious[T any](ctx context.Context, in *Inputs) (flowstone.Previous[T], error) {
+	var prev flowstone.Previous[T]
+	p, found, err := in.src.previous(ctx, &prev.Value)
+	if err != nil {
+		return prev, fmt.Errorf("previous partition of %s: %w", in.asset, err)
+	}
+	prev.Partition, prev.Found = p, found
+	return prev, nil
+}
+
+// ConfigValue returns the run's config as T. A run without config is an
+// error: an asset that takes config never falls back to a zero value.
+func ConfigValue[T any](in *Inputs) (T, error) {
+	var zero T
+	if !in.hasConfig {
+		return zero, fmt.Errorf("asset %s: %w", in.asset, ErrMissingConfig)
+	}
+	c, ok := in.config.(T)
+	if !ok {
+		return zero, fmt.Errorf("asset %s: %w: stored config is %T, want %T", in.asset, ErrBadConfig, in.config, zero)
+	}
+	return c, nil
+}
+
+// ResourcesValue returns the process's bound Resources struct.
+func ResourcesValue[T any](in *Inputs) T {
+	r, _ := in.resources.(T)
+	return r
+}
+
+// UpstreamError is the error an Outcome carries when its upstream failed.
+type UpstreamError struct {
+	Asset   string
+	Message string
+}
+
+func (e *UpstreamError) Error() string { return "upstream " + e.Asset + " failed: " + e.Message }
+
+// errNoItem is returned by Item outside a scatter.
+var errNoItem = errors.New("no scatter item in this materialization")
+
+// Item returns the scatter item being processed, for a scatter asset's
+// wrapper.
+func Item[T any](in *Inputs) (T, error) {
+	var v T
+	if in.item == nil {
+		return v, errNoItem
+	}
+	if err := decodeJSON(in.item, &v); err != nil {
+		return v, fmt.Errorf("scatter item of %s: %w", in.asset, err)
+	}
+	return v, nil
+}

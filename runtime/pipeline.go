@@ -1,0 +1,238 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/strategy"
+)
+
+// DepKind says how a dependency's value reaches the asset function.
+type DepKind int
+
+const (
+	// DepValue passes the upstream's value as T; the upstream must succeed.
+	DepValue DepKind = iota
+	// DepOutcome passes flowstone.Outcome[T]; the upstream may fail or be
+	// skipped.
+	DepOutcome
+	// DepPartitions passes map[flowstone.Partition]T of the upstream's
+	// partitions that the asset's partition covers.
+	DepPartitions
+	// DepPrevious passes flowstone.Previous[T] of the asset's own previous
+	// partition. It orders nothing within a run.
+	DepPrevious
+	// DepOrder passes nothing: the upstream must succeed first (deps=).
+	DepOrder
+)
+
+// String returns the kind's name.
+func (k DepKind) String() string {
+	switch k {
+	case DepValue:
+		return "value"
+	case DepOutcome:
+		return "outcome"
+	case DepPartitions:
+		return "partitions"
+	case DepPrevious:
+		return "previous"
+	case DepOrder:
+		return "order"
+	}
+	return fmt.Sprintf("DepKind(%d)", int(k))
+}
+
+// Tolerant reports whether a failed or skipped upstream still lets the
+// dependent run.
+func (k DepKind) Tolerant() bool { return k == DepOutcome }
+
+// Dep is one dependency of an asset.
+type Dep struct {
+	Asset string
+	Kind  DepKind
+}
+
+// RunFunc is a generated, typed call wrapper: it loads the asset's inputs
+// from in and calls the annotated function. It returns the function's value
+// (nil for an error-only asset).
+type RunFunc func(ctx context.Context, in *Inputs) (any, error)
+
+// AssetDef is one asset as the generator describes it. Generated code fills
+// it in; user code reads it through Pipeline.
+type AssetDef struct {
+	Key         string
+	Description string
+	// Kind is the asset kind's name (standard, router, ...), for display;
+	// execution goes through Strategy alone.
+	Kind     string
+	Strategy strategy.Strategy
+	Deps     []Dep
+	// Partitions is nil for an unpartitioned asset.
+	Partitions flowstone.PartitionSet
+	Retries    int
+	Timeout    time.Duration
+	Queue      string
+	Priority   int
+	// IO stores the asset's values; nil means the engine's database.
+	IO       IOManager
+	Group    string
+	Tags     []string
+	Schedule string
+	// CodeVersion hashes the function's source and directive.
+	CodeVersion string
+	// HasValue is false for an asset whose function returns only error.
+	HasValue   bool
+	UsesConfig bool
+	Resources  []string
+	// ValueType is the Go type of the value, for display.
+	ValueType string
+	Run       RunFunc
+}
+
+// PipelineDef is the generated description of a pipeline.
+type PipelineDef struct {
+	Name string
+	// Config describes the run config type; nil when no asset takes one.
+	Config *ConfigSpec
+	// Resources describes the generated Resources struct.
+	Resources *ResourcesSpec
+	// Assets in topological order.
+	Assets []AssetDef
+}
+
+// Pipeline is an immutable, validated pipeline definition. Generated code
+// builds one with NewPipeline.
+type Pipeline struct {
+	name       string
+	config     *ConfigSpec
+	resources  *ResourcesSpec
+	assets     []*AssetDef
+	byKey      map[string]*AssetDef
+	downstream map[string][]string
+}
+
+// NewPipeline validates def and returns the pipeline. Generated code calls
+// it; def is checked at generate time, so an error here means the generated
+// file was edited by hand, and NewPipeline panics.
+func NewPipeline(def PipelineDef) *Pipeline {
+	p, err := buildPipeline(def)
+	if err != nil {
+		panic(fmt.Sprintf("flowstone: invalid pipeline %q: %v", def.Name, err))
+	}
+	return p
+}
+
+func buildPipeline(def PipelineDef) (*Pipeline, error) {
+	if def.Name == "" {
+		return nil, fmt.Errorf("empty name")
+	}
+	p := &Pipeline{
+		name:       def.Name,
+		config:     def.Config,
+		resources:  def.Resources,
+		byKey:      make(map[string]*AssetDef, len(def.Assets)),
+		downstream: map[string][]string{},
+	}
+	for i := range def.Assets {
+		a := def.Assets[i]
+		a.Deps = slices.Clone(a.Deps)
+		a.Tags = slices.Clone(a.Tags)
+		a.Resources = slices.Clone(a.Resources)
+		if a.Key == "" {
+			return nil, fmt.Errorf("asset %d has no key", i)
+		}
+		if _, dup := p.byKey[a.Key]; dup {
+			return nil, fmt.Errorf("duplicate asset %q", a.Key)
+		}
+		if a.Strategy == nil {
+			return nil, fmt.Errorf("asset %q has no strategy", a.Key)
+		}
+		if a.Run == nil {
+			return nil, fmt.Errorf("asset %q has no call wrapper", a.Key)
+		}
+		for _, d := range a.Deps {
+			if d.Kind == DepPrevious {
+				if d.Asset != a.Key {
+					return nil, fmt.Errorf("asset %q: previous dependency on %q, not itself", a.Key, d.Asset)
+				}
+				continue
+			}
+			if _, ok := p.byKey[d.Asset]; !ok {
+				return nil, fmt.Errorf("asset %q depends on %q, which is not defined before it", a.Key, d.Asset)
+			}
+			if !slices.Contains(p.downstream[d.Asset], a.Key) {
+				p.downstream[d.Asset] = append(p.downstream[d.Asset], a.Key)
+			}
+		}
+		p.assets = append(p.assets, &a)
+		p.byKey[a.Key] = &a
+	}
+	for k := range p.downstream {
+		sort.Strings(p.downstream[k])
+	}
+	return p, nil
+}
+
+// Name is the pipeline's name; job kinds and records are keyed by it.
+func (p *Pipeline) Name() string { return p.name }
+
+// Assets returns the assets in topological order.
+func (p *Pipeline) Assets() []*AssetDef { return slices.Clone(p.assets) }
+
+// Asset returns the asset with key, or nil.
+func (p *Pipeline) Asset(key string) *AssetDef { return p.byKey[key] }
+
+// Downstream returns the keys of the assets that depend on key (ordering
+// dependencies included, Previous excluded), sorted.
+func (p *Pipeline) Downstream(key string) []string { return slices.Clone(p.downstream[key]) }
+
+// Config describes the run config type, or nil.
+func (p *Pipeline) Config() *ConfigSpec { return p.config }
+
+// Closure returns targets and everything they depend on, in topological
+// order. An unknown target is an error that lists the pipeline's assets.
+func (p *Pipeline) Closure(targets []string) ([]*AssetDef, error) {
+	if len(targets) == 0 {
+		return p.Assets(), nil
+	}
+	need := map[string]bool{}
+	var visit func(string)
+	visit = func(k string) {
+		if need[k] {
+			return
+		}
+		need[k] = true
+		for _, d := range p.byKey[k].Deps {
+			if d.Kind != DepPrevious {
+				visit(d.Asset)
+			}
+		}
+	}
+	for _, t := range targets {
+		if p.byKey[t] == nil {
+			return nil, fmt.Errorf("%w: %q in pipeline %s (assets: %s)", ErrUnknownAsset, t, p.name, strings.Join(p.keys(), ", "))
+		}
+		visit(t)
+	}
+	var out []*AssetDef
+	for _, a := range p.assets {
+		if need[a.Key] {
+			out = append(out, a)
+		}
+	}
+	return out, nil
+}
+
+func (p *Pipeline) keys() []string {
+	ks := make([]string, len(p.assets))
+	for i, a := range p.assets {
+		ks[i] = a.Key
+	}
+	return ks
+}

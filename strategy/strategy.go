@@ -1,0 +1,113 @@
+// Package strategy defines how one kind of asset executes. The runtime's
+// scheduler knows only the Strategy interface: it hands a strategy a Task
+// once the asset's dependencies allow it to run, and records the Result. A
+// kind's options are declared next to it (Spec), so the generator's parser
+// learns a new kind without a central list.
+//
+// The built-in kinds are Standard, Router, Routed, Join, Gate and Scatter. A
+// user adds a kind with strategy=Ident, naming a package-level value that
+// implements Strategy.
+package strategy
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+)
+
+// Strategy executes one asset kind.
+type Strategy interface {
+	// Run materializes the asset for t's run and partition. An error is a
+	// failed attempt, retried per the asset's retries= unless it wraps
+	// flowstone.ErrPermanent or the attempt is the last.
+	Run(ctx context.Context, t Task) (Result, error)
+}
+
+// Resumer is implemented by strategies that continue later, after Run
+// returned Pending: a scheduled deadline, an approval, a batch of items.
+// Resume runs in a job the strategy asked for with Task.Resume.
+type Resumer interface {
+	Resume(ctx context.Context, t Task, payload json.RawMessage) (Result, error)
+}
+
+// Status is a Result's outcome.
+type Status int
+
+const (
+	// Succeeded: Value is the asset's value.
+	Succeeded Status = iota
+	// Skipped: the asset did not run this time (Reason says why);
+	// dependents that require it are skipped too.
+	Skipped
+	// Pending: the asset's materialization is not finished; the strategy
+	// finishes it from a later Resume. Dependents wait.
+	Pending
+)
+
+// Result is what a strategy reports for one Run or Resume.
+type Result struct {
+	Status Status
+	Value  any
+	Reason string
+}
+
+// Done returns a succeeded Result carrying value.
+func Done(value any) Result { return Result{Status: Succeeded, Value: value} }
+
+// Skip returns a skipped Result.
+func Skip(reason string) Result { return Result{Status: Skipped, Reason: reason} }
+
+// Wait returns a pending Result.
+func Wait(reason string) Result { return Result{Status: Pending, Reason: reason} }
+
+// Asset is what a strategy may know of the asset it executes.
+type Asset interface {
+	Key() string
+	Pipeline() string
+	// HasValue is false for assets whose function returns only error.
+	HasValue() bool
+}
+
+// UpstreamState is the terminal state of one upstream in the current run.
+type UpstreamState struct {
+	Asset     string
+	Partition flowstone.Partition
+	// Status is the upstream's run status: succeeded, reused, failed,
+	// skipped, upstream_failed, cancelled.
+	Status string
+	Error  string
+}
+
+// Task is one materialization in progress, as the runtime offers it to a
+// strategy. Its methods are safe to call from the job that runs the
+// strategy; state and scheduled continuations are stored in the database, so
+// a later Resume may run in another process.
+type Task interface {
+	Asset() Asset
+	RunID() string
+	Partition() flowstone.Partition
+	// Attempt is 1 for the first try; FinalAttempt reports whether a failure
+	// now is the last one.
+	Attempt() int
+	FinalAttempt() bool
+	// Call runs the asset's function with its inputs loaded and returns its
+	// value. A panic in the function is returned as an error with its stack.
+	Call(ctx context.Context) (any, error)
+	// Upstream reports the state of a dependency in this run.
+	Upstream(ctx context.Context, asset string) (UpstreamState, error)
+	// LoadValue decodes the value of asset (in this run's partition) into
+	// into, a pointer.
+	LoadValue(ctx context.Context, asset string, into any) error
+	// LoadState reads a value the strategy saved under name for this run
+	// and partition; found is false when there is none.
+	LoadState(ctx context.Context, name string, into any) (found bool, err error)
+	// SaveState stores value under name for this run and partition, once:
+	// it returns the value already stored (decoded into into when into is
+	// non-nil) and false when another attempt saved one first.
+	SaveState(ctx context.Context, name string, value any) (saved bool, err error)
+	// Resume schedules a Resume of this asset's strategy at at with payload
+	// (JSON-encoded), as a job in the database.
+	Resume(ctx context.Context, at time.Time, payload any) error
+}
