@@ -1,0 +1,292 @@
+package gen
+
+import (
+	"context"
+	"fmt"
+	"go/ast"
+	"go/token"
+	"go/types"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/tools/go/packages"
+
+	"github.com/flowstone-go/flowstone/strategy"
+)
+
+// loadMode asks go/packages for the syntax and types of the annotated
+// packages only: dependencies are read from export data, never parsed.
+const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes
+
+// load type-checks the packages matching patterns, relative to dir.
+func load(ctx context.Context, dir string, patterns []string) ([]*packages.Package, error) {
+	cfg := &packages.Config{Context: ctx, Mode: loadMode, Dir: dir}
+	pkgs, err := packages.Load(cfg, patterns...)
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", strings.Join(patterns, " "), err)
+	}
+	return pkgs, nil
+}
+
+// parsePackage finds the package's directives and checks their syntax and
+// options. It resolves nothing across assets; analyse does that.
+func parsePackage(pkg *packages.Package, table *optionTable, errs *errorList) *pipelineDecl {
+	p := &pipelineDecl{
+		pkg:      pkg,
+		dir:      pkg.Dir,
+		name:     pkg.Name,
+		typeErrs: map[token.Position]string{},
+	}
+	for _, e := range pkg.Errors {
+		switch e.Kind {
+		case packages.TypeError:
+			if pos, ok := parsePos(e.Pos); ok {
+				if _, seen := p.typeErrs[pos]; !seen {
+					p.typeErrs[pos] = e.Msg
+				}
+			}
+		default:
+			errs.add(packageError(e))
+		}
+	}
+	if pkg.Types == nil {
+		return p
+	}
+	for i, f := range pkg.Syntax {
+		name := pkg.Fset.File(f.FileStart).Name()
+		if p.dir == "" {
+			p.dir = filepath.Dir(name)
+		}
+		if filepath.Base(name) == GenFileName || i >= len(pkg.Syntax) {
+			continue
+		}
+		p.parseFile(f, table, errs)
+	}
+	return p
+}
+
+// parsePos reads "file:line:col" as go/packages prints positions.
+func parsePos(s string) (token.Position, bool) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return token.Position{}, false
+	}
+	j := strings.LastIndexByte(s[:i], ':')
+	if j < 0 {
+		return token.Position{}, false
+	}
+	line, err1 := strconv.Atoi(s[j+1 : i])
+	col, err2 := strconv.Atoi(s[i+1:])
+	if err1 != nil || err2 != nil {
+		return token.Position{}, false
+	}
+	return token.Position{Filename: s[:j], Line: line, Column: col}, true
+}
+
+func packageError(e packages.Error) error {
+	if pos, ok := parsePos(e.Pos); ok {
+		return &Error{Pos: pos, Msg: e.Msg}
+	}
+	return fmt.Errorf("%s: %w", e.Pos, fmt.Errorf("%s", e.Msg))
+}
+
+// docOwner is what a comment group documents.
+type docOwner struct {
+	fn   *ast.FuncDecl
+	typ  *ast.TypeSpec
+	file bool
+}
+
+func (p *pipelineDecl) parseFile(f *ast.File, table *optionTable, errs *errorList) {
+	owners := map[*ast.CommentGroup]docOwner{}
+	if f.Doc != nil {
+		owners[f.Doc] = docOwner{file: true}
+	}
+	for _, d := range f.Decls {
+		switch d := d.(type) {
+		case *ast.FuncDecl:
+			if d.Doc != nil {
+				owners[d.Doc] = docOwner{fn: d}
+			}
+		case *ast.GenDecl:
+			if d.Tok != token.TYPE {
+				continue
+			}
+			if d.Doc != nil && !d.Lparen.IsValid() && len(d.Specs) == 1 {
+				owners[d.Doc] = docOwner{typ: d.Specs[0].(*ast.TypeSpec)}
+			}
+			for _, s := range d.Specs {
+				if ts := s.(*ast.TypeSpec); ts.Doc != nil {
+					owners[ts.Doc] = docOwner{typ: ts}
+				}
+			}
+		}
+	}
+	for _, g := range f.Comments {
+		var seen *directive
+		for _, c := range g.List {
+			if !strings.Contains(c.Text, "lowstone") && !strings.Contains(c.Text, "LOWSTONE") && !strings.Contains(strings.ToLower(c.Text), "flowstone") {
+				continue
+			}
+			d, derrs := scanComment(c.Text)
+			for _, e := range derrs {
+				errs.at(c.Slash+token.Pos(e.off), "%s", e.msg)
+			}
+			if d == nil {
+				continue
+			}
+			d.pos = c.Slash
+			p.directives = true
+			owner := owners[g]
+			if seen != nil {
+				errs.at(d.pos, msgDuplicateDirective, d.verb, describeOwner(owner))
+				continue
+			}
+			seen = d
+			switch d.verb {
+			case "asset":
+				if owner.fn == nil {
+					errs.at(d.pos, msgMisplacedAsset)
+					continue
+				}
+				if a := p.parseAsset(owner.fn, d, table, errs); a != nil {
+					p.assets = append(p.assets, a)
+				}
+			case "config":
+				if owner.typ == nil {
+					errs.at(d.pos, msgMisplacedConfig)
+					continue
+				}
+				p.parseConfig(owner.typ, d, errs)
+			case "pipeline":
+				if !owner.file {
+					errs.at(d.pos, msgMisplacedPipeline)
+					continue
+				}
+				p.parsePipeline(d, errs)
+			}
+		}
+	}
+}
+
+func describeOwner(o docOwner) string {
+	switch {
+	case o.fn != nil:
+		return o.fn.Name.Name
+	case o.typ != nil:
+		return o.typ.Name.Name
+	case o.file:
+		return "the package"
+	}
+	return "this comment"
+}
+
+func (p *pipelineDecl) parsePipeline(d *directive, errs *errorList) {
+	if p.namePos.IsValid() {
+		errs.at(d.pos, msgSecondPipeline, p.pkg.Fset.Position(p.namePos))
+		return
+	}
+	p.namePos = d.pos
+	for _, o := range d.opts {
+		pos := d.pos + token.Pos(o.off)
+		switch {
+		case o.name != "name":
+			errs.at(pos, msgPipelineOption, o.name, didYouMean(o.name, []string{"name"}))
+		case !validKey(o.value):
+			errs.at(pos, msgPipelineName, o.value)
+		default:
+			p.name = o.value
+		}
+	}
+}
+
+func (p *pipelineDecl) parseConfig(ts *ast.TypeSpec, d *directive, errs *errorList) {
+	if len(d.opts) > 0 {
+		errs.at(d.pos+token.Pos(d.opts[0].off), msgConfigOptions)
+	}
+	if ts.TypeParams != nil {
+		errs.at(ts.Name.Pos(), msgConfigGeneric, ts.Name.Name)
+		return
+	}
+	tn, ok := p.pkg.Types.Scope().Lookup(ts.Name.Name).(*types.TypeName)
+	if !ok {
+		return
+	}
+	if p.config != nil {
+		errs.at(ts.Name.Pos(), msgSecondConfig, ts.Name.Name, p.config.Name(), relPath(p.dir, p.pkg.Fset.Position(p.cfgPos).String()))
+		return
+	}
+	p.config, p.cfgPos = tn, ts.Name.Pos()
+}
+
+// parseAsset checks an asset directive's options and the function's shape.
+func (p *pipelineDecl) parseAsset(fd *ast.FuncDecl, d *directive, table *optionTable, errs *errorList) *asset {
+	a := &asset{fn: fd, dir: d, index: len(p.assets), key: snakeCase(fd.Name.Name), ident: upperFirst(fd.Name.Name), kind: -1}
+	a.desc = strings.TrimSpace(fd.Doc.Text())
+	a.opts = map[string]*optValue{}
+	for _, o := range d.opts {
+		pos := d.pos + token.Pos(o.off)
+		if o.name == "name" && o.hasValue {
+			if !validKey(o.value) {
+				errs.at(pos, msgBadKey, a.key, o.value)
+			} else {
+				a.key, a.ident = o.value, camelCase(o.value)
+			}
+		}
+	}
+	for _, o := range d.opts {
+		pos := d.pos + token.Pos(o.off)
+		e, ok := table.byName[o.name]
+		switch {
+		case !ok:
+			errs.at(pos, msgUnknownOption, a.key, o.name, didYouMean(o.name, table.names))
+			continue
+		case a.opts[o.name] != nil:
+			errs.at(pos, msgDuplicateOption, a.key, o.name)
+			continue
+		case e.Type == strategy.Flag && o.hasValue:
+			errs.at(pos, msgFlagWithValue, a.key, o.name)
+			continue
+		case e.Type != strategy.Flag && !o.hasValue:
+			errs.at(pos, msgMissingValue, a.key, o.name, o.name, typeWord(e.Type))
+			continue
+		}
+		v, problem := parseValue(e.Option, o.value)
+		if problem != "" {
+			shown := o.value
+			if strings.ContainsAny(shown, " \t\"") {
+				shown = strconv.Quote(shown)
+			}
+			errs.at(pos, msgBadValue, a.key, o.name, shown, problem)
+			continue
+		}
+		a.opts[o.name] = &optValue{optEntry: e, raw: o, pos: pos, v: v}
+	}
+	for name, o := range a.opts {
+		if o.Requires != "" && a.opts[o.Requires] == nil {
+			errs.at(o.pos, msgRequires, a.key, name, o.Requires)
+		}
+	}
+
+	if fd.Recv != nil {
+		recv := "?"
+		if len(fd.Recv.List) == 1 {
+			recv = types.ExprString(fd.Recv.List[0].Type)
+		}
+		errs.at(fd.Name.Pos(), msgMethod, a.key, "("+recv+")."+fd.Name.Name)
+		return nil
+	}
+	if fd.Type.TypeParams != nil {
+		errs.at(fd.Name.Pos(), msgGeneric, a.key, fd.Name.Name)
+		return nil
+	}
+	obj, ok := p.pkg.Types.Scope().Lookup(fd.Name.Name).(*types.Func)
+	if !ok || obj.Pos() != fd.Name.Pos() {
+		// A redeclared name: the type checker reports it.
+		return nil
+	}
+	a.obj = obj
+	a.sig = obj.Type().(*types.Signature)
+	return a
+}
