@@ -104,8 +104,8 @@ type Task interface {
 	// and partition; found is false when there is none.
 	LoadState(ctx context.Context, name string, into any) (found bool, err error)
 	// SaveState stores value under name for this run and partition, once:
-	// it returns the value already stored (decoded into into when into is
-	// non-nil) and false when another attempt saved one first.
+	// it reports false, storing nothing, when a value is already there
+	// (another attempt saved one first; LoadState reads it).
 	SaveState(ctx context.Context, name string, value any) (saved bool, err error)
 	// Resume schedules a Resume of this asset's strategy at at with payload
 	// (JSON-encoded), as a job in the database.

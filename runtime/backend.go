@@ -1,0 +1,262 @@
+package runtime
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+)
+
+// jobArgs are the args of every FlowStone job. Everything a job needs
+// travels here or in the database: the run's config is read from its run
+// row by whichever process picks the job up.
+type jobArgs struct {
+	Pipeline  string          `json:"pipeline"`
+	Run       string          `json:"run"`
+	Asset     string          `json:"asset"`
+	Partition string          `json:"partition"`
+	Resume    json.RawMessage `json:"resume,omitempty"`
+}
+
+// Kind is per pipeline, so a process fetches only the pipelines it binds.
+func (a jobArgs) Kind() string { return jobKind(a.Pipeline) }
+
+func jobKind(pipeline string) string { return "flowstone." + pipeline }
+
+// backend is the one seam between the engine and a database: FlowStone's
+// SQL, River's client, and transactions that span both. SQLite and
+// PostgreSQL implement it with the same generic code.
+type backend interface {
+	pool() querier
+	inTx(ctx context.Context, fn func(tx txn) error) error
+	insertJobs(ctx context.Context, params []river.InsertManyParams) error
+	cancelJob(ctx context.Context, id int64) error
+	start(ctx context.Context) error
+	stop(ctx context.Context) error
+	close()
+	dialect() string
+}
+
+// txn is a transaction on FlowStone's tables and River's jobs at once.
+type txn interface {
+	querier
+	insertJobs(ctx context.Context, params []river.InsertManyParams) error
+	completeJob(ctx context.Context, job *river.Job[jobArgs]) error
+}
+
+type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
+	name     string
+	client   *river.Client[TTx]
+	db       querier
+	begin    func(ctx context.Context) (TTx, querier, error)
+	commit   func(ctx context.Context, tx TTx) error
+	rollback func(ctx context.Context, tx TTx) error
+	closeDB  func()
+	started  bool
+}
+
+func (b *riverBackend[D, T]) pool() querier   { return b.db }
+func (b *riverBackend[D, T]) dialect() string { return b.name }
+func (b *riverBackend[D, T]) close()          { b.closeDB() }
+
+func (b *riverBackend[D, T]) start(ctx context.Context) error {
+	b.started = true
+	return b.client.Start(ctx)
+}
+
+func (b *riverBackend[D, T]) stop(ctx context.Context) error {
+	if !b.started {
+		return nil
+	}
+	return b.client.Stop(ctx)
+}
+
+func (b *riverBackend[D, T]) insertJobs(ctx context.Context, params []river.InsertManyParams) error {
+	if len(params) == 0 {
+		return nil
+	}
+	_, err := b.client.InsertManyFast(ctx, params)
+	return err
+}
+
+func (b *riverBackend[D, T]) cancelJob(ctx context.Context, id int64) error {
+	_, err := b.client.JobCancel(ctx, id)
+	return err
+}
+
+// inTx runs fn in a transaction, running it again from the start when it
+// collided with another transaction (deadlock, serialization, busy).
+func (b *riverBackend[D, T]) inTx(ctx context.Context, fn func(tx txn) error) error {
+	for attempt := 1; ; attempt++ {
+		err := b.tryTx(ctx, fn)
+		if err == nil || !retryable(err) || attempt == 8 || ctx.Err() != nil {
+			return err
+		}
+		time.Sleep(time.Duration(attempt*attempt)*5*time.Millisecond + time.Duration(rand.IntN(5))*time.Millisecond)
+	}
+}
+
+func (b *riverBackend[D, T]) tryTx(ctx context.Context, fn func(tx txn) error) error {
+	tx, q, err := b.begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := fn(&riverTx[D, T]{querier: q, b: b, tx: tx}); err != nil {
+		_ = b.rollback(context.WithoutCancel(ctx), tx)
+		return err
+	}
+	return b.commit(ctx, tx)
+}
+
+type riverTx[TDriver riverdriver.Driver[TTx], TTx any] struct {
+	querier
+	b  *riverBackend[TDriver, TTx]
+	tx TTx
+}
+
+func (t *riverTx[D, T]) insertJobs(ctx context.Context, params []river.InsertManyParams) error {
+	if len(params) == 0 {
+		return nil
+	}
+	_, err := t.b.client.InsertManyFastTx(ctx, t.tx, params)
+	return err
+}
+
+func (t *riverTx[D, T]) completeJob(ctx context.Context, job *river.Job[jobArgs]) error {
+	_, err := river.JobCompleteTx[D](ctx, t.tx, job)
+	return err
+}
+
+// openPostgres connects a pool whose search_path is schema, creates the
+// schema, and builds the River client on it.
+func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config) (*riverBackend[*riverpgxv5.Driver, pgx.Tx], func(context.Context) error, error) {
+	pcfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres url: %w", err)
+	}
+	if schema != "" {
+		pcfg.ConnConfig.RuntimeParams["search_path"] = schema
+	}
+	if pcfg.MaxConns < 8 {
+		pcfg.MaxConns = 8
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("postgres connect: %w", err)
+	}
+	if schema != "" {
+		if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+			pool.Close()
+			return nil, nil, fmt.Errorf("create schema %s: %w", schema, err)
+		}
+	}
+	driver := riverpgxv5.New(pool)
+	rcfg.Schema = schema
+	client, err := river.NewClient(driver, rcfg)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	b := &riverBackend[*riverpgxv5.Driver, pgx.Tx]{
+		name:   "postgres",
+		client: client,
+		db:     pgxQuerier{db: pool},
+		begin: func(ctx context.Context) (pgx.Tx, querier, error) {
+			tx, err := pool.Begin(ctx)
+			if err != nil {
+				return nil, nil, err
+			}
+			return tx, pgxQuerier{db: tx}, nil
+		},
+		commit:   func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
+		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
+		closeDB:  pool.Close,
+	}
+	migrate := func(ctx context.Context) error {
+		// One migrator at a time across processes: a session advisory lock
+		// on a dedicated connection.
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		const lockKey = 0x666c6f77 // "flow"
+		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey); err != nil {
+			return fmt.Errorf("migration lock: %w", err)
+		}
+		defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey) //nolint:errcheck
+		m, err := rivermigrate.New(driver, &rivermigrate.Config{Schema: schema})
+		if err != nil {
+			return err
+		}
+		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+			return fmt.Errorf("river migrations: %w", err)
+		}
+		return migrateFlowstone(ctx, b, "postgres")
+	}
+	return b, migrate, nil
+}
+
+// openSQLite opens the file (or :memory:) with WAL and one connection, as
+// River's SQLite driver documents, and builds the River client on it.
+func openSQLite(ctx context.Context, path string, rcfg *river.Config) (*riverBackend[*riversqlite.Driver, *sql.Tx], func(context.Context) error, error) {
+	dsn := "file:" + path + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	if path == ":memory:" {
+		dsn = "file::memory:?_pragma=busy_timeout(20000)&_txlock=immediate"
+	}
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, nil, fmt.Errorf("sqlite open: %w", err)
+	}
+	db.SetMaxOpenConns(1)
+	db.SetMaxIdleConns(1)
+	db.SetConnMaxLifetime(0)
+	db.SetConnMaxIdleTime(0)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	driver := riversqlite.New(db)
+	client, err := river.NewClient(driver, rcfg)
+	if err != nil {
+		db.Close()
+		return nil, nil, err
+	}
+	b := &riverBackend[*riversqlite.Driver, *sql.Tx]{
+		name:   "sqlite",
+		client: client,
+		db:     sqlQuerier{db: db},
+		begin: func(ctx context.Context) (*sql.Tx, querier, error) {
+			tx, err := db.BeginTx(ctx, nil)
+			if err != nil {
+				return nil, nil, err
+			}
+			return tx, sqlQuerier{db: tx}, nil
+		},
+		commit:   func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
+		rollback: func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
+		closeDB:  func() { db.Close() },
+	}
+	migrate := func(ctx context.Context) error {
+		m, err := rivermigrate.New(driver, nil)
+		if err != nil {
+			return err
+		}
+		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+			return fmt.Errorf("river migrations: %w", err)
+		}
+		return migrateFlowstone(ctx, b, "sqlite")
+	}
+	return b, migrate, nil
+}

@@ -1,0 +1,217 @@
+package runtime
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/riverqueue/river"
+)
+
+// Binding pairs a pipeline with the resources this process supplies to it.
+type Binding struct {
+	pipeline  *Pipeline
+	resources any
+}
+
+// Bind binds pipeline p to this process with its generated Resources value.
+// Open checks that resources has the pipeline's Resources type and leaves
+// no resource nil.
+func Bind(p *Pipeline, resources any) Binding { return Binding{pipeline: p, resources: resources} }
+
+// Engine executes pipelines as River jobs. Every process bound to the same
+// pipelines and database shares the work; an Engine holds no state that
+// another process would need.
+type Engine struct {
+	cfg      Config
+	log      *slog.Logger
+	be       backend
+	dialect  string
+	bindings map[string]Binding
+	events   *broker
+	closed   atomic.Bool
+	stopOnce sync.Once
+}
+
+// Open connects to cfg.Database, migrates River's and FlowStone's tables,
+// validates the bindings and, unless cfg.NoWorkers, starts working jobs of
+// the bound pipelines.
+func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error) {
+	db, err := parseDatabase(cfg.Database)
+	if err != nil {
+		return nil, err
+	}
+	e := &Engine{cfg: cfg, log: cfg.Logger, bindings: map[string]Binding{}, events: newBroker(), dialect: db.dialect}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.cfg.RetryDelay == nil {
+		e.cfg.RetryDelay = defaultRetryDelay
+	}
+	if err := e.addBindings(bindings); err != nil {
+		return nil, err
+	}
+
+	rcfg := e.riverConfig(db.dialect)
+	var migrate func(context.Context) error
+	switch db.dialect {
+	case "postgres":
+		e.be, migrate, err = openPostgres(ctx, db.target, cfg.Schema, rcfg)
+	default:
+		e.be, migrate, err = openSQLite(ctx, db.target, rcfg)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := migrate(ctx); err != nil {
+		e.be.close()
+		return nil, err
+	}
+	if rcfg.Queues != nil {
+		// River stops when Start's context ends; the engine lives until Close.
+		if err := e.be.start(context.WithoutCancel(ctx)); err != nil {
+			e.be.close()
+			return nil, fmt.Errorf("start workers: %w", err)
+		}
+	}
+	return e, nil
+}
+
+func (e *Engine) addBindings(bindings []Binding) error {
+	var errs []error
+	for _, b := range bindings {
+		p := b.pipeline
+		if p == nil {
+			errs = append(errs, errors.New("bind: nil pipeline"))
+			continue
+		}
+		if _, dup := e.bindings[p.Name()]; dup {
+			errs = append(errs, fmt.Errorf("bind: two pipelines named %q", p.Name()))
+			continue
+		}
+		if p.resources != nil {
+			if b.resources == nil || !p.resources.check(b.resources) {
+				errs = append(errs, fmt.Errorf("bind %s: resources have type %T, want %s", p.Name(), b.resources, p.resources.typeName))
+				continue
+			}
+			if missing := nilFields(b.resources); len(missing) > 0 {
+				errs = append(errs, fmt.Errorf("bind %s: %w: %s left nil", p.Name(), ErrMissingResource, strings.Join(missing, ", ")))
+			}
+		}
+		for _, a := range p.assets {
+			if a.Partitions != nil {
+				if err := a.Partitions.Err(); err != nil {
+					errs = append(errs, fmt.Errorf("bind %s: asset %s: partitions: %w", p.Name(), a.Key, err))
+				}
+			}
+		}
+		e.bindings[p.Name()] = b
+	}
+	return errors.Join(errs...)
+}
+
+func (e *Engine) riverConfig(dialect string) *river.Config {
+	rcfg := &river.Config{
+		Logger:               e.log.With("component", "river"),
+		JobTimeout:           -1,
+		FetchOnlyKnownKinds:  true,
+		RescueStuckJobsAfter: e.cfg.RescueAfter,
+		FetchPollInterval:    e.cfg.PollInterval,
+		MaxAttempts:          25,
+		// River's own retention keeps finished jobs a day; FlowStone's
+		// records are what users read.
+	}
+	if rcfg.RescueStuckJobsAfter == 0 {
+		rcfg.RescueStuckJobsAfter = 10 * time.Minute
+	}
+	if rcfg.FetchPollInterval == 0 {
+		rcfg.FetchPollInterval = time.Second
+		if dialect == "sqlite" {
+			rcfg.FetchPollInterval = 50 * time.Millisecond
+		}
+	}
+	rcfg.FetchCooldown = min(100*time.Millisecond, rcfg.FetchPollInterval)
+	if e.cfg.NoWorkers || len(e.bindings) == 0 {
+		return rcfg
+	}
+	conc := e.cfg.Concurrency
+	if conc == 0 {
+		conc = 10
+		if dialect == "sqlite" {
+			conc = 4
+		}
+	}
+	workers := river.NewWorkers()
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: conc}}
+	names := make([]string, 0, len(e.bindings))
+	for name := range e.bindings {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		b := e.bindings[name]
+		river.AddWorkerArgs(workers, jobArgs{Pipeline: name}, &worker{e: e, b: b})
+		for _, a := range b.pipeline.assets {
+			if a.Queue != "" {
+				queues[a.Queue] = river.QueueConfig{MaxWorkers: conc}
+			}
+			if a.Timeout+time.Minute > rcfg.RescueStuckJobsAfter {
+				rcfg.RescueStuckJobsAfter = a.Timeout + time.Minute
+			}
+		}
+	}
+	rcfg.Workers = workers
+	rcfg.Queues = queues
+	return rcfg
+}
+
+// Close stops fetching jobs, waits for running ones to finish (or ctx to
+// end), and closes the database.
+func (e *Engine) Close(ctx context.Context) error {
+	var err error
+	e.stopOnce.Do(func() {
+		e.closed.Store(true)
+		err = e.be.stop(ctx)
+		e.events.close()
+		e.be.close()
+	})
+	return err
+}
+
+// Dialect is "sqlite" or "postgres".
+func (e *Engine) Dialect() string { return e.dialect }
+
+// Pipelines returns the pipelines bound to this engine, by name.
+func (e *Engine) Pipelines() []*Pipeline {
+	out := make([]*Pipeline, 0, len(e.bindings))
+	for _, b := range e.bindings {
+		out = append(out, b.pipeline)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// Pipeline returns the bound pipeline called name.
+func (e *Engine) Pipeline(name string) (*Pipeline, error) {
+	b, ok := e.bindings[name]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownPipeline, name)
+	}
+	return b.pipeline, nil
+}
+
+func newID(prefix string) string {
+	var b [10]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s%012x%s", prefix, time.Now().UnixMicro(), hex.EncodeToString(b[:]))
+}
+
+func now() int64 { return time.Now().UnixMicro() }

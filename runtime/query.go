@@ -1,0 +1,348 @@
+package runtime
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+)
+
+// RunResult is a run's state as recorded in the database.
+type RunResult struct {
+	ID         string
+	Pipeline   string
+	Partition  flowstone.Partition
+	Status     RunStatus
+	CreatedAt  time.Time
+	FinishedAt time.Time // zero while running
+	// Assets by key.
+	Assets map[string]AssetResult
+	// Order lists the asset keys in the order they were recorded
+	// (topological).
+	Order []string
+}
+
+// AssetResult is one asset's state within a run.
+type AssetResult struct {
+	Status    AssetStatus
+	Partition flowstone.Partition
+	// Error is the last error's message, empty when none.
+	Error           string
+	Attempts        int
+	Materialization string
+	StartedAt       time.Time
+	FinishedAt      time.Time
+}
+
+// Counts tallies the run's assets by status.
+func (r RunResult) Counts() map[AssetStatus]int {
+	c := map[AssetStatus]int{}
+	for _, a := range r.Assets {
+		c[a.Status]++
+	}
+	return c
+}
+
+func micros(v sql.NullInt64) time.Time {
+	if !v.Valid || v.Int64 == 0 {
+		return time.Time{}
+	}
+	return time.UnixMicro(v.Int64)
+}
+
+// Run returns run id's current state.
+func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
+	q := e.be.pool()
+	r := RunResult{ID: id, Assets: map[string]AssetResult{}}
+	var status, part string
+	var created int64
+	var finished sql.NullInt64
+	err := q.QueryRow(ctx, `SELECT pipeline, partition_key, status, created_at, finished_at FROM flowstone_runs WHERE id = ?`, id).
+		Scan(&r.Pipeline, &part, &status, &created, &finished)
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("%w: %s", ErrRunNotFound, id)
+	}
+	if err != nil {
+		return r, err
+	}
+	r.Partition, r.Status, r.CreatedAt, r.FinishedAt = flowstone.Partition(part), RunStatus(status), time.UnixMicro(created), micros(finished)
+	rs, err := q.Query(ctx, `SELECT asset, partition_key, status, error, attempts, COALESCE(materialization_id, ''), started_at, finished_at
+		FROM flowstone_run_assets WHERE run_id = ?`, id)
+	if err != nil {
+		return r, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var key, p, st string
+		var a AssetResult
+		var started, fin sql.NullInt64
+		if err := rs.Scan(&key, &p, &st, &a.Error, &a.Attempts, &a.Materialization, &started, &fin); err != nil {
+			return r, err
+		}
+		a.Partition, a.Status, a.StartedAt, a.FinishedAt = flowstone.Partition(p), AssetStatus(st), micros(started), micros(fin)
+		r.Assets[key] = a
+		r.Order = append(r.Order, key)
+	}
+	if err := rs.Err(); err != nil {
+		return r, err
+	}
+	if b, ok := e.bindings[r.Pipeline]; ok {
+		r.Order = r.Order[:0]
+		for _, a := range b.pipeline.assets {
+			if _, in := r.Assets[a.Key]; in {
+				r.Order = append(r.Order, a.Key)
+			}
+		}
+	}
+	return r, nil
+}
+
+// Wait blocks until run id finishes (or ctx ends) and returns its result.
+// Its error reports a failure to wait, not a failed run: see
+// RunResult.Status. It watches the database, so it sees work done by any
+// process.
+func (e *Engine) Wait(ctx context.Context, id string) (RunResult, error) {
+	events, stop := e.Subscribe(64)
+	defer stop()
+	delay := 10 * time.Millisecond
+	for {
+		var status string
+		err := e.be.pool().QueryRow(ctx, `SELECT status FROM flowstone_runs WHERE id = ?`, id).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return RunResult{ID: id}, fmt.Errorf("%w: %s", ErrRunNotFound, id)
+		}
+		if err != nil {
+			return RunResult{ID: id}, fmt.Errorf("wait for %s: %w", id, err)
+		}
+		if RunStatus(status).Terminal() {
+			return e.Run(ctx, id)
+		}
+		timer := time.NewTimer(delay)
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				timer.Stop()
+				return RunResult{ID: id}, ctx.Err()
+			case ev, ok := <-events:
+				if ok && (ev.RunID != id || ev.Kind != EventRunFinished) {
+					continue
+				}
+				timer.Stop()
+				break wait
+			case <-timer.C:
+				break wait
+			}
+		}
+		delay = min(delay*2, 500*time.Millisecond)
+	}
+}
+
+// Cancel cancels run id: its assets not yet finished are recorded
+// cancelled, queued jobs do nothing when they run, and running jobs are
+// asked to stop (their results are discarded). Cancelling a finished run
+// is a no-op.
+func (e *Engine) Cancel(ctx context.Context, id string) error {
+	var jobIDs []int64
+	var found bool
+	err := e.be.inTx(ctx, func(tx txn) error {
+		jobIDs, found = nil, false
+		var status string
+		err := tx.QueryRow(ctx, `SELECT status FROM flowstone_runs WHERE id = ?`, id).Scan(&status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		found = true
+		if RunStatus(status).Terminal() {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ?`, string(RunCancelled), now(), id); err != nil {
+			return err
+		}
+		rs, err := tx.Query(ctx, `UPDATE flowstone_run_assets SET status = ?, finished_at = ?, error = 'cancelled'
+			WHERE run_id = ? AND status IN (?, ?, ?, ?) RETURNING COALESCE(job_id, 0), status`,
+			string(StatusCancelled), now(), id, string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting))
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			var jid int64
+			var st string
+			if err := rs.Scan(&jid, &st); err != nil {
+				return err
+			}
+			if jid != 0 {
+				jobIDs = append(jobIDs, jid)
+			}
+		}
+		return rs.Err()
+	})
+	if err != nil {
+		return fmt.Errorf("cancel %s: %w", id, err)
+	}
+	if !found {
+		return fmt.Errorf("%w: %s", ErrRunNotFound, id)
+	}
+	for _, jid := range jobIDs {
+		if err := e.be.cancelJob(ctx, jid); err != nil {
+			e.log.DebugContext(ctx, "cancel job", "job", jid, "error", err)
+		}
+	}
+	e.events.publish(Event{Kind: EventRunFinished, RunID: id, Status: string(RunCancelled)})
+	return nil
+}
+
+// RunSummary is one line of a run listing.
+type RunSummary struct {
+	ID         string
+	Pipeline   string
+	Partition  flowstone.Partition
+	Status     RunStatus
+	Pending    int
+	Failed     int
+	CreatedAt  time.Time
+	FinishedAt time.Time
+}
+
+// Runs lists the newest runs of pipeline (all pipelines when empty).
+func (e *Engine) Runs(ctx context.Context, pipeline string, limit int) ([]RunSummary, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	rs, err := e.be.pool().Query(ctx, `SELECT id, pipeline, partition_key, status, pending, failed, created_at, finished_at
+		FROM flowstone_runs WHERE ? = '' OR pipeline = ? ORDER BY created_at DESC, id DESC LIMIT ?`, pipeline, pipeline, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []RunSummary
+	for rs.Next() {
+		var s RunSummary
+		var part, st string
+		var created int64
+		var fin sql.NullInt64
+		if err := rs.Scan(&s.ID, &s.Pipeline, &part, &st, &s.Pending, &s.Failed, &created, &fin); err != nil {
+			return nil, err
+		}
+		s.Partition, s.Status, s.CreatedAt, s.FinishedAt = flowstone.Partition(part), RunStatus(st), time.UnixMicro(created), micros(fin)
+		out = append(out, s)
+	}
+	return out, rs.Err()
+}
+
+// Materialization is one recorded materialization.
+type Materialization struct {
+	ID          string
+	Pipeline    string
+	Asset       string
+	Partition   flowstone.Partition
+	RunID       string
+	Status      string
+	CodeVersion string
+	Attempts    int
+	Error       string
+	Metadata    map[string]any
+	StartedAt   time.Time
+	FinishedAt  time.Time
+	// Upstream lists the materializations it read.
+	Upstream []LineageEdge
+}
+
+// LineageEdge is one upstream materialization read.
+type LineageEdge struct {
+	Asset           string
+	Partition       flowstone.Partition
+	Materialization string
+}
+
+// Materializations lists the newest materializations of an asset (all
+// partitions), newest first, with their lineage.
+func (e *Engine) Materializations(ctx context.Context, pipeline, asset string, limit int) ([]Materialization, error) {
+	if limit <= 0 {
+		limit = 20
+	}
+	return e.queryMaterializations(ctx, `WHERE pipeline = ? AND asset = ? ORDER BY finished_at DESC, id DESC LIMIT ?`, pipeline, asset, limit)
+}
+
+// Latest returns, for each asset of pipeline, its newest materialization of
+// any status (the assets listing).
+func (e *Engine) Latest(ctx context.Context, pipeline string) (map[string]Materialization, error) {
+	ms, err := e.queryMaterializations(ctx, `WHERE pipeline = ? AND finished_at = (SELECT max(x.finished_at) FROM flowstone_materializations x
+		WHERE x.pipeline = flowstone_materializations.pipeline AND x.asset = flowstone_materializations.asset)`, pipeline)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]Materialization{}
+	for _, m := range ms {
+		out[m.Asset] = m
+	}
+	return out, nil
+}
+
+// MaterializationByID returns one materialization with its lineage.
+func (e *Engine) MaterializationByID(ctx context.Context, id string) (Materialization, error) {
+	ms, err := e.queryMaterializations(ctx, `WHERE id = ?`, id)
+	if err != nil {
+		return Materialization{}, err
+	}
+	if len(ms) == 0 {
+		return Materialization{}, fmt.Errorf("%w: materialization %s", ErrNotMaterialized, id)
+	}
+	return ms[0], nil
+}
+
+func (e *Engine) queryMaterializations(ctx context.Context, where string, args ...any) ([]Materialization, error) {
+	q := e.be.pool()
+	rs, err := q.Query(ctx, `SELECT id, pipeline, asset, partition_key, run_id, status, code_version, attempts, error, metadata, started_at, finished_at
+		FROM flowstone_materializations `+where, args...)
+	if err != nil {
+		return nil, err
+	}
+	var out []Materialization
+	for rs.Next() {
+		var m Materialization
+		var part, meta string
+		var started, fin int64
+		if err := rs.Scan(&m.ID, &m.Pipeline, &m.Asset, &part, &m.RunID, &m.Status, &m.CodeVersion, &m.Attempts, &m.Error, &meta, &started, &fin); err != nil {
+			rs.Close()
+			return nil, err
+		}
+		m.Partition, m.StartedAt, m.FinishedAt = flowstone.Partition(part), time.UnixMicro(started), time.UnixMicro(fin)
+		_ = json.Unmarshal([]byte(meta), &m.Metadata)
+		out = append(out, m)
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		lr, err := q.Query(ctx, `SELECT upstream_asset, upstream_partition, upstream_materialization_id FROM flowstone_lineage
+			WHERE materialization_id = ? ORDER BY upstream_asset, upstream_partition`, out[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		for lr.Next() {
+			var l LineageEdge
+			var p string
+			if err := lr.Scan(&l.Asset, &p, &l.Materialization); err != nil {
+				lr.Close()
+				return nil, err
+			}
+			l.Partition = flowstone.Partition(p)
+			out[i].Upstream = append(out[i].Upstream, l)
+		}
+		lr.Close()
+		if err := lr.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

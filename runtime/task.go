@@ -1,0 +1,260 @@
+package runtime
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/strategy"
+	"github.com/riverqueue/river"
+)
+
+// task is one job's materialization, offered to the asset's strategy. It
+// implements strategy.Task, flowstone.Recorder and the Inputs' source.
+type task struct {
+	e         *Engine
+	b         Binding
+	run       *runCtx
+	asset     *AssetDef
+	part      flowstone.Partition
+	attempts  int
+	job       *river.Job[jobArgs]
+	config    any
+	hasConfig bool
+	log       *slog.Logger
+
+	ups     map[string]upstream // loaded on first use
+	resumes []river.InsertManyParams
+
+	mu   sync.Mutex
+	meta map[string]any
+}
+
+var (
+	_ strategy.Task      = (*task)(nil)
+	_ flowstone.Recorder = (*task)(nil)
+	_ inputSource        = (*task)(nil)
+)
+
+type assetView struct{ a *AssetDef; pipeline string }
+
+func (v assetView) Key() string      { return v.a.Key }
+func (v assetView) Pipeline() string { return v.pipeline }
+func (v assetView) HasValue() bool   { return v.a.HasValue }
+
+func (t *task) Asset() strategy.Asset          { return assetView{t.asset, t.run.p.name} }
+func (t *task) RunID() string                  { return t.run.id }
+func (t *task) Partition() flowstone.Partition { return t.part }
+func (t *task) Attempt() int                   { return t.attempts }
+func (t *task) FinalAttempt() bool             { return t.attempts >= t.asset.Retries+1 }
+
+// AddMetadata implements flowstone.Recorder.
+func (t *task) AddMetadata(key string, value any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.meta[key] = value
+}
+
+// Logger implements flowstone.Recorder.
+func (t *task) Logger() *slog.Logger { return t.log }
+
+func (t *task) metadata() map[string]any {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.meta
+}
+
+// Call runs the generated wrapper with this task as its input source.
+func (t *task) Call(ctx context.Context) (v any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, &PanicError{Value: r, Stack: string(debug.Stack())}
+		}
+	}()
+	in := &Inputs{asset: t.asset.Key, partition: t.part, resources: t.b.resources, config: t.config, hasConfig: t.hasConfig, src: t}
+	return t.asset.Run(flowstone.WithRecorder(ctx, t), in)
+}
+
+func (t *task) upstreams(ctx context.Context) (map[string]upstream, error) {
+	if t.ups != nil {
+		return t.ups, nil
+	}
+	ups, err := loadUpstreams(ctx, t.e.be.pool(), t.run, t.asset)
+	if err != nil {
+		return nil, err
+	}
+	t.ups = ups
+	return ups, nil
+}
+
+func (t *task) Upstream(ctx context.Context, asset string) (strategy.UpstreamState, error) {
+	ups, err := t.upstreams(ctx)
+	if err != nil {
+		return strategy.UpstreamState{}, err
+	}
+	u, ok := ups[asset]
+	if !ok {
+		return strategy.UpstreamState{}, fmt.Errorf("%w: %s is not an upstream of %s in this run", ErrUnknownAsset, asset, t.asset.Key)
+	}
+	return strategy.UpstreamState{Asset: u.asset, Partition: flowstone.Partition(u.partition), Status: string(u.status), Error: u.err}, nil
+}
+
+func (t *task) LoadValue(ctx context.Context, asset string, into any) error {
+	return t.value(ctx, asset, into)
+}
+
+// value implements inputSource: the upstream's materialization in this run.
+func (t *task) value(ctx context.Context, asset string, into any) error {
+	ups, err := t.upstreams(ctx)
+	if err != nil {
+		return err
+	}
+	u, ok := ups[asset]
+	if !ok {
+		return fmt.Errorf("%w: %s is not an upstream of %s in this run", ErrUnknownAsset, asset, t.asset.Key)
+	}
+	if !u.status.ok() || u.mat == "" {
+		return fmt.Errorf("%w: %s is %s in run %s", ErrNotMaterialized, asset, u.status, t.run.id)
+	}
+	return t.e.loadMaterialization(ctx, t.run.p, asset, u.mat, into)
+}
+
+func (t *task) outcome(ctx context.Context, asset string) (string, bool, error) {
+	ups, err := t.upstreams(ctx)
+	if err != nil {
+		return "", false, err
+	}
+	u, ok := ups[asset]
+	if !ok {
+		return "", false, fmt.Errorf("%w: %s is not an upstream of %s in this run", ErrUnknownAsset, asset, t.asset.Key)
+	}
+	switch {
+	case u.status == StatusSkipped:
+		return "", true, nil
+	case u.status.ok():
+		return "", false, nil
+	}
+	msg := u.err
+	if msg == "" {
+		msg = string(u.status)
+	}
+	return msg, false, nil
+}
+
+// partitions implements inputSource for map[Partition]T dependencies: every
+// partition of asset with a successful materialization, newest of each,
+// when the upstream is partitioned; its single "" key otherwise.
+func (t *task) partitions(ctx context.Context, asset string, fn func(flowstone.Partition, func(any) error) error) error {
+	rs, err := t.e.be.pool().Query(ctx, `SELECT m.partition_key, m.id FROM flowstone_materializations m
+		WHERE m.pipeline = ? AND m.asset = ? AND m.status = 'succeeded'
+		AND m.finished_at = (SELECT max(finished_at) FROM flowstone_materializations x
+			WHERE x.pipeline = m.pipeline AND x.asset = m.asset AND x.partition_key = m.partition_key AND x.status = 'succeeded')
+		ORDER BY m.partition_key`, t.run.p.name, asset)
+	if err != nil {
+		return err
+	}
+	type pm struct{ p, id string }
+	var list []pm
+	for rs.Next() {
+		var x pm
+		if err := rs.Scan(&x.p, &x.id); err != nil {
+			rs.Close()
+			return err
+		}
+		list = append(list, x)
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	for _, x := range list {
+		id := x.id
+		if err := fn(flowstone.Partition(x.p), func(into any) error {
+			return t.e.loadMaterialization(ctx, t.run.p, asset, id, into)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// previous implements inputSource: the newest successful materialization of
+// the asset's previous partition, when its set has an order.
+func (t *task) previous(ctx context.Context, into any) (flowstone.Partition, bool, error) {
+	ts, ok := t.asset.Partitions.(flowstone.TimeWindowSet)
+	if !ok {
+		return "", false, fmt.Errorf("asset %s: Previous needs a time partition set", t.asset.Key)
+	}
+	prev, ok := ts.Previous(t.part)
+	if !ok {
+		return "", false, nil
+	}
+	var id string
+	err := t.e.be.pool().QueryRow(ctx, `SELECT id FROM flowstone_materializations
+		WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = 'succeeded'
+		ORDER BY finished_at DESC LIMIT 1`, t.run.p.name, t.asset.Key, string(prev)).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return prev, false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	if err := t.e.loadMaterialization(ctx, t.run.p, t.asset.Key, id, into); err != nil {
+		return "", false, err
+	}
+	return prev, true, nil
+}
+
+func (t *task) LoadState(ctx context.Context, name string, into any) (bool, error) {
+	var data string
+	err := t.e.be.pool().QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND partition_key = ? AND name = ?`,
+		t.run.id, string(t.part), name).Scan(&data)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if into != nil {
+		if err := json.Unmarshal([]byte(data), into); err != nil {
+			return true, fmt.Errorf("state %s of run %s: %w", name, t.run.id, err)
+		}
+	}
+	return true, nil
+}
+
+func (t *task) SaveState(ctx context.Context, name string, value any) (bool, error) {
+	data, err := json.Marshal(value)
+	if err != nil {
+		return false, fmt.Errorf("state %s: %w", name, err)
+	}
+	n, err := t.e.be.pool().Exec(ctx, `INSERT INTO flowstone_state (run_id, partition_key, name, value) VALUES (?, ?, ?, ?)
+		ON CONFLICT (run_id, partition_key, name) DO NOTHING`, t.run.id, string(t.part), name, string(data))
+	if err != nil {
+		return false, err
+	}
+	return n == 1, nil
+}
+
+// Resume schedules a continuation; it is inserted in the transaction that
+// records this job's result, so it exists only if that result does.
+func (t *task) Resume(_ context.Context, at time.Time, payload any) error {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("resume payload: %w", err)
+	}
+	if string(data) == "null" {
+		data = []byte("{}")
+	}
+	p := t.e.jobParams(t.run, t.asset, t.part, data)
+	p.InsertOpts.ScheduledAt = at
+	t.resumes = append(t.resumes, p)
+	return nil
+}

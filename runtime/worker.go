@@ -1,0 +1,317 @@
+package runtime
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/strategy"
+	"github.com/riverqueue/river"
+)
+
+// worker executes the jobs of one bound pipeline. It asks the asset's
+// strategy to run and records the result; it never looks at the kind.
+type worker struct {
+	river.WorkerDefaults[jobArgs]
+	e *Engine
+	b Binding
+}
+
+func (w *worker) Timeout(job *river.Job[jobArgs]) time.Duration {
+	if a := w.b.pipeline.Asset(job.Args.Asset); a != nil && a.Timeout > 0 && job.Args.Resume == nil {
+		return a.Timeout
+	}
+	return 0 // the client's default: no timeout
+}
+
+func (w *worker) NextRetry(job *river.Job[jobArgs]) time.Time {
+	return time.Now().Add(w.e.cfg.RetryDelay(job.Attempt))
+}
+
+// jobState is what a job reads of its run before it starts.
+type jobState struct {
+	runStatus  RunStatus
+	config     sql.NullString
+	configHash string
+	force      bool
+	partition  string
+	status     AssetStatus
+	attempts   int
+}
+
+func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
+	e, args := w.e, job.Args
+	p := w.b.pipeline
+	a := p.Asset(args.Asset)
+	if a == nil {
+		return river.JobCancel(fmt.Errorf("%w: %q is not in pipeline %s as bound in this process", ErrUnknownAsset, args.Asset, p.name))
+	}
+	st, err := loadJobState(ctx, e.be.pool(), args)
+	if errors.Is(err, sql.ErrNoRows) {
+		return river.JobCancel(fmt.Errorf("%w: %s (asset %s)", ErrRunNotFound, args.Run, args.Asset))
+	}
+	if err != nil {
+		return err
+	}
+	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.partition), force: st.force, configHash: st.configHash}
+	part := flowstone.Partition(args.Partition)
+
+	// A job for work already done (a duplicate after a crash, a cancelled
+	// run) completes without running anything.
+	if st.status.Terminal() || st.runStatus == RunCancelled {
+		return e.completeOnly(ctx, job)
+	}
+	resuming := args.Resume != nil
+	if resuming && st.status != StatusWaiting {
+		return e.completeOnly(ctx, job)
+	}
+
+	var cfg any
+	if st.config.Valid && p.config != nil {
+		if cfg, err = p.config.Decode([]byte(st.config.String)); err != nil {
+			return e.fail(ctx, job, run, a, st.attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(err)))
+		}
+	}
+
+	attempts := st.attempts
+	startedAt := now()
+	if !resuming {
+		n, err := e.be.pool().Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
+			started_at = COALESCE(started_at, ?), job_id = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
+			string(StatusRunning), startedAt, job.ID, args.Run, args.Asset, args.Partition, string(StatusQueued), string(StatusRunning))
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return e.completeOnly(ctx, job)
+		}
+		attempts++
+		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
+	}
+
+	t := &task{e: e, b: w.b, run: run, asset: a, part: part, attempts: attempts, job: job, config: cfg, hasConfig: st.config.Valid,
+		meta: map[string]any{}}
+	t.log = e.log.With("run", run.id, "pipeline", p.name, "asset", a.Key, "partition", string(part))
+
+	res, err := t.execute(ctx, args.Resume)
+	if err != nil {
+		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
+			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)
+		}
+		return e.fail(ctx, job, run, a, attempts, err)
+	}
+	return e.record(ctx, job, run, t, res)
+}
+
+func loadJobState(ctx context.Context, q querier, args jobArgs) (jobState, error) {
+	var st jobState
+	var runStatus, status string
+	var force int
+	err := q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.partition_key, ra.status, ra.attempts
+		FROM flowstone_runs r JOIN flowstone_run_assets ra ON ra.run_id = r.id
+		WHERE r.id = ? AND ra.asset = ? AND ra.partition_key = ?`, args.Run, args.Asset, args.Partition).
+		Scan(&runStatus, &st.config, &st.configHash, &force, &st.partition, &status, &st.attempts)
+	st.runStatus, st.status, st.force = RunStatus(runStatus), AssetStatus(status), force == 1
+	return st, err
+}
+
+// completeOnly completes a job that has nothing left to do.
+func (e *Engine) completeOnly(ctx context.Context, job *river.Job[jobArgs]) error {
+	return e.be.inTx(ctx, func(tx txn) error { return tx.completeJob(ctx, job) })
+}
+
+// execute runs the strategy, turning a panic into an error with its stack.
+func (t *task) execute(ctx context.Context, resume json.RawMessage) (res strategy.Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: string(debug.Stack())}
+		}
+	}()
+	s := t.asset.Strategy
+	if resume != nil {
+		r, ok := s.(strategy.Resumer)
+		if !ok {
+			return res, flowstone.Permanentf("strategy %T of asset %s cannot resume", s, t.asset.Key)
+		}
+		return r.Resume(ctx, t, resume)
+	}
+	return s.Run(ctx, t)
+}
+
+// PanicError is a panic in asset or strategy code, recorded as a failure.
+type PanicError struct {
+	Value any
+	Stack string
+}
+
+func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v\n%s", p.Value, p.Stack) }
+
+// fail records a failed attempt: a retry when attempts remain, otherwise
+// the asset's final failure, its dependents upstream_failed, and the job
+// cancelled so River does not retry it.
+func (e *Engine) fail(ctx context.Context, job *river.Job[jobArgs], run *runCtx, a *AssetDef, attempts int, cause error) error {
+	args := job.Args
+	msg := cause.Error()
+	final := errors.Is(cause, flowstone.ErrPermanent) || attempts >= a.Retries+1 || args.Resume != nil
+	part := flowstone.Partition(args.Partition)
+	if !final {
+		if _, err := e.be.pool().Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
+			string(StatusQueued), msg, args.Run, args.Asset, args.Partition, string(StatusRunning)); err != nil {
+			return errors.Join(cause, err)
+		}
+		e.log.WarnContext(ctx, "asset attempt failed; will retry", "run", args.Run, "asset", a.Key, "partition", args.Partition, "attempt", attempts, "error", msg)
+		e.events.publish(Event{Kind: EventAssetRetrying, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusQueued), Error: msg})
+		return cause
+	}
+	var fx effects
+	err := e.be.inTx(ctx, func(tx txn) error {
+		fx = effects{}
+		n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?, finished_at = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
+			string(StatusFailed), msg, now(), args.Run, args.Asset, args.Partition, string(StatusRunning), string(StatusWaiting))
+		if err != nil || n == 0 {
+			return err
+		}
+		mat := newID("mat_")
+		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_materializations
+			(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, attempts, error, started_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, 'failed', ?, '', '', ?, ?, ?, ?)`,
+			mat, run.p.name, a.Key, args.Partition, run.id, a.CodeVersion, attempts, msg, now(), now()); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET materialization_id = ? WHERE run_id = ? AND asset = ? AND partition_key = ?`,
+			mat, args.Run, args.Asset, args.Partition); err != nil {
+			return err
+		}
+		if err := e.finish(ctx, tx, run, a, StatusFailed, msg, &fx); err != nil {
+			return err
+		}
+		return tx.insertJobs(ctx, fx.jobs)
+	})
+	if err != nil {
+		return errors.Join(cause, err) // retried by River; the next attempt records it
+	}
+	e.events.publish(fx.events...)
+	e.log.ErrorContext(ctx, "asset failed", "run", args.Run, "asset", a.Key, "partition", args.Partition, "attempts", attempts, "error", msg)
+	return river.JobCancel(cause)
+}
+
+// record stores a strategy's result. For a value: store it (in the
+// database, or through the asset's IO manager first), record the
+// materialization and its lineage, propagate, enqueue dependents now ready,
+// and complete the job — all in one transaction.
+func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCtx, t *task, res strategy.Result) error {
+	a, args := t.asset, job.Args
+	from := []any{string(StatusRunning), string(StatusWaiting)}
+	switch res.Status {
+	case strategy.Pending:
+		err := e.be.inTx(ctx, func(tx txn) error {
+			if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?
+				WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
+				append([]any{string(StatusWaiting), res.Reason, args.Run, args.Asset, args.Partition}, from...)...); err != nil {
+				return err
+			}
+			if err := tx.insertJobs(ctx, t.resumes); err != nil {
+				return err
+			}
+			return tx.completeJob(ctx, job)
+		})
+		if err == nil {
+			e.events.publish(Event{Kind: EventAssetWaiting, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: t.part, Status: string(StatusWaiting), Error: res.Reason})
+		}
+		return err
+	case strategy.Succeeded, strategy.Skipped:
+	default:
+		return e.fail(ctx, job, run, a, t.attempts, flowstone.Permanentf("strategy %T returned unknown status %d", a.Strategy, res.Status))
+	}
+
+	status, matStatus := StatusSucceeded, "succeeded"
+	if res.Status == strategy.Skipped {
+		status, matStatus = StatusSkipped, "skipped"
+	}
+	mat := newID("mat_")
+	var value any
+	external := 0
+	if res.Status == strategy.Succeeded && a.HasValue {
+		if a.IO != nil {
+			ref := ValueRef{Pipeline: run.p.name, Asset: a.Key, Partition: t.part, Materialization: mat}
+			if err := a.IO.Store(ctx, ref, res.Value); err != nil {
+				return e.fail(ctx, job, run, a, t.attempts, fmt.Errorf("store value of %s: %w", a.Key, err))
+			}
+			external = 1
+		} else {
+			data, err := json.Marshal(res.Value)
+			if err != nil {
+				return e.fail(ctx, job, run, a, t.attempts, flowstone.Permanentf("asset %s: value of type %T does not encode as JSON: %v", a.Key, res.Value, err))
+			}
+			value = string(data)
+		}
+	}
+	meta, err := json.Marshal(t.metadata())
+	if err != nil {
+		meta = []byte(fmt.Sprintf(`{"metadata_error":%q}`, err.Error()))
+	}
+	ups := t.ups
+	if ups == nil {
+		if ups, err = loadUpstreams(ctx, e.be.pool(), run, a); err != nil {
+			return err
+		}
+	}
+	cfgHash := ""
+	if a.UsesConfig {
+		cfgHash = run.configHash
+	}
+	var fx effects
+	err = e.be.inTx(ctx, func(tx txn) error {
+		fx = effects{}
+		n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, materialization_id = ?, error = ?, finished_at = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
+			append([]any{string(status), mat, res.Reason, now(), args.Run, args.Asset, args.Partition}, from...)...)
+		if err != nil {
+			return err
+		}
+		if n == 0 { // cancelled, or finished by another process meanwhile
+			return tx.completeJob(ctx, job)
+		}
+		var startedAt int64
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(started_at, 0) FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?`,
+			args.Run, args.Asset, args.Partition).Scan(&startedAt); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_materializations
+			(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, metadata, attempts, error, started_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			mat, run.p.name, a.Key, args.Partition, run.id, matStatus, a.CodeVersion, cfgHash, inputHash(ups),
+			value, external, string(meta), t.attempts, res.Reason, startedAt, now()); err != nil {
+			return fmt.Errorf("record materialization: %w", err)
+		}
+		for _, u := range ups {
+			if u.mat == "" {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `INSERT INTO flowstone_lineage (materialization_id, upstream_asset, upstream_partition, upstream_materialization_id)
+				VALUES (?, ?, ?, ?)`, mat, u.asset, u.partition, u.mat); err != nil {
+				return fmt.Errorf("record lineage: %w", err)
+			}
+		}
+		if err := e.finish(ctx, tx, run, a, status, res.Reason, &fx); err != nil {
+			return err
+		}
+		if err := tx.insertJobs(ctx, append(fx.jobs, t.resumes...)); err != nil {
+			return err
+		}
+		return tx.completeJob(ctx, job)
+	})
+	if err != nil {
+		return fmt.Errorf("record %s: %w", a.Key, err)
+	}
+	e.events.publish(fx.events...)
+	return nil
+}
