@@ -1,8 +1,8 @@
 package runtime
 
 import (
-	"crypto/sha256"
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -65,7 +65,6 @@ func testSchema(t *testing.T, url string) string {
 	})
 	return name
 }
-
 
 // eachDB runs fn as a parallel subtest per database.
 func eachDB(t *testing.T, fn func(t *testing.T, db testDB)) {

@@ -43,7 +43,10 @@ var (
 	_ inputSource        = (*task)(nil)
 )
 
-type assetView struct{ a *AssetDef; pipeline string }
+type assetView struct {
+	a        *AssetDef
+	pipeline string
+}
 
 func (v assetView) Key() string      { return v.a.Key }
 func (v assetView) Pipeline() string { return v.pipeline }
