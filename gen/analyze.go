@@ -60,10 +60,12 @@ func analyse(p *pipelineDecl, table *optionTable, errs *errorList) {
 func (an *analyser) typeString(t types.Type) string { return types.TypeString(t, an.qual) }
 
 // shortPos prints pos as file.go:line:col, for positions inside messages.
-func (an *analyser) shortPos(pos token.Pos) string {
-	p := an.p.pkg.Fset.Position(pos)
-	p.Filename = filepath.Base(p.Filename)
-	return p.String()
+func (an *analyser) shortPos(pos token.Pos) string { return an.p.shortPos(pos) }
+
+func (p *pipelineDecl) shortPos(pos token.Pos) string {
+	position := p.pkg.Fset.Position(pos)
+	position.Filename = filepath.Base(position.Filename)
+	return position.String()
 }
 
 func (an *analyser) keys() {
@@ -181,7 +183,7 @@ func (an *analyser) selectKind(a *asset) {
 		a.kindSpec = &an.table.specs[a.kind]
 	}
 	for _, o := range a.sortedOpts() {
-		if o.spec >= 0 && o.spec != a.kind {
+		if o.spec >= 0 && o.spec != a.kind && !(sel != nil && an.table.isSelector(o.optEntry)) {
 			an.errs.at(o.pos, msgWrongKind, a.key, o.Name, an.table.selectorHint(o.spec))
 		}
 	}
@@ -592,7 +594,7 @@ func (an *analyser) generatedNames() {
 	}
 	for _, name := range []string{"Pipeline", "Resources"} {
 		if obj := clash(name); obj != nil {
-			an.errs.at(obj.Pos(), msgNameCollision, name, "the pipeline", an.shortPos(obj.Pos()))
+			an.errs.at(obj.Pos(), msgReservedName, name)
 		}
 	}
 	taken := map[string]*asset{}
@@ -603,9 +605,9 @@ func (an *analyser) generatedNames() {
 		}
 		for _, n := range names {
 			if obj := clash(n); obj != nil {
-				an.errs.at(a.fn.Name.Pos(), msgNameCollision, n, "asset "+a.key, an.shortPos(obj.Pos()))
+				an.errs.at(a.fn.Name.Pos(), msgNameCollision, a.key, n, an.shortPos(obj.Pos()))
 			} else if other := taken[n]; other != nil {
-				an.errs.at(a.fn.Name.Pos(), msgNameCollision, n, "asset "+a.key, an.shortPos(other.fn.Name.Pos()))
+				an.errs.at(a.fn.Name.Pos(), msgNameCollision, a.key, n, an.shortPos(other.fn.Name.Pos()))
 			}
 			taken[n] = a
 		}

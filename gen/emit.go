@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"go/types"
+	"strconv"
 	"time"
 
 	"github.com/dave/jennifer/jen"
@@ -408,7 +409,9 @@ func (e *emitter) typ(t types.Type) *jen.Statement {
 			if !f.Embedded() {
 				s = jen.Id(f.Name()).Add(s)
 			}
-			if tag := t.Tag(i); tag != "" {
+			if tag := t.Tag(i); tag != "" && strconv.CanBackquote(tag) {
+				s = s.Op("`" + tag + "`")
+			} else if tag != "" {
 				s = s.Lit(tag)
 			}
 			fields[i] = s

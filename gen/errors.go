@@ -143,6 +143,7 @@ const (
 	msgUnnameable    = "asset %s: %s has type %s, which generated code cannot name outside package %s"
 	msgUnnamedParam  = "asset %s: parameter %d (%s) needs a name: dependencies and resources are matched by name"
 	msgNameCollision = "asset %s: generated name %s is already declared at %s"
+	msgReservedName  = "%s is declared here, but flowstonegen generates it for the pipeline; rename this declaration"
 
 	// Keys and dependencies.
 	msgDuplicateKey     = "asset %s: duplicate asset key (also %s at %s)"

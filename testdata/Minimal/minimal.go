@@ -1,0 +1,6 @@
+package minimal
+
+import "context"
+
+//flowstone:asset
+func Hello(ctx context.Context) (string, error) { return "hello", nil }

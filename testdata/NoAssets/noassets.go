@@ -1,0 +1,4 @@
+package noassets
+
+//flowstone:config
+type Settings struct{}

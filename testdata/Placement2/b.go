@@ -1,0 +1,2 @@
+//flowstone:pipeline name=two
+package placement2
