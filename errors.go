@@ -23,7 +23,7 @@ func Skip(reason string) error { return &skipError{reason: reason} }
 
 type permanentError struct{ err error }
 
-func (e *permanentError) Error() string        { return "permanent: " + e.err.Error() }
+func (e *permanentError) Error() string        { return e.err.Error() }
 func (e *permanentError) Unwrap() error        { return e.err }
 func (e *permanentError) Is(target error) bool { return target == ErrPermanent }
 

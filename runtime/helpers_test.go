@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -80,6 +81,9 @@ func eachDB(t *testing.T, fn func(t *testing.T, db testDB)) {
 func fastConfig(c Config) Config {
 	c.RetryDelay = func(int) time.Duration { return 10 * time.Millisecond }
 	c.PollInterval = 50 * time.Millisecond
+	if c.Logger == nil && os.Getenv("FLOWSTONE_TEST_LOG") == "" {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
 	return c
 }
 

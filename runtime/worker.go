@@ -100,13 +100,16 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	t.log = e.log.With("run", run.id, "pipeline", p.name, "asset", a.Key, "partition", string(part))
 
 	res, err := t.execute(ctx, args.Resume)
+	// The attempt's context may have ended (timeout, cancellation); its
+	// outcome is still recorded.
+	rctx := context.WithoutCancel(ctx)
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
 			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)
 		}
-		return e.fail(ctx, job, run, a, attempts, err)
+		return e.fail(rctx, job, run, a, attempts, err)
 	}
-	return e.record(ctx, job, run, t, res)
+	return e.record(rctx, job, run, t, res)
 }
 
 func loadJobState(ctx context.Context, q querier, args jobArgs) (jobState, error) {

@@ -1,0 +1,297 @@
+// Package cli is a command line for FlowStone pipelines that users embed in
+// their own main, where their pipelines and resources are built:
+//
+//	func main() {
+//		os.Exit(cli.Main(context.Background(), cli.App{
+//			Name: "orders",
+//			Bind: func(ctx context.Context) ([]runtime.Binding, error) {
+//				return []runtime.Binding{
+//					runtime.Bind(orders.Pipeline(), orders.Resources{Rates: orders.NewFXClient()}),
+//				}, nil
+//			},
+//		}, os.Args[1:], os.Stdout, os.Stderr))
+//	}
+//
+// The commands are materialize, status, assets, graph, worker, migrate and
+// cancel; docs/cli.md shows each with its output. Main returns the exit
+// status: 0 on success, 1 when the work failed (a failed run, a database
+// error), 2 on a usage error (unknown flag or command, config JSON that
+// does not decode, an unknown target or partition).
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/flowstone-go/flowstone/runtime"
+	"github.com/spf13/cobra"
+)
+
+// App describes the program that embeds the CLI.
+type App struct {
+	// Name is the program's name in usage lines and error messages.
+	Name string
+	// Short is a one-line description for the help text; optional.
+	Short string
+	// Bind returns the pipelines the program runs, each with the resources
+	// this process supplies. Every command calls it once, before it opens
+	// the engine.
+	Bind func(ctx context.Context) ([]runtime.Binding, error)
+	// Configure, when set, adjusts the engine's configuration after the
+	// flags have filled it in (Concurrency, PollInterval, RetryDelay, ...).
+	Configure func(*runtime.Config)
+}
+
+// Exit statuses returned by Main.
+const (
+	ExitOK          = 0
+	ExitFailure     = 1
+	ExitUsage       = 2
+	ExitInterrupted = 130
+)
+
+// Environment variables read when the matching flag is not given.
+const (
+	EnvDatabase = "FLOWSTONE_DATABASE"
+	EnvSchema   = "FLOWSTONE_SCHEMA"
+)
+
+// closeTimeout bounds how long a command other than worker waits for
+// in-flight jobs when it closes the engine.
+const closeTimeout = 30 * time.Second
+
+// Main runs the command line args (without the program name) and returns
+// the exit status. Output goes to stdout, errors and logs to stderr. An
+// interrupt (SIGINT or SIGTERM), like ctx ending, stops the command
+// gracefully.
+func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer) int {
+	if app.Name == "" {
+		app.Name = "flowstone"
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	s := &session{app: app, stdout: stdout, stderr: stderr, stopSignals: stop}
+	root := s.rootCommand()
+	root.SetArgs(args)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return ExitOK
+	}
+	var ex *exitError
+	if !errors.As(err, &ex) {
+		// Cobra's own errors (unknown command or flag, wrong arguments).
+		ex = &exitError{code: ExitUsage, err: err}
+	}
+	if ex.err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", app.Name, ex.err)
+	}
+	if ex.code == ExitUsage {
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", app.Name)
+	}
+	return ex.code
+}
+
+// exitError carries a command's exit status; a nil err prints nothing.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageErr(format string, args ...any) error {
+	return &exitError{code: ExitUsage, err: fmt.Errorf(format, args...)}
+}
+
+// session is one invocation: the app, its writers and the global flags.
+type session struct {
+	app            App
+	stdout, stderr io.Writer
+
+	database, schema, pipeline, logLevel string
+	level                                slog.Level
+	// stopSignals hands SIGINT back to the default (quit at once), for a
+	// second interrupt while the worker drains.
+	stopSignals func()
+}
+
+func (s *session) rootCommand() *cobra.Command {
+	short := s.app.Short
+	if short == "" {
+		short = "Run and inspect FlowStone pipelines"
+	}
+	root := &cobra.Command{
+		Use:           s.app.Name,
+		Short:         short,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		// Shell completion would need the program's own install story.
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+	}
+	root.SetOut(s.stdout)
+	root.SetErr(s.stderr)
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		return &exitError{code: ExitUsage, err: err}
+	})
+	f := root.PersistentFlags()
+	f.StringVar(&s.database, "database", "", "database URL: sqlite://PATH or postgres://... (env "+EnvDatabase+"; default ./flowstone.db)")
+	f.StringVar(&s.schema, "schema", "", "PostgreSQL schema holding FlowStone's and River's tables (env "+EnvSchema+")")
+	f.StringVar(&s.pipeline, "pipeline", "", "pipeline to use when the program binds more than one")
+	f.StringVar(&s.logLevel, "log-level", "warn", "engine log level on stderr: debug, info, warn or error")
+	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		if !c.Flags().Changed("database") {
+			s.database = os.Getenv(EnvDatabase)
+		}
+		if !c.Flags().Changed("schema") {
+			s.schema = os.Getenv(EnvSchema)
+		}
+		var err error
+		s.level, err = parseLevel(s.logLevel)
+		return err
+	}
+	root.AddCommand(
+		s.materializeCommand(),
+		s.statusCommand(),
+		s.assetsCommand(),
+		s.graphCommand(),
+		s.workerCommand(),
+		s.migrateCommand(),
+		s.cancelCommand(),
+	)
+	return root
+}
+
+// run adapts a command body: errors it returns are failures (exit 1)
+// unless they already carry a status.
+func run(fn func(c *cobra.Command, args []string) error) func(*cobra.Command, []string) error {
+	return func(c *cobra.Command, args []string) error {
+		err := fn(c, args)
+		var ex *exitError
+		if err == nil || errors.As(err, &ex) {
+			return err
+		}
+		return &exitError{code: ExitFailure, err: err}
+	}
+}
+
+// bindings calls App.Bind and picks the pipeline the command works on.
+func (s *session) bindings(ctx context.Context) ([]runtime.Binding, *runtime.Pipeline, error) {
+	if s.app.Bind == nil {
+		return nil, nil, errors.New("the program binds no pipelines (App.Bind is nil)")
+	}
+	bs, err := s.app.Bind(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bind pipelines: %w", err)
+	}
+	var names []string
+	for _, b := range bs {
+		if p := b.Pipeline(); p != nil {
+			names = append(names, p.Name())
+			if p.Name() == s.pipeline {
+				return bs, p, nil
+			}
+		}
+	}
+	switch {
+	case s.pipeline != "":
+		return nil, nil, usageErr("--pipeline %s: no such pipeline (this program runs: %s)", s.pipeline, strings.Join(names, ", "))
+	case len(names) == 0:
+		return nil, nil, errors.New("the program binds no pipelines")
+	case len(names) > 1:
+		return nil, nil, usageErr("this program runs several pipelines (%s): choose one with --pipeline", strings.Join(names, ", "))
+	}
+	return bs, bs[0].Pipeline(), nil
+}
+
+// open opens the engine with the bindings; workers says whether this
+// process works jobs.
+func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) (*runtime.Engine, error) {
+	cfg := runtime.Config{
+		Database:  s.database,
+		Schema:    s.schema,
+		NoWorkers: !workers,
+		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
+	}
+	if s.app.Configure != nil {
+		s.app.Configure(&cfg)
+	}
+	eng, err := runtime.Open(ctx, cfg, bs...)
+	if err != nil {
+		return nil, fmt.Errorf("open %s: %w", s.describeDatabase(), err)
+	}
+	return eng, nil
+}
+
+// openAll opens the engine with every binding, for commands that do not
+// need one pipeline (a run's status, cancel, migrate).
+func (s *session) openAll(ctx context.Context, workers bool) (*runtime.Engine, []runtime.Binding, error) {
+	if s.app.Bind == nil {
+		return nil, nil, errors.New("the program binds no pipelines (App.Bind is nil)")
+	}
+	bs, err := s.app.Bind(ctx)
+	if err != nil {
+		return nil, nil, fmt.Errorf("bind pipelines: %w", err)
+	}
+	eng, err := s.open(ctx, bs, workers)
+	return eng, bs, err
+}
+
+// openPipeline binds, picks the pipeline and opens the engine.
+func (s *session) openPipeline(ctx context.Context, workers bool) (*runtime.Engine, *runtime.Pipeline, error) {
+	bs, p, err := s.bindings(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, err := s.open(ctx, bs, workers)
+	return eng, p, err
+}
+
+// closeEngine closes eng, letting running jobs finish for a while even
+// when ctx has ended (an interrupt).
+func closeEngine(ctx context.Context, eng *runtime.Engine, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	return eng.Close(ctx)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, usageErr("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// describeDatabase names the database for messages, without a password.
+func (s *session) describeDatabase() string {
+	switch {
+	case s.database == "":
+		return "sqlite database ./flowstone.db"
+	case strings.HasPrefix(s.database, "sqlite:"):
+		return "sqlite database " + strings.TrimPrefix(strings.TrimPrefix(s.database, "sqlite:"), "//")
+	}
+	d := s.database
+	if u, err := url.Parse(d); err == nil {
+		d = u.Redacted()
+	}
+	if s.schema != "" {
+		return fmt.Sprintf("database %s (schema %s)", d, s.schema)
+	}
+	return "database " + d
+}

@@ -1,0 +1,278 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime"
+	"github.com/spf13/cobra"
+)
+
+// pollEvery is how often a followed run is read from the database, the
+// source of truth for work done by any process. This process's own events
+// wake the loop sooner.
+const pollEvery = 200 * time.Millisecond
+
+func (s *session) materializeCommand() *cobra.Command {
+	var partition, config string
+	var force, detach bool
+	c := &cobra.Command{
+		Use:   "materialize [TARGET...]",
+		Short: "Materialize assets with their upstream and follow the run",
+		Long: `Materialize starts a run of the given assets and everything they depend on
+(every asset when no target is given), then works on it in this process and
+follows it, printing each asset's transitions as the database records them,
+whichever process did the work. It ends with a summary table and exits 0
+when the run succeeded, 1 when it failed or was cancelled.
+
+With --detach it only records the run and exits: worker processes do the
+work, and status follows it.`,
+		Example: `  materialize --partition 2024-01-02 --config '{"currency":"EUR"}'
+  materialize daily_revenue --partition 2024-01-02 --config @settings.json --force`,
+		RunE: run(func(c *cobra.Command, targets []string) error {
+			ctx := c.Context()
+			bs, p, err := s.bindings(ctx)
+			if err != nil {
+				return err
+			}
+			assets, err := p.Closure(targets)
+			if err != nil {
+				return &exitError{code: ExitUsage, err: err}
+			}
+			cfg, err := runConfig(p, assets, config)
+			if err != nil {
+				return err
+			}
+			eng, err := s.open(ctx, bs, !detach)
+			if err != nil {
+				return err
+			}
+			defer closeEngine(ctx, eng, closeTimeout)
+
+			r, err := eng.Materialize(ctx, p, runtime.Request{
+				Targets:   targets,
+				Partition: flowstone.Partition(partition),
+				Config:    cfg,
+				Force:     force,
+			})
+			if err != nil {
+				if isBadRequest(err) {
+					return &exitError{code: ExitUsage, err: err}
+				}
+				return err
+			}
+			fmt.Fprintf(s.stdout, "run %s started: pipeline %s%s, %d assets\n", r.ID, r.Pipeline, partitionNote(r.Partition), len(r.Assets))
+			if detach {
+				fmt.Fprintf(s.stdout, "detached: workers (%s worker) do the work; follow it with: %s status %s\n", s.app.Name, s.app.Name, r.ID)
+				return nil
+			}
+			res, err := follow(ctx, eng, r, s.stdout)
+			if err != nil {
+				if ctx.Err() != nil {
+					fmt.Fprintf(s.stderr, "%s: stopped following run %s; it goes on wherever workers run (%s worker); cancel it with: %s cancel %s\n",
+						s.app.Name, r.ID, s.app.Name, s.app.Name, r.ID)
+					return &exitError{code: ExitInterrupted}
+				}
+				return err
+			}
+			fmt.Fprintln(s.stdout)
+			if err := runTable(s.stdout, res, false); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.stdout, "\nrun %s %s in %s: %s\n", res.ID, res.Status, roundDuration(res.FinishedAt.Sub(res.CreatedAt)), countLine(res))
+			if res.Status != runtime.RunSucceeded {
+				return &exitError{code: ExitFailure, err: fmt.Errorf("run %s %s", res.ID, res.Status)}
+			}
+			return nil
+		}),
+	}
+	f := c.Flags()
+	f.StringVarP(&partition, "partition", "p", "", "partition key of the run's partitioned assets, e.g. 2024-01-02")
+	f.StringVar(&config, "config", "", "run config as JSON, or @FILE to read it from a file; unknown fields are an error")
+	f.BoolVar(&force, "force", false, "recompute assets that could be reused")
+	f.BoolVar(&detach, "detach", false, "record the run and exit; worker processes do the work")
+	return c
+}
+
+// runConfig decodes the --config JSON strictly into the pipeline's config
+// type, and insists on it when an asset of the run takes config.
+func runConfig(p *runtime.Pipeline, assets []*runtime.AssetDef, arg string) (any, error) {
+	spec := p.Config()
+	if arg == "" {
+		var takers []string
+		for _, a := range assets {
+			if a.UsesConfig {
+				takers = append(takers, a.Key)
+			}
+		}
+		if len(takers) == 0 || spec == nil {
+			return nil, nil
+		}
+		hint := ""
+		if zero, err := spec.Decode([]byte("{}")); err == nil {
+			if b, err := json.Marshal(zero); err == nil {
+				hint = fmt.Sprintf(", e.g. --config '%s'", b)
+			}
+		}
+		return nil, usageErr("--config is required: %s take%s a %s%s", strings.Join(takers, ", "), plural(len(takers) == 1, "s", ""), spec.TypeName(), hint)
+	}
+	if spec == nil {
+		return nil, usageErr("--config: pipeline %s takes no config", p.Name())
+	}
+	data := []byte(arg)
+	if name, ok := strings.CutPrefix(arg, "@"); ok {
+		var err error
+		if data, err = os.ReadFile(name); err != nil {
+			return nil, usageErr("--config: %v", err)
+		}
+	}
+	v, err := spec.Decode(data)
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--config: %w", err)}
+	}
+	return v, nil
+}
+
+// isBadRequest reports whether Materialize refused the request itself,
+// which is the user's to fix, rather than failed to record it.
+func isBadRequest(err error) bool {
+	for _, target := range []error{runtime.ErrUnknownAsset, runtime.ErrBadConfig, runtime.ErrMissingConfig, flowstone.ErrInvalidPartition} {
+		if errors.Is(err, target) {
+			return true
+		}
+	}
+	return false
+}
+
+// follow prints the run's asset transitions until it finishes or ctx ends.
+func follow(ctx context.Context, eng *runtime.Engine, r runtime.Run, w io.Writer) (runtime.RunResult, error) {
+	events, stop := eng.Subscribe(64)
+	defer stop()
+	tick := time.NewTicker(pollEvery)
+	defer tick.Stop()
+
+	width := 0
+	seen := map[string]runtime.AssetResult{}
+	for _, k := range r.Assets {
+		width = max(width, len(k))
+		seen[k] = runtime.AssetResult{Status: runtime.StatusPending}
+	}
+	for {
+		res, err := eng.Run(ctx, r.ID)
+		if err != nil {
+			return res, err
+		}
+		for _, k := range res.Order {
+			a := res.Assets[k]
+			if was := seen[k]; was.Status != a.Status || was.Attempts != a.Attempts || was.Error != a.Error {
+				fmt.Fprintf(w, "  %s  %-*s  %s\n", time.Now().Format("15:04:05.000"), width, k, transition(a))
+			}
+			seen[k] = a
+		}
+		if res.Status.Terminal() {
+			return res, nil
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-tick.C:
+		case _, ok := <-events:
+			if !ok {
+				events = nil
+			}
+			// Coalesce a burst into one read.
+			for drained := false; !drained && events != nil; {
+				select {
+				case <-events:
+				default:
+					drained = true
+				}
+			}
+		}
+	}
+}
+
+// transition describes an asset's new state in a live line.
+func transition(a runtime.AssetResult) string {
+	switch a.Status {
+	case runtime.StatusRunning:
+		if a.Attempts > 1 {
+			return fmt.Sprintf("running (attempt %d)", a.Attempts)
+		}
+		return "running"
+	case runtime.StatusQueued:
+		if a.Error != "" {
+			return fmt.Sprintf("queued for retry after attempt %d failed: %s", a.Attempts, oneLine(a.Error))
+		}
+		return "queued"
+	case runtime.StatusSucceeded:
+		if d := duration(a.StartedAt, a.FinishedAt); d != "" {
+			return "succeeded in " + d
+		}
+	case runtime.StatusFailed:
+		return fmt.Sprintf("failed after %d attempt%s: %s", a.Attempts, plural(a.Attempts == 1, "", "s"), oneLine(a.Error))
+	}
+	if a.Error != "" {
+		return string(a.Status) + ": " + oneLine(a.Error)
+	}
+	return string(a.Status)
+}
+
+// runTable writes one run's assets; withPartition adds their partitions.
+func runTable(w io.Writer, res runtime.RunResult, withPartition bool) error {
+	header := []string{"ASSET", "STATUS", "ATTEMPTS", "DURATION", "ERROR"}
+	if withPartition {
+		header = []string{"ASSET", "PARTITION", "STATUS", "ATTEMPTS", "DURATION", "ERROR"}
+	}
+	var rows [][]string
+	for _, k := range res.Order {
+		a := res.Assets[k]
+		row := []string{k, string(a.Status), fmt.Sprint(a.Attempts), duration(a.StartedAt, a.FinishedAt), oneLine(a.Error)}
+		if withPartition {
+			row = append([]string{k, string(a.Partition)}, row[1:]...)
+		}
+		rows = append(rows, row)
+	}
+	return table(w, header, rows)
+}
+
+// countLine tallies a run's assets by status, e.g. "3 succeeded, 1 reused".
+func countLine(res runtime.RunResult) string {
+	counts := res.Counts()
+	order := []runtime.AssetStatus{
+		runtime.StatusSucceeded, runtime.StatusReused, runtime.StatusSkipped, runtime.StatusFailed,
+		runtime.StatusUpstreamFailed, runtime.StatusCancelled, runtime.StatusWaiting, runtime.StatusRunning,
+		runtime.StatusQueued, runtime.StatusPending,
+	}
+	var parts []string
+	for _, st := range order {
+		if n := counts[st]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n, st))
+		}
+	}
+	if len(parts) == 0 {
+		return "no assets"
+	}
+	return strings.Join(parts, ", ")
+}
+
+func partitionNote(p flowstone.Partition) string {
+	if p == "" {
+		return ""
+	}
+	return ", partition " + string(p)
+}
+
+func plural(one bool, singular, many string) string {
+	if one {
+		return singular
+	}
+	return many
+}

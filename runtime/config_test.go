@@ -1,0 +1,84 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+type settings struct {
+	Currency string `json:"currency"`
+}
+
+func configPipeline() *Pipeline {
+	a := def("priced", func(ctx context.Context, in *Inputs) (any, error) {
+		c, err := ConfigValue[settings](in)
+		if err != nil {
+			return nil, err
+		}
+		return "in " + c.Currency, nil
+	})
+	a.UsesConfig = true
+	return NewPipeline(PipelineDef{Name: "cfg", Config: ConfigOf[settings](), Assets: []AssetDef{a}})
+}
+
+func TestConfigTravelsWithTheRun(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		cfg := db.config(t)
+		p := configPipeline()
+
+		// An enqueuing process records the run and leaves.
+		enq := cfg
+		enq.NoWorkers = true
+		producer := openEngine(t, enq)
+		run, err := producer.Materialize(ctx, p, Request{Config: settings{Currency: "EUR"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := producer.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		// Much later, a worker that never saw the request picks the job up.
+		time.Sleep(1500 * time.Millisecond)
+		worker := openEngine(t, cfg, Bind(p, nil))
+		res := waitRun(t, worker, run.ID)
+		if res.Status != RunSucceeded {
+			t.Fatalf("run %s: %+v", res.Status, res.Assets)
+		}
+		v, err := Load[string](ctx, worker, "cfg", "priced", "")
+		if err != nil || v != "in EUR" {
+			t.Fatalf("priced = %q, %v", v, err)
+		}
+
+		// Another config is another input: not reused.
+		run2, err := worker.Materialize(ctx, p, Request{Config: &settings{Currency: "USD"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res := waitRun(t, worker, run2.ID); res.Assets["priced"].Status != StatusSucceeded {
+			t.Fatalf("USD run: %s", res.Assets["priced"].Status)
+		}
+	})
+}
+
+func TestBadConfigLeavesNoRun(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		p := configPipeline()
+		e := openEngine(t, db.config(t), Bind(p, nil))
+		if _, err := e.Materialize(ctx, p, Request{Config: struct{ Currency string }{"EUR"}}); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("wrong type: %v, want ErrBadConfig", err)
+		}
+		if _, err := e.Materialize(ctx, p, Request{}); !errors.Is(err, ErrMissingConfig) {
+			t.Errorf("no config: %v, want ErrMissingConfig", err)
+		}
+		if runs, _ := e.Runs(ctx, "", 10); len(runs) != 0 {
+			t.Errorf("a rejected request left %d runs", len(runs))
+		}
+	})
+}
