@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"text/tabwriter"
 
-	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/spf13/cobra"
 )
 
@@ -59,8 +58,12 @@ func (s *session) statusCommand() *cobra.Command {
 			}
 			var rows [][]string
 			for _, r := range runs {
+				pending := "" // what is left matters only while it runs
+				if !r.Status.Terminal() {
+					pending = fmt.Sprint(r.Pending)
+				}
 				rows = append(rows, []string{r.ID, r.Pipeline, string(r.Partition), string(r.Status),
-					timestamp(r.CreatedAt), duration(r.CreatedAt, r.FinishedAt), fmt.Sprint(r.Pending), fmt.Sprint(r.Failed)})
+					timestamp(r.CreatedAt), duration(r.CreatedAt, r.FinishedAt), pending, fmt.Sprint(r.Failed)})
 			}
 			return table(s.stdout, []string{"RUN", "PIPELINE", "PARTITION", "STATUS", "STARTED", "DURATION", "PENDING", "FAILED"}, rows)
 		}),
@@ -100,5 +103,3 @@ func (s *session) cancelCommand() *cobra.Command {
 		}),
 	}
 }
-
-var _ = runtime.RunSucceeded

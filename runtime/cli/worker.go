@@ -1,0 +1,70 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func (s *session) workerCommand() *cobra.Command {
+	var drain time.Duration
+	c := &cobra.Command{
+		Use:   "worker",
+		Short: "Work jobs of the bound pipelines until interrupted",
+		Long: `Worker runs this process as a worker only: it works the jobs of every
+pipeline the program binds, whichever process started their runs, until
+SIGINT or SIGTERM. It then stops fetching jobs and waits up to --drain for
+the running ones to finish; a job still running after that is taken over by
+another worker once it is considered stuck. A second interrupt quits at once.`,
+		Args: cobra.NoArgs,
+		RunE: run(func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			eng, bs, err := s.openAll(ctx, true)
+			if err != nil {
+				return err
+			}
+			var names []string
+			for _, b := range bs {
+				if p := b.Pipeline(); p != nil {
+					names = append(names, p.Name())
+				}
+			}
+			fmt.Fprintf(s.stdout, "worker started: pipelines %s on %s; stop with Ctrl-C or SIGTERM\n", strings.Join(names, ", "), s.describeDatabase())
+			<-ctx.Done()
+			s.stopSignals()
+			fmt.Fprintf(s.stdout, "stopping: waiting up to %s for running jobs (interrupt again to quit at once)\n", drain)
+			if err := closeEngine(ctx, eng, drain); err != nil {
+				return fmt.Errorf("stop worker: %w", err)
+			}
+			fmt.Fprintln(s.stdout, "worker stopped")
+			return nil
+		}),
+	}
+	c.Flags().DurationVar(&drain, "drain", time.Minute, "how long to wait for running jobs when stopping")
+	return c
+}
+
+func (s *session) migrateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Create or upgrade FlowStone's and River's tables",
+		Long: `Migrate brings the database's tables up to date and exits. Every command
+migrates when it opens the database, so this is for deployments that
+prefer to migrate as a separate step.`,
+		Args: cobra.NoArgs,
+		RunE: run(func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			eng, _, err := s.openAll(ctx, false)
+			if err != nil {
+				return err
+			}
+			if err := closeEngine(ctx, eng, closeTimeout); err != nil {
+				return err
+			}
+			fmt.Fprintf(s.stdout, "migrated %s: FlowStone's and River's tables are up to date\n", s.describeDatabase())
+			return nil
+		}),
+	}
+}
