@@ -4,12 +4,19 @@ PKGS := ./...
 
 .PHONY: demo test check-fmt vet generate check-generate test-race bench fuzz
 
-# Generates the example pipeline and materializes it on the embedded SQLite
-# default (a throwaway database under .demo/).
+# Generates the example pipeline, builds its command and materializes a day
+# on the embedded SQLite default, in a throwaway database under .demo/; then
+# lists the assets and draws the graph.
+DEMO_DB := sqlite://$(CURDIR)/.demo/flowstone.db
 demo:
 	$(GO) run ./cmd/flowstonegen -C examples/orders
 	rm -rf .demo && mkdir -p .demo
-	cd examples/orders && $(GO) run . --database "sqlite://$(CURDIR)/.demo/flowstone.db" materialize --partition 2024-01-02 --config '{"currency":"EUR"}'
+	$(GO) build -o .demo/orders ./examples/orders/cmd/orders
+	.demo/orders --database "$(DEMO_DB)" materialize --partition 2024-01-02 --config '{"currency":"EUR"}'
+	@echo
+	.demo/orders --database "$(DEMO_DB)" assets
+	@echo
+	.demo/orders --database "$(DEMO_DB)" graph
 
 # Formatting, vet, generated files up to date, and the race-enabled suite.
 test: check-fmt vet check-generate test-race
