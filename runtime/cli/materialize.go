@@ -34,8 +34,9 @@ when the run succeeded, 1 when it failed or was cancelled.
 
 With --detach it only records the run and exits: worker processes do the
 work, and status follows it.`,
-		Example: `  materialize --partition 2024-01-02 --config '{"currency":"EUR"}'
-  materialize daily_revenue --partition 2024-01-02 --config @settings.json --force`,
+		Example: strings.ReplaceAll(`  NAME materialize --partition 2024-01-02 --config '{"currency":"EUR"}'
+  NAME materialize TARGET --partition 2024-01-02 --config @config.json --force
+  NAME materialize --detach --partition 2024-01-02 --config @config.json`, "NAME", s.app.Name),
 		RunE: run(func(c *cobra.Command, targets []string) error {
 			ctx := c.Context()
 			bs, p, err := s.bindings(ctx)
@@ -70,27 +71,10 @@ work, and status follows it.`,
 			}
 			fmt.Fprintf(s.stdout, "run %s started: pipeline %s%s, %d assets\n", r.ID, r.Pipeline, partitionNote(r.Partition), len(r.Assets))
 			if detach {
-				fmt.Fprintf(s.stdout, "detached: workers (%s worker) do the work; follow it with: %s status %s\n", s.app.Name, s.app.Name, r.ID)
+				fmt.Fprintf(s.stdout, "detached: workers (%s worker) do the work; follow it with: %s status --follow %s\n", s.app.Name, s.app.Name, r.ID)
 				return nil
 			}
-			res, err := follow(ctx, eng, r, s.stdout)
-			if err != nil {
-				if ctx.Err() != nil {
-					fmt.Fprintf(s.stderr, "%s: stopped following run %s; it goes on wherever workers run (%s worker); cancel it with: %s cancel %s\n",
-						s.app.Name, r.ID, s.app.Name, s.app.Name, r.ID)
-					return &exitError{code: ExitInterrupted}
-				}
-				return err
-			}
-			fmt.Fprintln(s.stdout)
-			if err := runTable(s.stdout, res, false); err != nil {
-				return err
-			}
-			fmt.Fprintf(s.stdout, "\nrun %s %s in %s: %s\n", res.ID, res.Status, roundDuration(res.FinishedAt.Sub(res.CreatedAt)), countLine(res))
-			if res.Status != runtime.RunSucceeded {
-				return &exitError{code: ExitFailure, err: fmt.Errorf("run %s %s", res.ID, res.Status)}
-			}
-			return nil
+			return s.followAndSummarize(ctx, eng, r)
 		}),
 	}
 	f := c.Flags()
@@ -149,6 +133,29 @@ func isBadRequest(err error) bool {
 		}
 	}
 	return false
+}
+
+// followAndSummarize follows run r to its end, prints the summary and
+// turns the run's status into the exit status.
+func (s *session) followAndSummarize(ctx context.Context, eng *runtime.Engine, r runtime.Run) error {
+	res, err := follow(ctx, eng, r, s.stdout)
+	if err != nil {
+		if ctx.Err() != nil {
+			fmt.Fprintf(s.stderr, "%s: stopped following run %s; it goes on wherever workers run (%s worker); cancel it with: %s cancel %s\n",
+				s.app.Name, r.ID, s.app.Name, s.app.Name, r.ID)
+			return &exitError{code: ExitInterrupted}
+		}
+		return err
+	}
+	fmt.Fprintln(s.stdout)
+	if err := runTable(s.stdout, res, false); err != nil {
+		return err
+	}
+	fmt.Fprintf(s.stdout, "\nrun %s %s in %s: %s\n", res.ID, res.Status, roundDuration(res.FinishedAt.Sub(res.CreatedAt)), countLine(res))
+	if res.Status != runtime.RunSucceeded {
+		return &exitError{code: ExitFailure, err: fmt.Errorf("run %s %s", res.ID, res.Status)}
+	}
+	return nil
 }
 
 // follow prints the run's asset transitions until it finishes or ctx ends.

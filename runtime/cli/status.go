@@ -4,17 +4,30 @@ import (
 	"fmt"
 	"text/tabwriter"
 
+	"github.com/flowstone-go/flowstone/runtime"
+
 	"github.com/spf13/cobra"
 )
 
 func (s *session) statusCommand() *cobra.Command {
 	var limit int
+	var watch bool
 	c := &cobra.Command{
 		Use:   "status [RUN_ID]",
 		Short: "Show one run's assets, or the latest runs",
-		Args:  cobra.MaximumNArgs(1),
+		Long: `Status shows one run's assets, or without a run ID the latest runs of the
+pipeline (of every bound pipeline when there are several and --pipeline is
+not given).
+
+With --follow it follows the run like materialize does, whichever
+processes work on it, and exits 0 when it succeeded, 1 when it failed or was
+cancelled.`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
+			if watch && len(args) == 0 {
+				return usageErr("status --follow needs a run ID")
+			}
 			eng, bs, err := s.openAll(ctx, false)
 			if err != nil {
 				return err
@@ -24,6 +37,10 @@ func (s *session) statusCommand() *cobra.Command {
 				res, err := eng.Run(ctx, args[0])
 				if err != nil {
 					return err
+				}
+				if watch {
+					fmt.Fprintf(s.stdout, "run %s: pipeline %s%s, %d assets, %s\n", res.ID, res.Pipeline, partitionNote(res.Partition), len(res.Order), res.Status)
+					return s.followAndSummarize(ctx, eng, runtime.Run{ID: res.ID, Pipeline: res.Pipeline, Partition: res.Partition, Assets: res.Order})
 				}
 				tw := tabwriter.NewWriter(s.stdout, 0, 0, 2, ' ', 0)
 				fmt.Fprintf(tw, "run:\t%s\n", res.ID)
@@ -69,6 +86,7 @@ func (s *session) statusCommand() *cobra.Command {
 		}),
 	}
 	c.Flags().IntVarP(&limit, "limit", "n", 20, "how many of the latest runs to list")
+	c.Flags().BoolVarP(&watch, "follow", "f", false, "follow the run until it finishes")
 	return c
 }
 
