@@ -23,11 +23,13 @@ type Config struct {
 	// NoWorkers makes the engine enqueue, query and approve only: it works
 	// no jobs. An enqueuing process that exits at once uses it.
 	NoWorkers bool
-	// RescueAfter is how long a job may stay running before another process
-	// takes it over, on the assumption its worker died. It is raised to
-	// above the longest asset timeout= of the bound pipelines. Zero means
-	// 10 minutes.
-	RescueAfter time.Duration
+	// DefaultTimeout limits one attempt of an asset that has no timeout=.
+	// It also decides when the job of a worker that died is taken over by
+	// another process: River's rescuer (which looks every 30 seconds)
+	// retries a job still running past its timeout, timeout= or this one.
+	// Zero means one hour; lower it when workers may be killed and assets
+	// are short.
+	DefaultTimeout time.Duration
 	// PollInterval is how often idle workers look for jobs. Zero means 1s
 	// on PostgreSQL (which is also woken by LISTEN/NOTIFY) and 50ms on
 	// SQLite.

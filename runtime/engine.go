@@ -120,18 +120,18 @@ func (e *Engine) addBindings(bindings []Binding) error {
 
 func (e *Engine) riverConfig(dialect string) *river.Config {
 	rcfg := &river.Config{
-		Logger:               e.log.With("component", "river"),
-		JobTimeout:           -1,
-		FetchOnlyKnownKinds:  true,
-		RescueStuckJobsAfter: e.cfg.RescueAfter,
-		FetchPollInterval:    e.cfg.PollInterval,
-		MaxAttempts:          25,
+		Logger:              e.log.With("component", "river"),
+		JobTimeout:          e.cfg.DefaultTimeout,
+		FetchOnlyKnownKinds: true,
+		FetchPollInterval:   e.cfg.PollInterval,
+		MaxAttempts:         25,
 		// River's own retention keeps finished jobs a day; FlowStone's
 		// records are what users read.
 	}
-	if rcfg.RescueStuckJobsAfter == 0 {
-		rcfg.RescueStuckJobsAfter = 10 * time.Minute
+	if rcfg.JobTimeout <= 0 {
+		rcfg.JobTimeout = time.Hour
 	}
+	rcfg.RescueStuckJobsAfter = rcfg.JobTimeout
 	if rcfg.FetchPollInterval == 0 {
 		rcfg.FetchPollInterval = time.Second
 		if dialect == "sqlite" {
@@ -162,9 +162,6 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 		for _, a := range b.pipeline.assets {
 			if a.Queue != "" {
 				queues[a.Queue] = river.QueueConfig{MaxWorkers: conc}
-			}
-			if a.Timeout+time.Minute > rcfg.RescueStuckJobsAfter {
-				rcfg.RescueStuckJobsAfter = a.Timeout + time.Minute
 			}
 		}
 	}

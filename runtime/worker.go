@@ -26,7 +26,7 @@ func (w *worker) Timeout(job *river.Job[jobArgs]) time.Duration {
 	if a := w.b.pipeline.Asset(job.Args.Asset); a != nil && a.Timeout > 0 && job.Args.Resume == nil {
 		return a.Timeout
 	}
-	return 0 // the client's default: no timeout
+	return 0 // the client's default: Config.DefaultTimeout
 }
 
 func (w *worker) NextRetry(job *river.Job[jobArgs]) time.Time {
