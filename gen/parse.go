@@ -61,12 +61,12 @@ func parsePackage(pkg *packages.Package, table *optionTable, errs *errorList) *p
 	if pkg.Types == nil {
 		return p
 	}
-	for i, f := range pkg.Syntax {
+	for _, f := range pkg.Syntax {
 		name := pkg.Fset.File(f.FileStart).Name()
 		if p.dir == "" {
 			p.dir = filepath.Dir(name)
 		}
-		if filepath.Base(name) == GenFileName || i >= len(pkg.Syntax) {
+		if filepath.Base(name) == GenFileName {
 			continue
 		}
 		p.parseFile(f, table, errs)
@@ -134,8 +134,8 @@ func (p *pipelineDecl) parseFile(f *ast.File, table *optionTable, errs *errorLis
 	for _, g := range f.Comments {
 		var seen *directive
 		for _, c := range g.List {
-			if !strings.Contains(c.Text, "lowstone") && !strings.Contains(c.Text, "LOWSTONE") && !strings.Contains(strings.ToLower(c.Text), "flowstone") {
-				continue
+			if !strings.Contains(strings.ToLower(c.Text), "flowstone") {
+				continue // the common case: an ordinary comment
 			}
 			d, derrs := scanComment(c.Text)
 			for _, e := range derrs {

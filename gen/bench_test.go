@@ -1,0 +1,148 @@
+package gen
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// synthesize writes a package of n assets into a fresh folder inside the
+// module: chains with fan-ins (every asset reads its predecessor, every
+// tenth also the asset ten back), a partition set, a config type, two
+// resources and an error-only asset per hundred with deps=.
+func synthesize(tb testing.TB, n int) string {
+	tb.Helper()
+	dir, err := os.MkdirTemp(goldenDir, fmt.Sprintf(".bench-%d-", n))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { os.RemoveAll(dir) })
+	const perFile = 100
+	writeFile := func(name, content string) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	writeFile("doc.go", `// Package synth is a synthetic pipeline for benchmarks.
+package synth
+
+import "github.com/flowstone-go/flowstone"
+
+// Days partitions every asset.
+var Days = flowstone.Daily("2024-01-01")
+
+// Settings is the run config.
+//
+//flowstone:config
+type Settings struct{ Factor int }
+
+// V is every asset's value.
+type V struct{ N int }
+
+// DB and Cache are resources.
+type (
+	DB    struct{}
+	Cache struct{}
+)
+`)
+	name := func(i int) string { return fmt.Sprintf("A%05d", i) }
+	param := func(i int) string { return fmt.Sprintf("a%05d", i) }
+	for f := 0; f*perFile < n; f++ {
+		var b strings.Builder
+		b.WriteString("package synth\n\nimport (\n\t\"context\"\n\n\t\"github.com/flowstone-go/flowstone\"\n)\n")
+		for i := f * perFile; i < min(n, (f+1)*perFile); i++ {
+			var params []string
+			sum := "0"
+			if i > 0 {
+				params = append(params, param(i-1)+" V")
+				sum = param(i-1) + ".N"
+			}
+			if i >= 10 && i%10 == 0 {
+				params = append(params, param(i-10)+" V")
+				sum += " + " + param(i-10) + ".N"
+			}
+			extra := ""
+			switch i % 3 {
+			case 0:
+				params = append(params, "db *DB")
+			case 1:
+				params = append(params, "cache *Cache", "cfg Settings")
+				sum += " * cfg.Factor"
+			}
+			if i%100 == 99 {
+				fmt.Fprintf(&b, "\n// %s reports.\n//\n//flowstone:asset partitions=Days deps=%s\nfunc %s(ctx context.Context, p flowstone.Partition) error { return nil }\n",
+					name(i), strings.ToLower(name(i-1)), name(i))
+				continue
+			}
+			if i%7 == 0 {
+				extra = " retries=3 timeout=5m"
+			}
+			fmt.Fprintf(&b, "\n// %s computes step %d.\n//\n//flowstone:asset partitions=Days%s\nfunc %s(ctx context.Context, p flowstone.Partition, %s) (V, error) {\n\treturn V{N: %s + 1}, nil\n}\n",
+				name(i), i, extra, name(i), strings.Join(params, ", "), sum)
+		}
+		writeFile(fmt.Sprintf("assets%03d.go", f), b.String())
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return abs
+}
+
+// BenchmarkGenerate measures generation for synthetic packages of 100,
+// 1,000 and 5,000 assets next to go vet on the same package, the floor
+// (both type-check it). It reports ns per asset and the ratio to go vet.
+func BenchmarkGenerate(b *testing.B) {
+	if _, err := exec.LookPath("go"); err != nil {
+		b.Skip("no go command")
+	}
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("assets=%d", n), func(b *testing.B) {
+			dir := synthesize(b, n)
+			// Warm the build cache for both tools, and check the package.
+			if _, errs := Generate(context.Background(), dir, nil); len(errs) > 0 {
+				b.Fatalf("synthetic package does not generate: %v", errs[0])
+			}
+			vet := func() time.Duration {
+				// Touching a file defeats go vet's result cache, as an edit
+				// before go generate would.
+				touch := filepath.Join(dir, "doc.go")
+				src, err := os.ReadFile(touch)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := os.WriteFile(touch, append(src, fmt.Sprintf("\n// %d\n", time.Now().UnixNano())...), 0o644); err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				cmd := exec.Command("go", "vet", ".")
+				cmd.Dir = dir
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("go vet: %v\n%s", err, out)
+				}
+				return time.Since(start)
+			}
+			vet()
+			var genTime, vetTime time.Duration
+			runs := 0
+			for b.Loop() {
+				vetTime += vet()
+				start := time.Now()
+				if _, errs := Generate(context.Background(), dir, nil); len(errs) > 0 {
+					b.Fatal(errs[0])
+				}
+				genTime += time.Since(start)
+				runs++
+			}
+			b.ReportMetric(float64(genTime.Milliseconds())/float64(runs), "gen-ms/op")
+			b.ReportMetric(float64(vetTime.Milliseconds())/float64(runs), "vet-ms/op")
+			b.ReportMetric(float64(genTime.Nanoseconds())/float64(runs)/float64(n), "gen-ns/asset")
+			b.ReportMetric(float64(genTime)/float64(vetTime), "gen/vet")
+		})
+	}
+}
