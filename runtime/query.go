@@ -163,7 +163,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 		if RunStatus(status).Terminal() {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ?`, string(RunCancelled), now(), id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, pending = 0, finished_at = ? WHERE id = ?`, string(RunCancelled), now(), id); err != nil {
 			return err
 		}
 		rs, err := tx.Query(ctx, `UPDATE flowstone_run_assets SET status = ?, finished_at = ?, error = 'cancelled'

@@ -276,3 +276,45 @@ func TestMetadataEventsAndFileIO(t *testing.T) {
 		}
 	})
 }
+
+func TestJobForAnAssetThisProcessDoesNotKnow(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		cfg := db.config(t)
+		var ran atomic.Bool
+		v1 := NewPipeline(PipelineDef{Name: "versions", Assets: []AssetDef{
+			def("old", func(ctx context.Context, in *Inputs) (any, error) { ran.Store(true); return 1, nil }),
+		}})
+		v2 := NewPipeline(PipelineDef{Name: "versions", Assets: []AssetDef{
+			def("old", func(ctx context.Context, in *Inputs) (any, error) { return 1, nil }),
+			def("brand_new", func(ctx context.Context, in *Inputs) (any, error) { return 2, nil }),
+		}})
+		e := openEngine(t, cfg, Bind(v1, nil)) // a worker still on v1
+		run, err := e.Materialize(ctx, v2, Request{Targets: []string{"brand_new"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := waitRun(t, e, run.ID)
+		if res.Status != RunFailed || !strings.Contains(res.Assets["brand_new"].Error, `"brand_new" is not in pipeline versions`) {
+			t.Fatalf("run %s: %+v", res.Status, res.Assets)
+		}
+	})
+}
+
+func TestValueThatDoesNotEncodeFailsClearly(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		a := def("handle", func(ctx context.Context, in *Inputs) (any, error) { return func() {}, nil })
+		a.Retries = 3
+		p := NewPipeline(PipelineDef{Name: "enc", Assets: []AssetDef{a}})
+		e := openEngine(t, db.config(t), Bind(p, nil))
+		run, _ := e.Materialize(ctx, p, Request{})
+		res := waitRun(t, e, run.ID)
+		got := res.Assets["handle"]
+		if got.Status != StatusFailed || got.Attempts != 1 || !strings.Contains(got.Error, "value of type func() does not encode as JSON") {
+			t.Fatalf("handle: %+v", got)
+		}
+	})
+}

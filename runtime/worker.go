@@ -49,7 +49,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	p := w.b.pipeline
 	a := p.Asset(args.Asset)
 	if a == nil {
-		return river.JobCancel(fmt.Errorf("%w: %q is not in pipeline %s as bound in this process", ErrUnknownAsset, args.Asset, p.name))
+		return e.unknownAsset(ctx, job)
 	}
 	st, err := loadJobState(ctx, e.be.pool(), args)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -317,4 +317,30 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 	}
 	e.events.publish(fx.events...)
 	return nil
+}
+
+// unknownAsset handles a job for an asset this process's version of the
+// pipeline does not define (processes on different versions): nothing runs;
+// the asset and its run are recorded failed, and River does not retry.
+func (e *Engine) unknownAsset(ctx context.Context, job *river.Job[jobArgs]) error {
+	args := job.Args
+	cause := fmt.Errorf("%w: %q is not in pipeline %s as bound in the process that received its job", ErrUnknownAsset, args.Asset, args.Pipeline)
+	err := e.be.inTx(ctx, func(tx txn) error {
+		n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?, finished_at = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?, ?)`,
+			string(StatusFailed), cause.Error(), now(), args.Run, args.Asset, args.Partition,
+			string(StatusQueued), string(StatusRunning), string(StatusWaiting))
+		if err != nil || n == 0 {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, failed = failed + 1, finished_at = ? WHERE id = ? AND status = ?`,
+			string(RunFailed), now(), args.Run, string(RunRunning))
+		return err
+	})
+	if err != nil {
+		return errors.Join(cause, err)
+	}
+	e.log.ErrorContext(ctx, "job for an unknown asset", "run", args.Run, "asset", args.Asset, "pipeline", args.Pipeline)
+	e.events.publish(Event{Kind: EventRunFinished, Pipeline: args.Pipeline, RunID: args.Run, Status: string(RunFailed), Error: cause.Error()})
+	return river.JobCancel(cause)
 }
