@@ -318,3 +318,31 @@ func TestValueThatDoesNotEncodeFailsClearly(t *testing.T) {
 		}
 	})
 }
+
+func TestConcurrentOpensMigrateOnce(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		cfg := db.config(t)
+		var wg sync.WaitGroup
+		errs := make([]error, 4)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c := cfg
+				c.NoWorkers = true
+				e, err := Open(context.Background(), fastConfig(c))
+				if err == nil {
+					_ = e.Close(context.Background())
+				}
+				errs[i] = err
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("open %d: %v", i, err)
+			}
+		}
+	})
+}
