@@ -26,6 +26,7 @@ type analyser struct {
 	// producers maps a value type to the keys of the assets producing it,
 	// for misspelling hints without comparing every pair.
 	producers typeutil.Map
+	keyList   []string
 }
 
 // analyse runs every check on p, recording all errors in errs.
@@ -344,13 +345,12 @@ func (an *analyser) classify(a *asset, pm *param, i int, item types.Type) {
 		an.dependency(a, pm, up)
 		return
 	}
-	keys := an.assetKeys()
 	switch {
 	case previousOf(t) != nil:
 		an.errs.at(pm.pos, msgPreviousName, a.key, pm.name, an.typeString(t), a.key)
 		return
 	case outcomeOf(t) != nil || partitionMapOf(t) != nil:
-		an.errs.at(pm.pos, msgNoSuchDep, a.key, pm.name, an.typeString(t), key, didYouMean(key, keys))
+		an.errs.at(pm.pos, msgNoSuchDep, a.key, pm.name, an.typeString(t), key, didYouMean(key, an.assetKeys()))
 		return
 	}
 	if cands, _ := an.producers.At(t).([]string); len(cands) > 0 {
@@ -374,12 +374,15 @@ func lowerCamel(key string) string {
 	return strings.ToLower(c[:1]) + c[1:]
 }
 
+// assetKeys lists the keys in source order, for suggestions.
 func (an *analyser) assetKeys() []string {
-	keys := make([]string, len(an.p.assets))
-	for i, a := range an.p.assets {
-		keys[i] = a.key
+	if an.keyList == nil {
+		an.keyList = make([]string, len(an.p.assets))
+		for i, a := range an.p.assets {
+			an.keyList[i] = a.key
+		}
 	}
-	return keys
+	return an.keyList
 }
 
 // dependency checks a parameter named after asset up.
@@ -430,7 +433,6 @@ func (an *analyser) dependency(a *asset, pm *param, up *asset) {
 // references resolves deps=, routed_from=, fallback=, scatter= and the
 // Ident options.
 func (an *analyser) references(a *asset) {
-	keys := an.assetKeys()
 	if o := a.opts["deps"]; o != nil {
 		for _, k := range o.v.([]string) {
 			up := an.p.byKey[k]
@@ -438,7 +440,7 @@ func (an *analyser) references(a *asset) {
 			case k == a.key:
 				an.errs.at(o.pos, msgSelfDep, a.key, k)
 			case up == nil:
-				an.errs.at(o.pos, msgUnknownDep, a.key, "deps", k, k, didYouMean(k, keys))
+				an.errs.at(o.pos, msgUnknownDep, a.key, "deps", k, k, didYouMean(k, an.assetKeys()))
 			default:
 				if pm := a.paramFor(up); pm != nil {
 					an.errs.at(o.pos, msgRepeatedDep, a.key, k, pm.name)
@@ -455,7 +457,7 @@ func (an *analyser) references(a *asset) {
 			up := an.p.byKey[k]
 			switch {
 			case up == nil:
-				an.errs.at(o.pos, msgUnknownDep, a.key, o.Name, k, k, didYouMean(k, keys))
+				an.errs.at(o.pos, msgUnknownDep, a.key, o.Name, k, k, didYouMean(k, an.assetKeys()))
 			case o.Name == "routed_from" && up.kindName() != "router":
 				an.errs.at(o.pos, msgNotRouter, a.key, k, k)
 			case o.Name == "routed_from":
@@ -599,7 +601,7 @@ func (an *analyser) generatedNames() {
 	}
 	taken := map[string]*asset{}
 	for _, a := range an.p.assets {
-		names := []string{"Asset" + a.ident, "run" + upperFirst(a.fn.Name.Name)}
+		names := []string{"Asset" + a.ident, wrapperName(a), defName(a)}
 		if a.result != nil {
 			names = append(names, "Load"+a.ident)
 		}

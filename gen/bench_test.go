@@ -59,10 +59,14 @@ type (
 			var params []string
 			sum := "0"
 			if i > 0 {
-				params = append(params, param(i-1)+" V")
-				sum = param(i-1) + ".N"
+				prev := i - 1
+				if prev%100 == 99 {
+					prev-- // error-only: read the one before it
+				}
+				params = append(params, param(prev)+" V")
+				sum = param(prev) + ".N"
 			}
-			if i >= 10 && i%10 == 0 {
+			if i >= 20 && i%10 == 0 {
 				params = append(params, param(i-10)+" V")
 				sum += " + " + param(i-10) + ".N"
 			}

@@ -99,12 +99,11 @@ func (e *emitter) pipeline() {
 	def = append(def, jen.Id("Resources").Op(":").Add(e.rt("ResourcesOf")).Types(jen.Id("Resources")).Call())
 	assets := make([]jen.Code, 0, len(e.p.order))
 	for _, a := range e.p.order {
-		assets = append(assets, jen.Custom(multiline(), e.assetDef(a)...))
+		assets = append(assets, jen.Id(defName(a)).Call())
 	}
 	def = append(def, jen.Id("Assets").Op(":").Index().Add(e.rt("AssetDef")).Custom(multiline(), assets...))
-	e.f.Commentf("Pipeline returns the definition of the %s pipeline: its assets in", e.p.name)
-	e.f.Comment("topological order, each with its strategy, dependencies and typed call")
-	e.f.Comment("wrapper.")
+	e.f.Commentf("Pipeline returns the definition of the %s pipeline, its assets in", e.p.name)
+	e.f.Comment("topological order.")
 	e.f.Func().Id("Pipeline").Params().Op("*").Add(e.rt("Pipeline")).Block(
 		jen.Return(e.rt("NewPipeline").Call(e.rt("PipelineDef").Custom(multiline(), def...))),
 	)
@@ -263,11 +262,21 @@ func (e *emitter) loaders() {
 
 // wrappers writes one typed call wrapper per asset: it loads each argument
 // from the runtime's Inputs and calls the function, without reflection.
+//
+// Each asset's definition is a function of its own, next to its wrapper:
+// the file reads asset by asset, and gofmt (which measures nested literals
+// repeatedly) stays linear in the number of assets.
 func (e *emitter) wrappers() {
 	for _, a := range e.p.assets {
+		e.f.Commentf("%s describes asset %s.", defName(a), a.key)
+		e.f.Func().Id(defName(a)).Params().Add(e.rt("AssetDef")).Block(
+			jen.Return(e.rt("AssetDef").Custom(multiline(), e.assetDef(a)...)),
+		)
 		e.wrapper(a)
 	}
 }
+
+func defName(a *asset) string { return "def" + upperFirst(a.fn.Name.Name) }
 
 func (e *emitter) wrapper(a *asset) {
 	used := map[string]bool{"ctx": true, "in": true, "err": true, "res": true}

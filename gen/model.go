@@ -5,8 +5,6 @@ import (
 	"go/token"
 	"go/types"
 
-	"golang.org/x/tools/go/packages"
-
 	"github.com/flowstone-go/flowstone/strategy"
 )
 
@@ -24,7 +22,7 @@ const GenFileName = "flowstone_gen.go"
 // pipelineDecl is one annotated package: what the parse stage found and the
 // analysis stage resolved.
 type pipelineDecl struct {
-	pkg     *packages.Package
+	pkg     *loadedPackage
 	dir     string
 	name    string // pipeline name
 	namePos token.Pos

@@ -1,7 +1,6 @@
 package gen
 
 import (
-	"context"
 	"fmt"
 	"go/ast"
 	"go/token"
@@ -15,23 +14,9 @@ import (
 	"github.com/flowstone-go/flowstone/strategy"
 )
 
-// loadMode asks go/packages for the syntax and types of the annotated
-// packages only: dependencies are read from export data, never parsed.
-const loadMode = packages.NeedName | packages.NeedFiles | packages.NeedSyntax | packages.NeedTypes
-
-// load type-checks the packages matching patterns, relative to dir.
-func load(ctx context.Context, dir string, patterns []string) ([]*packages.Package, error) {
-	cfg := &packages.Config{Context: ctx, Mode: loadMode, Dir: dir}
-	pkgs, err := packages.Load(cfg, patterns...)
-	if err != nil {
-		return nil, fmt.Errorf("loading %s: %w", strings.Join(patterns, " "), err)
-	}
-	return pkgs, nil
-}
-
 // parsePackage finds the package's directives and checks their syntax and
 // options. It resolves nothing across assets; analyse does that.
-func parsePackage(pkg *packages.Package, table *optionTable, errs *errorList) *pipelineDecl {
+func parsePackage(pkg *loadedPackage, table *optionTable, errs *errorList) *pipelineDecl {
 	p := &pipelineDecl{
 		pkg:      pkg,
 		dir:      pkg.Dir,
@@ -39,23 +24,12 @@ func parsePackage(pkg *packages.Package, table *optionTable, errs *errorList) *p
 		typeErrs: map[token.Position]string{},
 	}
 	for _, e := range pkg.Errors {
-		switch e.Kind {
-		case packages.TypeError:
-			if pos, ok := parsePos(e.Pos); ok {
-				if _, seen := p.typeErrs[pos]; !seen {
-					p.typeErrs[pos] = e.Msg
-				}
-			}
-		case packages.ListError:
-			// With export data requested, go list also compiles the package
-			// itself; its compiler output repeats the type errors above, and
-			// a stale flowstone_gen.go must not stop regeneration.
-			if strings.HasPrefix(e.Msg, "# ") {
-				continue
-			}
-			errs.add(packageError(e))
-		default:
-			errs.add(packageError(e))
+		errs.add(e)
+	}
+	for _, e := range pkg.TypeErrors {
+		pos := e.Fset.Position(e.Pos)
+		if _, seen := p.typeErrs[pos]; !seen {
+			p.typeErrs[pos] = e.Msg
 		}
 	}
 	if pkg.Types == nil {

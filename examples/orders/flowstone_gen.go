@@ -29,74 +29,18 @@ type Resources struct {
 	Rates *FXClient
 }
 
-// Pipeline returns the definition of the orders pipeline: its assets in
-// topological order, each with its strategy, dependencies and typed call
-// wrapper.
+// Pipeline returns the definition of the orders pipeline, its assets in
+// topological order.
 func Pipeline() *runtime.Pipeline {
 	return runtime.NewPipeline(runtime.PipelineDef{
 		Name:      "orders",
 		Config:    runtime.ConfigOf[Settings](),
 		Resources: runtime.ResourcesOf[Resources](),
 		Assets: []runtime.AssetDef{
-			{
-				Key:         AssetRawOrders,
-				Description: "RawOrders fetches the day's orders from the shop. Here they are faked,\ndeterministically from the partition key, so every run of a day agrees.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Partitions:  Days,
-				Retries:     3,
-				Timeout:     1 * time.Minute,
-				Group:       "ingest",
-				Tags:        []string{"shop", "raw"},
-				CodeVersion: "41079152926d7d44",
-				HasValue:    true,
-				ValueType:   "[]Order",
-				Run:         runRawOrders,
-			},
-			{
-				Key:         AssetCleanOrders,
-				Description: "CleanOrders keeps the paid orders and normalises their fields.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetRawOrders, Kind: runtime.DepValue},
-				},
-				Partitions:  Days,
-				CodeVersion: "98c7ce102f0bec2f",
-				HasValue:    true,
-				ValueType:   "[]Order",
-				Run:         runCleanOrders,
-			},
-			{
-				Key:         AssetDailyRevenue,
-				Description: "DailyRevenue sums the cleaned orders of one day in the run's currency.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetCleanOrders, Kind: runtime.DepValue},
-				},
-				Partitions:  Days,
-				Retries:     3,
-				Timeout:     5 * time.Minute,
-				CodeVersion: "2f3371aaf8fbca16",
-				HasValue:    true,
-				UsesConfig:  true,
-				Resources:   []string{"rates"},
-				ValueType:   "Revenue",
-				Run:         runDailyRevenue,
-			},
-			{
-				Key:         AssetPublishReport,
-				Description: "PublishReport logs the day's revenue once it is computed; it has no value\nof its own.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetDailyRevenue, Kind: runtime.DepOrder},
-				},
-				Partitions:  Days,
-				CodeVersion: "76ac8e642c5e2327",
-				Run:         runPublishReport,
-			},
+			defRawOrders(),
+			defCleanOrders(),
+			defDailyRevenue(),
+			defPublishReport(),
 		},
 	})
 }
@@ -119,9 +63,46 @@ func LoadDailyRevenue(ctx context.Context, e *runtime.Engine, p flowstone.Partit
 	return runtime.Load[Revenue](ctx, e, "orders", AssetDailyRevenue, p)
 }
 
+// defRawOrders describes asset raw_orders.
+func defRawOrders() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetRawOrders,
+		Description: "RawOrders fetches the day's orders from the shop. Here they are faked,\ndeterministically from the partition key, so every run of a day agrees.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Partitions:  Days,
+		Retries:     3,
+		Timeout:     1 * time.Minute,
+		Group:       "ingest",
+		Tags:        []string{"shop", "raw"},
+		CodeVersion: "41079152926d7d44",
+		HasValue:    true,
+		ValueType:   "[]Order",
+		Run:         runRawOrders,
+	}
+}
+
 // runRawOrders calls RawOrders with its inputs.
 func runRawOrders(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return RawOrders(ctx, in.Partition())
+}
+
+// defCleanOrders describes asset clean_orders.
+func defCleanOrders() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetCleanOrders,
+		Description: "CleanOrders keeps the paid orders and normalises their fields.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetRawOrders, Kind: runtime.DepValue},
+		},
+		Partitions:  Days,
+		CodeVersion: "98c7ce102f0bec2f",
+		HasValue:    true,
+		ValueType:   "[]Order",
+		Run:         runCleanOrders,
+	}
 }
 
 // runCleanOrders calls CleanOrders with its inputs.
@@ -131,6 +112,28 @@ func runCleanOrders(ctx context.Context, in *runtime.Inputs) (any, error) {
 		return nil, err
 	}
 	return CleanOrders(ctx, rawOrders)
+}
+
+// defDailyRevenue describes asset daily_revenue.
+func defDailyRevenue() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetDailyRevenue,
+		Description: "DailyRevenue sums the cleaned orders of one day in the run's currency.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetCleanOrders, Kind: runtime.DepValue},
+		},
+		Partitions:  Days,
+		Retries:     3,
+		Timeout:     5 * time.Minute,
+		CodeVersion: "2f3371aaf8fbca16",
+		HasValue:    true,
+		UsesConfig:  true,
+		Resources:   []string{"rates"},
+		ValueType:   "Revenue",
+		Run:         runDailyRevenue,
+	}
 }
 
 // runDailyRevenue calls DailyRevenue with its inputs.
@@ -145,6 +148,22 @@ func runDailyRevenue(ctx context.Context, in *runtime.Inputs) (any, error) {
 		return nil, err
 	}
 	return DailyRevenue(ctx, in.Partition(), cleanOrders, res.Rates, settings)
+}
+
+// defPublishReport describes asset publish_report.
+func defPublishReport() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetPublishReport,
+		Description: "PublishReport logs the day's revenue once it is computed; it has no value\nof its own.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetDailyRevenue, Kind: runtime.DepOrder},
+		},
+		Partitions:  Days,
+		CodeVersion: "76ac8e642c5e2327",
+		Run:         runPublishReport,
+	}
 }
 
 // runPublishReport calls PublishReport with its inputs.

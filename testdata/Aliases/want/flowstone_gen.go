@@ -25,31 +25,15 @@ type Resources struct {
 	Thing other.Opaque
 }
 
-// Pipeline returns the definition of the aliases pipeline: its assets in
-// topological order, each with its strategy, dependencies and typed call
-// wrapper.
+// Pipeline returns the definition of the aliases pipeline, its assets in
+// topological order.
 func Pipeline() *runtime.Pipeline {
 	return runtime.NewPipeline(runtime.PipelineDef{
 		Name:      "aliases",
 		Resources: runtime.ResourcesOf[Resources](),
 		Assets: []runtime.AssetDef{
-			{
-				Key:         AssetHidden,
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				CodeVersion: "8cf6daa1cb8fd027",
-				HasValue:    true,
-				ValueType:   "other.Opaque",
-				Run:         runHidden,
-			},
-			{
-				Key:         AssetReader,
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				CodeVersion: "aa79f30e9dfa9ed9",
-				Resources:   []string{"thing"},
-				Run:         runReader,
-			},
+			defHidden(),
+			defReader(),
 		},
 	})
 }
@@ -60,9 +44,34 @@ func LoadHidden(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (
 	return runtime.Load[other.Opaque](ctx, e, "aliases", AssetHidden, p)
 }
 
+// defHidden describes asset hidden.
+func defHidden() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetHidden,
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		CodeVersion: "8cf6daa1cb8fd027",
+		HasValue:    true,
+		ValueType:   "other.Opaque",
+		Run:         runHidden,
+	}
+}
+
 // runHidden calls Hidden with its inputs.
 func runHidden(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return Hidden(ctx)
+}
+
+// defReader describes asset reader.
+func defReader() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetReader,
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		CodeVersion: "aa79f30e9dfa9ed9",
+		Resources:   []string{"thing"},
+		Run:         runReader,
+	}
 }
 
 // runReader calls Reader with its inputs.

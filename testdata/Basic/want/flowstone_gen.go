@@ -29,76 +29,18 @@ type Resources struct {
 	Rates *FXClient
 }
 
-// Pipeline returns the definition of the basic pipeline: its assets in
-// topological order, each with its strategy, dependencies and typed call
-// wrapper.
+// Pipeline returns the definition of the basic pipeline, its assets in
+// topological order.
 func Pipeline() *runtime.Pipeline {
 	return runtime.NewPipeline(runtime.PipelineDef{
 		Name:      "basic",
 		Config:    runtime.ConfigOf[Settings](),
 		Resources: runtime.ResourcesOf[Resources](),
 		Assets: []runtime.AssetDef{
-			{
-				Key:         AssetRawOrders,
-				Description: "RawOrders reads the day's orders.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Partitions:  Days,
-				Retries:     3,
-				Timeout:     90 * time.Second,
-				Queue:       "ingest",
-				Priority:    2,
-				Group:       "shop",
-				Tags:        []string{"raw", "orders"},
-				CodeVersion: "5699815e0365b5f1",
-				HasValue:    true,
-				ValueType:   "[]Order",
-				Run:         runRawOrders,
-			},
-			{
-				Key:      AssetCleanOrders,
-				Kind:     "standard",
-				Strategy: strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetRawOrders, Kind: runtime.DepValue},
-				},
-				Partitions:  Days,
-				CodeVersion: "8e4eb9a3c8a75499",
-				HasValue:    true,
-				ValueType:   "[]Order",
-				Run:         runCleanOrders,
-			},
-			{
-				Key:         AssetDailyRevenue,
-				Description: "DailyRevenue sums the cleaned orders of one day.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetCleanOrders, Kind: runtime.DepValue},
-				},
-				Partitions:  Days,
-				Retries:     3,
-				Timeout:     5 * time.Minute,
-				CodeVersion: "135833e98f5afaae",
-				HasValue:    true,
-				UsesConfig:  true,
-				Resources:   []string{"rates"},
-				ValueType:   "Revenue",
-				Run:         runDailyRevenue,
-			},
-			{
-				Key:         AssetPublish,
-				Description: "Publish has no value.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetDailyRevenue, Kind: runtime.DepOrder},
-				},
-				Partitions:  Days,
-				Schedule:    "0 6 * * *",
-				CodeVersion: "2efd67b1d24215e3",
-				Run:         runPublish,
-			},
+			defRawOrders(),
+			defCleanOrders(),
+			defDailyRevenue(),
+			defPublish(),
 		},
 	})
 }
@@ -121,9 +63,47 @@ func LoadDailyRevenue(ctx context.Context, e *runtime.Engine, p flowstone.Partit
 	return runtime.Load[Revenue](ctx, e, "basic", AssetDailyRevenue, p)
 }
 
+// defRawOrders describes asset raw_orders.
+func defRawOrders() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetRawOrders,
+		Description: "RawOrders reads the day's orders.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Partitions:  Days,
+		Retries:     3,
+		Timeout:     90 * time.Second,
+		Queue:       "ingest",
+		Priority:    2,
+		Group:       "shop",
+		Tags:        []string{"raw", "orders"},
+		CodeVersion: "5699815e0365b5f1",
+		HasValue:    true,
+		ValueType:   "[]Order",
+		Run:         runRawOrders,
+	}
+}
+
 // runRawOrders calls RawOrders with its inputs.
 func runRawOrders(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return RawOrders(ctx, in.Partition())
+}
+
+// defCleanOrders describes asset clean_orders.
+func defCleanOrders() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:      AssetCleanOrders,
+		Kind:     "standard",
+		Strategy: strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetRawOrders, Kind: runtime.DepValue},
+		},
+		Partitions:  Days,
+		CodeVersion: "8e4eb9a3c8a75499",
+		HasValue:    true,
+		ValueType:   "[]Order",
+		Run:         runCleanOrders,
+	}
 }
 
 // runCleanOrders calls CleanOrders with its inputs.
@@ -133,6 +113,28 @@ func runCleanOrders(ctx context.Context, in *runtime.Inputs) (any, error) {
 		return nil, err
 	}
 	return CleanOrders(ctx, rawOrders)
+}
+
+// defDailyRevenue describes asset daily_revenue.
+func defDailyRevenue() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetDailyRevenue,
+		Description: "DailyRevenue sums the cleaned orders of one day.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetCleanOrders, Kind: runtime.DepValue},
+		},
+		Partitions:  Days,
+		Retries:     3,
+		Timeout:     5 * time.Minute,
+		CodeVersion: "135833e98f5afaae",
+		HasValue:    true,
+		UsesConfig:  true,
+		Resources:   []string{"rates"},
+		ValueType:   "Revenue",
+		Run:         runDailyRevenue,
+	}
 }
 
 // runDailyRevenue calls DailyRevenue with its inputs.
@@ -147,6 +149,23 @@ func runDailyRevenue(ctx context.Context, in *runtime.Inputs) (any, error) {
 		return nil, err
 	}
 	return DailyRevenue(ctx, in.Partition(), cleanOrders, res.Rates, cfg)
+}
+
+// defPublish describes asset publish.
+func defPublish() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetPublish,
+		Description: "Publish has no value.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetDailyRevenue, Kind: runtime.DepOrder},
+		},
+		Partitions:  Days,
+		Schedule:    "0 6 * * *",
+		CodeVersion: "2efd67b1d24215e3",
+		Run:         runPublish,
+	}
 }
 
 // runPublish calls Publish with its inputs.

@@ -18,24 +18,14 @@ const (
 // per run: one field per resource parameter. Supply it with runtime.Bind.
 type Resources struct{}
 
-// Pipeline returns the definition of the custom_pipeline pipeline: its assets in
-// topological order, each with its strategy, dependencies and typed call
-// wrapper.
+// Pipeline returns the definition of the custom_pipeline pipeline, its assets in
+// topological order.
 func Pipeline() *runtime.Pipeline {
 	return runtime.NewPipeline(runtime.PipelineDef{
 		Name:      "custom_pipeline",
 		Resources: runtime.ResourcesOf[Resources](),
 		Assets: []runtime.AssetDef{
-			{
-				Key:         AssetCounter,
-				Kind:        "custom",
-				Strategy:    Twice,
-				IO:          Memory,
-				CodeVersion: "a66869ee1356acb6",
-				HasValue:    true,
-				ValueType:   "int",
-				Run:         runCounter,
-			},
+			defCounter(),
 		},
 	})
 }
@@ -44,6 +34,20 @@ func Pipeline() *runtime.Pipeline {
 // ("" for an unpartitioned asset).
 func LoadCounter(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (int, error) {
 	return runtime.Load[int](ctx, e, "custom_pipeline", AssetCounter, p)
+}
+
+// defCounter describes asset counter.
+func defCounter() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetCounter,
+		Kind:        "custom",
+		Strategy:    Twice,
+		IO:          Memory,
+		CodeVersion: "a66869ee1356acb6",
+		HasValue:    true,
+		ValueType:   "int",
+		Run:         runCounter,
+	}
 }
 
 // runCounter calls Counter with its inputs.

@@ -43,161 +43,24 @@ type Resources struct {
 	Crm *CRMClient
 }
 
-// Pipeline returns the definition of the kinds pipeline: its assets in
-// topological order, each with its strategy, dependencies and typed call
-// wrapper.
+// Pipeline returns the definition of the kinds pipeline, its assets in
+// topological order.
 func Pipeline() *runtime.Pipeline {
 	return runtime.NewPipeline(runtime.PipelineDef{
 		Name:      "kinds",
 		Resources: runtime.ResourcesOf[Resources](),
 		Assets: []runtime.AssetDef{
-			{
-				Key:         AssetCleanOrders,
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				CodeVersion: "e08008e4af201055",
-				HasValue:    true,
-				ValueType:   "[]Order",
-				Run:         runCleanOrders,
-			},
-			{
-				Key:  AssetTriage,
-				Kind: "router",
-				Strategy: strategy.Router{
-					Fallback: AssetManualReview,
-				},
-				Deps: []runtime.Dep{
-					{Asset: AssetCleanOrders, Kind: runtime.DepValue},
-				},
-				CodeVersion: "0c0c35b86b85aeb9",
-				HasValue:    true,
-				ValueType:   "flowstone.Route",
-				Run:         runTriage,
-			},
-			{
-				Key:  AssetManualReview,
-				Kind: "routed",
-				Strategy: strategy.Routed{
-					Router: AssetTriage,
-				},
-				Deps: []runtime.Dep{
-					{Asset: AssetCleanOrders, Kind: runtime.DepValue},
-					{Asset: AssetTriage, Kind: runtime.DepOrder},
-				},
-				CodeVersion: "43c53d802276aea8",
-				HasValue:    true,
-				ValueType:   "Review",
-				Run:         runManualReview,
-			},
-			{
-				Key:  AssetAutoApprove,
-				Kind: "routed",
-				Strategy: strategy.Routed{
-					Router: AssetTriage,
-				},
-				Deps: []runtime.Dep{
-					{Asset: AssetCleanOrders, Kind: runtime.DepValue},
-					{Asset: AssetTriage, Kind: runtime.DepOrder},
-				},
-				CodeVersion: "12c00720aba61d83",
-				HasValue:    true,
-				ValueType:   "Review",
-				Run:         runAutoApprove,
-			},
-			{
-				Key:         AssetDecision,
-				Description: "Decision is a join.",
-				Kind:        "join",
-				Strategy: strategy.Join{
-					Wait: 10 * time.Minute,
-				},
-				Deps: []runtime.Dep{
-					{Asset: AssetManualReview, Kind: runtime.DepOutcome},
-					{Asset: AssetAutoApprove, Kind: runtime.DepOutcome},
-				},
-				CodeVersion: "4479f226680a4ae6",
-				HasValue:    true,
-				ValueType:   "Verdict",
-				Run:         runDecision,
-			},
-			{
-				Key:         AssetTolerant,
-				Description: "Tolerant is a join selected by its Outcome parameter alone.",
-				Kind:        "join",
-				Strategy:    strategy.Join{},
-				Deps: []runtime.Dep{
-					{Asset: AssetDecision, Kind: runtime.DepOutcome},
-				},
-				CodeVersion: "f2941620489b8290",
-				Run:         runTolerant,
-			},
-			{
-				Key:  AssetRefundRequest,
-				Kind: "gate",
-				Strategy: strategy.Gate{
-					Timeout:   48 * time.Hour,
-					OnTimeout: "reject",
-				},
-				Deps: []runtime.Dep{
-					{Asset: AssetDecision, Kind: runtime.DepValue},
-				},
-				CodeVersion: "8a6902ad193bc982",
-				HasValue:    true,
-				ValueType:   "Refund",
-				Run:         runRefundRequest,
-			},
-			{
-				Key:         AssetCustomers,
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				CodeVersion: "2804873cdf757933",
-				HasValue:    true,
-				ValueType:   "[]Customer",
-				Run:         runCustomers,
-			},
-			{
-				Key:  AssetProfiles,
-				Kind: "scatter",
-				Strategy: strategy.Scatter{
-					Source:           AssetCustomers,
-					Batch:            100,
-					MaxConcurrent:    8,
-					PerSecond:        0.5,
-					FailureThreshold: 0.01,
-				},
-				Deps: []runtime.Dep{
-					{Asset: AssetCustomers, Kind: runtime.DepOrder},
-				},
-				CodeVersion: "760a2c9eb826eea9",
-				HasValue:    true,
-				Resources:   []string{"crm"},
-				ValueType:   "[]Profile",
-				Run:         runProfiles,
-			},
-			{
-				Key:      AssetSummary,
-				Kind:     "standard",
-				Strategy: strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetProfiles, Kind: runtime.DepValue},
-				},
-				CodeVersion: "6a5811c3faf6e710",
-				HasValue:    true,
-				ValueType:   "int",
-				Run:         runSummary,
-			},
-			{
-				Key:      AssetAudit,
-				Kind:     "standard",
-				Strategy: strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetProfiles, Kind: runtime.DepValue},
-				},
-				CodeVersion: "e933ba9648ce4353",
-				HasValue:    true,
-				ValueType:   "int",
-				Run:         runAudit,
-			},
+			defCleanOrders(),
+			defTriage(),
+			defManualReview(),
+			defAutoApprove(),
+			defDecision(),
+			defTolerant(),
+			defRefundRequest(),
+			defCustomers(),
+			defProfiles(),
+			defSummary(),
+			defAudit(),
 		},
 	})
 }
@@ -262,9 +125,40 @@ func LoadAudit(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (i
 	return runtime.Load[int](ctx, e, "kinds", AssetAudit, p)
 }
 
+// defCleanOrders describes asset clean_orders.
+func defCleanOrders() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetCleanOrders,
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		CodeVersion: "e08008e4af201055",
+		HasValue:    true,
+		ValueType:   "[]Order",
+		Run:         runCleanOrders,
+	}
+}
+
 // runCleanOrders calls CleanOrders with its inputs.
 func runCleanOrders(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return CleanOrders(ctx)
+}
+
+// defTriage describes asset triage.
+func defTriage() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:  AssetTriage,
+		Kind: "router",
+		Strategy: strategy.Router{
+			Fallback: AssetManualReview,
+		},
+		Deps: []runtime.Dep{
+			{Asset: AssetCleanOrders, Kind: runtime.DepValue},
+		},
+		CodeVersion: "0c0c35b86b85aeb9",
+		HasValue:    true,
+		ValueType:   "flowstone.Route",
+		Run:         runTriage,
+	}
 }
 
 // runTriage calls Triage with its inputs.
@@ -276,6 +170,25 @@ func runTriage(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return Triage(ctx, cleanOrders)
 }
 
+// defManualReview describes asset manual_review.
+func defManualReview() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:  AssetManualReview,
+		Kind: "routed",
+		Strategy: strategy.Routed{
+			Router: AssetTriage,
+		},
+		Deps: []runtime.Dep{
+			{Asset: AssetCleanOrders, Kind: runtime.DepValue},
+			{Asset: AssetTriage, Kind: runtime.DepOrder},
+		},
+		CodeVersion: "43c53d802276aea8",
+		HasValue:    true,
+		ValueType:   "Review",
+		Run:         runManualReview,
+	}
+}
+
 // runManualReview calls ManualReview with its inputs.
 func runManualReview(ctx context.Context, in *runtime.Inputs) (any, error) {
 	cleanOrders, err := runtime.Input[[]Order](ctx, in, AssetCleanOrders)
@@ -283,6 +196,25 @@ func runManualReview(ctx context.Context, in *runtime.Inputs) (any, error) {
 		return nil, err
 	}
 	return ManualReview(ctx, cleanOrders)
+}
+
+// defAutoApprove describes asset auto_approve.
+func defAutoApprove() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:  AssetAutoApprove,
+		Kind: "routed",
+		Strategy: strategy.Routed{
+			Router: AssetTriage,
+		},
+		Deps: []runtime.Dep{
+			{Asset: AssetCleanOrders, Kind: runtime.DepValue},
+			{Asset: AssetTriage, Kind: runtime.DepOrder},
+		},
+		CodeVersion: "12c00720aba61d83",
+		HasValue:    true,
+		ValueType:   "Review",
+		Run:         runAutoApprove,
+	}
 }
 
 // runAutoApprove calls AutoApprove with its inputs.
@@ -294,6 +226,26 @@ func runAutoApprove(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return AutoApprove(ctx, cleanOrders)
 }
 
+// defDecision describes asset decision.
+func defDecision() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetDecision,
+		Description: "Decision is a join.",
+		Kind:        "join",
+		Strategy: strategy.Join{
+			Wait: 10 * time.Minute,
+		},
+		Deps: []runtime.Dep{
+			{Asset: AssetManualReview, Kind: runtime.DepOutcome},
+			{Asset: AssetAutoApprove, Kind: runtime.DepOutcome},
+		},
+		CodeVersion: "4479f226680a4ae6",
+		HasValue:    true,
+		ValueType:   "Verdict",
+		Run:         runDecision,
+	}
+}
+
 // runDecision calls Decision with its inputs.
 func runDecision(ctx context.Context, in *runtime.Inputs) (any, error) {
 	manualReview := runtime.InputOutcome[Review](ctx, in, AssetManualReview)
@@ -301,10 +253,44 @@ func runDecision(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return Decision(ctx, manualReview, autoApprove)
 }
 
+// defTolerant describes asset tolerant.
+func defTolerant() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetTolerant,
+		Description: "Tolerant is a join selected by its Outcome parameter alone.",
+		Kind:        "join",
+		Strategy:    strategy.Join{},
+		Deps: []runtime.Dep{
+			{Asset: AssetDecision, Kind: runtime.DepOutcome},
+		},
+		CodeVersion: "f2941620489b8290",
+		Run:         runTolerant,
+	}
+}
+
 // runTolerant calls Tolerant with its inputs.
 func runTolerant(ctx context.Context, in *runtime.Inputs) (any, error) {
 	decision := runtime.InputOutcome[Verdict](ctx, in, AssetDecision)
 	return nil, Tolerant(ctx, decision)
+}
+
+// defRefundRequest describes asset refund_request.
+func defRefundRequest() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:  AssetRefundRequest,
+		Kind: "gate",
+		Strategy: strategy.Gate{
+			Timeout:   48 * time.Hour,
+			OnTimeout: "reject",
+		},
+		Deps: []runtime.Dep{
+			{Asset: AssetDecision, Kind: runtime.DepValue},
+		},
+		CodeVersion: "8a6902ad193bc982",
+		HasValue:    true,
+		ValueType:   "Refund",
+		Run:         runRefundRequest,
+	}
 }
 
 // runRefundRequest calls RefundRequest with its inputs.
@@ -316,9 +302,45 @@ func runRefundRequest(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return RefundRequest(ctx, decision)
 }
 
+// defCustomers describes asset customers.
+func defCustomers() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetCustomers,
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		CodeVersion: "2804873cdf757933",
+		HasValue:    true,
+		ValueType:   "[]Customer",
+		Run:         runCustomers,
+	}
+}
+
 // runCustomers calls Customers with its inputs.
 func runCustomers(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return Customers(ctx)
+}
+
+// defProfiles describes asset profiles.
+func defProfiles() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:  AssetProfiles,
+		Kind: "scatter",
+		Strategy: strategy.Scatter{
+			Source:           AssetCustomers,
+			Batch:            100,
+			MaxConcurrent:    8,
+			PerSecond:        0.5,
+			FailureThreshold: 0.01,
+		},
+		Deps: []runtime.Dep{
+			{Asset: AssetCustomers, Kind: runtime.DepOrder},
+		},
+		CodeVersion: "760a2c9eb826eea9",
+		HasValue:    true,
+		Resources:   []string{"crm"},
+		ValueType:   "[]Profile",
+		Run:         runProfiles,
+	}
 }
 
 // runProfiles calls Profiles with its inputs.
@@ -331,6 +353,22 @@ func runProfiles(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return Profiles(ctx, customer, res.Crm)
 }
 
+// defSummary describes asset summary.
+func defSummary() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:      AssetSummary,
+		Kind:     "standard",
+		Strategy: strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetProfiles, Kind: runtime.DepValue},
+		},
+		CodeVersion: "6a5811c3faf6e710",
+		HasValue:    true,
+		ValueType:   "int",
+		Run:         runSummary,
+	}
+}
+
 // runSummary calls Summary with its inputs.
 func runSummary(ctx context.Context, in *runtime.Inputs) (any, error) {
 	profiles, err := runtime.Input[[]Profile](ctx, in, AssetProfiles)
@@ -338,6 +376,22 @@ func runSummary(ctx context.Context, in *runtime.Inputs) (any, error) {
 		return nil, err
 	}
 	return Summary(ctx, profiles)
+}
+
+// defAudit describes asset audit.
+func defAudit() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:      AssetAudit,
+		Kind:     "standard",
+		Strategy: strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetProfiles, Kind: runtime.DepValue},
+		},
+		CodeVersion: "e933ba9648ce4353",
+		HasValue:    true,
+		ValueType:   "int",
+		Run:         runAudit,
+	}
 }
 
 // runAudit calls Audit with its inputs.

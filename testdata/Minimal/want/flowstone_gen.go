@@ -19,23 +19,14 @@ const (
 // per run: one field per resource parameter. Supply it with runtime.Bind.
 type Resources struct{}
 
-// Pipeline returns the definition of the minimal pipeline: its assets in
-// topological order, each with its strategy, dependencies and typed call
-// wrapper.
+// Pipeline returns the definition of the minimal pipeline, its assets in
+// topological order.
 func Pipeline() *runtime.Pipeline {
 	return runtime.NewPipeline(runtime.PipelineDef{
 		Name:      "minimal",
 		Resources: runtime.ResourcesOf[Resources](),
 		Assets: []runtime.AssetDef{
-			{
-				Key:         AssetHello,
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				CodeVersion: "06599ed683bf89b8",
-				HasValue:    true,
-				ValueType:   "string",
-				Run:         runHello,
-			},
+			defHello(),
 		},
 	})
 }
@@ -44,6 +35,19 @@ func Pipeline() *runtime.Pipeline {
 // ("" for an unpartitioned asset).
 func LoadHello(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (string, error) {
 	return runtime.Load[string](ctx, e, "minimal", AssetHello, p)
+}
+
+// defHello describes asset hello.
+func defHello() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetHello,
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		CodeVersion: "06599ed683bf89b8",
+		HasValue:    true,
+		ValueType:   "string",
+		Run:         runHello,
+	}
 }
 
 // runHello calls Hello with its inputs.

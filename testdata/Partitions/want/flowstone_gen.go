@@ -29,92 +29,19 @@ const (
 // per run: one field per resource parameter. Supply it with runtime.Bind.
 type Resources struct{}
 
-// Pipeline returns the definition of the partitions pipeline: its assets in
-// topological order, each with its strategy, dependencies and typed call
-// wrapper.
+// Pipeline returns the definition of the partitions pipeline, its assets in
+// topological order.
 func Pipeline() *runtime.Pipeline {
 	return runtime.NewPipeline(runtime.PipelineDef{
 		Name:      "partitions",
 		Resources: runtime.ResourcesOf[Resources](),
 		Assets: []runtime.AssetDef{
-			{
-				Key:         AssetHTTPLogs,
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Partitions:  Hours,
-				CodeVersion: "973ea20a7885fd87",
-				HasValue:    true,
-				ValueType:   "[]string",
-				Run:         runHTTPLogs,
-			},
-			{
-				Key:         AssetHitsPerDay,
-				Description: "DailyHits counts one day's hits from its hours.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetHTTPLogs, Kind: runtime.DepPartitions},
-				},
-				Partitions:  Days,
-				CodeVersion: "13302431506a3f7a",
-				HasValue:    true,
-				ValueType:   "int",
-				Run:         runDailyHits,
-			},
-			{
-				Key:         AssetTotal,
-				Description: "Total is cumulative.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetHitsPerDay, Kind: runtime.DepValue},
-					{Asset: AssetTotal, Kind: runtime.DepPrevious},
-				},
-				Partitions:  Days,
-				Schedule:    "@daily",
-				CodeVersion: "de12cb49b7da4dc2",
-				HasValue:    true,
-				ValueType:   "int",
-				Run:         runTotal,
-			},
-			{
-				Key:         AssetAllTime,
-				Description: "AllTime reads every day.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetTotal, Kind: runtime.DepPartitions},
-				},
-				Schedule:    "@every 1h30m",
-				CodeVersion: "e71283e2fa69848e",
-				HasValue:    true,
-				ValueType:   "int",
-				Run:         runAllTime,
-			},
-			{
-				Key:         AssetReference,
-				Description: "Reference is unpartitioned and read by a partitioned asset.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				CodeVersion: "83d9dd490db2a365",
-				HasValue:    true,
-				ValueType:   "map[string]string",
-				Run:         runReference,
-			},
-			{
-				Key:      AssetEnriched,
-				Kind:     "standard",
-				Strategy: strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetReference, Kind: runtime.DepValue},
-					{Asset: AssetHitsPerDay, Kind: runtime.DepValue},
-				},
-				Partitions:  Days,
-				CodeVersion: "f098fc03ef6e670a",
-				HasValue:    true,
-				ValueType:   "string",
-				Run:         runEnriched,
-			},
+			defHTTPLogs(),
+			defDailyHits(),
+			defTotal(),
+			defAllTime(),
+			defReference(),
+			defEnriched(),
 		},
 	})
 }
@@ -155,9 +82,41 @@ func LoadEnriched(ctx context.Context, e *runtime.Engine, p flowstone.Partition)
 	return runtime.Load[string](ctx, e, "partitions", AssetEnriched, p)
 }
 
+// defHTTPLogs describes asset http_logs.
+func defHTTPLogs() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetHTTPLogs,
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Partitions:  Hours,
+		CodeVersion: "973ea20a7885fd87",
+		HasValue:    true,
+		ValueType:   "[]string",
+		Run:         runHTTPLogs,
+	}
+}
+
 // runHTTPLogs calls HTTPLogs with its inputs.
 func runHTTPLogs(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return HTTPLogs(ctx, in.Partition())
+}
+
+// defDailyHits describes asset hits_per_day.
+func defDailyHits() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetHitsPerDay,
+		Description: "DailyHits counts one day's hits from its hours.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetHTTPLogs, Kind: runtime.DepPartitions},
+		},
+		Partitions:  Days,
+		CodeVersion: "13302431506a3f7a",
+		HasValue:    true,
+		ValueType:   "int",
+		Run:         runDailyHits,
+	}
 }
 
 // runDailyHits calls DailyHits with its inputs.
@@ -167,6 +126,26 @@ func runDailyHits(ctx context.Context, in *runtime.Inputs) (any, error) {
 		return nil, err
 	}
 	return DailyHits(ctx, httpLogs)
+}
+
+// defTotal describes asset total.
+func defTotal() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetTotal,
+		Description: "Total is cumulative.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetHitsPerDay, Kind: runtime.DepValue},
+			{Asset: AssetTotal, Kind: runtime.DepPrevious},
+		},
+		Partitions:  Days,
+		Schedule:    "@daily",
+		CodeVersion: "de12cb49b7da4dc2",
+		HasValue:    true,
+		ValueType:   "int",
+		Run:         runTotal,
+	}
 }
 
 // runTotal calls Total with its inputs.
@@ -182,6 +161,24 @@ func runTotal(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return Total(ctx, hitsPerDay, total)
 }
 
+// defAllTime describes asset all_time.
+func defAllTime() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetAllTime,
+		Description: "AllTime reads every day.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetTotal, Kind: runtime.DepPartitions},
+		},
+		Schedule:    "@every 1h30m",
+		CodeVersion: "e71283e2fa69848e",
+		HasValue:    true,
+		ValueType:   "int",
+		Run:         runAllTime,
+	}
+}
+
 // runAllTime calls AllTime with its inputs.
 func runAllTime(ctx context.Context, in *runtime.Inputs) (any, error) {
 	total, err := runtime.InputPartitions[int](ctx, in, AssetTotal)
@@ -191,9 +188,41 @@ func runAllTime(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return AllTime(ctx, total)
 }
 
+// defReference describes asset reference.
+func defReference() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetReference,
+		Description: "Reference is unpartitioned and read by a partitioned asset.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		CodeVersion: "83d9dd490db2a365",
+		HasValue:    true,
+		ValueType:   "map[string]string",
+		Run:         runReference,
+	}
+}
+
 // runReference calls Reference with its inputs.
 func runReference(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return Reference(ctx)
+}
+
+// defEnriched describes asset enriched.
+func defEnriched() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:      AssetEnriched,
+		Kind:     "standard",
+		Strategy: strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetReference, Kind: runtime.DepValue},
+			{Asset: AssetHitsPerDay, Kind: runtime.DepValue},
+		},
+		Partitions:  Days,
+		CodeVersion: "f098fc03ef6e670a",
+		HasValue:    true,
+		ValueType:   "string",
+		Run:         runEnriched,
+	}
 }
 
 // runEnriched calls Enriched with its inputs.

@@ -36,59 +36,17 @@ type Resources struct {
 	}
 }
 
-// Pipeline returns the definition of the types pipeline: its assets in
-// topological order, each with its strategy, dependencies and typed call
-// wrapper.
+// Pipeline returns the definition of the types pipeline, its assets in
+// topological order.
 func Pipeline() *runtime.Pipeline {
 	return runtime.NewPipeline(runtime.PipelineDef{
 		Name:      "types",
 		Resources: runtime.ResourcesOf[Resources](),
 		Assets: []runtime.AssetDef{
-			{
-				Key:         AssetIn,
-				Description: "In has a key that is also a wrapper parameter name.",
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				CodeVersion: "1604d5919364b7bf",
-				HasValue:    true,
-				ValueType:   "map[string]*url.URL",
-				Run:         runIn,
-			},
-			{
-				Key:         AssetErr,
-				Kind:        "standard",
-				Strategy:    strategy.Standard{},
-				CodeVersion: "6b0dd52396a7f167",
-				HasValue:    true,
-				ValueType:   "struct{N int \"json:\\\"n\\\"\"; Seen []time.Duration}",
-				Run:         runErr,
-			},
-			{
-				Key:      AssetWin,
-				Kind:     "standard",
-				Strategy: strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetIn, Kind: runtime.DepValue},
-					{Asset: AssetErr, Kind: runtime.DepValue},
-				},
-				Timeout:     1500 * time.Millisecond,
-				CodeVersion: "722f3a6538412fcf",
-				HasValue:    true,
-				Resources:   []string{"clock", "events"},
-				ValueType:   "*Window",
-				Run:         runWin,
-			},
-			{
-				Key:      AssetLast,
-				Kind:     "standard",
-				Strategy: strategy.Standard{},
-				Deps: []runtime.Dep{
-					{Asset: AssetWin, Kind: runtime.DepValue},
-				},
-				CodeVersion: "9185b516882717bb",
-				Resources:   []string{"sink"},
-				Run:         runLastWindow,
-			},
+			defIn(),
+			defErr(),
+			defWin(),
+			defLastWindow(),
 		},
 	})
 }
@@ -117,14 +75,60 @@ func LoadWin(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (*Wi
 	return runtime.Load[*Window](ctx, e, "types", AssetWin, p)
 }
 
+// defIn describes asset in.
+func defIn() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetIn,
+		Description: "In has a key that is also a wrapper parameter name.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		CodeVersion: "1604d5919364b7bf",
+		HasValue:    true,
+		ValueType:   "map[string]*url.URL",
+		Run:         runIn,
+	}
+}
+
 // runIn calls In with its inputs.
 func runIn(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return In(ctx)
 }
 
+// defErr describes asset err.
+func defErr() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetErr,
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		CodeVersion: "6b0dd52396a7f167",
+		HasValue:    true,
+		ValueType:   "struct{N int \"json:\\\"n\\\"\"; Seen []time.Duration}",
+		Run:         runErr,
+	}
+}
+
 // runErr calls Err with its inputs.
 func runErr(ctx context.Context, in *runtime.Inputs) (any, error) {
 	return Err(ctx)
+}
+
+// defWin describes asset win.
+func defWin() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:      AssetWin,
+		Kind:     "standard",
+		Strategy: strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetIn, Kind: runtime.DepValue},
+			{Asset: AssetErr, Kind: runtime.DepValue},
+		},
+		Timeout:     1500 * time.Millisecond,
+		CodeVersion: "722f3a6538412fcf",
+		HasValue:    true,
+		Resources:   []string{"clock", "events"},
+		ValueType:   "*Window",
+		Run:         runWin,
+	}
 }
 
 // runWin calls Win with its inputs.
@@ -142,6 +146,21 @@ func runWin(ctx context.Context, in *runtime.Inputs) (any, error) {
 		return nil, err
 	}
 	return Win(ctx, inArg, errArg, res.Clock, res.Events, in.Partition())
+}
+
+// defLastWindow describes asset last.
+func defLastWindow() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:      AssetLast,
+		Kind:     "standard",
+		Strategy: strategy.Standard{},
+		Deps: []runtime.Dep{
+			{Asset: AssetWin, Kind: runtime.DepValue},
+		},
+		CodeVersion: "9185b516882717bb",
+		Resources:   []string{"sink"},
+		Run:         runLastWindow,
+	}
 }
 
 // runLastWindow calls lastWindow with its inputs.
