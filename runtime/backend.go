@@ -27,6 +27,8 @@ type jobArgs struct {
 	Asset     string          `json:"asset"`
 	Partition string          `json:"partition"`
 	Resume    json.RawMessage `json:"resume,omitempty"`
+	// Deadline marks the job a Deadliner strategy's deadline schedules.
+	Deadline bool `json:"deadline,omitempty"`
 }
 
 // Kind is per pipeline, so a process fetches only the pipelines it binds.

@@ -23,6 +23,14 @@ type Config struct {
 	// NoWorkers makes the engine enqueue, query and approve only: it works
 	// no jobs. An enqueuing process that exits at once uses it.
 	NoWorkers bool
+	// Queues, when set, limits this process to the named River queues
+	// ("default" is the queue of assets without queue=), so heavy assets
+	// can have dedicated workers.
+	Queues []string
+	// Secret signs and verifies gate links (at least 16 bytes; every
+	// process of a deployment uses the same). There is no default: an
+	// engine bound to a pipeline with gates refuses to open without one.
+	Secret []byte
 	// DefaultTimeout limits one attempt of an asset that has no timeout=.
 	// It also decides when the job of a worker that died is taken over by
 	// another process: River's rescuer (which looks every 30 seconds)

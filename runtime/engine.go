@@ -59,6 +59,9 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	if err := e.addBindings(bindings); err != nil {
 		return nil, err
 	}
+	if err := e.checkSecret(); err != nil {
+		return nil, err
+	}
 
 	rcfg := e.riverConfig(db.dialect)
 	var migrate func(context.Context) error
@@ -151,6 +154,10 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 	}
 	workers := river.NewWorkers()
 	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: conc}}
+	only := map[string]bool{}
+	for _, q := range e.cfg.Queues {
+		only[q] = true
+	}
 	names := make([]string, 0, len(e.bindings))
 	for name := range e.bindings {
 		names = append(names, name)
@@ -163,6 +170,16 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 			if a.Queue != "" {
 				queues[a.Queue] = river.QueueConfig{MaxWorkers: conc}
 			}
+		}
+	}
+	if len(only) > 0 {
+		for q := range queues {
+			if !only[q] {
+				delete(queues, q)
+			}
+		}
+		for q := range only {
+			queues[q] = river.QueueConfig{MaxWorkers: conc}
 		}
 	}
 	rcfg.Workers = workers

@@ -20,6 +20,9 @@ var (
 	ErrDecode = errors.New("stored value does not decode")
 	// ErrRunNotFound: no run with that ID.
 	ErrRunNotFound = errors.New("run not found")
+	// ErrUnfinished: an Outcome dependency had not finished when a join's
+	// wait= deadline started it.
+	ErrUnfinished = errors.New("upstream not finished")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine closed")
 )

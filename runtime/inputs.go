@@ -25,14 +25,21 @@ type Inputs struct {
 type inputSource interface {
 	// value decodes asset's value for the current run into into.
 	value(ctx context.Context, asset string, into any) error
-	// outcome reports asset's terminal state in the run: its error message
-	// when it failed, skipped when it was skipped.
-	outcome(ctx context.Context, asset string) (errMsg string, skipped bool, err error)
+	// outcome reports asset's state in the run.
+	outcome(ctx context.Context, asset string) (upstreamOutcome, error)
 	// partitions calls fn for each partition of asset that the current
 	// partition covers, in key order.
 	partitions(ctx context.Context, asset string, fn func(p flowstone.Partition, decode func(into any) error) error) error
 	// previous decodes the asset's own previous partition's value into into.
 	previous(ctx context.Context, into any) (p flowstone.Partition, found bool, err error)
+}
+
+// upstreamOutcome is a tolerant dependency's state: failed (errMsg),
+// skipped, not finished (a join started by its deadline), or succeeded.
+type upstreamOutcome struct {
+	errMsg     string
+	skipped    bool
+	unfinished bool
 }
 
 // Partition is the key being materialized.
@@ -54,14 +61,16 @@ func Input[T any](ctx context.Context, in *Inputs, asset string) (T, error) {
 // failed with, or Skipped.
 func InputOutcome[T any](ctx context.Context, in *Inputs, asset string) flowstone.Outcome[T] {
 	var o flowstone.Outcome[T]
-	msg, skipped, err := in.src.outcome(ctx, asset)
+	u, err := in.src.outcome(ctx, asset)
 	switch {
 	case err != nil:
 		o.Err = fmt.Errorf("input %s: %w", asset, err)
-	case skipped:
+	case u.skipped:
 		o.Skipped = true
-	case msg != "":
-		o.Err = &UpstreamError{Asset: asset, Message: msg}
+	case u.unfinished:
+		o.Err = &UpstreamError{Asset: asset, Message: "not finished (" + u.errMsg + ") when the wait ended", Err: ErrUnfinished}
+	case u.errMsg != "":
+		o.Err = &UpstreamError{Asset: asset, Message: u.errMsg}
 	default:
 		if err := in.src.value(ctx, asset, &o.Value); err != nil {
 			o.Err = fmt.Errorf("input %s: %w", asset, err)
@@ -119,13 +128,24 @@ func ResourcesValue[T any](in *Inputs) T {
 	return r
 }
 
-// UpstreamError is the error an Outcome carries when its upstream failed.
+// UpstreamError is the error an Outcome carries when its upstream failed
+// or had not finished.
 type UpstreamError struct {
 	Asset   string
 	Message string
+	// Err is ErrUnfinished for an upstream that had not finished.
+	Err error
 }
 
-func (e *UpstreamError) Error() string { return "upstream " + e.Asset + " failed: " + e.Message }
+func (e *UpstreamError) Error() string {
+	if e.Err != nil {
+		return "upstream " + e.Asset + " " + e.Message
+	}
+	return "upstream " + e.Asset + " failed: " + e.Message
+}
+
+// Unwrap returns Err.
+func (e *UpstreamError) Unwrap() error { return e.Err }
 
 // errNoItem is returned by Item outside a scatter.
 var errNoItem = errors.New("no scatter item in this materialization")

@@ -10,8 +10,10 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
 
@@ -127,10 +129,22 @@ func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run
 			inRun[a.Key] = true
 		}
 		remaining := make([]int, len(assets))
+		required := make([]int, len(assets))
 		for i, a := range assets {
-			remaining[i] = len(depAssets(a, inRun))
+			for _, up := range depAssets(a, inRun) {
+				remaining[i]++
+				if !tolerates(a, up) {
+					required[i]++
+				}
+			}
+			if d, ok := a.Strategy.(strategy.Deadliner); ok && d.Deadline() > 0 && remaining[i] > 0 {
+				p := e.jobParams(run, a, partitionFor(a, run.partition), nil)
+				p.Args = withDeadline(p.Args)
+				p.InsertOpts.ScheduledAt = time.Now().Add(d.Deadline())
+				fx.jobs = append(fx.jobs, p)
+			}
 		}
-		if err := insertRunAssets(ctx, tx, run, assets, remaining); err != nil {
+		if err := insertRunAssets(ctx, tx, run, assets, remaining, required); err != nil {
 			return err
 		}
 		for i, a := range assets {
@@ -203,20 +217,37 @@ func containsStr(xs []string, s string) bool {
 	return false
 }
 
-func insertRunAssets(ctx context.Context, tx txn, run *runCtx, assets []*AssetDef, remaining []int) error {
+// tolerates reports whether a may run whatever up's outcome: every
+// dependency of a on up is an Outcome.
+func tolerates(a *AssetDef, up string) bool {
+	for _, d := range a.Deps {
+		if d.Asset == up && d.Kind != DepPrevious && !d.Kind.Tolerant() {
+			return false
+		}
+	}
+	return true
+}
+
+func withDeadline(args river.JobArgs) jobArgs {
+	a := args.(jobArgs)
+	a.Deadline = true
+	return a
+}
+
+func insertRunAssets(ctx context.Context, tx txn, run *runCtx, assets []*AssetDef, remaining, required []int) error {
 	const chunk = 200
 	for start := 0; start < len(assets); start += chunk {
 		end := min(start+chunk, len(assets))
 		var b strings.Builder
-		b.WriteString(`INSERT INTO flowstone_run_assets (run_id, asset, partition_key, status, remaining) VALUES `)
-		args := make([]any, 0, 5*(end-start))
+		b.WriteString(`INSERT INTO flowstone_run_assets (run_id, asset, partition_key, status, remaining, required) VALUES `)
+		args := make([]any, 0, 6*(end-start))
 		for i := start; i < end; i++ {
 			if i > start {
 				b.WriteString(", ")
 			}
-			b.WriteString("(?, ?, ?, ?, ?)")
+			b.WriteString("(?, ?, ?, ?, ?, ?)")
 			a := assets[i]
-			args = append(args, run.id, a.Key, string(partitionFor(a, run.partition)), string(StatusPending), remaining[i])
+			args = append(args, run.id, a.Key, string(partitionFor(a, run.partition)), string(StatusPending), remaining[i], required[i])
 		}
 		if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("record run assets: %w", err)
@@ -362,12 +393,7 @@ func (e *Engine) finish(ctx context.Context, tx txn, run *runCtx, a *AssetDef, s
 	fx.events = append(fx.events, Event{Kind: EventAssetFinished, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(status), Error: errMsg})
 	for _, dk := range run.p.Downstream(a.Key) {
 		d := run.p.Asset(dk)
-		tolerant := true
-		for _, dep := range d.Deps {
-			if dep.Asset == a.Key && dep.Kind != DepPrevious && !dep.Kind.Tolerant() {
-				tolerant = false
-			}
-		}
+		tolerant := tolerates(d, a.Key)
 		block, reason := "", ""
 		if !tolerant {
 			switch {
@@ -377,21 +403,22 @@ func (e *Engine) finish(ctx context.Context, tx txn, run *runCtx, a *AssetDef, s
 				block, reason = string(StatusSkipped), "upstream "+a.Key+" skipped"
 			}
 		}
-		var remaining int
+		var remaining, required, early int
 		var blocked string
-		err := tx.QueryRow(ctx, `UPDATE flowstone_run_assets SET remaining = remaining - 1,
+		err := tx.QueryRow(ctx, `UPDATE flowstone_run_assets SET remaining = remaining - 1, required = required - ?,
 			blocked = CASE WHEN ? = '' OR blocked = 'upstream_failed' THEN blocked ELSE ? END,
 			error = CASE WHEN ? = '' OR error <> '' THEN error ELSE ? END
 			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?
-			RETURNING remaining, blocked`,
-			block, block, reason, reason, run.id, d.Key, string(partitionFor(d, run.partition)), string(StatusPending)).Scan(&remaining, &blocked)
+			RETURNING remaining, required, early, blocked`,
+			boolInt(!tolerant), block, block, reason, reason, run.id, d.Key, string(partitionFor(d, run.partition)), string(StatusPending)).
+			Scan(&remaining, &required, &early, &blocked)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue // not in this run
 		}
 		if err != nil {
 			return fmt.Errorf("propagate %s to %s: %w", a.Key, d.Key, err)
 		}
-		if remaining == 0 {
+		if remaining == 0 || early == 1 && required == 0 {
 			if err := e.resolve(ctx, tx, run, d, blocked, fx); err != nil {
 				return err
 			}

@@ -85,6 +85,15 @@ func (t *task) Call(ctx context.Context) (v any, err error) {
 	return t.asset.Run(flowstone.WithRecorder(ctx, t), in)
 }
 
+// Peers implements strategy.Task.
+func (t *task) Peers() []strategy.Peer {
+	out := make([]strategy.Peer, len(t.run.p.assets))
+	for i, a := range t.run.p.assets {
+		out[i] = strategy.Peer{Key: a.Key, Strategy: a.Strategy}
+	}
+	return out
+}
+
 func (t *task) upstreams(ctx context.Context) (map[string]upstream, error) {
 	if t.ups != nil {
 		return t.ups, nil
@@ -129,26 +138,28 @@ func (t *task) value(ctx context.Context, asset string, into any) error {
 	return t.e.loadMaterialization(ctx, t.run.p, asset, u.mat, into)
 }
 
-func (t *task) outcome(ctx context.Context, asset string) (string, bool, error) {
+func (t *task) outcome(ctx context.Context, asset string) (upstreamOutcome, error) {
 	ups, err := t.upstreams(ctx)
 	if err != nil {
-		return "", false, err
+		return upstreamOutcome{}, err
 	}
 	u, ok := ups[asset]
 	if !ok {
-		return "", false, fmt.Errorf("%w: %s is not an upstream of %s in this run", ErrUnknownAsset, asset, t.asset.Key)
+		return upstreamOutcome{}, fmt.Errorf("%w: %s is not an upstream of %s in this run", ErrUnknownAsset, asset, t.asset.Key)
 	}
 	switch {
 	case u.status == StatusSkipped:
-		return "", true, nil
+		return upstreamOutcome{skipped: true}, nil
 	case u.status.ok():
-		return "", false, nil
+		return upstreamOutcome{}, nil
+	case !u.status.Terminal():
+		return upstreamOutcome{unfinished: true, errMsg: string(u.status)}, nil
 	}
 	msg := u.err
 	if msg == "" {
 		msg = string(u.status)
 	}
-	return msg, false, nil
+	return upstreamOutcome{errMsg: msg}, nil
 }
 
 // partitions implements inputSource for map[Partition]T dependencies: every

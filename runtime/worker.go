@@ -61,6 +61,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.partition), force: st.force, configHash: st.configHash}
 	part := flowstone.Partition(args.Partition)
 
+	if args.Deadline {
+		return e.deadline(ctx, job, run, a)
+	}
 	// A job for work already done (a duplicate after a crash, a cancelled
 	// run) completes without running anything.
 	if st.status.Terminal() || st.runStatus == RunCancelled {
@@ -343,4 +346,36 @@ func (e *Engine) unknownAsset(ctx context.Context, job *river.Job[jobArgs]) erro
 	e.log.ErrorContext(ctx, "job for an unknown asset", "run", args.Run, "asset", args.Asset, "pipeline", args.Pipeline)
 	e.events.publish(Event{Kind: EventRunFinished, Pipeline: args.Pipeline, RunID: args.Run, Status: string(RunFailed), Error: cause.Error()})
 	return river.JobCancel(cause)
+}
+
+// deadline handles a Deadliner's job: the asset, if still waiting for
+// dependencies, starts as soon as its required ones are done (now, if they
+// are); its tolerant ones arrive as they are.
+func (e *Engine) deadline(ctx context.Context, job *river.Job[jobArgs], run *runCtx, a *AssetDef) error {
+	args := job.Args
+	var fx effects
+	err := e.be.inTx(ctx, func(tx txn) error {
+		fx = effects{}
+		var required int
+		var blocked string
+		err := tx.QueryRow(ctx, `UPDATE flowstone_run_assets SET early = 1
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ? RETURNING required, blocked`,
+			args.Run, args.Asset, args.Partition, string(StatusPending)).Scan(&required, &blocked)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if err == nil && required == 0 {
+			if err := e.resolve(ctx, tx, run, a, blocked, &fx); err != nil {
+				return err
+			}
+			if err := tx.insertJobs(ctx, fx.jobs); err != nil {
+				return err
+			}
+		}
+		return tx.completeJob(ctx, job)
+	})
+	if err == nil {
+		e.events.publish(fx.events...)
+	}
+	return err
 }

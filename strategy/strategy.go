@@ -108,6 +108,33 @@ type Task interface {
 	// (another attempt saved one first; LoadState reads it).
 	SaveState(ctx context.Context, name string, value any) (saved bool, err error)
 	// Resume schedules a Resume of this asset's strategy at at with payload
-	// (JSON-encoded), as a job in the database.
+	// (JSON-encoded), as a job in the database. It is inserted together with
+	// the result of the current Run or Resume, so it exists only if that
+	// result is recorded.
 	Resume(ctx context.Context, at time.Time, payload any) error
+	// Peers lists every asset of the pipeline with its strategy, so a kind
+	// can find the assets related to it (a router, its branches).
+	Peers() []Peer
+}
+
+// Peer is one asset of the pipeline as Task.Peers reports it.
+type Peer struct {
+	Key      string
+	Strategy Strategy
+}
+
+// Deadliner is implemented by strategies whose asset may start before all
+// its dependencies are terminal: the runtime schedules, when the run
+// starts, a job that starts the asset Deadline() later if it is still
+// waiting. Its Outcome dependencies that have not finished then carry an
+// error matching ErrUnfinished.
+type Deadliner interface {
+	Deadline() time.Duration
+}
+
+// SecretUser is implemented by strategies that sign or verify links with
+// the engine's secret; an engine refuses to start without one when a bound
+// asset's strategy reports true.
+type SecretUser interface {
+	UsesSecret() bool
 }

@@ -18,14 +18,19 @@ CREATE TABLE flowstone_runs (
 CREATE INDEX flowstone_runs_pipeline_created ON flowstone_runs (pipeline, created_at);
 
 -- One row per asset and partition of a run: the run's state machine.
--- remaining counts dependencies not yet terminal; blocked records a required
--- dependency that failed (upstream_failed) or was skipped.
+-- remaining counts dependencies not yet terminal, required those of them
+-- the asset cannot run without (all but Outcome ones); early is set when a
+-- strategy's deadline passed, so the asset starts once required reaches 0;
+-- blocked records a required dependency that failed (upstream_failed) or
+-- was skipped.
 CREATE TABLE flowstone_run_assets (
     run_id             TEXT NOT NULL,
     asset              TEXT NOT NULL,
     partition_key      TEXT NOT NULL,
     status             TEXT NOT NULL,
     remaining          INTEGER NOT NULL,
+    required           INTEGER NOT NULL,
+    early              INTEGER NOT NULL DEFAULT 0,
     blocked            TEXT NOT NULL DEFAULT '',
     materialization_id TEXT,
     job_id             BIGINT,

@@ -1,0 +1,295 @@
+package runtime
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/strategy"
+	"github.com/riverqueue/river"
+)
+
+// Errors of gate resolution.
+var (
+	// ErrGateResolved: the gate was already approved, rejected or timed out.
+	ErrGateResolved = errors.New("gate already resolved")
+	// ErrNotWaiting: the asset is not a gate waiting for a decision.
+	ErrNotWaiting = errors.New("not a waiting gate")
+	// ErrBadToken: a gate link's token is malformed, forged or expired.
+	ErrBadToken = errors.New("invalid gate token")
+	// ErrNoSecret: gates need Config.Secret.
+	ErrNoSecret = errors.New("no secret for gate links")
+)
+
+func (e *Engine) checkSecret() error {
+	var gated []string
+	for _, b := range e.bindings {
+		for _, a := range b.pipeline.assets {
+			if s, ok := a.Strategy.(strategy.SecretUser); ok && s.UsesSecret() {
+				gated = append(gated, b.pipeline.name+"."+a.Key)
+			}
+		}
+	}
+	if len(gated) == 0 || len(e.cfg.Secret) >= 16 {
+		return nil
+	}
+	sort.Strings(gated)
+	return fmt.Errorf("%w: %s sign their approval links; set Config.Secret (16 bytes or more, the same in every process)", ErrNoSecret, strings.Join(gated, ", "))
+}
+
+// Gate is an asset waiting for a decision.
+type Gate struct {
+	RunID     string
+	Pipeline  string
+	Asset     string
+	Partition flowstone.Partition
+	// Since is when its function started.
+	Since time.Time
+}
+
+// Gates lists the gates waiting for a decision, oldest first, in pipeline
+// (every pipeline when empty).
+func (e *Engine) Gates(ctx context.Context, pipeline string) ([]Gate, error) {
+	rs, err := e.be.pool().Query(ctx, `SELECT ra.run_id, r.pipeline, ra.asset, ra.partition_key, COALESCE(ra.started_at, 0)
+		FROM flowstone_run_assets ra JOIN flowstone_runs r ON r.id = ra.run_id
+		WHERE ra.status = ? AND (? = '' OR r.pipeline = ?) ORDER BY ra.started_at, ra.run_id, ra.asset`,
+		string(StatusWaiting), pipeline, pipeline)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []Gate
+	for rs.Next() {
+		var g Gate
+		var part string
+		var since int64
+		if err := rs.Scan(&g.RunID, &g.Pipeline, &g.Asset, &part, &since); err != nil {
+			return nil, err
+		}
+		g.Partition, g.Since = flowstone.Partition(part), time.UnixMicro(since)
+		if b, ok := e.bindings[g.Pipeline]; ok {
+			if a := b.pipeline.Asset(g.Asset); a == nil || !isGate(a) {
+				continue
+			}
+		}
+		out = append(out, g)
+	}
+	return out, rs.Err()
+}
+
+func isGate(a *AssetDef) bool {
+	_, ok := a.Strategy.(strategy.Gate)
+	return ok
+}
+
+// Approve approves the gate asset of run runID: its held value becomes its
+// materialization and its dependents start. by and reason are recorded.
+func (e *Engine) Approve(ctx context.Context, runID, asset, by, reason string) error {
+	return e.decide(ctx, runID, asset, strategy.GateDecision{Action: strategy.GateApprove, By: by, Reason: reason, At: time.Now()})
+}
+
+// Reject rejects the gate asset of run runID: it fails, and its dependents
+// are upstream_failed.
+func (e *Engine) Reject(ctx context.Context, runID, asset, by, reason string) error {
+	return e.decide(ctx, runID, asset, strategy.GateDecision{Action: strategy.GateReject, By: by, Reason: reason, At: time.Now()})
+}
+
+// decide stores the first decision for a waiting gate and schedules the
+// job that applies it, in one transaction.
+func (e *Engine) decide(ctx context.Context, runID, asset string, d strategy.GateDecision) error {
+	if strings.TrimSpace(d.By) == "" {
+		return fmt.Errorf("%s of %s: say who decides", d.Action, asset)
+	}
+	data, _ := json.Marshal(d)
+	err := e.be.inTx(ctx, func(tx txn) error {
+		var status, part, pipeline string
+		err := tx.QueryRow(ctx, `SELECT ra.status, ra.partition_key, r.pipeline FROM flowstone_run_assets ra
+			JOIN flowstone_runs r ON r.id = ra.run_id WHERE ra.run_id = ? AND ra.asset = ?`, runID, asset).Scan(&status, &part, &pipeline)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("%w: no asset %s in run %s", ErrNotWaiting, asset, runID)
+		}
+		if err != nil {
+			return err
+		}
+		b, ok := e.bindings[pipeline]
+		if !ok {
+			return fmt.Errorf("%w: %s (bind it to decide its gates)", ErrUnknownPipeline, pipeline)
+		}
+		a := b.pipeline.Asset(asset)
+		if a == nil || !isGate(a) {
+			return fmt.Errorf("%w: %s is not a gate", ErrNotWaiting, asset)
+		}
+		var prior string
+		err = tx.QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND partition_key = ? AND name = ?`,
+			runID, part, strategy.GateDecisionState).Scan(&prior)
+		if err == nil {
+			var p strategy.GateDecision
+			_ = json.Unmarshal([]byte(prior), &p)
+			return fmt.Errorf("%w: gate %s of run %s was %sd by %s at %s", ErrGateResolved, asset, runID, p.Action, p.By, p.At.Format(time.RFC3339))
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if AssetStatus(status) != StatusWaiting {
+			return fmt.Errorf("%w: gate %s of run %s is %s", ErrNotWaiting, asset, runID, status)
+		}
+		n, err := tx.Exec(ctx, `INSERT INTO flowstone_state (run_id, partition_key, name, value) VALUES (?, ?, ?, ?)
+			ON CONFLICT (run_id, partition_key, name) DO NOTHING`, runID, part, strategy.GateDecisionState, string(data))
+		if err != nil {
+			return err
+		}
+		if n == 0 { // the timeout decided at this very moment
+			return fmt.Errorf("%w: gate %s of run %s", ErrGateResolved, asset, runID)
+		}
+		signal, _ := json.Marshal(strategy.GateSignal{})
+		run := &runCtx{id: runID, p: b.pipeline}
+		return tx.insertJobs(ctx, []river.InsertManyParams{e.jobParams(run, a, flowstone.Partition(part), signal)})
+	})
+	if err != nil {
+		return err
+	}
+	e.log.InfoContext(ctx, "gate decided", "run", runID, "asset", asset, "action", d.Action, "by", d.By)
+	return nil
+}
+
+// gateClaims is what a gate link carries.
+type gateClaims struct {
+	Run     string `json:"r"`
+	Asset   string `json:"a"`
+	Action  string `json:"x"`
+	Expires int64  `json:"e"`
+}
+
+// GateToken returns a signed token that approves (action "approve") or
+// rejects ("reject") the gate asset of run runID until ttl has passed. Put
+// it in a link to GateHandler: ?token=....
+func (e *Engine) GateToken(runID, asset, action string, ttl time.Duration) (string, error) {
+	if len(e.cfg.Secret) < 16 {
+		return "", ErrNoSecret
+	}
+	if action != strategy.GateApprove && action != strategy.GateReject {
+		return "", fmt.Errorf("gate action %q: want approve or reject", action)
+	}
+	if ttl <= 0 {
+		return "", fmt.Errorf("gate token ttl %s: must be positive", ttl)
+	}
+	body, _ := json.Marshal(gateClaims{Run: runID, Asset: asset, Action: action, Expires: time.Now().Add(ttl).Unix()})
+	enc := base64.RawURLEncoding
+	payload := enc.EncodeToString(body)
+	return payload + "." + enc.EncodeToString(e.sign(payload)), nil
+}
+
+func (e *Engine) sign(payload string) []byte {
+	m := hmac.New(sha256.New, e.cfg.Secret)
+	m.Write([]byte("flowstone-gate:" + payload))
+	return m.Sum(nil)
+}
+
+// verifyGateToken checks a token's signature in constant time, then its
+// expiry.
+func (e *Engine) verifyGateToken(token string) (gateClaims, error) {
+	var c gateClaims
+	if len(e.cfg.Secret) < 16 {
+		return c, ErrNoSecret
+	}
+	payload, sig, ok := strings.Cut(token, ".")
+	if !ok {
+		return c, fmt.Errorf("%w: malformed", ErrBadToken)
+	}
+	got, err := base64.RawURLEncoding.DecodeString(sig)
+	if err != nil || !hmac.Equal(got, e.sign(payload)) {
+		return c, fmt.Errorf("%w: bad signature", ErrBadToken)
+	}
+	body, err := base64.RawURLEncoding.DecodeString(payload)
+	if err != nil || json.Unmarshal(body, &c) != nil {
+		return c, fmt.Errorf("%w: malformed", ErrBadToken)
+	}
+	if time.Now().Unix() >= c.Expires {
+		return c, fmt.Errorf("%w: expired at %s", ErrBadToken, time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))
+	}
+	return c, nil
+}
+
+// DecideWithToken applies a gate link's decision, recorded as by.
+func (e *Engine) DecideWithToken(ctx context.Context, token, by, reason string) error {
+	c, err := e.verifyGateToken(token)
+	if err != nil {
+		return err
+	}
+	if by == "" {
+		by = "signed link"
+	}
+	return e.decide(ctx, c.Run, c.Asset, strategy.GateDecision{Action: c.Action, By: by, Reason: reason, At: time.Now()})
+}
+
+var gatePage = template.Must(template.New("gate").Parse(`<!doctype html>
+<html><head><meta charset="utf-8"><title>FlowStone gate</title></head>
+<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
+<h1>{{.Title}}</h1>
+<p>{{.Message}}</p>
+{{if .Form}}<form method="post">
+<input type="hidden" name="token" value="{{.Token}}">
+<p><label>Your name <input name="by" required></label></p>
+<p><label>Reason <input name="reason" size="40"></label></p>
+<p><button type="submit">{{.Action}}</button></p>
+</form>{{end}}
+</body></html>`))
+
+// GateHandler serves gate links: GET ?token=... shows what the link will
+// do and a confirmation form (so link previews change nothing); POST
+// applies it. A forged or expired token answers 403, a gate already
+// resolved 409.
+func (e *Engine) GateHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		token := r.FormValue("token")
+		c, err := e.verifyGateToken(token)
+		page := struct {
+			Title, Message, Token, Action string
+			Form                          bool
+		}{Token: token}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		if err != nil {
+			w.WriteHeader(http.StatusForbidden)
+			page.Title, page.Message = "Invalid link", err.Error()
+			_ = gatePage.Execute(w, page)
+			return
+		}
+		switch r.Method {
+		case http.MethodGet:
+			page.Title = strings.ToUpper(c.Action[:1]) + c.Action[1:] + " " + c.Asset
+			page.Message = "Run " + c.Run + ": " + c.Action + " the value of " + c.Asset + "?"
+			page.Action, page.Form = c.Action, true
+			_ = gatePage.Execute(w, page)
+		case http.MethodPost:
+			by := r.FormValue("by")
+			if by == "" {
+				by = "signed link"
+			}
+			err := e.decide(r.Context(), c.Run, c.Asset, strategy.GateDecision{Action: c.Action, By: by, Reason: r.FormValue("reason"), At: time.Now()})
+			switch {
+			case errors.Is(err, ErrGateResolved), errors.Is(err, ErrNotWaiting):
+				w.WriteHeader(http.StatusConflict)
+				page.Title, page.Message = "Nothing changed", err.Error()
+			case err != nil:
+				w.WriteHeader(http.StatusInternalServerError)
+				page.Title, page.Message = "Error", err.Error()
+			default:
+				page.Title, page.Message = "Done", c.Asset+" of run "+c.Run+": "+c.Action+"d by "+by+"."
+			}
+			_ = gatePage.Execute(w, page)
+		default:
+			w.WriteHeader(http.StatusMethodNotAllowed)
+		}
+	})
+}
