@@ -157,12 +157,6 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config) (
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres connect: %w", err)
 	}
-	if schema != "" {
-		if _, err := pool.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
-			pool.Close()
-			return nil, nil, fmt.Errorf("create schema %s: %w", schema, err)
-		}
-	}
 	driver := riverpgxv5.New(pool)
 	rcfg.Schema = schema
 	client, err := river.NewClient(driver, rcfg)
@@ -198,6 +192,11 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config) (
 			return fmt.Errorf("migration lock: %w", err)
 		}
 		defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey) //nolint:errcheck
+		if schema != "" {
+			if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
+				return fmt.Errorf("create schema %s: %w", schema, err)
+			}
+		}
 		m, err := rivermigrate.New(driver, &rivermigrate.Config{Schema: schema})
 		if err != nil {
 			return err
@@ -254,6 +253,15 @@ func openSQLite(ctx context.Context, path string, rcfg *river.Config) (*riverBac
 		m, err := rivermigrate.New(driver, nil)
 		if err != nil {
 			return err
+		}
+		// River's migrator is not safe against another process migrating
+		// the same file at once: serialise on a lock file beside it.
+		if path != ":memory:" {
+			unlock, err := lockFile(path + ".migrate-lock")
+			if err != nil {
+				return err
+			}
+			defer unlock()
 		}
 		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 			return fmt.Errorf("river migrations: %w", err)
