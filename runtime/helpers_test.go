@@ -2,17 +2,14 @@ package runtime
 
 import (
 	"context"
-	"crypto/sha256"
-	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/testdb"
 	"github.com/flowstone-go/flowstone/strategy"
-	"github.com/jackc/pgx/v5"
 )
 
 // testDB is one database the suite runs against.
@@ -22,50 +19,22 @@ type testDB struct {
 	config func(t *testing.T) Config
 }
 
-var schemaSeq atomic.Int64
-
 // databases returns SQLite always, and PostgreSQL when
 // FLOWSTONE_TEST_DATABASE_URL is set (required when CI is set).
 func databases(t *testing.T) []testDB {
 	t.Helper()
-	dbs := []testDB{{name: "sqlite", config: func(t *testing.T) Config {
-		return Config{Database: "sqlite://" + filepath.Join(t.TempDir(), "flowstone.db")}
-	}}}
-	url := os.Getenv("FLOWSTONE_TEST_DATABASE_URL")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("FLOWSTONE_TEST_DATABASE_URL is not set; CI requires the PostgreSQL tests")
-		}
-		t.Log("FLOWSTONE_TEST_DATABASE_URL not set: PostgreSQL cases skipped")
-		return dbs
+	var out []testDB
+	for _, db := range testdb.All(t) {
+		out = append(out, testDB{name: db.Name, config: func(t *testing.T) Config {
+			url, schema := db.New(t)
+			return Config{Database: url, Schema: schema}
+		}})
 	}
-	dbs = append(dbs, testDB{name: "postgres", config: func(t *testing.T) Config {
-		return Config{Database: url, Schema: testSchema(t, url)}
-	}})
-	return dbs
+	return out
 }
 
 // testSchema returns a new schema name, dropped when the test ends.
-func testSchema(t *testing.T, url string) string {
-	t.Helper()
-	// River limits schema names to 46 characters.
-	sum := sha256.Sum256([]byte(t.Name()))
-	name := fmt.Sprintf("fs_%x_%d_%d", sum[:6], os.Getpid(), schemaSeq.Add(1))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Logf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Logf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
-}
+func testSchema(t *testing.T, url string) string { return testdb.Schema(t, url) }
 
 // eachDB runs fn as a parallel subtest per database.
 func eachDB(t *testing.T, fn func(t *testing.T, db testDB)) {
@@ -120,3 +89,6 @@ func def(key string, run RunFunc, deps ...Dep) AssetDef {
 }
 
 func on(asset string) Dep { return Dep{Asset: asset, Kind: DepValue} }
+
+// schemaSeq numbers benchmark schemas (bench_test.go).
+var schemaSeq atomic.Int64
