@@ -12,8 +12,9 @@
 //		}, os.Args[1:], os.Stdout, os.Stderr))
 //	}
 //
-// The commands are materialize, status, assets, graph, worker, migrate and
-// cancel; docs/cli.md shows each with its output. Main returns the exit
+// The commands are materialize, status, assets, graph, worker, migrate,
+// cancel, and for pipelines with gates: gates, approve, reject, gate-link and
+// serve-gates; docs/cli.md and docs/kinds.md show them with their output. Main returns the exit
 // status: 0 on success, 1 when the work failed (a failed run, a database
 // error), 2 on a usage error (unknown flag or command, config JSON that
 // does not decode, an unknown target or partition).
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone/runtime"
+	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/spf13/cobra"
 )
 
@@ -63,6 +65,9 @@ const (
 const (
 	EnvDatabase = "FLOWSTONE_DATABASE"
 	EnvSchema   = "FLOWSTONE_SCHEMA"
+	// EnvSecret holds the secret that signs gate links (runtime's
+	// Config.Secret); every process of a deployment uses the same one.
+	EnvSecret = "FLOWSTONE_SECRET"
 )
 
 // closeTimeout bounds how long a command other than worker waits for
@@ -125,7 +130,9 @@ type session struct {
 	stdout, stderr io.Writer
 
 	database, schema, pipeline, logLevel string
-	level                                slog.Level
+	// secret signs and verifies gate links; pipelines with gates need it.
+	secret string
+	level  slog.Level
 	// stopSignals hands SIGINT back to the default (quit at once), for a
 	// second interrupt while the worker drains.
 	stopSignals func()
@@ -154,12 +161,16 @@ func (s *session) rootCommand() *cobra.Command {
 	f.StringVar(&s.schema, "schema", "", "PostgreSQL schema holding FlowStone's and River's tables (env "+EnvSchema+")")
 	f.StringVar(&s.pipeline, "pipeline", "", "pipeline to use when the program binds more than one")
 	f.StringVar(&s.logLevel, "log-level", "warn", "engine log level on stderr: debug, info, warn or error")
+	f.StringVar(&s.secret, "secret", "", "secret signing gate links, 16 bytes or more, the same in every process (env "+EnvSecret+"; required by pipelines with gates)")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		if !c.Flags().Changed("database") {
 			s.database = os.Getenv(EnvDatabase)
 		}
 		if !c.Flags().Changed("schema") {
 			s.schema = os.Getenv(EnvSchema)
+		}
+		if !c.Flags().Changed("secret") {
+			s.secret = os.Getenv(EnvSecret)
 		}
 		var err error
 		s.level, err = parseLevel(s.logLevel)
@@ -173,6 +184,11 @@ func (s *session) rootCommand() *cobra.Command {
 		s.workerCommand(),
 		s.migrateCommand(),
 		s.cancelCommand(),
+		s.gatesCommand(),
+		s.decideCommand(strategy.GateApprove),
+		s.decideCommand(strategy.GateReject),
+		s.gateLinkCommand(),
+		s.serveGatesCommand(),
 	)
 	return root
 }
@@ -228,10 +244,16 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		NoWorkers: !workers,
 		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
 	}
+	if s.secret != "" {
+		cfg.Secret = []byte(s.secret)
+	}
 	if s.app.Configure != nil {
 		s.app.Configure(&cfg)
 	}
 	eng, err := runtime.Open(ctx, cfg, bs...)
+	if errors.Is(err, runtime.ErrNoSecret) {
+		return nil, s.secretErr(bs, cfg.Secret)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", s.describeDatabase(), err)
 	}
@@ -294,4 +316,25 @@ func (s *session) describeDatabase() string {
 		return fmt.Sprintf("database %s (schema %s)", d, s.schema)
 	}
 	return "database " + d
+}
+
+// secretErr explains, in the command line's terms, that the pipelines'
+// gates need a secret; it matches runtime.ErrNoSecret.
+func (s *session) secretErr(bs []runtime.Binding, secret []byte) error {
+	var gated []string
+	for _, b := range bs {
+		if p := b.Pipeline(); p != nil {
+			for _, a := range p.Assets() {
+				if u, ok := a.Strategy.(strategy.SecretUser); ok && u.UsesSecret() {
+					gated = append(gated, p.Name()+"."+a.Key)
+				}
+			}
+		}
+	}
+	what := "no secret is set"
+	if len(secret) > 0 {
+		what = fmt.Sprintf("the secret is %d bytes", len(secret))
+	}
+	return &exitError{code: ExitFailure, err: fmt.Errorf("%w: %s %s sign%s approval links and %s; set %s (or --secret) to a random string of 16 bytes or more, the same in every process, e.g. export %s=$(openssl rand -hex 32)",
+		runtime.ErrNoSecret, plural(len(gated) == 1, "the gate", "the gates"), strings.Join(gated, ", "), plural(len(gated) == 1, "s its", " their"), what, EnvSecret, EnvSecret)}
 }

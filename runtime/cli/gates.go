@@ -1,0 +1,281 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flowstone-go/flowstone/runtime"
+	"github.com/flowstone-go/flowstone/strategy"
+	"github.com/spf13/cobra"
+)
+
+// Defaults of the gate link commands: gate-link's base URL is where
+// serve-gates listens by default.
+const (
+	defaultGateAddr = "127.0.0.1:8080"
+	defaultGateURL  = "http://" + defaultGateAddr + "/gate"
+	defaultGateTTL  = 48 * time.Hour
+)
+
+func (s *session) gatesCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "gates",
+		Short: "List the gates waiting for approval",
+		Long: `Gates lists the gate assets whose value is computed and held, waiting for
+someone to approve or reject it, oldest first: of the pipeline chosen with
+--pipeline, or of every pipeline in the database.`,
+		Args: cobra.NoArgs,
+		RunE: run(func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			eng, bs, err := s.openAll(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer closeEngine(ctx, eng, closeTimeout)
+			gates, err := eng.Gates(ctx, s.pipeline)
+			if err != nil {
+				return err
+			}
+			if len(gates) == 0 {
+				fmt.Fprintln(s.stdout, "no gates waiting")
+				return nil
+			}
+			withPipeline := s.pipeline == "" && len(bs) > 1
+			header := []string{"RUN", "ASSET", "PARTITION", "WAITING SINCE"}
+			if withPipeline {
+				header = []string{"RUN", "PIPELINE", "ASSET", "PARTITION", "WAITING SINCE"}
+			}
+			var rows [][]string
+			for _, g := range gates {
+				row := []string{g.RunID, g.Asset, string(g.Partition), timestamp(g.Since)}
+				if withPipeline {
+					row = slices.Insert(row, 1, g.Pipeline)
+				}
+				rows = append(rows, row)
+			}
+			return table(s.stdout, header, rows)
+		}),
+	}
+}
+
+// decideCommand is approve or reject, by action.
+func (s *session) decideCommand(action string) *cobra.Command {
+	var by, reason string
+	past := "approved"
+	long := `Approve releases the value a gate holds: it becomes the asset's
+materialization and the assets after it start, on whichever processes work
+the pipeline.`
+	if action == strategy.GateReject {
+		past = "rejected"
+		long = `Reject fails the gate asset: its held value is discarded and the assets
+that require it are marked upstream_failed.`
+	}
+	c := &cobra.Command{
+		Use:   action + " RUN_ID ASSET",
+		Short: strings.ToUpper(action[:1]) + action[1:] + " a gate waiting in a run",
+		Long: long + `
+
+The decision is recorded with --by and --reason. Only the first decision
+counts: deciding a gate that was already approved, rejected or timed out is
+an error and changes nothing.`,
+		Example: fmt.Sprintf(`  %s %s run_0123abcd refund --by ana --reason "receipts checked"`, s.app.Name, action),
+		Args:    cobra.ExactArgs(2),
+		RunE: run(func(c *cobra.Command, args []string) error {
+			ctx := c.Context()
+			runID, asset := args[0], args[1]
+			if !c.Flags().Changed("by") {
+				by = os.Getenv("USER")
+			}
+			if strings.TrimSpace(by) == "" {
+				return usageErr("%s: say who decides with --by NAME (USER is not set)", action)
+			}
+			eng, _, err := s.openAll(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer closeEngine(ctx, eng, closeTimeout)
+			decide := eng.Approve
+			if action == strategy.GateReject {
+				decide = eng.Reject
+			}
+			if err := decide(ctx, runID, asset, by, reason); err != nil {
+				return s.decideErr(ctx, eng, runID, asset, err)
+			}
+			res, err := eng.Run(ctx, runID)
+			if err != nil {
+				return err
+			}
+			because := ""
+			if reason != "" {
+				because = ": " + reason
+			}
+			part := ""
+			if res.Partition != "" {
+				part = " (partition " + string(res.Partition) + ")"
+			}
+			fmt.Fprintf(s.stdout, "%s %s%s of run %s as %s%s\n", past, asset, part, runID, by, because)
+			fmt.Fprintf(s.stdout, "the run goes on where workers run; follow it with: %s status --follow %s\n", s.app.Name, runID)
+			return nil
+		}),
+	}
+	c.Flags().StringVar(&by, "by", "", "who decides, recorded with the decision (default $USER)")
+	c.Flags().StringVar(&reason, "reason", "", "why, recorded with the decision")
+	return c
+}
+
+// decideErr explains why a decision was refused; the engine's error stays
+// matchable.
+func (s *session) decideErr(ctx context.Context, eng *runtime.Engine, runID, asset string, err error) error {
+	switch {
+	case errors.Is(err, runtime.ErrGateResolved):
+		return fmt.Errorf("%w; nothing changed", err)
+	case !errors.Is(err, runtime.ErrNotWaiting):
+		return err
+	}
+	// Say what the gate is doing instead, when the run says more.
+	res, rerr := eng.Run(ctx, runID)
+	if rerr != nil {
+		return fmt.Errorf("%w (%w)", rerr, err)
+	}
+	a, ok := res.Assets[asset]
+	if !ok {
+		return fmt.Errorf("%w: run %s has no asset %s (it has %s)", runtime.ErrNotWaiting, runID, asset, strings.Join(res.Order, ", "))
+	}
+	if !a.Status.Terminal() && isGate(eng, res.Pipeline, asset) {
+		return fmt.Errorf("%w; it has not computed the value to approve yet: try again once %s gates lists it", err, s.app.Name)
+	}
+	return err
+}
+
+// isGate reports whether asset of pipeline is a gate in this program.
+func isGate(eng *runtime.Engine, pipeline, asset string) bool {
+	p, err := eng.Pipeline(pipeline)
+	if err != nil {
+		return false
+	}
+	a := p.Asset(asset)
+	if a == nil {
+		return false
+	}
+	_, ok := a.Strategy.(strategy.Gate)
+	return ok
+}
+
+func (s *session) gateLinkCommand() *cobra.Command {
+	var action, base string
+	var ttl time.Duration
+	c := &cobra.Command{
+		Use:   "gate-link RUN_ID ASSET",
+		Short: "Print a signed link that approves or rejects a gate",
+		Long: `Gate-link prints a URL that approves (or, with --action reject, rejects)
+one gate of one run until --ttl has passed, for an e-mail or a chat message.
+The token in it is signed with the secret (FLOWSTONE_SECRET or --secret);
+serve-gates, run with the same secret, answers it: opening the link shows
+what it will do and asks for a name and a reason, so a link preview changes
+nothing.`,
+		Example: fmt.Sprintf("  %s gate-link run_0123abcd refund --ttl 24h --base-url https://ops.example.com/gate", s.app.Name),
+		Args:    cobra.ExactArgs(2),
+		RunE: run(func(c *cobra.Command, args []string) error {
+			ctx := c.Context()
+			runID, asset := args[0], args[1]
+			if action != strategy.GateApprove && action != strategy.GateReject {
+				return usageErr("--action %q: want approve or reject", action)
+			}
+			if ttl <= 0 {
+				return usageErr("--ttl %s: must be positive", ttl)
+			}
+			u, err := url.Parse(base)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				return usageErr("--base-url %q: want an http:// or https:// URL, e.g. %s", base, defaultGateURL)
+			}
+			eng, _, err := s.openAll(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer closeEngine(ctx, eng, closeTimeout)
+			res, err := eng.Run(ctx, runID)
+			if err != nil {
+				return err
+			}
+			a, ok := res.Assets[asset]
+			switch {
+			case !ok:
+				return fmt.Errorf("%w: run %s has no asset %s (it has %s)", runtime.ErrNotWaiting, runID, asset, strings.Join(res.Order, ", "))
+			case !isGate(eng, res.Pipeline, asset):
+				return fmt.Errorf("%w: %s is not a gate", runtime.ErrNotWaiting, asset)
+			case a.Status.Terminal():
+				return fmt.Errorf("%w: gate %s of run %s is %s; a link would change nothing", runtime.ErrGateResolved, asset, runID, a.Status)
+			}
+			token, err := eng.GateToken(runID, asset, action, ttl)
+			if err != nil {
+				return err
+			}
+			q := u.Query()
+			q.Set("token", token)
+			u.RawQuery = q.Encode()
+			fmt.Fprintln(s.stdout, u.String())
+			fmt.Fprintf(s.stderr, "%s: this link can %s %s of run %s until %s; %s serve-gates answers it\n",
+				s.app.Name, action, asset, runID, timestamp(time.Now().Add(ttl)), s.app.Name)
+			return nil
+		}),
+	}
+	c.Flags().StringVar(&action, "action", strategy.GateApprove, "what the link does: approve or reject")
+	c.Flags().DurationVar(&ttl, "ttl", defaultGateTTL, "how long the link works")
+	c.Flags().StringVar(&base, "base-url", defaultGateURL, "where serve-gates is reached, as users will open it")
+	return c
+}
+
+func (s *session) serveGatesCommand() *cobra.Command {
+	var addr string
+	c := &cobra.Command{
+		Use:   "serve-gates",
+		Short: "Serve signed gate links over HTTP until interrupted",
+		Long: `Serve-gates answers the links gate-link prints, at /gate on --addr, until
+SIGINT or SIGTERM. It works no jobs: a decision it records is carried out
+by the pipeline's workers. Put it behind your TLS-terminating proxy to
+reach it from outside; the tokens are signed and expire, and a forged or
+expired one is refused (403).`,
+		Args: cobra.NoArgs,
+		RunE: run(func(c *cobra.Command, _ []string) error {
+			ctx := c.Context()
+			eng, _, err := s.openAll(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer closeEngine(ctx, eng, closeTimeout)
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return err
+			}
+			mux := http.NewServeMux()
+			mux.Handle("/gate", eng.GateHandler())
+			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			served := make(chan error, 1)
+			go func() { served <- srv.Serve(ln) }()
+			fmt.Fprintf(s.stdout, "serving gate links at http://%s/gate; stop with Ctrl-C or SIGTERM\n", ln.Addr())
+			select {
+			case err := <-served:
+				return fmt.Errorf("serve gate links: %w", err)
+			case <-ctx.Done():
+			}
+			s.stopSignals()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				return fmt.Errorf("stop serving gate links: %w", err)
+			}
+			fmt.Fprintln(s.stdout, "stopped serving gate links")
+			return nil
+		}),
+	}
+	c.Flags().StringVar(&addr, "addr", defaultGateAddr, "address to listen on")
+	return c
+}
