@@ -2,12 +2,8 @@ package refunds_test
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -16,9 +12,9 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/examples/refunds"
+	"github.com/flowstone-go/flowstone/internal/testdb"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
-	"github.com/jackc/pgx/v5"
 )
 
 var secret = []byte("refunds-example-test-secret")
@@ -36,60 +32,15 @@ var (
 	saturday    = time.Date(2024, 3, 9, 11, 0, 0, 0, time.UTC)
 )
 
-var schemaSeq atomic.Int64
-
-// databases returns a fresh database config per call: SQLite always,
-// PostgreSQL when FLOWSTONE_TEST_DATABASE_URL is set (required when CI is
-// set).
-func databases(t *testing.T) map[string]func(t *testing.T) runtime.Config {
-	t.Helper()
-	dbs := map[string]func(t *testing.T) runtime.Config{"sqlite": func(t *testing.T) runtime.Config {
-		return runtime.Config{Database: "sqlite://" + filepath.Join(t.TempDir(), "refunds.db")}
-	}}
-	url := os.Getenv("FLOWSTONE_TEST_DATABASE_URL")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("FLOWSTONE_TEST_DATABASE_URL is not set; CI requires the PostgreSQL tests")
-		}
-		t.Log("FLOWSTONE_TEST_DATABASE_URL not set: PostgreSQL cases skipped")
-		return dbs
-	}
-	dbs["postgres"] = func(t *testing.T) runtime.Config {
-		return runtime.Config{Database: url, Schema: testSchema(t, url)}
-	}
-	return dbs
-}
-
-// testSchema returns a new PostgreSQL schema name (at most 46 characters,
-// River's limit), dropped when the test ends.
-func testSchema(t *testing.T, url string) string {
-	t.Helper()
-	sum := sha256.Sum256([]byte(t.Name()))
-	name := fmt.Sprintf("fsrefunds_%x_%d_%d", sum[:6], os.Getpid(), schemaSeq.Add(1))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Logf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Logf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
-}
-
 // eachDB runs fn as a parallel subtest per database, with a config for a
 // fresh database that has the secret and quick polling.
 func eachDB(t *testing.T, fn func(t *testing.T, cfg runtime.Config)) {
 	t.Helper()
-	for name, config := range databases(t) {
-		t.Run(name, func(t *testing.T) {
+	for _, db := range testdb.All(t) {
+		t.Run(db.Name, func(t *testing.T) {
 			t.Parallel()
-			cfg := config(t)
+			var cfg runtime.Config
+			cfg.Database, cfg.Schema = db.New(t)
 			cfg.Secret = secret
 			cfg.Logger = slog.New(slog.DiscardHandler)
 			cfg.PollInterval = 20 * time.Millisecond
