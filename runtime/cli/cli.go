@@ -161,7 +161,7 @@ func (s *session) rootCommand() *cobra.Command {
 	f.StringVar(&s.schema, "schema", "", "PostgreSQL schema holding FlowStone's and River's tables (env "+EnvSchema+")")
 	f.StringVar(&s.pipeline, "pipeline", "", "pipeline to use when the program binds more than one")
 	f.StringVar(&s.logLevel, "log-level", "warn", "engine log level on stderr: debug, info, warn or error")
-	f.StringVar(&s.secret, "secret", "", "secret signing gate links, 16 bytes or more, the same in every process (env "+EnvSecret+"; required by pipelines with gates)")
+	f.StringVar(&s.secret, "secret", "", "secret signing gate links, 16 bytes or more, the same in every process; required by pipelines with gates (env "+EnvSecret+", better than the flag, which ps shows)")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		if !c.Flags().Changed("database") {
 			s.database = os.Getenv(EnvDatabase)
