@@ -136,7 +136,7 @@ func (e *Engine) decide(ctx context.Context, runID, asset string, d strategy.Gat
 		if err == nil {
 			var p strategy.GateDecision
 			_ = json.Unmarshal([]byte(prior), &p)
-			return fmt.Errorf("%w: gate %s of run %s was %sd by %s at %s", ErrGateResolved, asset, runID, p.Action, p.By, p.At.Format(time.RFC3339))
+			return fmt.Errorf("%w: gate %s of run %s was %s by %s at %s", ErrGateResolved, asset, runID, pastTense(p.Action), p.By, p.At.Format(time.RFC3339))
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
@@ -285,11 +285,24 @@ func (e *Engine) GateHandler() http.Handler {
 				w.WriteHeader(http.StatusInternalServerError)
 				page.Title, page.Message = "Error", err.Error()
 			default:
-				page.Title, page.Message = "Done", c.Asset+" of run "+c.Run+": "+c.Action+"d by "+by+"."
+				page.Title, page.Message = "Done", c.Asset+" of run "+c.Run+": "+pastTense(c.Action)+" by "+by+"."
 			}
 			_ = gatePage.Execute(w, page)
 		default:
 			w.WriteHeader(http.StatusMethodNotAllowed)
 		}
 	})
+}
+
+// pastTense words a gate action for messages.
+func pastTense(action string) string {
+	switch action {
+	case strategy.GateApprove:
+		return "approved"
+	case strategy.GateReject:
+		return "rejected"
+	case strategy.GateFail:
+		return "failed"
+	}
+	return action
 }
