@@ -3,23 +3,21 @@ package cli_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/examples/orders"
+	"github.com/flowstone-go/flowstone/internal/testdb"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/runtime/cli"
 	"github.com/flowstone-go/flowstone/strategy"
-	"github.com/jackc/pgx/v5"
 )
 
 // result is what one invocation printed and returned.
@@ -45,48 +43,21 @@ type target struct {
 	flags func(t *testing.T) []string
 }
 
-var schemaSeq atomic.Int64
-
 // databases returns SQLite always, and PostgreSQL when
 // FLOWSTONE_TEST_DATABASE_URL is set (required when CI is set).
 func databases(t *testing.T) []target {
 	t.Helper()
-	dbs := []target{{name: "sqlite", flags: func(t *testing.T) []string {
-		return []string{"--database", "sqlite://" + filepath.Join(t.TempDir(), "flowstone.db")}
-	}}}
-	url := os.Getenv("FLOWSTONE_TEST_DATABASE_URL")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("FLOWSTONE_TEST_DATABASE_URL is not set; CI requires the PostgreSQL tests")
-		}
-		t.Log("FLOWSTONE_TEST_DATABASE_URL not set: PostgreSQL cases skipped")
-		return dbs
+	var out []target
+	for _, db := range testdb.All(t) {
+		out = append(out, target{name: db.Name, flags: func(t *testing.T) []string {
+			url, schema := db.New(t)
+			if schema == "" {
+				return []string{"--database", url}
+			}
+			return []string{"--database", url, "--schema", schema}
+		}})
 	}
-	return append(dbs, target{name: "postgres", flags: func(t *testing.T) []string {
-		return []string{"--database", url, "--schema", testSchema(t, url)}
-	}})
-}
-
-// testSchema returns a new schema name, dropped when the test ends.
-func testSchema(t *testing.T, url string) string {
-	t.Helper()
-	// River limits schema names to 46 characters.
-	sum := sha256.Sum256([]byte(t.Name()))
-	name := fmt.Sprintf("fscli_%x_%d_%d", sum[:6], os.Getpid(), schemaSeq.Add(1))
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			t.Logf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			t.Logf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
+	return out
 }
 
 func eachDB(t *testing.T, fn func(t *testing.T, db []string)) {
