@@ -53,29 +53,45 @@ func load(ctx context.Context, dir string, patterns []string) ([]*loadedPackage,
 		}
 	}
 	slices.Sort(deps)
+	// Reading the dependencies' export data runs go list again, a process
+	// of its own; parse the packages' files meanwhile.
 	byPath := map[string]*types.Package{"unsafe": types.Unsafe}
-	if len(deps) > 0 {
+	var depsErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if len(deps) == 0 {
+			return
+		}
 		exp := &packages.Config{Context: ctx, Dir: dir, Mode: packages.NeedName | packages.NeedTypes}
 		dpkgs, err := packages.Load(exp, deps...)
 		if err != nil {
-			return nil, fmt.Errorf("loading the dependencies of %s: %w", strings.Join(patterns, " "), err)
+			depsErr = fmt.Errorf("loading the dependencies of %s: %w", strings.Join(patterns, " "), err)
+			return
 		}
 		for _, d := range dpkgs {
 			if d.Types != nil {
 				byPath[d.PkgPath] = d.Types
 			}
 		}
-	}
+	}()
 	fset := token.NewFileSet()
 	out := make([]*loadedPackage, 0, len(roots))
 	for _, r := range roots {
-		out = append(out, check(fset, r, byPath))
+		out = append(out, parse(fset, r))
+	}
+	<-done
+	if depsErr != nil {
+		return nil, depsErr
+	}
+	for i, r := range roots {
+		check(out[i], r, byPath)
 	}
 	return out, nil
 }
 
-// check parses and type-checks one listed package.
-func check(fset *token.FileSet, r *packages.Package, byPath map[string]*types.Package) *loadedPackage {
+// parse reads one listed package's files.
+func parse(fset *token.FileSet, r *packages.Package) *loadedPackage {
 	lp := &loadedPackage{Name: r.Name, PkgPath: r.PkgPath, Dir: r.Dir, Fset: fset}
 	for _, e := range r.Errors {
 		lp.Errors = append(lp.Errors, packageError(e))
@@ -93,6 +109,11 @@ func check(fset *token.FileSet, r *packages.Package, byPath map[string]*types.Pa
 			lp.Syntax = append(lp.Syntax, f)
 		}
 	}
+	return lp
+}
+
+// check type-checks one parsed package against its dependencies' types.
+func check(lp *loadedPackage, r *packages.Package, byPath map[string]*types.Package) {
 	conf := types.Config{
 		Importer: importerFunc(func(path string) (*types.Package, error) {
 			if imp, ok := r.Imports[path]; ok {
@@ -113,8 +134,7 @@ func check(fset *token.FileSet, r *packages.Package, byPath map[string]*types.Pa
 	if r.Module != nil && r.Module.GoVersion != "" {
 		conf.GoVersion = "go" + r.Module.GoVersion
 	}
-	lp.Types, _ = conf.Check(r.PkgPath, fset, lp.Syntax, nil)
-	return lp
+	lp.Types, _ = conf.Check(r.PkgPath, lp.Fset, lp.Syntax, nil)
 }
 
 type importerFunc func(path string) (*types.Package, error)
