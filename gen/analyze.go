@@ -53,9 +53,7 @@ func analyse(p *pipelineDecl, table *optionTable, errs *errorList) {
 	an.resources()
 	an.generatedNames()
 	an.order()
-	for _, a := range p.assets {
-		a.codeVersion = codeVersion(p.pkg.Fset, a)
-	}
+	codeVersions(p.pkg.Fset, p.assets)
 }
 
 func (an *analyser) typeString(t types.Type) string { return types.TypeString(t, an.qual) }

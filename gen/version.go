@@ -7,10 +7,37 @@ import (
 	"go/ast"
 	"go/format"
 	"go/token"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 )
+
+// codeVersions sets every asset's codeVersion. Printing each function
+// again is most of the analysis's cost, and the assets are independent, so
+// they are hashed in parallel; each worker writes only its own assets.
+func codeVersions(fset *token.FileSet, assets []*asset) {
+	const perWorker = 64 // below this, a goroutine costs more than it saves
+	workers := min(runtime.GOMAXPROCS(0), (len(assets)+perWorker-1)/perWorker)
+	if workers <= 1 {
+		for _, a := range assets {
+			a.codeVersion = codeVersion(fset, a)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(assets); i = int(next.Add(1) - 1) {
+				assets[i].codeVersion = codeVersion(fset, assets[i])
+			}
+		})
+	}
+	wg.Wait()
+}
 
 // codeVersion hashes the asset function's own source, gofmt-normalised and
 // without comments, together with its directive's options. Editing anything
