@@ -8,8 +8,10 @@ import (
 	"go/scanner"
 	"go/token"
 	"go/types"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 
 	"golang.org/x/tools/go/packages"
@@ -37,6 +39,17 @@ type loadedPackage struct {
 // list -export), which costs more than everything else the generator does
 // and is not needed: only their dependencies' export data is.
 func load(ctx context.Context, dir string, patterns []string) ([]*loadedPackage, error) {
+	// The dependencies' export data takes a second go list. When the
+	// patterns name directories, the imports in their files are a good
+	// guess at its input, so both lists run at once; a wrong guess (an
+	// import the guess missed, or a failed list) costs the second list
+	// again, after the first.
+	var guessed *depsLoad
+	guess := guessDeps(dir, patterns)
+	if len(guess) > 0 {
+		guessed = loadDeps(ctx, dir, guess)
+		defer guessed.cancel()
+	}
 	list := &packages.Config{Context: ctx, Dir: dir, Mode: packages.NeedName | packages.NeedFiles | packages.NeedImports | packages.NeedModule}
 	roots, err := packages.Load(list, patterns...)
 	if err != nil {
@@ -53,41 +66,123 @@ func load(ctx context.Context, dir string, patterns []string) ([]*loadedPackage,
 		}
 	}
 	slices.Sort(deps)
-	// Reading the dependencies' export data runs go list again, a process
-	// of its own; parse the packages' files meanwhile.
-	byPath := map[string]*types.Package{"unsafe": types.Unsafe}
-	var depsErr error
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if len(deps) == 0 {
-			return
-		}
-		exp := &packages.Config{Context: ctx, Dir: dir, Mode: packages.NeedName | packages.NeedTypes}
-		dpkgs, err := packages.Load(exp, deps...)
-		if err != nil {
-			depsErr = fmt.Errorf("loading the dependencies of %s: %w", strings.Join(patterns, " "), err)
-			return
-		}
-		for _, d := range dpkgs {
-			if d.Types != nil {
-				byPath[d.PkgPath] = d.Types
-			}
-		}
-	}()
+	dl := guessed
+	if dl == nil || !dl.covers(deps) {
+		dl = loadDeps(ctx, dir, deps)
+		defer dl.cancel()
+	}
+	// Parse the packages' files while go list runs.
 	fset := token.NewFileSet()
 	out := make([]*loadedPackage, 0, len(roots))
 	for _, r := range roots {
 		out = append(out, parse(fset, r))
 	}
-	<-done
-	if depsErr != nil {
-		return nil, depsErr
+	<-dl.done
+	if dl.err != nil && dl == guessed {
+		dl = loadDeps(ctx, dir, deps)
+		defer dl.cancel()
+		<-dl.done
+	}
+	if dl.err != nil {
+		return nil, fmt.Errorf("loading the dependencies of %s: %w", strings.Join(patterns, " "), dl.err)
 	}
 	for i, r := range roots {
-		check(out[i], r, byPath)
+		check(out[i], r, dl.byPath)
 	}
 	return out, nil
+}
+
+// depsLoad reads the export data of some packages in the background.
+type depsLoad struct {
+	paths  map[string]bool
+	done   chan struct{}
+	cancel context.CancelFunc
+	// Set before done is closed.
+	byPath map[string]*types.Package
+	err    error
+}
+
+// loadDeps starts reading the types of paths from export data.
+func loadDeps(ctx context.Context, dir string, paths []string) *depsLoad {
+	ctx, cancel := context.WithCancel(ctx)
+	dl := &depsLoad{
+		paths:  make(map[string]bool, len(paths)),
+		done:   make(chan struct{}),
+		cancel: cancel,
+		byPath: map[string]*types.Package{"unsafe": types.Unsafe},
+	}
+	for _, p := range paths {
+		dl.paths[p] = true
+	}
+	go func() {
+		defer close(dl.done)
+		if len(paths) == 0 {
+			return
+		}
+		exp := &packages.Config{Context: ctx, Dir: dir, Mode: packages.NeedName | packages.NeedTypes}
+		pkgs, err := packages.Load(exp, paths...)
+		if err != nil {
+			dl.err = err
+			return
+		}
+		for _, d := range pkgs {
+			if d.Types != nil {
+				dl.byPath[d.PkgPath] = d.Types
+			}
+		}
+	}()
+	return dl
+}
+
+// covers reports whether the load was asked for every one of paths.
+func (dl *depsLoad) covers(paths []string) bool {
+	for _, p := range paths {
+		if !dl.paths[p] {
+			return false
+		}
+	}
+	return true
+}
+
+// guessDeps returns the import paths of the .go files (tests aside, build
+// constraints ignored) in the directories patterns name, or nil when a
+// pattern is not a directory (an import path, or a ... pattern).
+func guessDeps(dir string, patterns []string) []string {
+	var deps []string
+	seen := map[string]bool{"unsafe": true, "C": true}
+	fset := token.NewFileSet()
+	for _, pat := range patterns {
+		if strings.Contains(pat, "...") || !(pat == "." || pat == ".." || filepath.IsAbs(pat) ||
+			strings.HasPrefix(pat, "./") || strings.HasPrefix(pat, "../")) {
+			return nil
+		}
+		pdir := pat
+		if !filepath.IsAbs(pdir) {
+			pdir = filepath.Join(dir, pat)
+		}
+		names, err := filepath.Glob(filepath.Join(pdir, "*.go"))
+		if err != nil {
+			return nil
+		}
+		for _, name := range names {
+			if strings.HasSuffix(name, "_test.go") {
+				continue
+			}
+			f, err := parser.ParseFile(fset, name, nil, parser.ImportsOnly|parser.SkipObjectResolution)
+			if err != nil {
+				return nil
+			}
+			for _, imp := range f.Imports {
+				path, err := strconv.Unquote(imp.Path.Value)
+				if err == nil && !seen[path] {
+					seen[path] = true
+					deps = append(deps, path)
+				}
+			}
+		}
+	}
+	slices.Sort(deps)
+	return deps
 }
 
 // parse reads one listed package's files.
