@@ -40,8 +40,13 @@ check-generate:
 test-race:
 	$(GO) test -race -count=1 -timeout 30m $(PKGS)
 
+# Benchmarks only (-run '^$', so no test runs): the generator's, and the
+# engine against raw River on the same database (docs/benchmarks.md). The
+# PostgreSQL half runs when FLOWSTONE_TEST_DATABASE_URL is set, and is
+# skipped with a logged note otherwise. Repeat with BENCH_FLAGS='-benchtime 1x -count 3'.
+BENCH_FLAGS ?= -benchtime 1x
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m $(PKGS)
+	$(GO) test -run '^$$' -bench . $(BENCH_FLAGS) -timeout 60m $(PKGS)
 
 fuzz:
 	$(GO) test ./gen -run '^$$' -fuzz FuzzParseDirective -fuzztime 60s

@@ -12,6 +12,7 @@ package runtime
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"fmt"
 	"log/slog"
@@ -19,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -75,11 +77,14 @@ func benchDatabases(tb testing.TB) []benchDB {
 	}})
 }
 
-// benchSchema is testSchema for any testing.TB.
+// benchSchema returns a new schema (at most 46 characters, River's limit),
+// dropped when tb ends.
 func benchSchema(tb testing.TB, url string) string {
 	tb.Helper()
 	sum := sha256.Sum256([]byte(tb.Name()))
-	name := fmt.Sprintf("fsb_%x_%d_%d", sum[:6], os.Getpid(), schemaSeq.Add(1))
+	var nonce [4]byte
+	_, _ = rand.Read(nonce[:])
+	name := fmt.Sprintf("fsb_%x_%d_%x", sum[:6], os.Getpid(), nonce)
 	tb.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -460,6 +465,17 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 	return s[max(0, min(i, len(s)-1))]
 }
 
+func mean(ds []time.Duration) time.Duration {
+	if len(ds) == 0 {
+		return 0
+	}
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	return sum / time.Duration(len(ds))
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // ---- benchmarks ----
@@ -555,6 +571,8 @@ func BenchmarkChain(b *testing.B) {
 				b.ReportMetric(ms(percentile(orderHops, 99)), "p99_hop_ms")
 				b.ReportMetric(ms(percentile(orderHops, 50))/riverP50, "ratio_vs_river")
 				b.ReportMetric(ms(percentile(orderJob, 50)), "p50_in_job_ms")
+				b.ReportMetric(ms(mean(riverHops)), "river_mean_hop_ms")
+				b.ReportMetric(ms(mean(orderHops)), "mean_hop_ms")
 				b.ReportMetric(ms(percentile(valueHops, 50)), "value_p50_hop_ms")
 				b.ReportMetric(ms(percentile(valueHops, 99)), "value_p99_hop_ms")
 				b.ReportMetric(ms(percentile(valueHops, 50))/riverP50, "value_ratio_vs_river")
@@ -608,11 +626,34 @@ func TestBenchRSSHelper(t *testing.T) {
 	default:
 		t.Fatalf("%s=%q: want river or flowstone", rssEnv, mode)
 	}
+	fmt.Printf("maxrss_kb=%d\n", peakRSSKB(t))
+}
+
+// peakRSSKB is the process's peak resident set in KiB. On Linux it is
+// VmHWM: getrusage's ru_maxrss would do, except that Linux carries the
+// pre-exec peak over exec, and Go starts children with a vfork-style clone
+// that shares the parent's memory, so ru_maxrss reports the larger of the
+// benchmark process's peak and the helper's.
+func peakRSSKB(t *testing.T) int64 {
+	if data, err := os.ReadFile("/proc/self/status"); err == nil {
+		for line := range strings.Lines(string(data)) {
+			if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+				kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+				if err != nil {
+					t.Fatalf("VmHWM %q: %v", v, err)
+				}
+				return kb
+			}
+		}
+	}
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		t.Fatal(err)
 	}
-	fmt.Printf("maxrss_kb=%d\n", ru.Maxrss) // kilobytes on Linux
+	if goruntime.GOOS == "darwin" {
+		return ru.Maxrss / 1024 // bytes there
+	}
+	return ru.Maxrss
 }
 
 // BenchmarkWideRSS reports the peak RSS of a process that runs only the
