@@ -15,7 +15,6 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
-	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 )
 
 // jobArgs are the args of every FlowStone job. Everything a job needs
@@ -216,10 +215,7 @@ func openSQLite(ctx context.Context, path string, rcfg *river.Config) (*riverBac
 	if path == ":memory:" {
 		dsn = "file::memory:?_pragma=busy_timeout(20000)&_txlock=immediate"
 	}
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, nil, fmt.Errorf("sqlite open: %w", err)
-	}
+	db := sql.OpenDB(stmtCacheConnector{dsn: dsn})
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
