@@ -141,7 +141,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 			rcfg.FetchPollInterval = 50 * time.Millisecond
 		}
 	}
-	rcfg.FetchCooldown = min(100*time.Millisecond, rcfg.FetchPollInterval)
+	// River fetches at most once per cooldown; its 100ms default caps a
+	// process at Concurrency/0.1s jobs per second.
+	rcfg.FetchCooldown = min(20*time.Millisecond, rcfg.FetchPollInterval)
 	if e.cfg.NoWorkers || len(e.bindings) == 0 {
 		return rcfg
 	}

@@ -56,10 +56,12 @@ type runCtx struct {
 }
 
 // effects collects what a transaction does beyond SQL: jobs to insert in
-// it, events to publish after it commits.
+// it, events to publish after it commits, and the assets it made terminal,
+// whose dependents are checked in a later transaction (see advance).
 type effects struct {
-	jobs   []river.InsertManyParams
-	events []Event
+	jobs     []river.InsertManyParams
+	events   []Event
+	terminal []*AssetDef
 }
 
 func partitionFor(a *AssetDef, run flowstone.Partition) flowstone.Partition {
@@ -118,7 +120,7 @@ func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run
 			cfg = string(cfgJSON)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_runs
-			(id, pipeline, partition_key, targets, config, config_hash, force, status, pending, created_at)
+			(id, pipeline, partition_key, targets, config, config_hash, force, status, total, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			run.id, p.name, string(req.Partition), string(targets), cfg, run.configHash, boolInt(req.Force),
 			string(RunRunning), len(assets), now()); err != nil {
@@ -128,28 +130,28 @@ func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run
 		for _, a := range assets {
 			inRun[a.Key] = true
 		}
-		remaining := make([]int, len(assets))
+		deps := make([]int, len(assets))
 		required := make([]int, len(assets))
 		for i, a := range assets {
 			for _, up := range depAssets(a, inRun) {
-				remaining[i]++
+				deps[i]++
 				if !tolerates(a, up) {
 					required[i]++
 				}
 			}
-			if d, ok := a.Strategy.(strategy.Deadliner); ok && d.Deadline() > 0 && remaining[i] > 0 {
+			if d, ok := a.Strategy.(strategy.Deadliner); ok && d.Deadline() > 0 && deps[i] > 0 {
 				p := e.jobParams(run, a, partitionFor(a, run.partition), nil)
 				p.Args = withDeadline(p.Args)
 				p.InsertOpts.ScheduledAt = time.Now().Add(d.Deadline())
 				fx.jobs = append(fx.jobs, p)
 			}
 		}
-		if err := insertRunAssets(ctx, tx, run, assets, remaining, required); err != nil {
+		if err := insertRunAssets(ctx, tx, run, assets, deps, required); err != nil {
 			return err
 		}
 		for i, a := range assets {
-			if remaining[i] == 0 {
-				if err := e.resolve(ctx, tx, run, a, "", &fx); err != nil {
+			if deps[i] == 0 {
+				if _, err := e.resolve(ctx, tx, run, a, "", "", &fx); err != nil {
 					return err
 				}
 			}
@@ -157,6 +159,10 @@ func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run
 		return tx.insertJobs(ctx, fx.jobs)
 	})
 	if err != nil {
+		return Run{}, fmt.Errorf("materialize %s: %w", p.name, err)
+	}
+	// Roots that were reused: their dependents, and maybe the whole run.
+	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
 		return Run{}, fmt.Errorf("materialize %s: %w", p.name, err)
 	}
 	keys := make([]string, len(assets))
@@ -234,12 +240,12 @@ func withDeadline(args river.JobArgs) jobArgs {
 	return a
 }
 
-func insertRunAssets(ctx context.Context, tx txn, run *runCtx, assets []*AssetDef, remaining, required []int) error {
+func insertRunAssets(ctx context.Context, tx txn, run *runCtx, assets []*AssetDef, deps, required []int) error {
 	const chunk = 200
 	for start := 0; start < len(assets); start += chunk {
 		end := min(start+chunk, len(assets))
 		var b strings.Builder
-		b.WriteString(`INSERT INTO flowstone_run_assets (run_id, asset, partition_key, status, remaining, required) VALUES `)
+		b.WriteString(`INSERT INTO flowstone_run_assets (run_id, asset, partition_key, status, deps, required) VALUES `)
 		args := make([]any, 0, 6*(end-start))
 		for i := start; i < end; i++ {
 			if i > start {
@@ -247,7 +253,7 @@ func insertRunAssets(ctx context.Context, tx txn, run *runCtx, assets []*AssetDe
 			}
 			b.WriteString("(?, ?, ?, ?, ?, ?)")
 			a := assets[i]
-			args = append(args, run.id, a.Key, string(partitionFor(a, run.partition)), string(StatusPending), remaining[i], required[i])
+			args = append(args, run.id, a.Key, string(partitionFor(a, run.partition)), string(StatusPending), deps[i], required[i])
 		}
 		if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("record run assets: %w", err)
@@ -319,24 +325,34 @@ func inputHash(ups map[string]upstream) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// resolve acts on an asset whose dependencies are all terminal: it is
-// blocked (a required dependency failed or was skipped), reusable, or
-// enqueued. blocked is the row's blocked column when the caller has it.
-func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, blocked string, fx *effects) error {
+// resolve acts on an asset whose dependencies allow it to start: it is
+// blocked (a required dependency failed or was skipped: blocked is the
+// status, reason says which), reusable, or enqueued. It claims the asset
+// with a conditional update, so of two transactions that find it ready only
+// one acts; claimed reports whether this one did.
+func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, blocked, reason string, fx *effects) (claimed bool, err error) {
 	part := partitionFor(a, run.partition)
-	if blocked != "" {
-		var msg string
-		if err := tx.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, finished_at = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ? RETURNING error`,
-			blocked, now(), run.id, a.Key, string(part), string(StatusPending)).Scan(&msg); err != nil {
-			return fmt.Errorf("block %s: %w", a.Key, err)
+	claim := func(status AssetStatus, mat any, msg string) (bool, error) {
+		var fin any
+		if status.Terminal() {
+			fin = now()
 		}
-		return e.finish(ctx, tx, run, a, AssetStatus(blocked), msg, fx)
+		n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, materialization_id = ?, error = ?, finished_at = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
+			string(status), mat, msg, fin, run.id, a.Key, string(part), string(StatusPending))
+		return n == 1, err
+	}
+	if blocked != "" {
+		ok, err := claim(AssetStatus(blocked), nil, reason)
+		if !ok || err != nil {
+			return false, err
+		}
+		return true, e.markTerminal(ctx, tx, run, a, AssetStatus(blocked), reason, fx)
 	}
 	if !run.force {
 		ups, err := loadUpstreams(ctx, tx, run, a)
 		if err != nil {
-			return err
+			return false, err
 		}
 		cfgHash := ""
 		if a.UsesConfig {
@@ -350,22 +366,21 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 			run.p.name, a.Key, string(part), a.CodeVersion, cfgHash, inputHash(ups)).Scan(&mat)
 		switch {
 		case err == nil:
-			if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, materialization_id = ?, finished_at = ?
-				WHERE run_id = ? AND asset = ? AND partition_key = ?`,
-				string(StatusReused), mat, now(), run.id, a.Key, string(part)); err != nil {
-				return err
+			ok, err := claim(StatusReused, mat, "")
+			if !ok || err != nil {
+				return false, err
 			}
-			return e.finish(ctx, tx, run, a, StatusReused, "", fx)
+			return true, e.markTerminal(ctx, tx, run, a, StatusReused, "", fx)
 		case !errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("reuse check %s: %w", a.Key, err)
+			return false, fmt.Errorf("reuse check %s: %w", a.Key, err)
 		}
 	}
-	if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ? WHERE run_id = ? AND asset = ? AND partition_key = ?`,
-		string(StatusQueued), run.id, a.Key, string(part)); err != nil {
-		return err
+	ok, err := claim(StatusQueued, nil, "")
+	if !ok || err != nil {
+		return false, err
 	}
 	fx.jobs = append(fx.jobs, e.jobParams(run, a, part, nil))
-	return nil
+	return true, nil
 }
 
 func (e *Engine) jobParams(run *runCtx, a *AssetDef, part flowstone.Partition, resume json.RawMessage) river.InsertManyParams {
@@ -383,64 +398,154 @@ func (e *Engine) jobParams(run *runCtx, a *AssetDef, part flowstone.Partition, r
 	}
 }
 
-// finish propagates a terminal status: each dependent in the run counts one
-// dependency fewer (and is blocked if it required this one and it did not
-// succeed); a dependent left with none is resolved; the run's pending count
-// drops, and the transaction that takes it to zero finishes the run. Row
-// locks on the dependent and run rows make a fan-in resolve exactly once.
-func (e *Engine) finish(ctx context.Context, tx txn, run *runCtx, a *AssetDef, status AssetStatus, errMsg string, fx *effects) error {
+// markTerminal records, for each dependent of a in the run, that a has
+// arrived: with what it does to the dependent (block) and whether the
+// dependent requires it. The caller has set a's status in the same
+// transaction. Dependents are checked for readiness by advance, after this
+// transaction commits.
+func (e *Engine) markTerminal(ctx context.Context, tx txn, run *runCtx, a *AssetDef, status AssetStatus, errMsg string, fx *effects) error {
 	part := partitionFor(a, run.partition)
 	fx.events = append(fx.events, Event{Kind: EventAssetFinished, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(status), Error: errMsg})
+	fx.terminal = append(fx.terminal, a)
 	for _, dk := range run.p.Downstream(a.Key) {
 		d := run.p.Asset(dk)
-		tolerant := tolerates(d, a.Key)
-		block, reason := "", ""
-		if !tolerant {
+		required := !tolerates(d, a.Key)
+		block := ""
+		if required {
 			switch {
 			case status.failedish() || status == StatusCancelled:
-				block, reason = string(StatusUpstreamFailed), "upstream "+a.Key+" "+string(status)
+				block = string(StatusUpstreamFailed)
 			case status == StatusSkipped:
-				block, reason = string(StatusSkipped), "upstream "+a.Key+" skipped"
+				block = string(StatusSkipped)
 			}
 		}
-		var remaining, required, early int
-		var blocked string
-		err := tx.QueryRow(ctx, `UPDATE flowstone_run_assets SET remaining = remaining - 1, required = required - ?,
-			blocked = CASE WHEN ? = '' OR blocked = 'upstream_failed' THEN blocked ELSE ? END,
-			error = CASE WHEN ? = '' OR error <> '' THEN error ELSE ? END
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?
-			RETURNING remaining, required, early, blocked`,
-			boolInt(!tolerant), block, block, reason, reason, run.id, d.Key, string(partitionFor(d, run.partition)), string(StatusPending)).
-			Scan(&remaining, &required, &early, &blocked)
-		if errors.Is(err, sql.ErrNoRows) {
-			continue // not in this run
+		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_arrivals (run_id, asset, partition_key, upstream, required, block)
+			SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT)
+			WHERE EXISTS (SELECT 1 FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?)
+			ON CONFLICT (run_id, asset, partition_key, upstream) DO NOTHING`,
+			run.id, d.Key, string(partitionFor(d, run.partition)), a.Key, boolInt(required), block,
+			run.id, d.Key, string(partitionFor(d, run.partition))); err != nil {
+			return fmt.Errorf("record arrival of %s at %s: %w", a.Key, d.Key, err)
 		}
-		if err != nil {
-			return fmt.Errorf("propagate %s to %s: %w", a.Key, d.Key, err)
-		}
-		if remaining == 0 || early == 1 && required == 0 {
-			if err := e.resolve(ctx, tx, run, d, blocked, fx); err != nil {
+	}
+	return nil
+}
+
+// advance moves a run on after transactions that made assets terminal
+// have committed: each dependent whose dependencies have all arrived (or,
+// past its deadline, its required ones) is resolved, and a run with nothing
+// left to do is finished. Assets that resolving makes terminal (reused,
+// blocked) are advanced in turn, each round in a transaction that starts
+// after the previous committed. That ordering is what makes a fan-in start
+// exactly once: of the upstreams that finish together, the last to commit
+// sees every arrival, and the claim in resolve lets only one act. job, when
+// set, is completed in the first round.
+func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []*AssetDef, job *river.Job[jobArgs]) error {
+	for first := true; first || len(terminal) > 0; first = false {
+		var fx effects
+		err := e.be.inTx(ctx, func(tx txn) error {
+			fx = effects{}
+			seen := map[string]bool{}
+			for _, a := range terminal {
+				for _, dk := range run.p.Downstream(a.Key) {
+					if seen[dk] {
+						continue
+					}
+					seen[dk] = true
+					if err := e.checkReady(ctx, tx, run, run.p.Asset(dk), &fx); err != nil {
+						return err
+					}
+				}
+			}
+			if err := e.checkRunDone(ctx, tx, run, &fx); err != nil {
 				return err
 			}
-		}
-	}
-	var pending, failed int
-	var runStatus string
-	if err := tx.QueryRow(ctx, `UPDATE flowstone_runs SET pending = pending - 1, failed = failed + ?
-		WHERE id = ? RETURNING pending, failed, status`,
-		boolInt(status.failedish()), run.id).Scan(&pending, &failed, &runStatus); err != nil {
-		return fmt.Errorf("run %s: %w", run.id, err)
-	}
-	if pending == 0 && RunStatus(runStatus) == RunRunning {
-		final := RunSucceeded
-		if failed > 0 {
-			final = RunFailed
-		}
-		if _, err := tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ?`, string(final), now(), run.id); err != nil {
+			if err := tx.insertJobs(ctx, fx.jobs); err != nil {
+				return err
+			}
+			if first && job != nil {
+				return tx.completeJob(ctx, job)
+			}
+			return nil
+		})
+		if err != nil {
 			return err
 		}
-		fx.events = append(fx.events, Event{Kind: EventRunFinished, Pipeline: run.p.name, RunID: run.id, Partition: run.partition, Status: string(final)})
+		e.events.publish(fx.events...)
+		terminal = fx.terminal
 	}
+	return nil
+}
+
+// checkReady resolves d if it is pending and its dependencies allow it.
+func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDef, fx *effects) error {
+	part := string(partitionFor(d, run.partition))
+	var status string
+	var deps, required, early int
+	err := tx.QueryRow(ctx, `SELECT status, deps, required, early FROM flowstone_run_assets
+		WHERE run_id = ? AND asset = ? AND partition_key = ?`, run.id, d.Key, part).Scan(&status, &deps, &required, &early)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && AssetStatus(status) != StatusPending {
+		return nil // not in this run, or already resolved
+	}
+	if err != nil {
+		return err
+	}
+	var arrived, arrivedRequired, worst int
+	if err := tx.QueryRow(ctx, `SELECT count(*), COALESCE(sum(required), 0),
+		COALESCE(max(CASE block WHEN 'upstream_failed' THEN 2 WHEN 'skipped' THEN 1 ELSE 0 END), 0)
+		FROM flowstone_arrivals WHERE run_id = ? AND asset = ? AND partition_key = ?`, run.id, d.Key, part).
+		Scan(&arrived, &arrivedRequired, &worst); err != nil {
+		return err
+	}
+	if arrived < deps && (early == 0 || arrivedRequired < required) {
+		return nil
+	}
+	blocked, reason := "", ""
+	if worst > 0 {
+		var up, block string
+		if err := tx.QueryRow(ctx, `SELECT upstream, block FROM flowstone_arrivals
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND block <> ''
+			ORDER BY CASE block WHEN 'upstream_failed' THEN 0 ELSE 1 END, upstream LIMIT 1`, run.id, d.Key, part).
+			Scan(&up, &block); err != nil {
+			return err
+		}
+		var upStatus string
+		if err := tx.QueryRow(ctx, `SELECT status FROM flowstone_run_assets WHERE run_id = ? AND asset = ?
+			ORDER BY partition_key LIMIT 1`, run.id, up).Scan(&upStatus); err != nil {
+			return err
+		}
+		blocked, reason = block, "upstream "+up+" "+upStatus
+	}
+	_, err = e.resolve(ctx, tx, run, d, blocked, reason, fx)
+	return err
+}
+
+// checkRunDone finishes the run once none of its assets is left to do.
+func (e *Engine) checkRunDone(ctx context.Context, tx txn, run *runCtx, fx *effects) error {
+	var open int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM flowstone_run_assets
+		WHERE run_id = ? AND status IN (?, ?, ?, ?) LIMIT 1) x`,
+		run.id, string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting)).Scan(&open); err != nil {
+		return err
+	}
+	if open > 0 {
+		return nil
+	}
+	var failed int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM flowstone_run_assets WHERE run_id = ? AND status IN (?, ?)`,
+		run.id, string(StatusFailed), string(StatusUpstreamFailed)).Scan(&failed); err != nil {
+		return err
+	}
+	final := RunSucceeded
+	if failed > 0 {
+		final = RunFailed
+	}
+	n, err := tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ? AND status = ?`,
+		string(final), now(), run.id, string(RunRunning))
+	if err != nil || n == 0 {
+		return err
+	}
+	fx.events = append(fx.events, Event{Kind: EventRunFinished, Pipeline: run.p.name, RunID: run.id, Partition: run.partition, Status: string(final)})
 	return nil
 }
 

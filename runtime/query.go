@@ -163,7 +163,7 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 		if RunStatus(status).Terminal() {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, pending = 0, finished_at = ? WHERE id = ?`, string(RunCancelled), now(), id); err != nil {
+		if _, err := tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ?`, string(RunCancelled), now(), id); err != nil {
 			return err
 		}
 		rs, err := tx.Query(ctx, `UPDATE flowstone_run_assets SET status = ?, finished_at = ?, error = 'cancelled'
@@ -217,8 +217,13 @@ func (e *Engine) Runs(ctx context.Context, pipeline string, limit int) ([]RunSum
 	if limit <= 0 {
 		limit = 20
 	}
-	rs, err := e.be.pool().Query(ctx, `SELECT id, pipeline, partition_key, status, pending, failed, created_at, finished_at
-		FROM flowstone_runs WHERE ? = '' OR pipeline = ? ORDER BY created_at DESC, id DESC LIMIT ?`, pipeline, pipeline, limit)
+	rs, err := e.be.pool().Query(ctx, `SELECT r.id, r.pipeline, r.partition_key, r.status,
+		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?, ?, ?)),
+		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?)),
+		r.created_at, r.finished_at
+		FROM flowstone_runs r WHERE ? = '' OR r.pipeline = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?`,
+		string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting),
+		string(StatusFailed), string(StatusUpstreamFailed), pipeline, pipeline, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -64,10 +64,14 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	if args.Deadline {
 		return e.deadline(ctx, job, run, a)
 	}
-	// A job for work already done (a duplicate after a crash, a cancelled
-	// run) completes without running anything.
-	if st.status.Terminal() || st.runStatus == RunCancelled {
+	// A job for work already done completes without running anything. Its
+	// asset may have been recorded by a process that died before moving the
+	// run on: advancing again is idempotent.
+	if st.runStatus == RunCancelled {
 		return e.completeOnly(ctx, job)
+	}
+	if st.status.Terminal() {
+		return e.advance(ctx, run, []*AssetDef{a}, job)
 	}
 	resuming := args.Resume != nil
 	if resuming && st.status != StatusWaiting {
@@ -196,16 +200,16 @@ func (e *Engine) fail(ctx context.Context, job *river.Job[jobArgs], run *runCtx,
 			mat, args.Run, args.Asset, args.Partition); err != nil {
 			return err
 		}
-		if err := e.finish(ctx, tx, run, a, StatusFailed, msg, &fx); err != nil {
-			return err
-		}
-		return tx.insertJobs(ctx, fx.jobs)
+		return e.markTerminal(ctx, tx, run, a, StatusFailed, msg, &fx)
 	})
 	if err != nil {
 		return errors.Join(cause, err) // retried by River; the next attempt records it
 	}
-	e.events.publish(fx.events...)
 	e.log.ErrorContext(ctx, "asset failed", "run", args.Run, "asset", a.Key, "partition", args.Partition, "attempts", attempts, "error", msg)
+	e.events.publish(fx.events...)
+	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
+		return errors.Join(cause, err) // redelivered: the asset is terminal, so the run advances then
+	}
 	return river.JobCancel(cause)
 }
 
@@ -284,7 +288,7 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 			return err
 		}
 		if n == 0 { // cancelled, or finished by another process meanwhile
-			return tx.completeJob(ctx, job)
+			return nil
 		}
 		var startedAt int64
 		if err := tx.QueryRow(ctx, `SELECT COALESCE(started_at, 0) FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?`,
@@ -307,19 +311,19 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 				return fmt.Errorf("record lineage: %w", err)
 			}
 		}
-		if err := e.finish(ctx, tx, run, a, status, res.Reason, &fx); err != nil {
+		if err := e.markTerminal(ctx, tx, run, a, status, res.Reason, &fx); err != nil {
 			return err
 		}
-		if err := tx.insertJobs(ctx, append(fx.jobs, t.resumes...)); err != nil {
-			return err
-		}
-		return tx.completeJob(ctx, job)
+		return tx.insertJobs(ctx, t.resumes)
 	})
 	if err != nil {
 		return fmt.Errorf("record %s: %w", a.Key, err)
 	}
 	e.events.publish(fx.events...)
-	return nil
+	// The dependents and the run move on in a second transaction, which
+	// also completes the job; should this process die in between, River
+	// redelivers the job and Work advances again.
+	return e.advance(ctx, run, fx.terminal, job)
 }
 
 // unknownAsset handles a job for an asset this process's version of the
@@ -336,7 +340,7 @@ func (e *Engine) unknownAsset(ctx context.Context, job *river.Job[jobArgs]) erro
 		if err != nil || n == 0 {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, failed = failed + 1, finished_at = ? WHERE id = ? AND status = ?`,
+		_, err = tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ? AND status = ?`,
 			string(RunFailed), now(), args.Run, string(RunRunning))
 		return err
 	})
@@ -350,32 +354,30 @@ func (e *Engine) unknownAsset(ctx context.Context, job *river.Job[jobArgs]) erro
 
 // deadline handles a Deadliner's job: the asset, if still waiting for
 // dependencies, starts as soon as its required ones are done (now, if they
-// are); its tolerant ones arrive as they are.
+// are); its tolerant ones arrive as they are. Marking it early commits
+// before the readiness check, so an upstream finishing meanwhile sees the
+// mark or is seen by the check.
 func (e *Engine) deadline(ctx context.Context, job *river.Job[jobArgs], run *runCtx, a *AssetDef) error {
 	args := job.Args
+	if _, err := e.be.pool().Exec(ctx, `UPDATE flowstone_run_assets SET early = 1
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
+		args.Run, args.Asset, args.Partition, string(StatusPending)); err != nil {
+		return err
+	}
 	var fx effects
 	err := e.be.inTx(ctx, func(tx txn) error {
 		fx = effects{}
-		var required int
-		var blocked string
-		err := tx.QueryRow(ctx, `UPDATE flowstone_run_assets SET early = 1
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ? RETURNING required, blocked`,
-			args.Run, args.Asset, args.Partition, string(StatusPending)).Scan(&required, &blocked)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if err := e.checkReady(ctx, tx, run, a, &fx); err != nil {
 			return err
 		}
-		if err == nil && required == 0 {
-			if err := e.resolve(ctx, tx, run, a, blocked, &fx); err != nil {
-				return err
-			}
-			if err := tx.insertJobs(ctx, fx.jobs); err != nil {
-				return err
-			}
+		if err := tx.insertJobs(ctx, fx.jobs); err != nil {
+			return err
 		}
 		return tx.completeJob(ctx, job)
 	})
-	if err == nil {
-		e.events.publish(fx.events...)
+	if err != nil {
+		return err
 	}
-	return err
+	e.events.publish(fx.events...)
+	return e.advance(ctx, run, fx.terminal, nil)
 }

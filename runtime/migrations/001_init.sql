@@ -10,28 +10,25 @@ CREATE TABLE flowstone_runs (
     config_hash   TEXT NOT NULL,
     force         INTEGER NOT NULL,
     status        TEXT NOT NULL,
-    pending       INTEGER NOT NULL,
-    failed        INTEGER NOT NULL DEFAULT 0,
+    total         INTEGER NOT NULL,
     created_at    BIGINT NOT NULL,
     finished_at   BIGINT
 );
 CREATE INDEX flowstone_runs_pipeline_created ON flowstone_runs (pipeline, created_at);
 
 -- One row per asset and partition of a run: the run's state machine.
--- remaining counts dependencies not yet terminal, required those of them
--- the asset cannot run without (all but Outcome ones); early is set when a
--- strategy's deadline passed, so the asset starts once required reaches 0;
--- blocked records a required dependency that failed (upstream_failed) or
--- was skipped.
+-- deps counts the asset's dependencies in the run, required those it cannot
+-- run without (all but Outcome ones); both are fixed when the run starts.
+-- early is set when a strategy's deadline passed: the asset then starts
+-- once its required dependencies have arrived.
 CREATE TABLE flowstone_run_assets (
     run_id             TEXT NOT NULL,
     asset              TEXT NOT NULL,
     partition_key      TEXT NOT NULL,
     status             TEXT NOT NULL,
-    remaining          INTEGER NOT NULL,
+    deps               INTEGER NOT NULL,
     required           INTEGER NOT NULL,
     early              INTEGER NOT NULL DEFAULT 0,
-    blocked            TEXT NOT NULL DEFAULT '',
     materialization_id TEXT,
     job_id             BIGINT,
     attempts           INTEGER NOT NULL DEFAULT 0,
@@ -39,6 +36,23 @@ CREATE TABLE flowstone_run_assets (
     started_at         BIGINT,
     finished_at        BIGINT,
     PRIMARY KEY (run_id, asset, partition_key)
+);
+CREATE INDEX flowstone_run_assets_status ON flowstone_run_assets (run_id, status);
+
+-- One row per dependency that became terminal, for its dependent: inserted
+-- in the transaction that finishes the upstream, counted (after it commits)
+-- to decide whether the dependent is ready. Appending rows instead of
+-- decrementing a counter keeps finishing upstreams from queueing on one
+-- row's lock. block says what the arrival does to a dependent that requires
+-- it: '' (nothing), 'upstream_failed' or 'skipped'.
+CREATE TABLE flowstone_arrivals (
+    run_id        TEXT NOT NULL,
+    asset         TEXT NOT NULL,
+    partition_key TEXT NOT NULL,
+    upstream      TEXT NOT NULL,
+    required      INTEGER NOT NULL,
+    block         TEXT NOT NULL,
+    PRIMARY KEY (run_id, asset, partition_key, upstream)
 );
 
 -- Every terminal materialization: succeeded, skipped or failed.
