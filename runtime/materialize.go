@@ -62,6 +62,8 @@ type effects struct {
 	jobs     []river.InsertManyParams
 	events   []Event
 	terminal []*AssetDef
+	// open is set when the transaction saw the run has work left.
+	open bool
 }
 
 func partitionFor(a *AssetDef, run flowstone.Partition) flowstone.Partition {
@@ -457,8 +459,10 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []*AssetDef,
 					}
 				}
 			}
-			if err := e.checkRunDone(ctx, tx, run, &fx); err != nil {
-				return err
+			if !fx.open && len(fx.jobs) == 0 {
+				if err := e.checkRunDone(ctx, tx, run, &fx); err != nil {
+					return err
+				}
 			}
 			if err := tx.insertJobs(ctx, fx.jobs); err != nil {
 				return err
@@ -481,23 +485,22 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []*AssetDef,
 func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDef, fx *effects) error {
 	part := string(partitionFor(d, run.partition))
 	var status string
-	var deps, required, early int
-	err := tx.QueryRow(ctx, `SELECT status, deps, required, early FROM flowstone_run_assets
-		WHERE run_id = ? AND asset = ? AND partition_key = ?`, run.id, d.Key, part).Scan(&status, &deps, &required, &early)
+	var deps, required, early, arrived, arrivedRequired, worst int
+	err := tx.QueryRow(ctx, `SELECT ra.status, ra.deps, ra.required, ra.early, count(ar.upstream), COALESCE(sum(ar.required), 0),
+		COALESCE(max(CASE ar.block WHEN 'upstream_failed' THEN 2 WHEN 'skipped' THEN 1 ELSE 0 END), 0)
+		FROM flowstone_run_assets ra LEFT JOIN flowstone_arrivals ar
+			ON ar.run_id = ra.run_id AND ar.asset = ra.asset AND ar.partition_key = ra.partition_key
+		WHERE ra.run_id = ? AND ra.asset = ? AND ra.partition_key = ?
+		GROUP BY ra.status, ra.deps, ra.required, ra.early`, run.id, d.Key, part).
+		Scan(&status, &deps, &required, &early, &arrived, &arrivedRequired, &worst)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && AssetStatus(status) != StatusPending {
 		return nil // not in this run, or already resolved
 	}
 	if err != nil {
 		return err
 	}
-	var arrived, arrivedRequired, worst int
-	if err := tx.QueryRow(ctx, `SELECT count(*), COALESCE(sum(required), 0),
-		COALESCE(max(CASE block WHEN 'upstream_failed' THEN 2 WHEN 'skipped' THEN 1 ELSE 0 END), 0)
-		FROM flowstone_arrivals WHERE run_id = ? AND asset = ? AND partition_key = ?`, run.id, d.Key, part).
-		Scan(&arrived, &arrivedRequired, &worst); err != nil {
-		return err
-	}
 	if arrived < deps && (early == 0 || arrivedRequired < required) {
+		fx.open = true // the run has work left
 		return nil
 	}
 	blocked, reason := "", ""

@@ -281,18 +281,14 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 	var fx effects
 	err = e.be.inTx(ctx, func(tx txn) error {
 		fx = effects{}
-		n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, materialization_id = ?, error = ?, finished_at = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
-			append([]any{string(status), mat, res.Reason, now(), args.Run, args.Asset, args.Partition}, from...)...)
-		if err != nil {
-			return err
-		}
-		if n == 0 { // cancelled, or finished by another process meanwhile
+		var startedAt int64
+		err := tx.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, materialization_id = ?, error = ?, finished_at = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?) RETURNING COALESCE(started_at, 0)`,
+			append([]any{string(status), mat, res.Reason, now(), args.Run, args.Asset, args.Partition}, from...)...).Scan(&startedAt)
+		if errors.Is(err, sql.ErrNoRows) { // cancelled, or finished by another process meanwhile
 			return nil
 		}
-		var startedAt int64
-		if err := tx.QueryRow(ctx, `SELECT COALESCE(started_at, 0) FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?`,
-			args.Run, args.Asset, args.Partition).Scan(&startedAt); err != nil {
+		if err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_materializations
