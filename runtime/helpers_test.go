@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"os"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,6 +88,3 @@ func def(key string, run RunFunc, deps ...Dep) AssetDef {
 }
 
 func on(asset string) Dep { return Dep{Asset: asset, Kind: DepValue} }
-
-// schemaSeq numbers benchmark schemas (bench_test.go).
-var schemaSeq atomic.Int64
