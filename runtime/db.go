@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -22,14 +23,12 @@ type querier interface {
 	QueryRow(ctx context.Context, query string, args ...any) row
 }
 
-type rows interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-	Close()
-}
-
-type row interface{ Scan(dest ...any) error }
+// rows and row are the strategy package's, so an engine querier is a
+// strategy.Querier.
+type (
+	rows = strategy.Rows
+	row  = strategy.Row
+)
 
 // rebind rewrites ? placeholders to $1, $2, ... (no ? appears in literals in
 // FlowStone's queries).

@@ -19,6 +19,9 @@ type Inputs struct {
 	hasConfig bool
 	src       inputSource
 	item      []byte
+	// cache keeps decoded dependency values for the task: a scatter's
+	// items share one load per job.
+	cache map[string]any
 }
 
 // inputSource is how Inputs reaches stored values; the engine implements it.
@@ -32,6 +35,8 @@ type inputSource interface {
 	partitions(ctx context.Context, asset string, fn func(p flowstone.Partition, decode func(into any) error) error) error
 	// previous decodes the asset's own previous partition's value into into.
 	previous(ctx context.Context, into any) (p flowstone.Partition, found bool, err error)
+	// view decodes the named view of asset's materialization in the run.
+	view(ctx context.Context, asset, name string, into any) error
 }
 
 // upstreamOutcome is a tolerant dependency's state: failed (errMsg),
@@ -50,11 +55,35 @@ func (in *Inputs) Asset() string { return in.asset }
 
 // Input loads the value of a required dependency.
 func Input[T any](ctx context.Context, in *Inputs, asset string) (T, error) {
+	if c, ok := in.cache[asset].(T); ok {
+		return c, nil
+	}
 	var v T
 	if err := in.src.value(ctx, asset, &v); err != nil {
 		return v, fmt.Errorf("input %s: %w", asset, err)
 	}
+	if in.cache != nil {
+		in.cache[asset] = v
+	}
 	return v, nil
+}
+
+// InputOutcomes loads every item's outcome of a scatter dependency, in
+// source order: the item's value, or the error it failed with, or Skipped
+// for an item cancelled before it ran.
+func InputOutcomes[T any](ctx context.Context, in *Inputs, asset string) ([]flowstone.Outcome[T], error) {
+	key := asset + "\x00outcomes"
+	if c, ok := in.cache[key].([]flowstone.Outcome[T]); ok {
+		return c, nil
+	}
+	var out []flowstone.Outcome[T]
+	if err := in.src.view(ctx, asset, "outcomes", &out); err != nil {
+		return nil, fmt.Errorf("input %s: %w", asset, err)
+	}
+	if in.cache != nil {
+		in.cache[key] = out
+	}
+	return out, nil
 }
 
 // InputOutcome loads a tolerant dependency: its value, or the error it

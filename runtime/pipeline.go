@@ -92,7 +92,9 @@ type AssetDef struct {
 	Resources  []string
 	// ValueType is the Go type of the value, for display.
 	ValueType string
-	Run       RunFunc
+	// Item describes a scatter asset's item type; nil for other kinds.
+	Item *ItemSpec
+	Run  RunFunc
 }
 
 // PipelineDef is the generated description of a pipeline.

@@ -92,3 +92,56 @@ func nilFields(v any) []string {
 	}
 	return out
 }
+
+// ItemSpec describes the item type of a scatter asset. Generated code
+// builds it with ItemOf.
+type ItemSpec struct {
+	typeName string
+	key      func(raw []byte) (key string, keyed bool, err error)
+}
+
+// ScatterKeyer is implemented by item types that name their items; items
+// without it are keyed by position.
+type ScatterKeyer interface{ ScatterKey() string }
+
+// ItemOf returns the ItemSpec of T.
+func ItemOf[T any]() *ItemSpec {
+	var zero T
+	return &ItemSpec{
+		typeName: fmt.Sprintf("%T", zero),
+		key: func(raw []byte) (string, bool, error) {
+			var v T
+			if _, ok := any(v).(ScatterKeyer); !ok {
+				if _, ok := any(&v).(ScatterKeyer); !ok {
+					return "", false, nil
+				}
+			}
+			if err := json.Unmarshal(raw, &v); err != nil {
+				return "", true, fmt.Errorf("item of type %s: %w", fmt.Sprintf("%T", v), err)
+			}
+			if k, ok := any(v).(ScatterKeyer); ok {
+				return k.ScatterKey(), true, nil
+			}
+			return any(&v).(ScatterKeyer).ScatterKey(), true, nil
+		},
+	}
+}
+
+// keys returns each item's key, or nil when T has no ScatterKey.
+func (s *ItemSpec) keys(items []json.RawMessage) ([]string, error) {
+	if s == nil || len(items) == 0 {
+		return nil, nil
+	}
+	if _, keyed, err := s.key(items[0]); err != nil || !keyed {
+		return nil, err
+	}
+	out := make([]string, len(items))
+	for i, raw := range items {
+		k, _, err := s.key(raw)
+		if err != nil {
+			return nil, fmt.Errorf("item %d: %w", i, err)
+		}
+		out[i] = k
+	}
+	return out, nil
+}

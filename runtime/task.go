@@ -32,6 +32,7 @@ type task struct {
 
 	ups     map[string]upstream // loaded on first use
 	resumes []river.InsertManyParams
+	in      *Inputs // shared by Call and CallItem, so values load once
 
 	mu   sync.Mutex
 	meta map[string]any
@@ -76,13 +77,72 @@ func (t *task) metadata() map[string]any {
 
 // Call runs the generated wrapper with this task as its input source.
 func (t *task) Call(ctx context.Context) (v any, err error) {
+	return t.call(ctx, nil)
+}
+
+// CallItem runs the wrapper for one scatter item.
+func (t *task) CallItem(ctx context.Context, item json.RawMessage) (any, error) {
+	if item == nil {
+		item = json.RawMessage("null")
+	}
+	return t.call(ctx, item)
+}
+
+func (t *task) call(ctx context.Context, item []byte) (v any, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			v, err = nil, &PanicError{Value: r, Stack: string(debug.Stack())}
 		}
 	}()
-	in := &Inputs{asset: t.asset.Key, partition: t.part, resources: t.b.resources, config: t.config, hasConfig: t.hasConfig, src: t}
-	return t.asset.Run(flowstone.WithRecorder(ctx, t), in)
+	if t.in == nil {
+		t.in = &Inputs{asset: t.asset.Key, partition: t.part, resources: t.b.resources, config: t.config,
+			hasConfig: t.hasConfig, src: t, cache: map[string]any{}}
+	}
+	t.in.item = item
+	return t.asset.Run(flowstone.WithRecorder(ctx, t), t.in)
+}
+
+// DB implements strategy.Task.
+func (t *task) DB() strategy.Querier { return t.e.be.pool() }
+
+// ItemKeys implements strategy.Task.
+func (t *task) ItemKeys(items []json.RawMessage) ([]string, error) { return t.asset.Item.keys(items) }
+
+// RetryDelay implements strategy.Task.
+func (t *task) RetryDelay(attempt int) time.Duration { return t.e.cfg.RetryDelay(attempt) }
+
+// Retries implements strategy.Task.
+func (t *task) Retries() int { return t.asset.Retries }
+
+// view implements inputSource: a named view of the upstream's
+// materialization in this run.
+func (t *task) view(ctx context.Context, asset, name string, into any) error {
+	ups, err := t.upstreams(ctx)
+	if err != nil {
+		return err
+	}
+	u, ok := ups[asset]
+	if !ok || !u.status.ok() || u.mat == "" {
+		return fmt.Errorf("%w: %s has no materialization in run %s", ErrNotMaterialized, asset, t.run.id)
+	}
+	var views sql.NullString
+	if err := t.e.be.pool().QueryRow(ctx, `SELECT views FROM flowstone_materializations WHERE id = ?`, u.mat).Scan(&views); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if views.Valid {
+		if err := json.Unmarshal([]byte(views.String), &all); err != nil {
+			return fmt.Errorf("%w: views of %s: %v", ErrDecode, u.mat, err)
+		}
+	}
+	raw, ok := all[name]
+	if !ok {
+		return fmt.Errorf("%w: materialization %s of %s has no %s view", ErrNotMaterialized, u.mat, asset, name)
+	}
+	if err := json.Unmarshal(raw, into); err != nil {
+		return fmt.Errorf("%w: %s view of asset %s materialization %s into %T: %v", ErrDecode, name, asset, u.mat, into, err)
+	}
+	return nil
 }
 
 // Peers implements strategy.Task.

@@ -183,24 +183,7 @@ func (e *Engine) fail(ctx context.Context, job *river.Job[jobArgs], run *runCtx,
 	var fx effects
 	err := e.be.inTx(ctx, func(tx txn) error {
 		fx = effects{}
-		n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?, finished_at = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
-			string(StatusFailed), msg, now(), args.Run, args.Asset, args.Partition, string(StatusRunning), string(StatusWaiting))
-		if err != nil || n == 0 {
-			return err
-		}
-		mat := newID("mat_")
-		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_materializations
-			(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, attempts, error, started_at, finished_at)
-			VALUES (?, ?, ?, ?, ?, 'failed', ?, '', '', ?, ?, ?, ?)`,
-			mat, run.p.name, a.Key, args.Partition, run.id, a.CodeVersion, attempts, msg, now(), now()); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET materialization_id = ? WHERE run_id = ? AND asset = ? AND partition_key = ?`,
-			mat, args.Run, args.Asset, args.Partition); err != nil {
-			return err
-		}
-		return e.markTerminal(ctx, tx, run, a, StatusFailed, msg, &fx)
+		return e.recordFailure(ctx, tx, run, a, args, attempts, msg, &fx)
 	})
 	if err != nil {
 		return errors.Join(cause, err) // retried by River; the next attempt records it
@@ -215,76 +198,90 @@ func (e *Engine) fail(ctx context.Context, job *river.Job[jobArgs], run *runCtx,
 
 // record stores a strategy's result. For a value: store it (in the
 // database, or through the asset's IO manager first), record the
-// materialization and its lineage, propagate, enqueue dependents now ready,
-// and complete the job — all in one transaction.
+// materialization and its lineage and the arrivals at its dependents, in
+// one transaction; then advance the run and complete the job in a second.
+// A result with a Commit hook is decided inside the first transaction.
 func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCtx, t *task, res strategy.Result) error {
 	a, args := t.asset, job.Args
-	from := []any{string(StatusRunning), string(StatusWaiting)}
-	switch res.Status {
-	case strategy.Pending:
-		err := e.be.inTx(ctx, func(tx txn) error {
-			if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?
-				WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
-				append([]any{string(StatusWaiting), res.Reason, args.Run, args.Asset, args.Partition}, from...)...); err != nil {
-				return err
-			}
-			if err := tx.insertJobs(ctx, t.resumes); err != nil {
-				return err
-			}
-			return tx.completeJob(ctx, job)
-		})
-		if err == nil {
-			e.events.publish(Event{Kind: EventAssetWaiting, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: t.part, Status: string(StatusWaiting), Error: res.Reason})
-		}
-		return err
-	case strategy.Succeeded, strategy.Skipped:
-	default:
-		return e.fail(ctx, job, run, a, t.attempts, flowstone.Permanentf("strategy %T returned unknown status %d", a.Strategy, res.Status))
-	}
-
-	status, matStatus := StatusSucceeded, "succeeded"
-	if res.Status == strategy.Skipped {
-		status, matStatus = StatusSkipped, "skipped"
-	}
 	mat := newID("mat_")
-	var value any
-	external := 0
-	if res.Status == strategy.Succeeded && a.HasValue {
-		if a.IO != nil {
-			ref := ValueRef{Pipeline: run.p.name, Asset: a.Key, Partition: t.part, Materialization: mat}
-			if err := a.IO.Store(ctx, ref, res.Value); err != nil {
-				return e.fail(ctx, job, run, a, t.attempts, fmt.Errorf("store value of %s: %w", a.Key, err))
-			}
-			external = 1
-		} else {
-			data, err := json.Marshal(res.Value)
-			if err != nil {
-				return e.fail(ctx, job, run, a, t.attempts, flowstone.Permanentf("asset %s: value of type %T does not encode as JSON: %v", a.Key, res.Value, err))
-			}
-			value = string(data)
+	// The IO manager stores before the transaction, when the value is
+	// already known.
+	external := false
+	if res.Commit == nil && res.Status == strategy.Succeeded && a.HasValue && a.IO != nil {
+		ref := ValueRef{Pipeline: run.p.name, Asset: a.Key, Partition: t.part, Materialization: mat}
+		if err := a.IO.Store(ctx, ref, res.Value); err != nil {
+			return e.fail(ctx, job, run, a, t.attempts, fmt.Errorf("store value of %s: %w", a.Key, err))
 		}
+		external = true
 	}
 	meta, err := json.Marshal(t.metadata())
 	if err != nil {
 		meta = []byte(fmt.Sprintf(`{"metadata_error":%q}`, err.Error()))
 	}
-	ups := t.ups
-	if ups == nil {
-		if ups, err = loadUpstreams(ctx, e.be.pool(), run, a); err != nil {
-			return err
-		}
+	ups, err := t.upstreams(ctx)
+	if err != nil {
+		return err
 	}
 	cfgHash := ""
 	if a.UsesConfig {
 		cfgHash = run.configHash
 	}
 	var fx effects
+	var final strategy.Result
+	var encodeErr error
 	err = e.be.inTx(ctx, func(tx txn) error {
-		fx = effects{}
+		fx, final, encodeErr = effects{}, res, nil
+		var resumes []river.InsertManyParams
+		if res.Commit != nil {
+			ct := &commitTx{txn: tx, e: e, t: t}
+			r, err := res.Commit(ctx, ct)
+			if err != nil {
+				return err
+			}
+			final, resumes = r, ct.resumes
+		}
+		resumes = append(resumes, t.resumes...)
+		switch final.Status {
+		case strategy.Pending:
+			if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?
+				WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
+				string(StatusWaiting), final.Reason, args.Run, args.Asset, args.Partition, string(StatusRunning), string(StatusWaiting)); err != nil {
+				return err
+			}
+			if err := tx.insertJobs(ctx, resumes); err != nil {
+				return err
+			}
+			return tx.completeJob(ctx, job)
+		case strategy.Failed:
+			return e.recordFailure(ctx, tx, run, a, args, t.attempts, final.Reason, &fx)
+		case strategy.Succeeded, strategy.Skipped:
+		default:
+			return flowstone.Permanentf("strategy %T returned unknown status %d", a.Strategy, final.Status)
+		}
+		status, matStatus := StatusSucceeded, "succeeded"
+		if final.Status == strategy.Skipped {
+			status, matStatus = StatusSkipped, "skipped"
+		}
+		var value, views any
+		if final.Status == strategy.Succeeded && a.HasValue && !external {
+			data, err := json.Marshal(final.Value)
+			if err != nil {
+				encodeErr = flowstone.Permanentf("asset %s: value of type %T does not encode as JSON: %v", a.Key, final.Value, err)
+				return encodeErr
+			}
+			value = string(data)
+		}
+		if len(final.Views) > 0 {
+			data, err := json.Marshal(final.Views)
+			if err != nil {
+				return err
+			}
+			views = string(data)
+		}
 		var startedAt int64
 		err := tx.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, materialization_id = ?, error = ?, finished_at = ?
 			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?) RETURNING COALESCE(started_at, 0)`,
-			append([]any{string(status), mat, res.Reason, now(), args.Run, args.Asset, args.Partition}, from...)...).Scan(&startedAt)
+			string(status), mat, final.Reason, now(), args.Run, args.Asset, args.Partition, string(StatusRunning), string(StatusWaiting)).Scan(&startedAt)
 		if errors.Is(err, sql.ErrNoRows) { // cancelled, or finished by another process meanwhile
 			return nil
 		}
@@ -292,10 +289,10 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 			return err
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_materializations
-			(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, metadata, attempts, error, started_at, finished_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, views, metadata, attempts, error, started_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			mat, run.p.name, a.Key, args.Partition, run.id, matStatus, a.CodeVersion, cfgHash, inputHash(ups),
-			value, external, string(meta), t.attempts, res.Reason, startedAt, now()); err != nil {
+			value, boolInt(external), views, string(meta), t.attempts, final.Reason, startedAt, now()); err != nil {
 			return fmt.Errorf("record materialization: %w", err)
 		}
 		for _, u := range ups {
@@ -307,19 +304,46 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 				return fmt.Errorf("record lineage: %w", err)
 			}
 		}
-		if err := e.markTerminal(ctx, tx, run, a, status, res.Reason, &fx); err != nil {
+		if err := e.markTerminal(ctx, tx, run, a, status, final.Reason, &fx); err != nil {
 			return err
 		}
-		return tx.insertJobs(ctx, t.resumes)
+		return tx.insertJobs(ctx, resumes)
 	})
+	if encodeErr != nil {
+		return e.fail(ctx, job, run, a, t.attempts, encodeErr)
+	}
 	if err != nil {
 		return fmt.Errorf("record %s: %w", a.Key, err)
 	}
 	e.events.publish(fx.events...)
+	if final.Status == strategy.Pending {
+		e.events.publish(Event{Kind: EventAssetWaiting, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: t.part, Status: string(StatusWaiting), Error: final.Reason})
+		return nil
+	}
 	// The dependents and the run move on in a second transaction, which
 	// also completes the job; should this process die in between, River
 	// redelivers the job and Work advances again.
 	return e.advance(ctx, run, fx.terminal, job)
+}
+
+// commitTx is the strategy.Tx a Commit hook gets.
+type commitTx struct {
+	txn
+	e       *Engine
+	t       *task
+	resumes []river.InsertManyParams
+}
+
+// Resume implements strategy.Tx.
+func (c *commitTx) Resume(at time.Time, payload any) error {
+	data, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("resume payload: %w", err)
+	}
+	p := c.e.jobParams(c.t.run, c.t.asset, c.t.part, data)
+	p.InsertOpts.ScheduledAt = at
+	c.resumes = append(c.resumes, p)
+	return nil
 }
 
 // unknownAsset handles a job for an asset this process's version of the
@@ -376,4 +400,27 @@ func (e *Engine) deadline(ctx context.Context, job *river.Job[jobArgs], run *run
 	}
 	e.events.publish(fx.events...)
 	return e.advance(ctx, run, fx.terminal, nil)
+}
+
+// recordFailure records a's final failure in tx: its status, a failed
+// materialization, and the arrivals at its dependents.
+func (e *Engine) recordFailure(ctx context.Context, tx txn, run *runCtx, a *AssetDef, args jobArgs, attempts int, msg string, fx *effects) error {
+	n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?, finished_at = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
+		string(StatusFailed), msg, now(), args.Run, args.Asset, args.Partition, string(StatusRunning), string(StatusWaiting))
+	if err != nil || n == 0 {
+		return err
+	}
+	mat := newID("mat_")
+	if _, err := tx.Exec(ctx, `INSERT INTO flowstone_materializations
+			(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, attempts, error, started_at, finished_at)
+			VALUES (?, ?, ?, ?, ?, 'failed', ?, '', '', ?, ?, ?, ?)`,
+		mat, run.p.name, a.Key, args.Partition, run.id, a.CodeVersion, attempts, msg, now(), now()); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET materialization_id = ? WHERE run_id = ? AND asset = ? AND partition_key = ?`,
+		mat, args.Run, args.Asset, args.Partition); err != nil {
+		return err
+	}
+	return e.markTerminal(ctx, tx, run, a, StatusFailed, msg, fx)
 }

@@ -44,6 +44,9 @@ const (
 	// Pending: the asset's materialization is not finished; the strategy
 	// finishes it from a later Resume. Dependents wait.
 	Pending
+	// Failed: the asset failed for good (Reason says why), without
+	// retries; dependents that require it are upstream_failed.
+	Failed
 )
 
 // Result is what a strategy reports for one Run or Resume.
@@ -51,6 +54,43 @@ type Result struct {
 	Status Status
 	Value  any
 	Reason string
+	// Views are alternative encodings of Value that dependents may load
+	// by name (a scatter's per-item outcomes).
+	Views map[string]json.RawMessage
+	// Commit, when set, runs inside the transaction that records the
+	// result, before it does, and returns the result to record: a strategy
+	// whose outcome depends on what other jobs committed (the last item of
+	// a scatter) decides there, atomically with recording it.
+	Commit func(ctx context.Context, tx Tx) (Result, error)
+}
+
+// Querier runs SQL on the engine's database, with ? placeholders (the
+// PostgreSQL engine rewrites them). Strategies that keep their own tables
+// (scatter) use it; their tables are created by the runtime's migrations.
+type Querier interface {
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	QueryRow(ctx context.Context, query string, args ...any) Row
+}
+
+// Rows are a query's result rows.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Row is a single-row query's result; Scan returns sql.ErrNoRows when
+// there is none.
+type Row interface{ Scan(dest ...any) error }
+
+// Tx is the transaction that records a result.
+type Tx interface {
+	Querier
+	// Resume schedules a Resume of the asset's strategy, inserted in this
+	// transaction.
+	Resume(at time.Time, payload any) error
 }
 
 // Done returns a succeeded Result carrying value.
@@ -115,6 +155,19 @@ type Task interface {
 	// Peers lists every asset of the pipeline with its strategy, so a kind
 	// can find the assets related to it (a router, its branches).
 	Peers() []Peer
+	// DB reads the engine's database outside any transaction.
+	DB() Querier
+	// CallItem runs the asset's function for one scatter item (its JSON);
+	// the asset's other inputs are loaded once per task, not per item.
+	CallItem(ctx context.Context, item json.RawMessage) (any, error)
+	// ItemKeys returns the key of each item (JSON) of a scatter's source:
+	// the element type's ScatterKey() when it has one, else nil (items are
+	// keyed by position).
+	ItemKeys(items []json.RawMessage) ([]string, error)
+	// RetryDelay is the engine's wait before retry number attempt.
+	RetryDelay(attempt int) time.Duration
+	// Retries is the asset's retries= option.
+	Retries() int
 }
 
 // Peer is one asset of the pipeline as Task.Peers reports it.

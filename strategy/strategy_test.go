@@ -39,6 +39,15 @@ func (t *fakeTask) Partition() flowstone.Partition { return "" }
 func (t *fakeTask) Attempt() int                   { return t.attempt }
 func (t *fakeTask) FinalAttempt() bool             { return t.final }
 func (t *fakeTask) Peers() []strategy.Peer         { return t.peers }
+func (t *fakeTask) DB() strategy.Querier           { return nil }
+func (t *fakeTask) Retries() int                   { return 0 }
+func (t *fakeTask) RetryDelay(int) time.Duration   { return 0 }
+func (t *fakeTask) ItemKeys([]json.RawMessage) ([]string, error) {
+	return nil, nil
+}
+func (t *fakeTask) CallItem(context.Context, json.RawMessage) (any, error) {
+	return t.call()
+}
 func (t *fakeTask) Call(context.Context) (any, error) {
 	t.calls++
 	return t.call()
