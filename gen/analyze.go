@@ -399,7 +399,7 @@ func (an *analyser) dependency(a *asset, pm *param, up *asset) {
 		pm.role = roleValue
 	case up.kindName() == "scatter" && outcomeOf(sliceElem(t)) != nil && types.Identical(outcomeOf(sliceElem(t)), up.result):
 		// []flowstone.Outcome[T] of a scatter: every item's outcome.
-		pm.role = roleValue
+		pm.role, pm.elem = roleOutcomes, up.result
 	case outcomeOf(t) != nil && types.Identical(outcomeOf(t), up.value):
 		pm.role, pm.elem = roleOutcome, outcomeOf(t)
 	case partitionMapOf(t) != nil && types.Identical(partitionMapOf(t), up.value):
@@ -424,7 +424,7 @@ func (an *analyser) dependency(a *asset, pm *param, up *asset) {
 		an.errs.at(pm.pos, msgPartitionedDep, a.key, pm.name, up.key, theirs, a.key, how, an.typeString(up.value))
 		return
 	}
-	kind := map[paramRole]depKind{roleValue: depValue, roleOutcome: depOutcome, rolePartitions: depPartitions}[pm.role]
+	kind := map[paramRole]depKind{roleValue: depValue, roleOutcomes: depValue, roleOutcome: depOutcome, rolePartitions: depPartitions}[pm.role]
 	a.deps = append(a.deps, dep{on: up, kind: kind})
 }
 

@@ -367,6 +367,11 @@ func (e *emitter) assetDef(a *asset, indent int) []field {
 	if a.value != nil {
 		out = append(out, field{"ValueType", strconv.Quote(types.TypeString(a.value, qualifier(e.local)))})
 	}
+	for _, pm := range a.params {
+		if pm.role == roleItem {
+			out = append(out, field{"Item", e.rt("ItemOf") + "[" + e.typ(pm.typ) + "]()"})
+		}
+	}
 	out = append(out, field{"Run", wrapperName(a)})
 	return out
 }
@@ -551,6 +556,8 @@ func (e *emitter) wrapper(a *asset) {
 			b.WriteString("\t" + v + ", err := " + e.rt("Input") + "[" + e.typ(pm.typ) + "](ctx, in, " + key + ")\n" + check)
 		case roleOutcome:
 			b.WriteString("\t" + v + " := " + e.rt("InputOutcome") + "[" + e.typ(pm.elem) + "](ctx, in, " + key + ")\n")
+		case roleOutcomes:
+			b.WriteString("\t" + v + ", err := " + e.rt("InputOutcomes") + "[" + e.typ(pm.elem) + "](ctx, in, " + key + ")\n" + check)
 		case rolePartitions:
 			b.WriteString("\t" + v + ", err := " + e.rt("InputPartitions") + "[" + e.typ(pm.elem) + "](ctx, in, " + key + ")\n" + check)
 		case rolePrevious:

@@ -83,6 +83,7 @@ const (
 	roleConfig
 	roleValue
 	roleOutcome
+	roleOutcomes // []flowstone.Outcome[T] of a scatter: every item's outcome
 	rolePartitions
 	rolePrevious
 	roleItem

@@ -2,7 +2,6 @@ package strategy
 
 import (
 	"context"
-	"errors"
 
 	"github.com/flowstone-go/flowstone"
 )
@@ -22,8 +21,3 @@ func (Standard) Run(ctx context.Context, t Task) (Result, error) {
 	}
 	return Done(v), nil
 }
-
-// ErrNotImplemented is returned by kinds whose runtime support is not built
-// yet; the generator accepts their options so pipelines can be written
-// against the contract.
-var ErrNotImplemented = errors.New("strategy: this asset kind is not implemented yet")

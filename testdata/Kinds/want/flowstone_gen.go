@@ -339,6 +339,7 @@ func defProfiles() runtime.AssetDef {
 		HasValue:    true,
 		Resources:   []string{"crm"},
 		ValueType:   "[]Profile",
+		Item:        runtime.ItemOf[Customer](),
 		Run:         runProfiles,
 	}
 }
@@ -396,7 +397,7 @@ func defAudit() runtime.AssetDef {
 
 // runAudit calls Audit with its inputs.
 func runAudit(ctx context.Context, in *runtime.Inputs) (any, error) {
-	profiles, err := runtime.Input[[]flowstone.Outcome[Profile]](ctx, in, AssetProfiles)
+	profiles, err := runtime.InputOutcomes[Profile](ctx, in, AssetProfiles)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,178 @@
+package scatter
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Plan is how a scatter runs: its asset's scatter options.
+type Plan struct {
+	// Batch is how many items one job runs (at least 1).
+	Batch int
+	// MaxConcurrent bounds the items in flight across all processes;
+	// zero means no bound.
+	MaxConcurrent int
+	// PerSecond spaces batches so items start at this rate; zero means
+	// as fast as workers take them.
+	PerSecond float64
+	// FailureThreshold fails the barrier once failed/total exceeds it.
+	FailureThreshold float64
+}
+
+func (p Plan) batch() int { return max(p.Batch, 1) }
+
+// window is how many batches may be in flight at once.
+func (p Plan) window(batches int) int {
+	if p.MaxConcurrent <= 0 {
+		return batches
+	}
+	return max(1, p.MaxConcurrent/p.batch())
+}
+
+// spacing is the time between two batches' launches.
+func (p Plan) spacing() time.Duration {
+	if p.PerSecond <= 0 {
+		return 0
+	}
+	return time.Duration(float64(p.batch()) / p.PerSecond * float64(time.Second))
+}
+
+// Launch is a batch to enqueue, and when.
+type Launch struct {
+	Batch int
+	At    time.Time
+}
+
+// Step is what finishing a batch decided.
+type Step struct {
+	// Next are the batches to launch now (within the concurrency window).
+	Next []Launch
+	// Done: every item ran and the barrier completed; Values and Outcomes
+	// are the gathered results.
+	Done             bool
+	Values, Outcomes json.RawMessage
+	// Failed: the failure threshold was crossed; Reason says how.
+	Failed bool
+	Reason string
+	// Progress after this step.
+	Total, Finished, FailedItems int
+}
+
+// Orchestrator launches a scatter's batches and completes its barrier,
+// keeping every decision in the database so any process can take the next
+// step.
+type Orchestrator struct {
+	Store Store
+	Plan  Plan
+}
+
+// DuplicateKeys returns the keys that appear more than once, sorted.
+func DuplicateKeys(keys []string) []string {
+	seen := map[string]int{}
+	for _, k := range keys {
+		seen[k]++
+	}
+	var dups []string
+	for k, n := range seen {
+		if n > 1 {
+			dups = append(dups, k)
+		}
+	}
+	sort.Strings(dups)
+	return dups
+}
+
+// Start stores the barrier and items of ref and returns the batches to
+// launch first: all of them, spaced by the rate, or as many as the
+// concurrency window allows.
+func (o Orchestrator) Start(ctx context.Context, db DB, ref Ref, items []json.RawMessage, keys []string, now time.Time) ([]Launch, error) {
+	if dups := DuplicateKeys(keys); len(dups) > 0 {
+		return nil, fmt.Errorf("duplicate item keys: %s", strings.Join(dups, ", "))
+	}
+	batch := o.Plan.batch()
+	batches := (len(items) + batch - 1) / batch
+	first := min(o.Plan.window(batches), batches)
+	spacing := o.Plan.spacing()
+	launches := make([]Launch, first)
+	for i := range launches {
+		launches[i] = Launch{Batch: i, At: now.Add(time.Duration(i) * spacing)}
+	}
+	b := Barrier{Ref: ref, Total: len(items), Batch: batch, Batches: batches, NextBatch: first,
+		NextAt: now.Add(time.Duration(first) * spacing)}
+	if err := o.Store.Create(ctx, db, b, items, keys); err != nil {
+		return nil, err
+	}
+	return launches, nil
+}
+
+// Range returns the item indexes [from, to) of batch n.
+func (o Orchestrator) Range(b Barrier, n int) (from, to int) {
+	return n * b.Batch, min((n+1)*b.Batch, b.Total)
+}
+
+// Complete records a batch's results and decides the next step, atomically
+// in db (the transaction recording the job): count, then fail the barrier
+// past the threshold, complete it after the last item, or launch the next
+// batch of the window.
+func (o Orchestrator) Complete(ctx context.Context, db DB, ref Ref, results []ItemResult, now time.Time) (Step, error) {
+	stored, failed, err := o.Store.Record(ctx, db, ref, results)
+	if err != nil {
+		return Step{}, err
+	}
+	b, err := o.Store.Count(ctx, db, ref, stored, failed)
+	if err != nil {
+		return Step{}, err
+	}
+	step := Step{Total: b.Total, Finished: b.Done, FailedItems: b.Failed}
+	if b.Status != Running {
+		return step, nil // failed or cancelled already: nothing more
+	}
+	if b.Total > 0 && float64(b.Failed)/float64(b.Total) > o.Plan.FailureThreshold+1e-12 {
+		step.Failed = true
+		step.Reason = fmt.Sprintf("%d of %d items failed, more than the failure threshold %s", b.Failed, b.Total, formatFraction(o.Plan.FailureThreshold))
+		if first := o.firstError(ctx, db, ref); first != "" {
+			step.Reason += "; first: " + first
+		}
+		return step, o.Store.Finish(ctx, db, ref, Failed, step.Reason)
+	}
+	if b.Done >= b.Total {
+		step.Done = true
+		if step.Values, step.Outcomes, err = o.Store.Gather(ctx, db, ref); err != nil {
+			return step, err
+		}
+		return step, o.Store.Finish(ctx, db, ref, Completed, "")
+	}
+	if o.Plan.MaxConcurrent > 0 && len(results) > 0 {
+		n, at, ok, err := o.Store.ClaimBatch(ctx, db, ref, now, o.Plan.spacing())
+		if err != nil {
+			return step, err
+		}
+		if ok {
+			step.Next = append(step.Next, Launch{Batch: n, At: at})
+		}
+	}
+	return step, nil
+}
+
+func (o Orchestrator) firstError(ctx context.Context, db DB, ref Ref) string {
+	var idx int
+	var msg string
+	if err := db.QueryRow(ctx, `SELECT idx, error FROM flowstone_scatter_items
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ? ORDER BY idx LIMIT 1`,
+		ref.Run, ref.Asset, ref.Partition, ItemFailed).Scan(&idx, &msg); err != nil {
+		return ""
+	}
+	return fmt.Sprintf("item %d: %s", idx, msg)
+}
+
+func formatFraction(f float64) string {
+	if f == math.Trunc(f) {
+		return fmt.Sprintf("%.0f", f)
+	}
+	return fmt.Sprintf("%g", f)
+}

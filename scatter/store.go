@@ -1,0 +1,246 @@
+package scatter
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Item statuses.
+const (
+	ItemPending   = "pending"
+	ItemSucceeded = "succeeded"
+	ItemFailed    = "failed"
+	ItemCancelled = "cancelled"
+)
+
+// Store persists barriers and item results. It holds no state: every
+// method takes the DB (or transaction) to work in.
+type Store struct{}
+
+// Barrier is one scatter's counters.
+type Barrier struct {
+	Ref
+	Total, Batch, Batches int
+	Done, Failed          int
+	NextBatch             int
+	NextAt                time.Time
+	Status, Error         string
+	CreatedAt, FinishedAt time.Time
+}
+
+// Item is one stored item.
+type Item struct {
+	Index  int
+	Key    string
+	Raw    json.RawMessage
+	Status string
+}
+
+// ItemResult is the outcome of running one item.
+type ItemResult struct {
+	Index    int
+	Value    json.RawMessage // when Err is empty
+	Err      string
+	Attempts int
+	// Started and Finished bound the item's run (its attempts included).
+	Started, Finished time.Time
+}
+
+// Create stores the barrier and every item, in chunks of multi-row inserts.
+func (Store) Create(ctx context.Context, db DB, b Barrier, items []json.RawMessage, keys []string) error {
+	if _, err := db.Exec(ctx, `INSERT INTO flowstone_scatter_barriers
+		(run_id, asset, partition_key, total, batch, batches, next_batch, next_at, status, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		b.Run, b.Asset, b.Partition, b.Total, b.Batch, b.Batches, b.NextBatch, b.NextAt.UnixMicro(), Running, time.Now().UnixMicro()); err != nil {
+		return fmt.Errorf("create barrier: %w", err)
+	}
+	const chunk = 500
+	for start := 0; start < len(items); start += chunk {
+		end := min(start+chunk, len(items))
+		var q strings.Builder
+		q.WriteString(`INSERT INTO flowstone_scatter_items (run_id, asset, partition_key, idx, item_key, item, status) VALUES `)
+		args := make([]any, 0, 7*(end-start))
+		for i := start; i < end; i++ {
+			if i > start {
+				q.WriteString(", ")
+			}
+			q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
+			key := fmt.Sprint(i)
+			if keys != nil {
+				key = keys[i]
+			}
+			args = append(args, b.Run, b.Asset, b.Partition, i, key, string(items[i]), ItemPending)
+		}
+		if _, err := db.Exec(ctx, q.String(), args...); err != nil {
+			return fmt.Errorf("store items: %w", err)
+		}
+	}
+	return nil
+}
+
+// Barrier reads ref's barrier.
+func (Store) Barrier(ctx context.Context, db DB, ref Ref) (Barrier, bool, error) {
+	b := Barrier{Ref: ref}
+	var nextAt, created int64
+	var finished sql.NullInt64
+	err := db.QueryRow(ctx, `SELECT total, batch, batches, done, failed, next_batch, next_at, status, error, created_at, finished_at
+		FROM flowstone_scatter_barriers WHERE run_id = ? AND asset = ? AND partition_key = ?`, ref.Run, ref.Asset, ref.Partition).
+		Scan(&b.Total, &b.Batch, &b.Batches, &b.Done, &b.Failed, &b.NextBatch, &nextAt, &b.Status, &b.Error, &created, &finished)
+	if errors.Is(err, sql.ErrNoRows) {
+		return b, false, nil
+	}
+	if err != nil {
+		return b, false, err
+	}
+	b.NextAt, b.CreatedAt = time.UnixMicro(nextAt), time.UnixMicro(created)
+	if finished.Valid {
+		b.FinishedAt = time.UnixMicro(finished.Int64)
+	}
+	return b, true, nil
+}
+
+// PendingItems returns the items with index in [from, to) not yet run.
+func (Store) PendingItems(ctx context.Context, db DB, ref Ref, from, to int) ([]Item, error) {
+	rs, err := db.Query(ctx, `SELECT idx, item_key, item, status FROM flowstone_scatter_items
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND idx >= ? AND idx < ? AND status = ? ORDER BY idx`,
+		ref.Run, ref.Asset, ref.Partition, from, to, ItemPending)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []Item
+	for rs.Next() {
+		var it Item
+		var raw string
+		if err := rs.Scan(&it.Index, &it.Key, &raw, &it.Status); err != nil {
+			return nil, err
+		}
+		it.Raw = json.RawMessage(raw)
+		out = append(out, it)
+	}
+	return out, rs.Err()
+}
+
+// Record stores results of items still pending and reports how many it
+// stored and how many of those failed: an item recorded before (a batch
+// rerun after its worker died) is not counted twice.
+func (Store) Record(ctx context.Context, db DB, ref Ref, results []ItemResult) (stored, failed int, err error) {
+	for _, r := range results {
+		status, value := ItemSucceeded, any(string(r.Value))
+		if r.Err != "" {
+			status, value = ItemFailed, nil
+		}
+		n, err := db.Exec(ctx, `UPDATE flowstone_scatter_items SET status = ?, value = ?, error = ?, attempts = ?, started_at = ?, finished_at = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND idx = ? AND status = ?`,
+			status, value, r.Err, r.Attempts, r.Started.UnixMicro(), r.Finished.UnixMicro(), ref.Run, ref.Asset, ref.Partition, r.Index, ItemPending)
+		if err != nil {
+			return 0, 0, fmt.Errorf("record item %d: %w", r.Index, err)
+		}
+		stored += int(n)
+		if n == 1 && r.Err != "" {
+			failed++
+		}
+	}
+	return stored, failed, nil
+}
+
+// Count adds to the barrier's counters and returns it; the row lock makes
+// concurrent batches count one after another.
+func (Store) Count(ctx context.Context, db DB, ref Ref, done, failed int) (Barrier, error) {
+	b := Barrier{Ref: ref}
+	var nextAt int64
+	err := db.QueryRow(ctx, `UPDATE flowstone_scatter_barriers SET done = done + ?, failed = failed + ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ?
+		RETURNING total, batch, batches, done, failed, next_batch, next_at, status`,
+		done, failed, ref.Run, ref.Asset, ref.Partition).
+		Scan(&b.Total, &b.Batch, &b.Batches, &b.Done, &b.Failed, &b.NextBatch, &nextAt, &b.Status)
+	b.NextAt = time.UnixMicro(nextAt)
+	return b, err
+}
+
+// ClaimBatch takes the next batch not yet launched, and its launch time:
+// the barrier's next_at, spaced by spacing.
+func (Store) ClaimBatch(ctx context.Context, db DB, ref Ref, now time.Time, spacing time.Duration) (batch int, at time.Time, ok bool, err error) {
+	var next, nextAt int64
+	err = db.QueryRow(ctx, `UPDATE flowstone_scatter_barriers
+		SET next_batch = next_batch + 1, next_at = CASE WHEN next_at > ? THEN next_at ELSE ? END + ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND next_batch < batches AND status = ?
+		RETURNING next_batch, next_at`,
+		now.UnixMicro(), now.UnixMicro(), spacing.Microseconds(), ref.Run, ref.Asset, ref.Partition, Running).Scan(&next, &nextAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, time.Time{}, false, nil
+	}
+	if err != nil {
+		return 0, time.Time{}, false, err
+	}
+	return int(next) - 1, time.UnixMicro(nextAt).Add(-spacing), true, nil
+}
+
+// Finish sets the barrier's final status; items not yet run are cancelled
+// when it failed.
+func (Store) Finish(ctx context.Context, db DB, ref Ref, status, errMsg string) error {
+	if _, err := db.Exec(ctx, `UPDATE flowstone_scatter_barriers SET status = ?, error = ?, finished_at = ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ?`,
+		status, errMsg, time.Now().UnixMicro(), ref.Run, ref.Asset, ref.Partition); err != nil {
+		return err
+	}
+	if status == Failed {
+		if _, err := db.Exec(ctx, `UPDATE flowstone_scatter_items SET status = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
+			ItemCancelled, ref.Run, ref.Asset, ref.Partition, ItemPending); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Gather returns the successful values in source order as a JSON array,
+// and every item's outcome as a JSON array of flowstone.Outcome.
+func (Store) Gather(ctx context.Context, db DB, ref Ref) (values, outcomes json.RawMessage, err error) {
+	rs, err := db.Query(ctx, `SELECT status, value, error FROM flowstone_scatter_items
+		WHERE run_id = ? AND asset = ? AND partition_key = ? ORDER BY idx`, ref.Run, ref.Asset, ref.Partition)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rs.Close()
+	var vb, ob strings.Builder
+	vb.WriteByte('[')
+	ob.WriteByte('[')
+	nv, no := 0, 0
+	for rs.Next() {
+		var status, msg string
+		var value sql.NullString
+		if err := rs.Scan(&status, &value, &msg); err != nil {
+			return nil, nil, err
+		}
+		if no > 0 {
+			ob.WriteByte(',')
+		}
+		no++
+		switch status {
+		case ItemSucceeded:
+			if nv > 0 {
+				vb.WriteByte(',')
+			}
+			nv++
+			vb.WriteString(value.String)
+			ob.WriteString(`{"value":` + value.String + `}`)
+		case ItemFailed:
+			e, _ := json.Marshal(msg)
+			ob.WriteString(`{"value":null,"error":` + string(e) + `}`)
+		default:
+			ob.WriteString(`{"value":null,"skipped":true}`)
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return nil, nil, err
+	}
+	vb.WriteByte(']')
+	ob.WriteByte(']')
+	return json.RawMessage(vb.String()), json.RawMessage(ob.String()), nil
+}
