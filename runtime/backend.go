@@ -220,9 +220,18 @@ func openSQLite(ctx context.Context, path string, rcfg *river.Config) (*riverBac
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	if err := db.PingContext(ctx); err != nil {
-		db.Close()
-		return nil, nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	// Switching to WAL needs a moment alone with the file: another process
+	// busy with it answers SQLITE_BUSY at once, whatever busy_timeout says.
+	for attempt := 1; ; attempt++ {
+		err := db.PingContext(ctx)
+		if err == nil {
+			break
+		}
+		if !retryable(err) || attempt == 20 || ctx.Err() != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("sqlite open %s: %w", path, err)
+		}
+		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
 	}
 	driver := riversqlite.New(db)
 	client, err := river.NewClient(driver, rcfg)

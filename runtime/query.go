@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/scatter"
 )
 
 // RunResult is a run's state as recorded in the database.
@@ -350,4 +351,37 @@ func (e *Engine) queryMaterializations(ctx context.Context, where string, args .
 		}
 	}
 	return out, nil
+}
+
+// ScatterProgress reports the progress of scatter asset in run runID:
+// items done and failed of the total.
+func (e *Engine) ScatterProgress(ctx context.Context, runID, asset string) (scatter.Progress, error) {
+	var part string
+	err := e.be.pool().QueryRow(ctx, `SELECT partition_key FROM flowstone_run_assets WHERE run_id = ? AND asset = ? LIMIT 1`, runID, asset).Scan(&part)
+	if errors.Is(err, sql.ErrNoRows) {
+		return scatter.Progress{}, fmt.Errorf("%w: %s in run %s", ErrUnknownAsset, asset, runID)
+	}
+	if err != nil {
+		return scatter.Progress{}, err
+	}
+	p, found, err := scatter.ProgressOf(ctx, scatterDB{e.be.pool()}, scatter.Ref{Run: runID, Asset: asset, Partition: part})
+	if err == nil && !found {
+		err = fmt.Errorf("%w: %s of run %s has not scattered (yet)", ErrNotMaterialized, asset, runID)
+	}
+	return p, err
+}
+
+// scatterDB adapts the engine's querier to the scatter store's DB.
+type scatterDB struct{ q querier }
+
+func (d scatterDB) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	return d.q.Exec(ctx, query, args...)
+}
+
+func (d scatterDB) Query(ctx context.Context, query string, args ...any) (scatter.Rows, error) {
+	return d.q.Query(ctx, query, args...)
+}
+
+func (d scatterDB) QueryRow(ctx context.Context, query string, args ...any) scatter.Row {
+	return d.q.QueryRow(ctx, query, args...)
 }

@@ -328,7 +328,9 @@ func (t *task) Resume(_ context.Context, at time.Time, payload any) error {
 		data = []byte("{}")
 	}
 	p := t.e.jobParams(t.run, t.asset, t.part, data)
-	p.InsertOpts.ScheduledAt = at
+	if at.After(time.Now()) { // a past time would wait for River's scheduler
+		p.InsertOpts.ScheduledAt = at
+	}
 	t.resumes = append(t.resumes, p)
 	return nil
 }

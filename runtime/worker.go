@@ -168,7 +168,9 @@ func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v\n%s", p.Valu
 func (e *Engine) fail(ctx context.Context, job *river.Job[jobArgs], run *runCtx, a *AssetDef, attempts int, cause error) error {
 	args := job.Args
 	msg := cause.Error()
-	final := errors.Is(cause, flowstone.ErrPermanent) || attempts >= a.Retries+1 || args.Resume != nil
+	// A continuation (Resume) that failed without saying it is permanent
+	// hit trouble outside the asset (the database): River retries its job.
+	final := errors.Is(cause, flowstone.ErrPermanent) || args.Resume == nil && attempts >= a.Retries+1
 	part := flowstone.Partition(args.Partition)
 	if !final {
 		if _, err := e.be.pool().Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?
@@ -341,7 +343,9 @@ func (c *commitTx) Resume(at time.Time, payload any) error {
 		return fmt.Errorf("resume payload: %w", err)
 	}
 	p := c.e.jobParams(c.t.run, c.t.asset, c.t.part, data)
-	p.InsertOpts.ScheduledAt = at
+	if at.After(time.Now()) { // a past time would wait for River's scheduler
+		p.InsertOpts.ScheduledAt = at
+	}
 	c.resumes = append(c.resumes, p)
 	return nil
 }

@@ -31,6 +31,17 @@ type Scatter struct {
 // scatterSignal is the payload of a batch's job.
 type scatterSignal struct {
 	Batch int `json:"batch"`
+	// At is when the batch may start (rate=). River releases scheduled
+	// jobs only every few seconds, so the job is scheduled up to
+	// schedulerSlack early and waits for At itself.
+	At time.Time `json:"at,omitzero"`
+}
+
+// schedulerSlack covers River's scheduler interval (5s).
+const schedulerSlack = 5 * time.Second
+
+func launch(tx Tx, l scatter.Launch) error {
+	return tx.Resume(l.At.Add(-schedulerSlack), scatterSignal{Batch: l.Batch, At: l.At})
 }
 
 func (s Scatter) orchestrator() scatter.Orchestrator {
@@ -71,7 +82,7 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 				return Result{}, err
 			}
 			for _, l := range launches {
-				if err := tx.Resume(l.At, scatterSignal{Batch: l.Batch}); err != nil {
+				if err := launch(tx, l); err != nil {
 					return Result{}, err
 				}
 			}
@@ -86,6 +97,13 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 	var sig scatterSignal
 	if err := json.Unmarshal(payload, &sig); err != nil {
 		return Result{}, flowstone.Permanentf("scatter signal: %v", err)
+	}
+	if wait := time.Until(sig.At); wait > 0 {
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return Result{}, ctx.Err()
+		}
 	}
 	o := s.orchestrator()
 	ref := scatterRef(t)
@@ -111,7 +129,7 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 			return Result{}, err
 		}
 		for _, l := range step.Next {
-			if err := tx.Resume(l.At, scatterSignal{Batch: l.Batch}); err != nil {
+			if err := launch(tx, l); err != nil {
 				return Result{}, err
 			}
 		}
