@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/flowstone-go/flowstone/strategy"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -71,6 +72,31 @@ func stressPipeline() *Pipeline {
 	return NewPipeline(PipelineDef{Name: "stress", Config: ConfigOf[stressConfig](), Assets: assets})
 }
 
+const stressItems = 3000
+
+// stressScatterPipeline: a source of 3,000 items scattered in batches of 20,
+// at most 200 in flight, then gathered.
+func stressScatterPipeline() *Pipeline {
+	p := scatterPipeline("stress", scatterCase{n: stressItems, opts: strategy.Scatter{Batch: 20, MaxConcurrent: 200},
+		item: func(ctx context.Context, c customer) (profile, error) {
+			select {
+			case <-time.After(time.Duration(1+rand.IntN(4)) * time.Millisecond):
+			case <-ctx.Done():
+				return profile{}, ctx.Err()
+			}
+			return profile{ID: c.ID}, nil
+		}})
+	var assets []AssetDef
+	for _, a := range p.Assets() {
+		d := *a
+		if d.Key == "customers" {
+			d.UsesConfig = true // the enqueuer passes the stress config
+		}
+		assets = append(assets, d)
+	}
+	return NewPipeline(PipelineDef{Name: "stress", Config: ConfigOf[stressConfig](), Assets: assets})
+}
+
 func TestProcessRole(t *testing.T) {
 	role := os.Getenv("FLOWSTONE_PROC_ROLE")
 	if role == "" {
@@ -88,6 +114,9 @@ func TestProcessRole(t *testing.T) {
 	}
 	ctx := context.Background()
 	p := stressPipeline()
+	if os.Getenv("FLOWSTONE_PROC_PIPELINE") == "scatter" {
+		p = stressScatterPipeline()
+	}
 	switch role {
 	case "enqueue":
 		cfg.NoWorkers = true
@@ -116,6 +145,39 @@ func TestProcessRole(t *testing.T) {
 
 func TestKilledWorkersLoseNothing(t *testing.T) {
 	t.Parallel()
+	killWorkers(t, "", func(t *testing.T, q querier, runID string, res RunResult) {
+		if len(res.Assets) != stressLayers*stressWidth {
+			t.Fatalf("%d assets in run", len(res.Assets))
+		}
+		checkOneSuccessEach(t, q, runID, stressLayers*stressWidth)
+	})
+}
+
+func TestKilledWorkersMidScatterLoseNoItem(t *testing.T) {
+	t.Parallel()
+	killWorkers(t, "scatter", func(t *testing.T, q querier, runID string, res RunResult) {
+		checkOneSuccessEach(t, q, runID, 4)
+		ctx := context.Background()
+		var ok, other int
+		if err := q.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status <> 'succeeded')
+			FROM flowstone_scatter_items WHERE run_id = ?`, runID).Scan(&ok, &other); err != nil {
+			t.Fatal(err)
+		}
+		var done, failed int
+		if err := q.QueryRow(ctx, `SELECT done, failed FROM flowstone_scatter_barriers WHERE run_id = ?`, runID).Scan(&done, &failed); err != nil {
+			t.Fatal(err)
+		}
+		if ok != stressItems || other != 0 || done != stressItems || failed != 0 {
+			t.Fatalf("items: %d succeeded, %d other; barrier counted %d done, %d failed; want %d exactly once each",
+				ok, other, done, failed, stressItems)
+		}
+	})
+}
+
+// killWorkers runs the pipeline named by which ("" or "scatter") with an
+// enqueuer that exits at once and two worker processes, SIGKILLs one of
+// them at random moments, waits for the run, and hands it to check.
+func killWorkers(t *testing.T, which string, check func(t *testing.T, q querier, runID string, res RunResult)) {
 	url := os.Getenv("FLOWSTONE_TEST_DATABASE_URL")
 	if url == "" {
 		if os.Getenv("CI") != "" {
@@ -134,7 +196,7 @@ func TestKilledWorkersLoseNothing(t *testing.T) {
 
 	start := func(role string) (*exec.Cmd, string) {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestProcessRole$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "FLOWSTONE_PROC_ROLE="+role, "FLOWSTONE_PROC_SCHEMA="+schema)
+		cmd.Env = append(os.Environ(), "FLOWSTONE_PROC_ROLE="+role, "FLOWSTONE_PROC_SCHEMA="+schema, "FLOWSTONE_PROC_PIPELINE="+which)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -212,13 +274,15 @@ func TestKilledWorkersLoseNothing(t *testing.T) {
 	if res.Status != RunSucceeded {
 		t.Fatalf("run %s: %v", res.Status, res.Counts())
 	}
-	if len(res.Assets) != stressLayers*stressWidth {
-		t.Fatalf("%d assets in run", len(res.Assets))
-	}
+	check(t, observer.be.pool(), runID, res)
+}
 
-	// Exactly one successful materialization per asset, no failed ones,
-	// and each records the very upstream materializations of the run.
-	q := observer.be.pool()
+// checkOneSuccessEach asserts exactly one successful materialization per
+// asset of the run, none failed, and lineage pointing at the run's own
+// materializations.
+func checkOneSuccessEach(t *testing.T, q querier, runID string, assets int) {
+	t.Helper()
+	ctx := context.Background()
 	var succeeded, other int
 	if err := q.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status <> 'succeeded')
 		FROM flowstone_materializations WHERE run_id = ?`, runID).Scan(&succeeded, &other); err != nil {
@@ -229,8 +293,8 @@ func TestKilledWorkersLoseNothing(t *testing.T) {
 		WHERE run_id = ? AND status = 'succeeded' GROUP BY asset HAVING count(*) > 1) d`, runID).Scan(&dupes); err != nil {
 		t.Fatal(err)
 	}
-	if succeeded != stressLayers*stressWidth || other != 0 || dupes != 0 {
-		t.Fatalf("materializations: %d succeeded, %d other, %d assets with duplicates", succeeded, other, dupes)
+	if succeeded != assets || other != 0 || dupes != 0 {
+		t.Fatalf("materializations: %d succeeded, %d other, %d assets with duplicates; want %d", succeeded, other, dupes, assets)
 	}
 	var badLineage int
 	if err := q.QueryRow(ctx, `SELECT count(*) FROM flowstone_lineage l
