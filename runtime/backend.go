@@ -28,6 +28,9 @@ type jobArgs struct {
 	Resume    json.RawMessage `json:"resume,omitempty"`
 	// Deadline marks the job a Deadliner strategy's deadline schedules.
 	Deadline bool `json:"deadline,omitempty"`
+	// Tick is the time (RFC 3339) of a schedule= tick of Asset; such a
+	// job belongs to no run yet: it starts one.
+	Tick string `json:"tick,omitempty"`
 }
 
 // Kind is per pipeline, so a process fetches only the pipelines it binds.

@@ -64,6 +64,9 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	}
 
 	rcfg := e.riverConfig(db.dialect)
+	if err := e.addPeriodicJobs(rcfg); err != nil {
+		return nil, err
+	}
 	var migrate func(context.Context) error
 	switch db.dialect {
 	case "postgres":
@@ -187,6 +190,17 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 	rcfg.Workers = workers
 	rcfg.Queues = queues
 	return rcfg
+}
+
+// addPeriodicJobs registers the schedules of the bound pipelines with
+// River (whose leader inserts them).
+func (e *Engine) addPeriodicJobs(rcfg *river.Config) error {
+	if rcfg.Workers == nil {
+		return nil
+	}
+	jobs, err := e.periodicJobs()
+	rcfg.PeriodicJobs = jobs
+	return err
 }
 
 // Close stops fetching jobs, waits for running ones to finish (or ctx to

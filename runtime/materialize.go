@@ -31,6 +31,9 @@ type Request struct {
 	Config any
 	// Force recomputes assets that could be reused.
 	Force bool
+	// RunKey, when set, makes the request happen once per pipeline:
+	// Materialize with a key already used returns that run (Run.Existing).
+	RunKey string
 }
 
 // Run identifies a started run.
@@ -40,6 +43,9 @@ type Run struct {
 	Partition flowstone.Partition
 	// Assets in the run, in topological order.
 	Assets []string
+	// Existing is set when RunKey named a run that already existed; it was
+	// not started again.
+	Existing bool
 }
 
 // rescueHeadroom is how many times a job may be taken over from a dead
@@ -115,18 +121,23 @@ func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run
 	}
 
 	var fx effects
+	existing := ""
 	err = e.be.inTx(ctx, func(tx txn) error {
-		fx = effects{}
+		fx, existing = effects{}, ""
 		var cfg any
 		if cfgJSON != nil {
 			cfg = string(cfgJSON)
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_runs
-			(id, pipeline, partition_key, targets, config, config_hash, force, status, total, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		n, err := tx.Exec(ctx, `INSERT INTO flowstone_runs
+			(id, pipeline, partition_key, targets, config, config_hash, force, status, total, created_at, run_key)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			run.id, p.name, string(req.Partition), string(targets), cfg, run.configHash, boolInt(req.Force),
-			string(RunRunning), len(assets), now()); err != nil {
+			string(RunRunning), len(assets), now(), req.RunKey)
+		if err != nil {
 			return fmt.Errorf("record run: %w", err)
+		}
+		if n == 0 && req.RunKey != "" {
+			return tx.QueryRow(ctx, `SELECT id FROM flowstone_runs WHERE pipeline = ? AND run_key = ?`, p.name, req.RunKey).Scan(&existing)
 		}
 		inRun := map[string]bool{}
 		for _, a := range assets {
@@ -163,13 +174,16 @@ func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run
 	if err != nil {
 		return Run{}, fmt.Errorf("materialize %s: %w", p.name, err)
 	}
-	// Roots that were reused: their dependents, and maybe the whole run.
-	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
-		return Run{}, fmt.Errorf("materialize %s: %w", p.name, err)
-	}
 	keys := make([]string, len(assets))
 	for i, a := range assets {
 		keys[i] = a.Key
+	}
+	if existing != "" {
+		return Run{ID: existing, Pipeline: p.name, Partition: req.Partition, Assets: keys, Existing: true}, nil
+	}
+	// Roots that were reused: their dependents, and maybe the whole run.
+	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
+		return Run{}, fmt.Errorf("materialize %s: %w", p.name, err)
 	}
 	e.events.publish(append([]Event{{Kind: EventRunStarted, Pipeline: p.name, RunID: run.id, Partition: req.Partition, Status: string(RunRunning)}}, fx.events...)...)
 	e.log.InfoContext(ctx, "run started", "run", run.id, "pipeline", p.name, "partition", req.Partition, "assets", len(assets))

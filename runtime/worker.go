@@ -51,6 +51,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	if a == nil {
 		return e.unknownAsset(ctx, job)
 	}
+	if args.Tick != "" {
+		return e.tick(ctx, job, p, a)
+	}
 	st, err := loadJobState(ctx, e.be.pool(), args)
 	if errors.Is(err, sql.ErrNoRows) {
 		return river.JobCancel(fmt.Errorf("%w: %s (asset %s)", ErrRunNotFound, args.Run, args.Asset))
