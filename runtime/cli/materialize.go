@@ -167,6 +167,7 @@ func follow(ctx context.Context, eng *runtime.Engine, r runtime.Run, w io.Writer
 
 	width := 0
 	seen := map[string]runtime.AssetResult{}
+	shown := map[string]string{} // the last line printed per asset
 	for _, k := range r.Assets {
 		width = max(width, len(k))
 		seen[k] = runtime.AssetResult{Status: runtime.StatusPending}
@@ -178,8 +179,16 @@ func follow(ctx context.Context, eng *runtime.Engine, r runtime.Run, w io.Writer
 		}
 		for _, k := range res.Order {
 			a := res.Assets[k]
-			if was := seen[k]; was.Status != a.Status || was.Attempts != a.Attempts || was.Error != a.Error {
-				fmt.Fprintf(w, "  %s  %-*s  %s\n", time.Now().Format("15:04:05.000"), width, k, transition(a))
+			was := seen[k]
+			line, changed := transition(a), was.Status != a.Status || was.Attempts != a.Attempts || was.Error != a.Error
+			// A waiting scatter reports its items' progress instead of
+			// its waiting reason, whenever the counts move.
+			if p, ok := scatterProgress(ctx, eng, r.ID, k, a); ok {
+				line, changed = p, was.Status != a.Status || shown[k] != p
+			}
+			if changed {
+				fmt.Fprintf(w, "  %s  %-*s  %s\n", time.Now().Format("15:04:05.000"), width, k, line)
+				shown[k] = line
 			}
 			seen[k] = a
 		}

@@ -57,7 +57,10 @@ cancelled.`,
 					return err
 				}
 				fmt.Fprintln(s.stdout)
-				return runTable(s.stdout, res, true)
+				if err := runTable(s.stdout, res, true); err != nil {
+					return err
+				}
+				return scatterLines(ctx, s.stdout, eng, res)
 			}
 			// The runs of the chosen pipeline; of all when several are
 			// bound and none is chosen.
