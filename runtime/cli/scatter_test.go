@@ -73,8 +73,10 @@ func TestScatterProgressIsShownLiveAndInStatus(t *testing.T) {
 		release := make(chan struct{})
 		p := blockedScatter(release)
 		app := cli.App{
-			Name:      "blocked",
-			Bind:      func(ctx context.Context) ([]runtime.Binding, error) { return []runtime.Binding{runtime.Bind(p, nil)}, nil },
+			Name: "blocked",
+			Bind: func(ctx context.Context) ([]runtime.Binding, error) {
+				return []runtime.Binding{runtime.Bind(p, nil)}, nil
+			},
 			Configure: fast,
 		}
 		released := false
