@@ -31,6 +31,8 @@ type jobArgs struct {
 	// Tick is the time (RFC 3339) of a schedule= tick of Asset; such a
 	// job belongs to no run yet: it starts one.
 	Tick string `json:"tick,omitempty"`
+	// Sensor names a sensor to evaluate; such a job belongs to no run.
+	Sensor string `json:"sensor,omitempty"`
 }
 
 // Kind is per pipeline, so a process fetches only the pipelines it binds.

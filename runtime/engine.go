@@ -199,7 +199,7 @@ func (e *Engine) addPeriodicJobs(rcfg *river.Config) error {
 		return nil
 	}
 	jobs, err := e.periodicJobs()
-	rcfg.PeriodicJobs = jobs
+	rcfg.PeriodicJobs = append(jobs, e.sensorJobs()...)
 	return err
 }
 

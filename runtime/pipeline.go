@@ -106,6 +106,26 @@ type PipelineDef struct {
 	Resources *ResourcesSpec
 	// Assets in topological order.
 	Assets []AssetDef
+	// Sensors of the pipeline (//flowstone:sensor).
+	Sensors []SensorDef
+}
+
+// SensorFunc is a generated wrapper that calls a //flowstone:sensor
+// function with the stored cursor and the process's resources.
+type SensorFunc func(ctx context.Context, cursor string, in *Inputs) (flowstone.SensorResult, error)
+
+// SensorDef is one sensor as the generator describes it.
+type SensorDef struct {
+	// Name is the function's name in snake_case (or name=); the cursor is
+	// stored under it.
+	Name        string
+	Description string
+	// Every is the interval between evaluations.
+	Every time.Duration
+	// Targets are the assets its run requests materialize.
+	Targets   []string
+	Resources []string
+	Run       SensorFunc
 }
 
 // Pipeline is an immutable, validated pipeline definition. Generated code
@@ -117,6 +137,7 @@ type Pipeline struct {
 	assets     []*AssetDef
 	byKey      map[string]*AssetDef
 	downstream map[string][]string
+	sensors    []*SensorDef
 }
 
 // NewPipeline validates def and returns the pipeline. Generated code calls
@@ -178,8 +199,31 @@ func buildPipeline(def PipelineDef) (*Pipeline, error) {
 	for k := range p.downstream {
 		sort.Strings(p.downstream[k])
 	}
+	names := map[string]bool{}
+	for i := range def.Sensors {
+		s := def.Sensors[i]
+		s.Targets = slices.Clone(s.Targets)
+		switch {
+		case s.Name == "" || names[s.Name]:
+			return nil, fmt.Errorf("sensor %d: empty or duplicate name %q", i, s.Name)
+		case s.Every <= 0:
+			return nil, fmt.Errorf("sensor %s: every must be positive", s.Name)
+		case s.Run == nil:
+			return nil, fmt.Errorf("sensor %s has no call wrapper", s.Name)
+		}
+		for _, t := range s.Targets {
+			if p.byKey[t] == nil {
+				return nil, fmt.Errorf("sensor %s targets %q, which is not an asset", s.Name, t)
+			}
+		}
+		names[s.Name] = true
+		p.sensors = append(p.sensors, &s)
+	}
 	return p, nil
 }
+
+// Sensors returns the pipeline's sensors.
+func (p *Pipeline) Sensors() []*SensorDef { return slices.Clone(p.sensors) }
 
 // Name is the pipeline's name; job kinds and records are keyed by it.
 func (p *Pipeline) Name() string { return p.name }

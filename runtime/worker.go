@@ -47,6 +47,9 @@ type jobState struct {
 func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	e, args := w.e, job.Args
 	p := w.b.pipeline
+	if args.Sensor != "" {
+		return e.evaluateSensor(ctx, p, w.b, args.Sensor)
+	}
 	a := p.Asset(args.Asset)
 	if a == nil {
 		return e.unknownAsset(ctx, job)

@@ -1,0 +1,137 @@
+package runtime
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// sensorJobs returns a River periodic job per sensor of the bound
+// pipelines: River's leader inserts each tick, and a tick is not inserted
+// while the previous evaluation is still queued or running, so a sensor is
+// evaluated by one process at a time.
+func (e *Engine) sensorJobs() []*river.PeriodicJob {
+	var jobs []*river.PeriodicJob
+	for _, p := range e.Pipelines() {
+		for _, s := range p.sensors {
+			pipeline, name := p.name, s.Name
+			jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(s.Every), func() (river.JobArgs, *river.InsertOpts) {
+				return jobArgs{Pipeline: pipeline, Sensor: name}, &river.InsertOpts{
+					MaxAttempts: 1,
+					UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
+						rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+						rivertype.JobStateRetryable, rivertype.JobStateScheduled,
+					}},
+				}
+			}, &river.PeriodicJobOpts{ID: "flowstone.sensor." + pipeline + "." + name, RunOnStart: true}))
+		}
+	}
+	return jobs
+}
+
+// SensorStatus is a sensor's stored state.
+type SensorStatus struct {
+	Pipeline    string
+	Name        string
+	Cursor      string
+	Evaluations int
+	// Runs counts the runs its requests started (requests whose run key
+	// had been used already start none).
+	Runs int
+	// LastError is the last evaluation's error or panic; empty when it
+	// succeeded.
+	LastError   string
+	EvaluatedAt time.Time
+}
+
+// Sensors returns the stored state of the sensors of pipeline (every
+// pipeline when empty) that have been evaluated.
+func (e *Engine) Sensors(ctx context.Context, pipeline string) ([]SensorStatus, error) {
+	rs, err := e.be.pool().Query(ctx, `SELECT pipeline, name, cursor, evaluations, runs, last_error, evaluated_at
+		FROM flowstone_sensors WHERE ? = '' OR pipeline = ? ORDER BY pipeline, name`, pipeline, pipeline)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []SensorStatus
+	for rs.Next() {
+		var s SensorStatus
+		var at sql.NullInt64
+		if err := rs.Scan(&s.Pipeline, &s.Name, &s.Cursor, &s.Evaluations, &s.Runs, &s.LastError, &at); err != nil {
+			return nil, err
+		}
+		s.EvaluatedAt = micros(at)
+		out = append(out, s)
+	}
+	return out, rs.Err()
+}
+
+// evaluateSensor runs one evaluation: the sensor function with its stored
+// cursor; each run request becomes a run (once per run key); the new cursor
+// is stored. An error or panic is recorded, the cursor kept, and the next
+// interval tries again.
+func (e *Engine) evaluateSensor(ctx context.Context, p *Pipeline, b Binding, name string) error {
+	var s *SensorDef
+	for _, x := range p.sensors {
+		if x.Name == name {
+			s = x
+		}
+	}
+	if s == nil {
+		return river.JobCancel(fmt.Errorf("sensor %q is not in pipeline %s as bound in this process", name, p.name))
+	}
+	q := e.be.pool()
+	if _, err := q.Exec(ctx, `INSERT INTO flowstone_sensors (pipeline, name) VALUES (?, ?) ON CONFLICT (pipeline, name) DO NOTHING`, p.name, name); err != nil {
+		return err
+	}
+	var cursor string
+	if err := q.QueryRow(ctx, `SELECT cursor FROM flowstone_sensors WHERE pipeline = ? AND name = ?`, p.name, name).Scan(&cursor); err != nil {
+		return err
+	}
+	res, err := callSensor(ctx, s, cursor, &Inputs{asset: "sensor " + name, resources: b.resources})
+	if err != nil {
+		e.log.ErrorContext(ctx, "sensor failed", "pipeline", p.name, "sensor", name, "error", err)
+		_, uerr := q.Exec(ctx, `UPDATE flowstone_sensors SET evaluations = evaluations + 1, last_error = ?, evaluated_at = ?
+			WHERE pipeline = ? AND name = ?`, err.Error(), now(), p.name, name)
+		return uerr
+	}
+	started := 0
+	var errs []string
+	for i, r := range res.Requests {
+		req := Request{Targets: s.Targets, Partition: r.Partition, Config: r.Config}
+		if r.RunKey != "" {
+			req.RunKey = "sensor:" + name + ":" + r.RunKey
+		}
+		run, err := e.Materialize(ctx, p, req)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("request %d (run key %q): %v", i, r.RunKey, err))
+			continue
+		}
+		if !run.Existing {
+			started++
+		}
+	}
+	lastErr := strings.Join(errs, "; ")
+	if lastErr != "" {
+		e.log.ErrorContext(ctx, "sensor requests refused", "pipeline", p.name, "sensor", name, "error", lastErr)
+	}
+	_, err = q.Exec(ctx, `UPDATE flowstone_sensors SET cursor = ?, evaluations = evaluations + 1, runs = runs + ?, last_error = ?, evaluated_at = ?
+		WHERE pipeline = ? AND name = ?`, res.Cursor, started, lastErr, now(), p.name, name)
+	return err
+}
+
+func callSensor(ctx context.Context, s *SensorDef, cursor string, in *Inputs) (res flowstone.SensorResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &PanicError{Value: r, Stack: string(debug.Stack())}
+		}
+	}()
+	return s.Run(ctx, cursor, in)
+}

@@ -1,0 +1,100 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+)
+
+// sensorPipeline: "orders" materializes a partition of a static set; the
+// sensor "new_files" asks for one run per file number after its cursor
+// (repeating the last one, which its run key makes harmless); "broken"
+// panics every time.
+func sensorPipeline() *Pipeline {
+	orders := def("orders", func(ctx context.Context, in *Inputs) (any, error) { return string(in.Partition()), nil })
+	orders.Partitions = flowstone.Static("f1", "f2", "f3", "f4", "f5", "f6", "f7", "f8", "f9")
+	return NewPipeline(PipelineDef{Name: "sensors", Assets: []AssetDef{orders}, Sensors: []SensorDef{
+		{Name: "new_files", Every: 200 * time.Millisecond, Targets: []string{"orders"},
+			Run: func(ctx context.Context, cursor string, in *Inputs) (flowstone.SensorResult, error) {
+				n, _ := strconv.Atoi(cursor)
+				var res flowstone.SensorResult
+				for i := max(n, 1); i <= min(n+2, 9); i++ {
+					key := fmt.Sprintf("f%d", i)
+					res.Requests = append(res.Requests, flowstone.RunRequest{RunKey: key, Partition: flowstone.Partition(key)})
+				}
+				res.Cursor = strconv.Itoa(min(n+2, 9))
+				return res, nil
+			}},
+		{Name: "broken", Every: 200 * time.Millisecond, Targets: []string{"orders"},
+			Run: func(ctx context.Context, cursor string, in *Inputs) (flowstone.SensorResult, error) {
+				panic("sensor bug")
+			}},
+		{Name: "bad_partition", Every: 200 * time.Millisecond, Targets: []string{"orders"},
+			Run: func(ctx context.Context, cursor string, in *Inputs) (flowstone.SensorResult, error) {
+				return flowstone.SensorResult{Requests: []flowstone.RunRequest{{RunKey: "x", Partition: "f99"}}, Cursor: "same"}, nil
+			}},
+	}})
+}
+
+func TestSensorsRequestRunsOnceAndKeepTheirCursor(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		cfg := db.config(t)
+		p := sensorPipeline()
+		e := openEngine(t, cfg, Bind(p, nil))
+		state := func(e *Engine) map[string]SensorStatus {
+			ss, err := e.Sensors(ctx, "sensors")
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := map[string]SensorStatus{}
+			for _, s := range ss {
+				out[s.Name] = s
+			}
+			return out
+		}
+		deadline := time.Now().Add(40 * time.Second)
+		for state(e)["new_files"].Cursor != "9" || state(e)["broken"].Evaluations < 2 || state(e)["bad_partition"].Evaluations < 1 {
+			if time.Now().After(deadline) {
+				t.Fatalf("sensors after 40s: %+v", state(e))
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		st := state(e)
+		if st["new_files"].Runs != 9 || st["new_files"].LastError != "" {
+			t.Errorf("new_files: %+v; want 9 runs, one per file", st["new_files"])
+		}
+		if !strings.Contains(st["broken"].LastError, "panic: sensor bug") {
+			t.Errorf("broken: %+v", st["broken"])
+		}
+		if !strings.Contains(st["bad_partition"].LastError, `invalid partition "f99"`) || st["bad_partition"].Cursor != "same" {
+			t.Errorf("bad_partition: %+v", st["bad_partition"])
+		}
+		runs, _ := e.Runs(ctx, "sensors", 100)
+		if len(runs) != 9 {
+			t.Fatalf("%d runs; want 9 (run keys make repeated requests no-ops)", len(runs))
+		}
+
+		// The cursor survives a restart: a new engine goes on from 9.
+		if err := e.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e2 := openEngine(t, cfg, Bind(sensorPipeline(), nil))
+		before := state(e2)["new_files"].Evaluations
+		for state(e2)["new_files"].Evaluations < before+2 {
+			if time.Now().After(deadline.Add(20 * time.Second)) {
+				t.Fatal("sensor not evaluated after restart")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if runs, _ := e2.Runs(ctx, "sensors", 100); len(runs) != 9 || state(e2)["new_files"].Cursor != "9" {
+			t.Fatalf("after restart: %d runs, cursor %q", len(runs), state(e2)["new_files"].Cursor)
+		}
+	})
+}
