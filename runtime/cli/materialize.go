@@ -20,6 +20,10 @@ import (
 // wake the loop sooner.
 const pollEvery = 200 * time.Millisecond
 
+// progressEvery is the least time between two progress lines of one
+// scatter while a run is followed.
+const progressEvery = time.Second
+
 func (s *session) materializeCommand() *cobra.Command {
 	var partition, config string
 	var force, detach bool
@@ -167,7 +171,8 @@ func follow(ctx context.Context, eng *runtime.Engine, r runtime.Run, w io.Writer
 
 	width := 0
 	seen := map[string]runtime.AssetResult{}
-	shown := map[string]string{} // the last line printed per asset
+	shown := map[string]string{}      // the last line printed per asset
+	shownAt := map[string]time.Time{} // and when
 	for _, k := range r.Assets {
 		width = max(width, len(k))
 		seen[k] = runtime.AssetResult{Status: runtime.StatusPending}
@@ -182,13 +187,15 @@ func follow(ctx context.Context, eng *runtime.Engine, r runtime.Run, w io.Writer
 			was := seen[k]
 			line, changed := transition(a), was.Status != a.Status || was.Attempts != a.Attempts || was.Error != a.Error
 			// A waiting scatter reports its items' progress instead of
-			// its waiting reason, whenever the counts move.
+			// its waiting reason when the counts move, at most every
+			// progressEvery: a big scatter finishes batches faster than
+			// anyone reads.
 			if p, ok := scatterProgress(ctx, eng, r.ID, k, a); ok {
-				line, changed = p, was.Status != a.Status || shown[k] != p
+				line, changed = p, was.Status != a.Status || shown[k] != p && time.Since(shownAt[k]) >= progressEvery
 			}
 			if changed {
 				fmt.Fprintf(w, "  %s  %-*s  %s\n", time.Now().Format("15:04:05.000"), width, k, line)
-				shown[k] = line
+				shown[k], shownAt[k] = line, time.Now()
 			}
 			seen[k] = a
 		}
