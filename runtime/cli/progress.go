@@ -53,14 +53,23 @@ func thousands(n int) string {
 	return string(out)
 }
 
-// scatterLines writes, under a run's table, the progress of its assets
-// waiting on a scatter.
-func scatterLines(ctx context.Context, w io.Writer, eng *runtime.Engine, res runtime.RunResult) error {
+// runTableWithProgress writes a run's table and, under it, the progress
+// of its assets waiting on a scatter. Their waiting reason, a snapshot of
+// the same counts, is left out of the ERROR column.
+func runTableWithProgress(ctx context.Context, w io.Writer, eng *runtime.Engine, res runtime.RunResult) error {
 	var rows [][]string
+	assets := make(map[string]runtime.AssetResult, len(res.Assets))
 	for _, k := range res.Order {
-		if line, ok := scatterProgress(ctx, eng, res.ID, k, res.Assets[k]); ok {
+		a := res.Assets[k]
+		if line, ok := scatterProgress(ctx, eng, res.ID, k, a); ok {
 			rows = append(rows, []string{k, line})
+			a.Error = ""
 		}
+		assets[k] = a
+	}
+	res.Assets = assets
+	if err := runTable(w, res, true); err != nil {
+		return err
 	}
 	if len(rows) == 0 {
 		return nil

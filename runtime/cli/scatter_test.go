@@ -100,7 +100,7 @@ func TestScatterProgressIsShownLiveAndInStatus(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("status: %s", r)
 		}
-		wantLine(t, r, `doubled - waiting .*`)
+		wantLine(t, r, `doubled - waiting \d+ - -`)
 		wantLine(t, r, `doubled waiting: 1,000/1,200 items done, 10 failed`)
 
 		// status --follow shows it too, and follows the run to its end.

@@ -57,10 +57,7 @@ cancelled.`,
 					return err
 				}
 				fmt.Fprintln(s.stdout)
-				if err := runTable(s.stdout, res, true); err != nil {
-					return err
-				}
-				return scatterLines(ctx, s.stdout, eng, res)
+				return runTableWithProgress(ctx, s.stdout, eng, res)
 			}
 			// The runs of the chosen pipeline; of all when several are
 			// bound and none is chosen.
