@@ -33,6 +33,8 @@ type jobArgs struct {
 	Tick string `json:"tick,omitempty"`
 	// Sensor names a sensor to evaluate; such a job belongs to no run.
 	Sensor string `json:"sensor,omitempty"`
+	// Backfill names a backfill to move on; such a job belongs to no run.
+	Backfill string `json:"backfill,omitempty"`
 }
 
 // Kind is per pipeline, so a process fetches only the pipelines it binds.

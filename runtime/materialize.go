@@ -59,6 +59,7 @@ type runCtx struct {
 	partition  flowstone.Partition
 	force      bool
 	configHash string
+	backfill   string // the backfill the run belongs to, if any
 }
 
 // effects collects what a transaction does beyond SQL: jobs to insert in
@@ -83,6 +84,11 @@ func partitionFor(a *AssetDef, run flowstone.Partition) flowstone.Partition {
 // ready, in one transaction: a request that fails validation leaves nothing
 // behind. Use Wait to follow the run.
 func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run, error) {
+	return e.materialize(ctx, p, req, "")
+}
+
+// materialize is Materialize for a run that belongs to backfill (or none).
+func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, backfill string) (Run, error) {
 	if e.closed.Load() {
 		return Run{}, ErrClosed
 	}
@@ -114,7 +120,7 @@ func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run
 		return Run{}, fmt.Errorf("%w: assets %s take a %s; set Request.Config", ErrMissingConfig, strings.Join(usesConfig, ", "), p.config.typeName)
 	}
 	targets, _ := json.Marshal(req.Targets)
-	run := &runCtx{id: newID("run_"), p: p, partition: req.Partition, force: req.Force}
+	run := &runCtx{id: newID("run_"), p: p, partition: req.Partition, force: req.Force, backfill: backfill}
 	if cfgJSON != nil {
 		sum := sha256.Sum256(cfgJSON)
 		run.configHash = hex.EncodeToString(sum[:12])
@@ -129,10 +135,10 @@ func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run
 			cfg = string(cfgJSON)
 		}
 		n, err := tx.Exec(ctx, `INSERT INTO flowstone_runs
-			(id, pipeline, partition_key, targets, config, config_hash, force, status, total, created_at, run_key)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+			(id, pipeline, partition_key, targets, config, config_hash, force, status, total, created_at, run_key, backfill_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			run.id, p.name, string(req.Partition), string(targets), cfg, run.configHash, boolInt(req.Force),
-			string(RunRunning), len(assets), now(), req.RunKey)
+			string(RunRunning), len(assets), now(), req.RunKey, backfill)
 		if err != nil {
 			return fmt.Errorf("record run: %w", err)
 		}
@@ -563,6 +569,11 @@ func (e *Engine) checkRunDone(ctx context.Context, tx txn, run *runCtx, fx *effe
 		return err
 	}
 	fx.events = append(fx.events, Event{Kind: EventRunFinished, Pipeline: run.p.name, RunID: run.id, Partition: run.partition, Status: string(final)})
+	if run.backfill != "" {
+		// The backfill launches its next partitions in a job of its own.
+		fx.jobs = append(fx.jobs, river.InsertManyParams{Args: jobArgs{Pipeline: run.p.name, Backfill: run.backfill},
+			InsertOpts: &river.InsertOpts{MaxAttempts: 1 + rescueHeadroom}})
+	}
 	return nil
 }
 

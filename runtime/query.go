@@ -10,6 +10,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/scatter"
+	"github.com/riverqueue/river"
 )
 
 // RunResult is a run's state as recorded in the database.
@@ -164,8 +165,16 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 		if RunStatus(status).Terminal() {
 			return nil
 		}
-		if _, err := tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ?`, string(RunCancelled), now(), id); err != nil {
+		var pipeline, backfill string
+		if err := tx.QueryRow(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ? RETURNING pipeline, backfill_id`,
+			string(RunCancelled), now(), id).Scan(&pipeline, &backfill); err != nil {
 			return err
+		}
+		if backfill != "" {
+			if err := tx.insertJobs(ctx, []river.InsertManyParams{{Args: jobArgs{Pipeline: pipeline, Backfill: backfill},
+				InsertOpts: &river.InsertOpts{MaxAttempts: 1 + rescueHeadroom}}}); err != nil {
+				return err
+			}
 		}
 		rs, err := tx.Query(ctx, `UPDATE flowstone_run_assets SET status = ?, finished_at = ?, error = 'cancelled'
 			WHERE run_id = ? AND status IN (?, ?, ?, ?) RETURNING COALESCE(job_id, 0), status`,

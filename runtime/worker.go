@@ -40,6 +40,7 @@ type jobState struct {
 	configHash string
 	force      bool
 	partition  string
+	backfill   string
 	status     AssetStatus
 	attempts   int
 }
@@ -49,6 +50,9 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	p := w.b.pipeline
 	if args.Sensor != "" {
 		return e.evaluateSensor(ctx, p, w.b, args.Sensor)
+	}
+	if args.Backfill != "" {
+		return e.advanceBackfill(ctx, p, args.Backfill)
 	}
 	a := p.Asset(args.Asset)
 	if a == nil {
@@ -64,7 +68,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	if err != nil {
 		return err
 	}
-	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.partition), force: st.force, configHash: st.configHash}
+	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.partition), force: st.force, configHash: st.configHash, backfill: st.backfill}
 	part := flowstone.Partition(args.Partition)
 
 	if args.Deadline {
@@ -129,10 +133,10 @@ func loadJobState(ctx context.Context, q querier, args jobArgs) (jobState, error
 	var st jobState
 	var runStatus, status string
 	var force int
-	err := q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.partition_key, ra.status, ra.attempts
+	err := q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.partition_key, r.backfill_id, ra.status, ra.attempts
 		FROM flowstone_runs r JOIN flowstone_run_assets ra ON ra.run_id = r.id
 		WHERE r.id = ? AND ra.asset = ? AND ra.partition_key = ?`, args.Run, args.Asset, args.Partition).
-		Scan(&runStatus, &st.config, &st.configHash, &force, &st.partition, &status, &st.attempts)
+		Scan(&runStatus, &st.config, &st.configHash, &force, &st.partition, &st.backfill, &status, &st.attempts)
 	st.runStatus, st.status, st.force = RunStatus(runStatus), AssetStatus(status), force == 1
 	return st, err
 }

@@ -1,0 +1,153 @@
+package runtime
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+)
+
+func backfillPipeline(delay time.Duration, calls *atomic.Int64) *Pipeline {
+	days := flowstone.Daily("2024-01-01")
+	mk := func(key string, deps ...Dep) AssetDef {
+		a := def(key, func(ctx context.Context, in *Inputs) (any, error) {
+			calls.Add(1)
+			time.Sleep(delay)
+			return key + "@" + string(in.Partition()), nil
+		}, deps...)
+		a.Partitions = days
+		return a
+	}
+	return NewPipeline(PipelineDef{Name: "bf", Assets: []AssetDef{mk("raw"), mk("clean", on("raw")), mk("total", on("clean"))}})
+}
+
+func waitBackfill(t *testing.T, e *Engine, id string) BackfillStatus {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		b, err := e.BackfillStatus(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b.Status != "running" {
+			return b
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("backfill still running: %+v", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestBackfillRunsEveryPartitionWithinItsBound(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		var calls atomic.Int64
+		p := backfillPipeline(10*time.Millisecond, &calls)
+		cfg := db.config(t)
+		cfg.Concurrency = 8
+		e := openEngine(t, cfg, Bind(p, nil))
+		id, err := e.Backfill(ctx, p, BackfillRequest{Targets: []string{"total"}, From: "2024-02-25", To: "2024-03-04", MaxConcurrent: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := waitBackfill(t, e, id)
+		if b.Status != "succeeded" || b.Total != 9 || b.Succeeded != 9 || b.Order[4] != "2024-02-29" {
+			t.Fatalf("backfill: %+v", b)
+		}
+		if v, err := Load[string](ctx, e, "bf", "total", "2024-03-01"); err != nil || v != "total@2024-03-01" {
+			t.Fatalf("total = %q, %v", v, err)
+		}
+		// From the runs' own records: never more than 3 at once.
+		runs, _ := e.Runs(ctx, "bf", 100)
+		most := 0
+		for _, r := range runs {
+			n := 0
+			for _, o := range runs {
+				if !o.CreatedAt.After(r.CreatedAt) && o.FinishedAt.After(r.CreatedAt) {
+					n++
+				}
+			}
+			most = max(most, n)
+		}
+		if len(runs) != 9 || most > 3 {
+			t.Fatalf("%d runs, at most %d at once; want 9, at most 3", len(runs), most)
+		}
+
+		// Again: every partition is up to date, nothing recomputes.
+		before := calls.Load()
+		id2, err := e.Backfill(ctx, p, BackfillRequest{Targets: []string{"total"}, Partitions: []flowstone.Partition{"2024-02-25", "2024-03-04"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if b := waitBackfill(t, e, id2); b.Status != "succeeded" || calls.Load() != before {
+			t.Fatalf("second backfill %s recomputed %d assets", b.Status, calls.Load()-before)
+		}
+	})
+}
+
+func TestBackfillResumesAfterRestartAndCancels(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		var calls atomic.Int64
+		cfg := db.config(t)
+		// The process that started it works a little, then goes away.
+		e1 := openEngine(t, cfg, Bind(backfillPipeline(30*time.Millisecond, &calls), nil))
+		id, err := e1.Backfill(ctx, backfillPipeline(0, &calls), BackfillRequest{Targets: []string{"total"}, From: "2024-01-01", To: "2024-01-10", MaxConcurrent: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(150 * time.Millisecond)
+		if err := e1.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		e2 := openEngine(t, cfg, Bind(backfillPipeline(0, &calls), nil))
+		if b := waitBackfill(t, e2, id); b.Status != "succeeded" || b.Succeeded != 10 {
+			t.Fatalf("after restart: %+v", b)
+		}
+
+		// Cancel one mid-way.
+		slow := backfillPipeline(200*time.Millisecond, &calls)
+		cfg3 := db.config(t)
+		e3 := openEngine(t, cfg3, Bind(slow, nil))
+		id3, err := e3.Backfill(ctx, slow, BackfillRequest{Targets: []string{"total"}, From: "2024-01-01", To: "2024-01-31", MaxConcurrent: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(300 * time.Millisecond)
+		if err := e3.CancelBackfill(ctx, id3); err != nil {
+			t.Fatal(err)
+		}
+		b := waitBackfill(t, e3, id3)
+		if b.Status != "cancelled" || b.Cancelled < 25 || b.Succeeded > 4 {
+			t.Fatalf("cancelled backfill: %+v", b)
+		}
+	})
+}
+
+func TestBackfillBadInput(t *testing.T) {
+	t.Parallel()
+	var calls atomic.Int64
+	p := backfillPipeline(0, &calls)
+	e := openEngine(t, Config{Database: "sqlite::memory:"}, Bind(p, nil))
+	ctx := context.Background()
+	for _, req := range []BackfillRequest{
+		{Targets: []string{"total"}, From: "2024-03-04", To: "2024-02-25"},
+		{Targets: []string{"total"}, From: "2023-12-30", To: "2024-01-02"},
+		{Targets: []string{"total"}},
+		{Targets: []string{"total"}, Partitions: []flowstone.Partition{"2024-01-01", "2024-01-01"}},
+		{Targets: []string{"totl"}, From: "2024-01-01", To: "2024-01-02"},
+	} {
+		if _, err := e.Backfill(ctx, p, req); err == nil {
+			t.Errorf("%+v: accepted", req)
+		}
+	}
+	if _, err := e.BackfillStatus(ctx, "bf_nope"); !errors.Is(err, ErrBackfillNotFound) {
+		t.Errorf("status of unknown: %v", err)
+	}
+}
