@@ -12,6 +12,7 @@ import (
 	"github.com/flowstone-go/flowstone/examples/enrich"
 	"github.com/flowstone-go/flowstone/internal/testdb"
 	"github.com/flowstone-go/flowstone/runtime"
+	"github.com/flowstone-go/flowstone/scatter"
 )
 
 // eachDB runs fn as a parallel subtest per database, with a config for a
@@ -199,6 +200,46 @@ func TestRunSucceedsPartially(t *testing.T) {
 		}
 		if _, err := e.ScatterProgress(ctx, run.ID, enrich.AssetSegments); !errors.Is(err, runtime.ErrNotMaterialized) {
 			t.Fatalf("progress of segments, not a scatter: %v, want ErrNotMaterialized", err)
+		}
+	})
+}
+
+// A cancelled scatter should stop reporting itself running: its barrier
+// is what ScatterProgress, status and dashboards read.
+func TestCancelledScatterProgressIsNotRunning(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, cfg runtime.Config) {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		e := open(t, cfg, enrich.NewCRM()) // 2ms lookups: the scatter takes a while
+		run, err := e.Materialize(ctx, enrich.Pipeline(), runtime.Request{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for {
+			p, err := e.ScatterProgress(ctx, run.ID, enrich.AssetEnriched)
+			if err == nil && p.Done > 0 {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatal("the scatter never progressed")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if err := e.Cancel(ctx, run.ID); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.Wait(ctx, run.ID)
+		if err != nil || res.Status != runtime.RunCancelled {
+			t.Fatalf("run %s, %v", res.Status, err)
+		}
+		time.Sleep(200 * time.Millisecond) // batches already running finish
+		p, err := e.ScatterProgress(ctx, run.ID, enrich.AssetEnriched)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Status == scatter.Running || p.FinishedAt.IsZero() {
+			t.Fatalf("progress of a cancelled scatter = %+v; want it finished, not %q", p, scatter.Running)
 		}
 	})
 }
