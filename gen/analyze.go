@@ -50,6 +50,7 @@ func analyse(p *pipelineDecl, table *optionTable, errs *errorList) {
 		an.references(a)
 	}
 	an.routers()
+	an.sensors()
 	an.resources()
 	an.generatedNames()
 	an.order()
@@ -87,7 +88,7 @@ func (an *analyser) keys() {
 func (an *analyser) signature(a *asset) {
 	params := a.sig.Params()
 	if params.Len() == 0 || !isNamed(params.At(0).Type(), "context", "Context") {
-		an.errs.at(a.fn.Type.Params.Pos(), msgFirstParam, a.key)
+		an.errs.at(a.fn.Type.Params.Pos(), msgFirstParam, a.subject())
 	}
 	res := a.sig.Results()
 	isErr := func(t types.Type) bool { return types.Identical(t, types.Universe.Lookup("error").Type()) }
@@ -96,7 +97,7 @@ func (an *analyser) signature(a *asset) {
 	case res.Len() == 2 && isErr(res.At(1).Type()):
 		a.result = res.At(0).Type()
 		a.value = a.result
-		if !an.checkType(a, a.fn.Type.Results.List[0].Type, "result", a.result) {
+		if !an.checkType(a.subject(), a.fn.Type.Results.List[0].Type, "result", a.result) {
 			a.broken = true
 		}
 	default:
@@ -111,18 +112,18 @@ func (an *analyser) signature(a *asset) {
 
 // checkType reports a type that does not type-check or that generated code
 // cannot spell. It returns false for either.
-func (an *analyser) checkType(a *asset, expr ast.Expr, what string, t types.Type) bool {
+func (an *analyser) checkType(subject string, expr ast.Expr, what string, t types.Type) bool {
 	invalid, unexported := typeProblem(t, an.local)
 	switch {
 	case invalid:
-		an.errs.at(expr.Pos(), msgBadType, a.key, what, an.typeErrorIn(expr))
+		an.errs.at(expr.Pos(), msgBadType, subject, what, an.typeErrorIn(expr))
 		return false
 	case unexported != nil:
 		pkg := "?"
 		if n, ok := unexported.(interface{ Obj() *types.TypeName }); ok && n.Obj().Pkg() != nil {
 			pkg = n.Obj().Pkg().Path()
 		}
-		an.errs.at(expr.Pos(), msgUnnameable, a.key, what, an.typeString(t), pkg)
+		an.errs.at(expr.Pos(), msgUnnameable, subject, what, an.typeString(t), pkg)
 		return false
 	}
 	return true
@@ -261,10 +262,10 @@ func (an *analyser) params(a *asset) {
 			}
 			a.params = append(a.params, pm)
 			if _, ok := field.Type.(*ast.Ellipsis); ok {
-				an.errs.at(pm.pos, msgVariadic, a.key, pm.name)
+				an.errs.at(pm.pos, msgVariadic, a.subject(), pm.name)
 				continue
 			}
-			if !an.checkType(a, field.Type, "parameter "+displayName(pm, i), pm.typ) {
+			if !an.checkType(a.subject(), field.Type, "parameter "+displayName(pm, i), pm.typ) {
 				continue
 			}
 			an.classify(a, pm, i, item)
@@ -315,7 +316,7 @@ func (an *analyser) classify(a *asset, pm *param, i int, item types.Type) {
 		return
 	}
 	if blank {
-		an.errs.at(pm.pos, msgUnnamedParam, a.key, i+1, an.typeString(t))
+		an.errs.at(pm.pos, msgUnnamedParam, a.subject(), i+1, an.typeString(t))
 		return
 	}
 	if up == a {
@@ -438,7 +439,7 @@ func (an *analyser) references(a *asset) {
 			case k == a.key:
 				an.errs.at(o.pos, msgSelfDep, a.key, k)
 			case up == nil:
-				an.errs.at(o.pos, msgUnknownDep, a.key, "deps", k, k, didYouMean(k, an.assetKeys()))
+				an.errs.at(o.pos, msgUnknownDep, a.subject(), "deps", k, k, didYouMean(k, an.assetKeys()))
 			default:
 				if pm := a.paramFor(up); pm != nil {
 					an.errs.at(o.pos, msgRepeatedDep, a.key, k, pm.name)
@@ -455,7 +456,7 @@ func (an *analyser) references(a *asset) {
 			up := an.p.byKey[k]
 			switch {
 			case up == nil:
-				an.errs.at(o.pos, msgUnknownDep, a.key, o.Name, k, k, didYouMean(k, an.assetKeys()))
+				an.errs.at(o.pos, msgUnknownDep, a.subject(), o.Name, k, k, didYouMean(k, an.assetKeys()))
 			case o.Name == "routed_from" && up.kindName() != "router":
 				an.errs.at(o.pos, msgNotRouter, a.key, k, k)
 			case o.Name == "routed_from":
@@ -554,28 +555,37 @@ func (an *analyser) routers() {
 }
 
 // resources builds the Resources struct: one field per resource name, one
-// type per name across the package.
+// type per name across the package, assets' and sensors' parameters alike.
 func (an *analyser) resources() {
 	byName := map[string]*resource{}
 	byField := map[string]*resource{}
+	add := func(subject string, pm *param) {
+		if r := byName[pm.name]; r != nil {
+			if !types.Identical(r.typ, pm.typ) {
+				an.errs.at(pm.pos, msgResourceType, subject, pm.name, an.typeString(pm.typ), an.typeString(r.typ), an.shortPos(r.pos))
+			}
+			return
+		}
+		r := &resource{name: pm.name, field: pm.field, typ: pm.typ, pos: pm.pos, owner: subject}
+		if other := byField[r.field]; other != nil {
+			an.errs.at(pm.pos, msgResourceField, subject, other.name, pm.name, r.field)
+			return
+		}
+		byName[pm.name], byField[r.field] = r, r
+		an.p.resources = append(an.p.resources, *r)
+	}
 	for _, a := range an.p.assets {
 		for _, pm := range a.params {
-			if pm.role != roleResource {
-				continue
+			if pm.role == roleResource {
+				add(a.subject(), pm)
 			}
-			if r := byName[pm.name]; r != nil {
-				if !types.Identical(r.typ, pm.typ) {
-					an.errs.at(pm.pos, msgResourceType, a.key, pm.name, an.typeString(pm.typ), an.typeString(r.typ), an.shortPos(r.pos))
-				}
-				continue
+		}
+	}
+	for _, s := range an.p.sensors {
+		for _, pm := range s.params {
+			if pm.role == roleResource {
+				add(s.subject(), pm)
 			}
-			r := &resource{name: pm.name, field: pm.field, typ: pm.typ, pos: pm.pos, owner: a}
-			if other := byField[r.field]; other != nil {
-				an.errs.at(pm.pos, msgResourceField, a.key, other.name, pm.name, r.field)
-				continue
-			}
-			byName[pm.name], byField[r.field] = r, r
-			an.p.resources = append(an.p.resources, *r)
 		}
 	}
 	slices.SortFunc(an.p.resources, func(x, y resource) int { return strings.Compare(x.field, y.field) })
@@ -597,20 +607,26 @@ func (an *analyser) generatedNames() {
 			an.errs.at(obj.Pos(), msgReservedName, name)
 		}
 	}
-	taken := map[string]*asset{}
+	taken := map[string]token.Pos{}
+	claim := func(subject string, at token.Pos, names []string) {
+		for _, n := range names {
+			if obj := clash(n); obj != nil {
+				an.errs.at(at, msgNameCollision, subject, n, an.shortPos(obj.Pos()))
+			} else if other, ok := taken[n]; ok {
+				an.errs.at(at, msgNameCollision, subject, n, an.shortPos(other))
+			}
+			taken[n] = at
+		}
+	}
 	for _, a := range an.p.assets {
 		names := []string{"Asset" + a.ident, wrapperName(a), defName(a)}
 		if a.result != nil {
 			names = append(names, "Load"+a.ident)
 		}
-		for _, n := range names {
-			if obj := clash(n); obj != nil {
-				an.errs.at(a.fn.Name.Pos(), msgNameCollision, a.key, n, an.shortPos(obj.Pos()))
-			} else if other := taken[n]; other != nil {
-				an.errs.at(a.fn.Name.Pos(), msgNameCollision, a.key, n, an.shortPos(other.fn.Name.Pos()))
-			}
-			taken[n] = a
-		}
+		claim(a.subject(), a.fn.Name.Pos(), names)
+	}
+	for _, s := range an.p.sensors {
+		claim(s.subject(), s.fn.Name.Pos(), []string{"Sensor" + s.ident, sensorWrapperName(s)})
 	}
 }
 

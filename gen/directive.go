@@ -8,7 +8,7 @@ import (
 )
 
 // The directive verbs flowstonegen understands.
-var verbs = [...]string{"asset", "config", "pipeline"}
+var verbs = [...]string{"asset", "config", "pipeline", "sensor"}
 
 const directivePrefix = "//flowstone:"
 
@@ -123,7 +123,7 @@ func parseDirective(text string) (*directive, []dirError) {
 		}
 	}
 	if !known {
-		return nil, []dirError{{len(directivePrefix), fmt.Sprintf(msgUnknownDirective, verb, didYouMean(verb, verbs[:]))}}
+		return nil, []dirError{{len(directivePrefix), fmt.Sprintf(msgUnknownDirective, verb, strings.Join(verbs[:], ", "), didYouMean(verb, verbs[:]))}}
 	}
 	opts, errs := parseOptions(rest[end:], len(directivePrefix)+end)
 	if len(errs) > 0 {

@@ -46,10 +46,12 @@ func emit(p *pipelineDecl) ([]byte, error) {
 	e.out.Grow(2048 * (len(p.assets) + 1))
 	e.importHints()
 	e.constants()
+	e.sensorConstants()
 	e.resources()
 	e.pipeline()
 	e.loaders()
 	e.wrappers()
+	e.sensorWrappers()
 	e.guards()
 	var file strings.Builder
 	file.Grow(e.out.Len() + 1024)
@@ -208,7 +210,7 @@ func (e *emitter) resources() {
 	}
 	e.out.WriteString("type Resources struct {\n")
 	for _, r := range e.p.resources {
-		fmt.Fprintf(&e.out, "\t// %s is the %s parameter of asset %s.\n\t%s %s\n", r.field, r.name, r.owner.key, r.field, e.typ(r.typ))
+		fmt.Fprintf(&e.out, "\t// %s is the %s parameter of %s.\n\t%s %s\n", r.field, r.name, r.owner, r.field, e.typ(r.typ))
 	}
 	e.out.WriteString("}\n")
 }
@@ -226,8 +228,81 @@ func (e *emitter) pipeline() {
 		assets[i] = defName(a) + "()"
 	}
 	def = append(def, field{"Assets", "[]" + e.rt("AssetDef") + multiline(2, assets)})
+	if len(e.p.sensors) > 0 {
+		sensors := make([]string, len(e.p.sensors))
+		for i, s := range e.p.sensors {
+			sensors[i] = fieldsLiteral(3, e.sensorDef(s))
+		}
+		def = append(def, field{"Sensors", "[]" + e.rt("SensorDef") + multiline(2, sensors)})
+	}
 	writeFields(&e.out, 2, def)
 	e.out.WriteString("\t})\n}\n")
+}
+
+// sensorConstants writes SensorX = "x" per sensor, in source order.
+func (e *emitter) sensorConstants() {
+	if len(e.p.sensors) == 0 {
+		return
+	}
+	e.decl(fmt.Sprintf("Sensor names of the %s pipeline.", e.p.name))
+	e.out.WriteString("const (\n")
+	for _, s := range e.p.sensors {
+		fmt.Fprintf(&e.out, "\t// Sensor%s is the name of the %s.\n\tSensor%s = %s\n",
+			s.ident, sensorLabel(s), s.ident, strconv.Quote(s.name))
+	}
+	e.out.WriteString(")\n")
+}
+
+// sensorDef lists the fields of one runtime.SensorDef; zero values are
+// left out.
+func (e *emitter) sensorDef(s *sensor) []field {
+	out := []field{{"Name", "Sensor" + s.ident}}
+	if s.desc != "" {
+		out = append(out, field{"Description", strconv.Quote(s.desc)})
+	}
+	targets := make([]string, len(s.targets))
+	for i, k := range s.targets {
+		targets[i] = "Asset" + e.p.byKey[k].ident
+	}
+	out = append(out, field{"Every", e.duration(s.every)}, field{"Targets", "[]string{" + strings.Join(targets, ", ") + "}"})
+	if len(s.resources) > 0 {
+		names := make([]string, len(s.resources))
+		for i, r := range s.resources {
+			names[i] = strconv.Quote(r)
+		}
+		out = append(out, field{"Resources", "[]string{" + strings.Join(names, ", ") + "}"})
+	}
+	return append(out, field{"Run", sensorWrapperName(s)})
+}
+
+// sensorWrappers writes one typed wrapper per sensor: it passes the stored
+// cursor and the process's resources to the function.
+func (e *emitter) sensorWrappers() {
+	for _, s := range e.p.sensors {
+		// The wrapper's parameters must not hide the function it calls.
+		ctx, cursor, in, res := "ctx", "cursor", "in", "res"
+		for _, n := range []*string{&ctx, &cursor, &in, &res} {
+			if *n == s.fn.Name.Name {
+				*n += "Arg"
+			}
+		}
+		with := "the stored cursor."
+		if len(s.params) > 0 {
+			with = "the stored cursor and its resources."
+		}
+		e.decl(fmt.Sprintf("%s calls %s with %s", sensorWrapperName(s), s.fn.Name.Name, with))
+		b := &e.out
+		b.WriteString("func " + sensorWrapperName(s) + "(" + ctx + " " + e.qual("context", "context", "Context") + ", " +
+			cursor + " string, " + in + " *" + e.rt("Inputs") + ") (" + e.qual(flowstonePath, "flowstone", "SensorResult") + ", error) {\n")
+		args := []string{ctx, cursor}
+		if len(s.params) > 0 {
+			b.WriteString("\t" + res + " := " + e.rt("ResourcesValue") + "[Resources](" + in + ")\n")
+			for _, pm := range s.params {
+				args = append(args, res+"."+pm.field)
+			}
+		}
+		b.WriteString("\treturn " + s.fn.Name.Name + "(" + strings.Join(args, ", ") + ")\n}\n")
+	}
 }
 
 // field is one key: value element of a composite literal. A value that
@@ -574,24 +649,34 @@ func (e *emitter) wrapper(a *asset) {
 	}
 }
 
-// guards pins each asset's signature: editing it without regenerating
-// breaks the build here.
+// guards pins each asset's and sensor's signature: editing it without
+// regenerating breaks the build here.
 func (e *emitter) guards() {
-	if len(e.p.assets) == 0 {
+	var sigs, fns []string
+	for _, a := range e.p.assets {
+		sigs, fns = append(sigs, e.typ(a.sig)), append(fns, a.fn.Name.Name)
+	}
+	for _, s := range e.p.sensors {
+		sigs, fns = append(sigs, e.typ(s.sig)), append(fns, s.fn.Name.Name)
+	}
+	if len(sigs) == 0 {
 		return
 	}
 	// gofmt aligns the = of consecutive specs one past the longest type.
-	sigs := make([]string, len(e.p.assets))
 	width := 0
-	for i, a := range e.p.assets {
-		sigs[i] = e.typ(a.sig)
-		width = max(width, utf8.RuneCountInString(sigs[i])+1)
+	for _, sig := range sigs {
+		width = max(width, utf8.RuneCountInString(sig)+1)
 	}
-	e.decl("Compile-time guards: an asset's signature edited without regenerating",
-		"breaks the build here. Run go generate.")
+	if len(e.p.sensors) == 0 {
+		e.decl("Compile-time guards: an asset's signature edited without regenerating",
+			"breaks the build here. Run go generate.")
+	} else {
+		e.decl("Compile-time guards: an asset's or a sensor's signature edited without",
+			"regenerating breaks the build here. Run go generate.")
+	}
 	e.out.WriteString("var (\n")
-	for i, a := range e.p.assets {
-		e.out.WriteString("\t_ " + sigs[i] + strings.Repeat(" ", width-utf8.RuneCountInString(sigs[i])) + "= " + a.fn.Name.Name + "\n")
+	for i, sig := range sigs {
+		e.out.WriteString("\t_ " + sig + strings.Repeat(" ", width-utf8.RuneCountInString(sig)) + "= " + fns[i] + "\n")
 	}
 	e.out.WriteString(")\n")
 }

@@ -101,7 +101,7 @@ func sortErrors(errs []error) []error {
 const (
 	// Directive syntax.
 	msgLookalike        = "malformed directive %q: write //flowstone:%s, lower case, with no spaces inside"
-	msgUnknownDirective = "unknown directive //flowstone:%s (known: asset, config, pipeline)%s"
+	msgUnknownDirective = "unknown directive //flowstone:%s (known: %s)%s"
 	msgDirectiveNoSpace = "directive //flowstone:%s must be followed by a space before its options"
 	msgBadOptionName    = "malformed option %q: want key=value or a bare flag of lower-case letters, digits and underscores"
 	msgEmptyValue       = "option %s= has no value"
@@ -110,13 +110,14 @@ const (
 	msgStrayQuote       = "option %s: a value containing '\"' must be a double-quoted Go string"
 
 	// Directive placement.
-	msgMisplacedAsset     = "//flowstone:asset must be in the doc comment of a top-level function"
+	msgMisplacedFunc      = "//flowstone:%s must be in the doc comment of a top-level function"
 	msgMisplacedConfig    = "//flowstone:config must be in the doc comment of a type declaration"
 	msgMisplacedPipeline  = "//flowstone:pipeline must be in the package doc comment"
 	msgDuplicateDirective = "second //flowstone:%s directive for %s"
-	msgMethod             = "asset %s: method %s cannot be an asset; use a top-level function"
-	msgGeneric            = "asset %s: generic function %s cannot be an asset"
-	msgVariadic           = "asset %s: variadic parameter %s is not supported"
+	msgTwoDirectives      = "%s has both //flowstone:%s and //flowstone:%s; keep one"
+	msgMethod             = "%s: method %s cannot be %s; use a top-level function"
+	msgGeneric            = "%s: generic function %s cannot be %s"
+	msgVariadic           = "%s: variadic parameter %s is not supported"
 	msgConfigOptions      = "//flowstone:config takes no options"
 	msgConfigGeneric      = "config type %s cannot be generic"
 	msgSecondConfig       = "second config type %s; a pipeline has one config type (the first is %s at %s)"
@@ -125,24 +126,24 @@ const (
 	msgSecondPipeline     = "second //flowstone:pipeline directive; the first is at %s"
 
 	// Options.
-	msgUnknownOption   = "asset %s: unknown option %s%s"
-	msgDuplicateOption = "asset %s: option %s given twice"
+	msgUnknownOption   = "%s: unknown option %s%s"
+	msgDuplicateOption = "%s: option %s given twice"
 	msgFlagWithValue   = "asset %s: option %s takes no value"
-	msgMissingValue    = "asset %s: option %s needs a value (%s=%s)"
-	msgBadValue        = "asset %s: option %s=%s: %s"
+	msgMissingValue    = "%s: option %s needs a value (%s=%s)"
+	msgBadValue        = "%s: option %s=%s: %s"
 	msgTwoKinds        = "asset %s: options %s and %s select different kinds (%s, %s); an asset has one kind"
 	msgWrongKind       = "asset %s: option %s needs %s"
 	msgRequires        = "asset %s: option %s requires %s"
 	msgBadKey          = "asset %s: name %q is not a valid asset key: use lower-case letters, digits and underscores, starting with a letter"
 
 	// Signatures.
-	msgFirstParam    = "asset %s: the first parameter must be a context.Context"
+	msgFirstParam    = "%s: the first parameter must be a context.Context"
 	msgReturns       = "asset %s: must return (T, error) or error, not %s"
 	msgRouterReturns = "asset %s: a router must return (flowstone.Route, error), not %s"
-	msgBadType       = "asset %s: %s has an invalid type%s"
-	msgUnnameable    = "asset %s: %s has type %s, which generated code cannot name outside package %s"
-	msgUnnamedParam  = "asset %s: parameter %d (%s) needs a name: dependencies and resources are matched by name"
-	msgNameCollision = "asset %s: generated name %s is already declared at %s"
+	msgBadType       = "%s: %s has an invalid type%s"
+	msgUnnameable    = "%s: %s has type %s, which generated code cannot name outside package %s"
+	msgUnnamedParam  = "%s: parameter %d (%s) needs a name: dependencies and resources are matched by name"
+	msgNameCollision = "%s: generated name %s is already declared at %s"
 	msgReservedName  = "%s is declared here, but flowstonegen generates it for the pipeline; rename this declaration"
 
 	// Keys and dependencies.
@@ -158,11 +159,11 @@ const (
 	msgUnpartitionedMap = "asset %s: parameter %s takes every partition of %s, but %s has no partitions="
 	msgSamePartsMap     = "asset %s: parameter %s: %s and %s share partitions=%s, which maps key to key; take %s"
 	msgPartitionedDep   = "asset %s: parameter %s: %s is partitioned by %s but %s %s; take map[flowstone.Partition]%s for the partitions it covers"
-	msgUnknownDep       = "asset %s: %s=%s: no asset is named %s%s"
+	msgUnknownDep       = "%s: %s=%s: no asset is named %s%s"
 	msgSelfDep          = "asset %s: deps=%s names the asset itself"
 	msgRepeatedDep      = "asset %s: deps=%s repeats a dependency already taken by parameter %s"
-	msgResourceType     = "asset %s: resource %s has type %s, but it is %s at %s; a resource name means one type across the package"
-	msgResourceField    = "asset %s: resources %s and %s both become the field Resources.%s"
+	msgResourceType     = "%s: resource %s has type %s, but it is %s at %s; a resource name means one type across the package"
+	msgResourceField    = "%s: resources %s and %s both become the field Resources.%s"
 	msgCycle            = "dependency cycle: %s"
 
 	// Kinds.
@@ -175,6 +176,15 @@ const (
 	msgIdentMissing  = "asset %s: %s=%s: no package-level variable %s%s"
 	msgIdentNotVar   = "asset %s: %s=%s: %s is not a package-level variable"
 	msgIdentType     = "asset %s: %s=%s: %s has type %s, which does not implement %s"
+
+	// Sensors.
+	msgSensorRequired   = "sensor %s: option %s is required: %s"
+	msgSensorName       = "sensor %s: name %q is not a valid sensor name: use lower-case letters, digits and underscores, starting with a letter"
+	msgSensorCursor     = "sensor %s: the second parameter must be cursor string, the stored cursor (found %s)"
+	msgSensorReturns    = "sensor %s: must return (flowstone.SensorResult, error), not %s"
+	msgSensorParamType  = "sensor %s: parameter %s has type %s; after ctx and cursor a sensor takes only resources"
+	msgSensorParamAsset = "sensor %s: parameter %s is named after asset %s, but a sensor takes no asset values; give the resource another name"
+	msgDuplicateSensor  = "sensor %s: duplicate sensor name (also %s at %s)"
 
 	// Packages.
 	msgNoAssets = "no //flowstone:asset functions in %s"

@@ -4,6 +4,7 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
+	"time"
 
 	"github.com/flowstone-go/flowstone/strategy"
 )
@@ -28,6 +29,7 @@ type pipelineDecl struct {
 	namePos token.Pos
 	assets  []*asset // in source order
 	byKey   map[string]*asset
+	sensors []*sensor       // in source order
 	config  *types.TypeName // nil without //flowstone:config
 	cfgPos  token.Pos
 	// typeErrs holds the package's type errors by position; the generator
@@ -125,5 +127,32 @@ type resource struct {
 	field string
 	typ   types.Type
 	pos   token.Pos
-	owner *asset
+	owner string // "asset k" or "sensor s": the first to take it
 }
+
+// sensor is one //flowstone:sensor function.
+type sensor struct {
+	fn  *ast.FuncDecl
+	sig *types.Signature
+	dir *directive
+
+	name  string
+	ident string // suffix of SensorX, runSensorX
+	desc  string
+	every time.Duration
+	// targets are asset keys, checked by the analysis; targetsAt holds
+	// each one's position.
+	targets   []string
+	targetsAt []token.Pos
+	// broken marks a sensor whose signature is unusable.
+	broken bool
+
+	params    []*param // the resources, after ctx and cursor
+	resources []string
+}
+
+// subject names the sensor in messages.
+func (s *sensor) subject() string { return "sensor " + s.name }
+
+// subject names the asset in messages.
+func (a *asset) subject() string { return "asset " + a.key }

@@ -122,18 +122,30 @@ func (p *pipelineDecl) parseFile(f *ast.File, table *optionTable, errs *errorLis
 			p.directives = true
 			owner := owners[g]
 			if seen != nil {
-				errs.at(d.pos, msgDuplicateDirective, d.verb, describeOwner(owner))
+				if seen.verb != d.verb {
+					errs.at(d.pos, msgTwoDirectives, describeOwner(owner), seen.verb, d.verb)
+				} else {
+					errs.at(d.pos, msgDuplicateDirective, d.verb, describeOwner(owner))
+				}
 				continue
 			}
 			seen = d
 			switch d.verb {
 			case "asset":
 				if owner.fn == nil {
-					errs.at(d.pos, msgMisplacedAsset)
+					errs.at(d.pos, msgMisplacedFunc, d.verb)
 					continue
 				}
 				if a := p.parseAsset(owner.fn, d, table, errs); a != nil {
 					p.assets = append(p.assets, a)
+				}
+			case "sensor":
+				if owner.fn == nil {
+					errs.at(d.pos, msgMisplacedFunc, d.verb)
+					continue
+				}
+				if s := p.parseSensor(owner.fn, d, errs); s != nil {
+					p.sensors = append(p.sensors, s)
 				}
 			case "config":
 				if owner.typ == nil {
@@ -222,16 +234,16 @@ func (p *pipelineDecl) parseAsset(fd *ast.FuncDecl, d *directive, table *optionT
 		e, ok := table.byName[o.name]
 		switch {
 		case !ok:
-			errs.at(pos, msgUnknownOption, a.key, o.name, didYouMean(o.name, table.names))
+			errs.at(pos, msgUnknownOption, a.subject(), o.name, didYouMean(o.name, table.names))
 			continue
 		case a.opts[o.name] != nil:
-			errs.at(pos, msgDuplicateOption, a.key, o.name)
+			errs.at(pos, msgDuplicateOption, a.subject(), o.name)
 			continue
 		case e.Type == strategy.Flag && o.hasValue:
 			errs.at(pos, msgFlagWithValue, a.key, o.name)
 			continue
 		case e.Type != strategy.Flag && !o.hasValue:
-			errs.at(pos, msgMissingValue, a.key, o.name, o.name, typeWord(e.Type))
+			errs.at(pos, msgMissingValue, a.subject(), o.name, o.name, typeWord(e.Type))
 			continue
 		}
 		v, problem := parseValue(e.Option, o.value)
@@ -240,7 +252,7 @@ func (p *pipelineDecl) parseAsset(fd *ast.FuncDecl, d *directive, table *optionT
 			if strings.ContainsAny(shown, " \t\"") {
 				shown = strconv.Quote(shown)
 			}
-			errs.at(pos, msgBadValue, a.key, o.name, shown, problem)
+			errs.at(pos, msgBadValue, a.subject(), o.name, shown, problem)
 			continue
 		}
 		a.opts[o.name] = &optValue{optEntry: e, raw: o, pos: pos, v: v}
@@ -256,11 +268,11 @@ func (p *pipelineDecl) parseAsset(fd *ast.FuncDecl, d *directive, table *optionT
 		if len(fd.Recv.List) == 1 {
 			recv = types.ExprString(fd.Recv.List[0].Type)
 		}
-		errs.at(fd.Name.Pos(), msgMethod, a.key, "("+recv+")."+fd.Name.Name)
+		errs.at(fd.Name.Pos(), msgMethod, a.subject(), "("+recv+")."+fd.Name.Name, "an asset")
 		return nil
 	}
 	if fd.Type.TypeParams != nil {
-		errs.at(fd.Name.Pos(), msgGeneric, a.key, fd.Name.Name)
+		errs.at(fd.Name.Pos(), msgGeneric, a.subject(), fd.Name.Name, "an asset")
 		return nil
 	}
 	obj, ok := p.pkg.Types.Scope().Lookup(fd.Name.Name).(*types.Func)
