@@ -68,6 +68,9 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 		if err := checkPartition(p, assets, k); err != nil {
 			return "", err
 		}
+		if err := e.checkDynamic(ctx, assets, k); err != nil {
+			return "", err
+		}
 	}
 	var cfgJSON any
 	if req.Config != nil {

@@ -102,6 +102,9 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	if err := checkPartition(p, assets, req.Partition); err != nil {
 		return Run{}, err
 	}
+	if err := e.checkDynamic(ctx, assets, req.Partition); err != nil {
+		return Run{}, err
+	}
 	var cfgJSON []byte
 	var usesConfig []string
 	for _, a := range assets {
