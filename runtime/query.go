@@ -170,6 +170,9 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 			string(RunCancelled), now(), id).Scan(&pipeline, &backfill); err != nil {
 			return err
 		}
+		if err := scatter.CancelRun(ctx, scatterDB{tx}, id); err != nil {
+			return err
+		}
 		if backfill != "" {
 			if err := tx.insertJobs(ctx, []river.InsertManyParams{{Args: jobArgs{Pipeline: pipeline, Backfill: backfill},
 				InsertOpts: &river.InsertOpts{MaxAttempts: 1 + rescueHeadroom}}}); err != nil {

@@ -244,3 +244,18 @@ func (Store) Gather(ctx context.Context, db DB, ref Ref) (values, outcomes json.
 	ob.WriteByte(']')
 	return json.RawMessage(vb.String()), json.RawMessage(ob.String()), nil
 }
+
+// Cancelled is the status of a barrier whose run was cancelled.
+const Cancelled = "cancelled"
+
+// CancelRun finishes the running barriers of a cancelled run and cancels
+// their items not yet run.
+func CancelRun(ctx context.Context, db DB, run string) error {
+	if _, err := db.Exec(ctx, `UPDATE flowstone_scatter_items SET status = ?
+		WHERE run_id = ? AND status = ?`, ItemCancelled, run, ItemPending); err != nil {
+		return err
+	}
+	_, err := db.Exec(ctx, `UPDATE flowstone_scatter_barriers SET status = ?, error = 'run cancelled', finished_at = ?
+		WHERE run_id = ? AND status = ?`, Cancelled, time.Now().UnixMicro(), run, Running)
+	return err
+}
