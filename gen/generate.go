@@ -5,7 +5,8 @@
 //
 // The stages live in their own files: parse.go (loading, directives,
 // options), analyze.go (keys, kinds, parameters, references, cycles),
-// emit.go (the generated code) and errors.go (positions and messages).
+// emit.go (the generated code) and errors.go (positions and messages);
+// sensor.go holds what is particular to //flowstone:sensor.
 package gen
 
 import (

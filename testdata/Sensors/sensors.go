@@ -40,3 +40,10 @@ func NewOrders(ctx context.Context, cursor string, db *DB, clock func() time.Tim
 func checkNightly(ctx context.Context, _ string) (flowstone.SensorResult, error) {
 	return flowstone.SensorResult{}, nil
 }
+
+// in is named like the wrapper's Inputs parameter, which must not hide it.
+//
+//flowstone:sensor name=inbox every=500ms targets=raw_orders
+func in(ctx context.Context, cursor string, db *DB) (flowstone.SensorResult, error) {
+	return flowstone.SensorResult{}, nil
+}

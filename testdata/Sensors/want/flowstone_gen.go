@@ -24,6 +24,8 @@ const (
 	SensorNewOrders = "new_orders"
 	// SensorNightly is the name of the nightly sensor (checkNightly).
 	SensorNightly = "nightly"
+	// SensorInbox is the name of the inbox sensor (in).
+	SensorInbox = "inbox"
 )
 
 // Resources holds what the pipeline's assets take per process rather than
@@ -59,6 +61,14 @@ func Pipeline() *runtime.Pipeline {
 				Every:   90 * time.Minute,
 				Targets: []string{AssetOrderCount},
 				Run:     runSensorNightly,
+			},
+			{
+				Name:        SensorInbox,
+				Description: "in is named like the wrapper's Inputs parameter, which must not hide it.",
+				Every:       500 * time.Millisecond,
+				Targets:     []string{AssetRawOrders},
+				Resources:   []string{"db"},
+				Run:         runSensorInbox,
 			},
 		},
 	})
@@ -134,6 +144,12 @@ func runSensorNightly(ctx context.Context, cursor string, in *runtime.Inputs) (f
 	return checkNightly(ctx, cursor)
 }
 
+// runSensorInbox calls in with the stored cursor and its resources.
+func runSensorInbox(ctx context.Context, cursor string, inArg *runtime.Inputs) (flowstone.SensorResult, error) {
+	res := runtime.ResourcesValue[Resources](inArg)
+	return in(ctx, cursor, res.Db)
+}
+
 // Compile-time guards: an asset's or a sensor's signature edited without
 // regenerating breaks the build here. Run go generate.
 var (
@@ -141,4 +157,5 @@ var (
 	_ func(context.Context, []Order) (int, error)                                          = OrderCount
 	_ func(context.Context, string, *DB, func() time.Time) (flowstone.SensorResult, error) = NewOrders
 	_ func(context.Context, string) (flowstone.SensorResult, error)                        = checkNightly
+	_ func(context.Context, string, *DB) (flowstone.SensorResult, error)                   = in
 )
