@@ -117,6 +117,7 @@ const (
 	msgTwoDirectives      = "%s has both //flowstone:%s and //flowstone:%s; keep one"
 	msgMethod             = "%s: method %s cannot be %s; use a top-level function"
 	msgGeneric            = "%s: generic function %s cannot be %s"
+	msgRedeclared         = "%s: %s"
 	msgVariadic           = "%s: variadic parameter %s is not supported"
 	msgConfigOptions      = "//flowstone:config takes no options"
 	msgConfigGeneric      = "config type %s cannot be generic"

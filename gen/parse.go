@@ -277,7 +277,13 @@ func (p *pipelineDecl) parseAsset(fd *ast.FuncDecl, d *directive, table *optionT
 	}
 	obj, ok := p.pkg.Types.Scope().Lookup(fd.Name.Name).(*types.Func)
 	if !ok || obj.Pos() != fd.Name.Pos() {
-		// A redeclared name: the type checker reports it.
+		// A redeclared name. Type errors are otherwise left to go build,
+		// but dropping the asset silently would hide it until then.
+		msg := p.typeErrs[p.pkg.Fset.Position(fd.Name.Pos())]
+		if msg == "" {
+			msg = fd.Name.Name + " is declared more than once"
+		}
+		errs.at(fd.Name.Pos(), msgRedeclared, a.subject(), msg)
 		return nil
 	}
 	a.obj = obj
