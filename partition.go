@@ -135,6 +135,10 @@ func (s *timeSet) parse(key string) (time.Time, error) {
 	if err != nil {
 		return time.Time{}, fmt.Errorf("want the form %s", s.layout)
 	}
+	t = s.earliest(t)
+	if string(s.format(t)) != key {
+		return time.Time{}, fmt.Errorf("%s does not exist in %s (the clocks skip it)", key, s.loc)
+	}
 	if s.floor(t) != t {
 		switch s.kind {
 		case "weekly":
@@ -163,11 +167,33 @@ func (s *timeSet) floor(t time.Time) time.Time {
 	}
 }
 
+// earliest returns the first instant whose key is t's: on the day clocks
+// fall back, the repeated hour has one key, and its window starts at the
+// first of the two.
+func (s *timeSet) earliest(t time.Time) time.Time {
+	if s.kind != "hourly" {
+		return t
+	}
+	if e := t.Add(-time.Hour); s.format(e) == s.format(t) {
+		return e
+	}
+	return t
+}
+
 func (s *timeSet) step(t time.Time, n int) time.Time {
 	switch s.kind {
 	case "hourly":
-		// Wall-clock hours: across a DST change a day has 23 or 25 keys.
-		return s.floor(t.Add(time.Duration(n) * time.Hour))
+		// Wall-clock hours, one key each: the day clocks spring forward has
+		// 23 keys; the day they fall back has 24, the repeated hour's key
+		// covering two hours.
+		k, u := s.format(t), t
+		for i := 0; i < max(n, -n); i++ {
+			for s.format(u) == k {
+				u = u.Add(time.Duration(sign(n)) * time.Hour)
+			}
+			k = s.format(u)
+		}
+		return s.earliest(s.floor(u))
 	case "weekly":
 		return t.AddDate(0, 0, 7*n)
 	case "monthly":
@@ -374,4 +400,11 @@ func (m *multiSet) Validate(key Partition) error {
 		}
 	}
 	return nil
+}
+
+func sign(n int) int {
+	if n < 0 {
+		return -1
+	}
+	return 1
 }

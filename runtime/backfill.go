@@ -65,10 +65,7 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 		return "", err
 	}
 	for _, k := range keys {
-		if err := checkPartition(p, assets, k); err != nil {
-			return "", err
-		}
-		if err := e.checkDynamic(ctx, assets, k); err != nil {
+		if _, err := e.plan(ctx, p, assets, req.Targets, k); err != nil {
 			return "", err
 		}
 	}

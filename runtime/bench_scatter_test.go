@@ -31,12 +31,10 @@ const (
 	scatterSmall = 20_000
 )
 
-// scatterSQLiteEnv sets the item count on SQLite (default
-// scatterSQLiteItems); PostgreSQL always runs scatterItems.
-const scatterSQLiteEnv = "FLOWSTONE_BENCH_SCATTER_SQLITE_N"
-
-// scatterSQLiteItems keeps SQLite's half of make bench to a few minutes.
-const scatterSQLiteItems = scatterItems
+// scatterNEnv overrides the item count on both databases, for a quicker
+// run; the default is the full scatterItems, which takes under two minutes
+// per benchmark on SQLite (most of it raw River's 100,000 jobs).
+const scatterNEnv = "FLOWSTONE_BENCH_SCATTER_N"
 
 // scatterProfile is the throughput profile of bench_test.go: with the
 // engine defaults River's fetch loop caps raw River at
@@ -44,17 +42,14 @@ const scatterSQLiteItems = scatterItems
 // jobs take many minutes and measure only that cap.
 var scatterProfile = benchProfile{name: "c16_poll10ms", concurrency: 16, poll: 10 * time.Millisecond}
 
-func scatterN(tb testing.TB, db string) int {
-	if db != "sqlite" {
-		return scatterItems
-	}
-	v := os.Getenv(scatterSQLiteEnv)
+func scatterN(tb testing.TB) int {
+	v := os.Getenv(scatterNEnv)
 	if v == "" {
-		return scatterSQLiteItems
+		return scatterItems
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < scatterBatch {
-		tb.Fatalf("%s=%q: want an item count of at least %d", scatterSQLiteEnv, v, scatterBatch)
+		tb.Fatalf("%s=%q: want an item count of at least %d", scatterNEnv, v, scatterBatch)
 	}
 	return n
 }
@@ -226,7 +221,7 @@ func rawScatter(ctx context.Context, cfg Config, jobs, per int) (time.Duration, 
 // inserts and works n no-op jobs, and n/100 jobs of 100 items each.
 func BenchmarkScatter(b *testing.B) {
 	for _, db := range benchDatabases(b) {
-		n := scatterN(b, db.name)
+		n := scatterN(b)
 		b.Run(fmt.Sprintf("%s/%s/n=%d", db.name, scatterProfile.name, n), func(b *testing.B) {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 			defer cancel()
@@ -330,7 +325,7 @@ func TestBenchScatterRSSHelper(t *testing.T) {
 // that followed the item count would differ between n and scatterSmall.
 func BenchmarkScatterRSS(b *testing.B) {
 	for _, db := range benchDatabases(b) {
-		n := scatterN(b, db.name)
+		n := scatterN(b)
 		b.Run(fmt.Sprintf("%s/n=%d", db.name, n), func(b *testing.B) {
 			var raw, full, small, big float64
 			iters := 0

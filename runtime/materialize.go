@@ -68,16 +68,9 @@ type runCtx struct {
 type effects struct {
 	jobs     []river.InsertManyParams
 	events   []Event
-	terminal []*AssetDef
+	terminal []node
 	// open is set when the transaction saw the run has work left.
 	open bool
-}
-
-func partitionFor(a *AssetDef, run flowstone.Partition) flowstone.Partition {
-	if a.Partitions == nil {
-		return ""
-	}
-	return run
 }
 
 // Materialize validates req, records a run and enqueues the assets that are
@@ -99,10 +92,8 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	if err != nil {
 		return Run{}, err
 	}
-	if err := checkPartition(p, assets, req.Partition); err != nil {
-		return Run{}, err
-	}
-	if err := e.checkDynamic(ctx, assets, req.Partition); err != nil {
+	plan, err := e.plan(ctx, p, assets, req.Targets, req.Partition)
+	if err != nil {
 		return Run{}, err
 	}
 	var cfgJSON []byte
@@ -141,39 +132,36 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 			(id, pipeline, partition_key, targets, config, config_hash, force, status, total, created_at, run_key, backfill_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 			run.id, p.name, string(req.Partition), string(targets), cfg, run.configHash, boolInt(req.Force),
-			string(RunRunning), len(assets), now(), req.RunKey, backfill)
+			string(RunRunning), len(plan.nodes), now(), req.RunKey, backfill)
 		if err != nil {
 			return fmt.Errorf("record run: %w", err)
 		}
 		if n == 0 && req.RunKey != "" {
 			return tx.QueryRow(ctx, `SELECT id FROM flowstone_runs WHERE pipeline = ? AND run_key = ?`, p.name, req.RunKey).Scan(&existing)
 		}
-		inRun := map[string]bool{}
-		for _, a := range assets {
-			inRun[a.Key] = true
-		}
-		deps := make([]int, len(assets))
-		required := make([]int, len(assets))
-		for i, a := range assets {
-			for _, up := range depAssets(a, inRun) {
-				deps[i]++
-				if !tolerates(a, up) {
-					required[i]++
-				}
-			}
-			if d, ok := a.Strategy.(strategy.Deadliner); ok && d.Deadline() > 0 && deps[i] > 0 {
-				p := e.jobParams(run, a, partitionFor(a, run.partition), nil)
-				p.Args = withDeadline(p.Args)
-				p.InsertOpts.ScheduledAt = time.Now().Add(d.Deadline())
-				fx.jobs = append(fx.jobs, p)
+		deps := map[string]int{}
+		required := map[string]int{}
+		for _, ed := range plan.edges {
+			id := nodeID(ed.down.a.Key, ed.down.key)
+			deps[id]++
+			if ed.required {
+				required[id]++
 			}
 		}
-		if err := insertRunAssets(ctx, tx, run, assets, deps, required); err != nil {
+		for _, n := range plan.nodes {
+			if d, ok := n.a.Strategy.(strategy.Deadliner); ok && d.Deadline() > 0 && deps[nodeID(n.a.Key, n.key)] > 0 {
+				jp := e.jobParams(run, n.a, n.key, nil)
+				jp.Args = withDeadline(jp.Args)
+				jp.InsertOpts.ScheduledAt = time.Now().Add(d.Deadline())
+				fx.jobs = append(fx.jobs, jp)
+			}
+		}
+		if err := insertRunNodes(ctx, tx, run, plan, deps, required); err != nil {
 			return err
 		}
-		for i, a := range assets {
-			if deps[i] == 0 {
-				if _, err := e.resolve(ctx, tx, run, a, "", "", &fx); err != nil {
+		for _, n := range plan.nodes {
+			if deps[nodeID(n.a.Key, n.key)] == 0 {
+				if _, err := e.resolve(ctx, tx, run, n.a, n.key, "", "", &fx); err != nil {
 					return err
 				}
 			}
@@ -199,44 +187,19 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	return Run{ID: run.id, Pipeline: p.name, Partition: req.Partition, Assets: keys}, nil
 }
 
-func checkPartition(p *Pipeline, assets []*AssetDef, key flowstone.Partition) error {
-	var partitioned []*AssetDef
-	for _, a := range assets {
-		if a.Partitions != nil {
-			partitioned = append(partitioned, a)
+// plan maps the request's key over the closure and checks every key,
+// dynamic set membership included.
+func (e *Engine) plan(ctx context.Context, p *Pipeline, closure []*AssetDef, targets []string, key flowstone.Partition) (*runPlan, error) {
+	plan, err := planRun(p, closure, targets, key)
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range plan.nodes {
+		if err := e.checkDynamic(ctx, []*AssetDef{n.a}, n.key); err != nil {
+			return nil, err
 		}
 	}
-	if len(partitioned) == 0 {
-		if key != "" {
-			return fmt.Errorf("%w %q: the assets of this run are unpartitioned", flowstone.ErrInvalidPartition, key)
-		}
-		return nil
-	}
-	if key == "" {
-		a := partitioned[0]
-		return fmt.Errorf("%w: asset %s is partitioned (%s): give a partition key, e.g. %q", flowstone.ErrInvalidPartition, a.Key, a.Partitions.Kind(), a.Partitions.Example())
-	}
-	for _, a := range partitioned {
-		if err := a.Partitions.Validate(key); err != nil {
-			return fmt.Errorf("asset %s: %w", a.Key, err)
-		}
-	}
-	return nil
-}
-
-// depAssets returns the distinct upstream assets of a that are in the run
-// and order it (Previous does not).
-func depAssets(a *AssetDef, inRun map[string]bool) []string {
-	var out []string
-	for _, d := range a.Deps {
-		if d.Kind == DepPrevious || !inRun[d.Asset] {
-			continue
-		}
-		if !containsStr(out, d.Asset) {
-			out = append(out, d.Asset)
-		}
-	}
-	return out
+	return plan, nil
 }
 
 func containsStr(xs []string, s string) bool {
@@ -265,10 +228,10 @@ func withDeadline(args river.JobArgs) jobArgs {
 	return a
 }
 
-func insertRunAssets(ctx context.Context, tx txn, run *runCtx, assets []*AssetDef, deps, required []int) error {
+func insertRunNodes(ctx context.Context, tx txn, run *runCtx, plan *runPlan, deps, required map[string]int) error {
 	const chunk = 200
-	for start := 0; start < len(assets); start += chunk {
-		end := min(start+chunk, len(assets))
+	for start := 0; start < len(plan.nodes); start += chunk {
+		end := min(start+chunk, len(plan.nodes))
 		var b strings.Builder
 		b.WriteString(`INSERT INTO flowstone_run_assets (run_id, asset, partition_key, status, deps, required) VALUES `)
 		args := make([]any, 0, 6*(end-start))
@@ -277,11 +240,29 @@ func insertRunAssets(ctx context.Context, tx txn, run *runCtx, assets []*AssetDe
 				b.WriteString(", ")
 			}
 			b.WriteString("(?, ?, ?, ?, ?, ?)")
-			a := assets[i]
-			args = append(args, run.id, a.Key, string(partitionFor(a, run.partition)), string(StatusPending), deps[i], required[i])
+			n := plan.nodes[i]
+			id := nodeID(n.a.Key, n.key)
+			args = append(args, run.id, n.a.Key, string(n.key), string(StatusPending), deps[id], required[id])
 		}
 		if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
 			return fmt.Errorf("record run assets: %w", err)
+		}
+	}
+	for start := 0; start < len(plan.edges); start += chunk {
+		end := min(start+chunk, len(plan.edges))
+		var b strings.Builder
+		b.WriteString(`INSERT INTO flowstone_run_edges (run_id, asset, partition_key, upstream, upstream_partition, required) VALUES `)
+		args := make([]any, 0, 6*(end-start))
+		for i := start; i < end; i++ {
+			if i > start {
+				b.WriteString(", ")
+			}
+			b.WriteString("(?, ?, ?, ?, ?, ?)")
+			ed := plan.edges[i]
+			args = append(args, run.id, ed.down.a.Key, string(ed.down.key), ed.up.a.Key, string(ed.up.key), boolInt(ed.required))
+		}
+		if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
+			return fmt.Errorf("record run edges: %w", err)
 		}
 	}
 	return nil
@@ -294,26 +275,19 @@ type upstream struct {
 	mat, err         string
 }
 
-func loadUpstreams(ctx context.Context, q querier, run *runCtx, a *AssetDef) (map[string]upstream, error) {
-	out := map[string]upstream{}
-	var keys []string
-	args := []any{run.id}
-	for _, d := range a.Deps {
-		if d.Kind == DepPrevious || containsStr(keys, d.Asset) {
-			continue
-		}
-		keys = append(keys, d.Asset)
-		args = append(args, d.Asset)
-	}
-	if len(keys) == 0 {
-		return out, nil
-	}
-	rs, err := q.Query(ctx, `SELECT asset, partition_key, status, COALESCE(materialization_id, ''), error
-		FROM flowstone_run_assets WHERE run_id = ? AND asset IN (`+placeholders(len(keys))+`)`, args...)
+// loadUpstreams returns the upstream nodes of a at key in the run, with
+// their state, ordered by asset and partition.
+func loadUpstreams(ctx context.Context, q querier, run *runCtx, a *AssetDef, key flowstone.Partition) ([]upstream, error) {
+	rs, err := q.Query(ctx, `SELECT e.upstream, e.upstream_partition, ra.status, COALESCE(ra.materialization_id, ''), ra.error
+		FROM flowstone_run_edges e JOIN flowstone_run_assets ra
+			ON ra.run_id = e.run_id AND ra.asset = e.upstream AND ra.partition_key = e.upstream_partition
+		WHERE e.run_id = ? AND e.asset = ? AND e.partition_key = ?
+		ORDER BY e.upstream, e.upstream_partition`, run.id, a.Key, string(key))
 	if err != nil {
 		return nil, err
 	}
 	defer rs.Close()
+	var out []upstream
 	for rs.Next() {
 		var u upstream
 		var st string
@@ -321,12 +295,19 @@ func loadUpstreams(ctx context.Context, q querier, run *runCtx, a *AssetDef) (ma
 			return nil, err
 		}
 		u.status = AssetStatus(st)
-		if up := run.p.Asset(u.asset); up != nil && u.partition != string(partitionFor(up, run.partition)) {
-			continue
-		}
-		out[u.asset] = u
+		out = append(out, u)
 	}
 	return out, rs.Err()
+}
+
+// find returns the first upstream row of asset.
+func find(ups []upstream, asset string) (upstream, bool) {
+	for _, u := range ups {
+		if u.asset == asset {
+			return u, true
+		}
+	}
+	return upstream{}, false
 }
 
 func placeholders(n int) string {
@@ -334,7 +315,7 @@ func placeholders(n int) string {
 }
 
 // inputHash identifies the exact upstream materializations an asset reads.
-func inputHash(ups map[string]upstream) string {
+func inputHash(ups []upstream) string {
 	lines := make([]string, 0, len(ups))
 	for _, u := range ups {
 		// The materialization read, whether produced in this run or reused;
@@ -355,8 +336,7 @@ func inputHash(ups map[string]upstream) string {
 // status, reason says which), reusable, or enqueued. It claims the asset
 // with a conditional update, so of two transactions that find it ready only
 // one acts; claimed reports whether this one did.
-func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, blocked, reason string, fx *effects) (claimed bool, err error) {
-	part := partitionFor(a, run.partition)
+func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, part flowstone.Partition, blocked, reason string, fx *effects) (claimed bool, err error) {
 	claim := func(status AssetStatus, mat any, msg string) (bool, error) {
 		var fin any
 		if status.Terminal() {
@@ -372,10 +352,10 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 		if !ok || err != nil {
 			return false, err
 		}
-		return true, e.markTerminal(ctx, tx, run, a, AssetStatus(blocked), reason, fx)
+		return true, e.markTerminal(ctx, tx, run, a, part, AssetStatus(blocked), reason, fx)
 	}
 	if !run.force {
-		ups, err := loadUpstreams(ctx, tx, run, a)
+		ups, err := loadUpstreams(ctx, tx, run, a, part)
 		if err != nil {
 			return false, err
 		}
@@ -395,7 +375,7 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 			if !ok || err != nil {
 				return false, err
 			}
-			return true, e.markTerminal(ctx, tx, run, a, StatusReused, "", fx)
+			return true, e.markTerminal(ctx, tx, run, a, part, StatusReused, "", fx)
 		case !errors.Is(err, sql.ErrNoRows):
 			return false, fmt.Errorf("reuse check %s: %w", a.Key, err)
 		}
@@ -428,30 +408,21 @@ func (e *Engine) jobParams(run *runCtx, a *AssetDef, part flowstone.Partition, r
 // dependent requires it. The caller has set a's status in the same
 // transaction. Dependents are checked for readiness by advance, after this
 // transaction commits.
-func (e *Engine) markTerminal(ctx context.Context, tx txn, run *runCtx, a *AssetDef, status AssetStatus, errMsg string, fx *effects) error {
-	part := partitionFor(a, run.partition)
+func (e *Engine) markTerminal(ctx context.Context, tx txn, run *runCtx, a *AssetDef, part flowstone.Partition, status AssetStatus, errMsg string, fx *effects) error {
 	fx.events = append(fx.events, Event{Kind: EventAssetFinished, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(status), Error: errMsg})
-	fx.terminal = append(fx.terminal, a)
-	for _, dk := range run.p.Downstream(a.Key) {
-		d := run.p.Asset(dk)
-		required := !tolerates(d, a.Key)
-		block := ""
-		if required {
-			switch {
-			case status.failedish() || status == StatusCancelled:
-				block = string(StatusUpstreamFailed)
-			case status == StatusSkipped:
-				block = string(StatusSkipped)
-			}
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_arrivals (run_id, asset, partition_key, upstream, required, block)
-			SELECT CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS TEXT)
-			WHERE EXISTS (SELECT 1 FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?)
-			ON CONFLICT (run_id, asset, partition_key, upstream) DO NOTHING`,
-			run.id, d.Key, string(partitionFor(d, run.partition)), a.Key, boolInt(required), block,
-			run.id, d.Key, string(partitionFor(d, run.partition))); err != nil {
-			return fmt.Errorf("record arrival of %s at %s: %w", a.Key, d.Key, err)
-		}
+	fx.terminal = append(fx.terminal, node{a, part})
+	block := ""
+	switch {
+	case status.failedish() || status == StatusCancelled:
+		block = string(StatusUpstreamFailed)
+	case status == StatusSkipped:
+		block = string(StatusSkipped)
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO flowstone_arrivals (run_id, asset, partition_key, upstream, upstream_partition, required, block)
+		SELECT run_id, asset, partition_key, upstream, upstream_partition, required, CASE WHEN required = 1 THEN CAST(? AS TEXT) ELSE '' END
+		FROM flowstone_run_edges WHERE run_id = ? AND upstream = ? AND upstream_partition = ?
+		ON CONFLICT DO NOTHING`, block, run.id, a.Key, string(part)); err != nil {
+		return fmt.Errorf("record arrivals of %s: %w", a.Key, err)
 	}
 	return nil
 }
@@ -465,20 +436,23 @@ func (e *Engine) markTerminal(ctx context.Context, tx txn, run *runCtx, a *Asset
 // exactly once: of the upstreams that finish together, the last to commit
 // sees every arrival, and the claim in resolve lets only one act. job, when
 // set, is completed in the first round.
-func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []*AssetDef, job *river.Job[jobArgs]) error {
+func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node, job *river.Job[jobArgs]) error {
 	for first := true; first || len(terminal) > 0; first = false {
 		var fx effects
 		err := e.be.inTx(ctx, func(tx txn) error {
 			fx = effects{}
 			seen := map[string]bool{}
-			for _, a := range terminal {
-				for _, dk := range run.p.Downstream(a.Key) {
-					if seen[dk] {
-						continue
-					}
-					seen[dk] = true
-					if err := e.checkReady(ctx, tx, run, run.p.Asset(dk), &fx); err != nil {
-						return err
+			for _, n := range terminal {
+				downs, err := downstreamNodes(ctx, tx, run, n)
+				if err != nil {
+					return err
+				}
+				for _, d := range downs {
+					if id := nodeID(d.a.Key, d.key); !seen[id] {
+						seen[id] = true
+						if err := e.checkReady(ctx, tx, run, d.a, d.key, &fx); err != nil {
+							return err
+						}
 					}
 				}
 			}
@@ -504,9 +478,31 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []*AssetDef,
 	return nil
 }
 
-// checkReady resolves d if it is pending and its dependencies allow it.
-func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDef, fx *effects) error {
-	part := string(partitionFor(d, run.partition))
+// downstreamNodes returns the nodes of the run that depend on n.
+func downstreamNodes(ctx context.Context, q querier, run *runCtx, n node) ([]node, error) {
+	rs, err := q.Query(ctx, `SELECT asset, partition_key FROM flowstone_run_edges WHERE run_id = ? AND upstream = ? AND upstream_partition = ?
+		ORDER BY asset, partition_key`, run.id, n.a.Key, string(n.key))
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []node
+	for rs.Next() {
+		var a, k string
+		if err := rs.Scan(&a, &k); err != nil {
+			return nil, err
+		}
+		if def := run.p.Asset(a); def != nil {
+			out = append(out, node{def, flowstone.Partition(k)})
+		}
+	}
+	return out, rs.Err()
+}
+
+// checkReady resolves d at key if it is pending and its dependencies allow
+// it.
+func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDef, key flowstone.Partition, fx *effects) error {
+	part := string(key)
 	var status string
 	var deps, required, early, arrived, arrivedRequired, worst int
 	err := tx.QueryRow(ctx, `SELECT ra.status, ra.deps, ra.required, ra.early, count(ar.upstream), COALESCE(sum(ar.required), 0),
@@ -528,21 +524,24 @@ func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDe
 	}
 	blocked, reason := "", ""
 	if worst > 0 {
-		var up, block string
-		if err := tx.QueryRow(ctx, `SELECT upstream, block FROM flowstone_arrivals
+		var up, upPart, block string
+		if err := tx.QueryRow(ctx, `SELECT upstream, upstream_partition, block FROM flowstone_arrivals
 			WHERE run_id = ? AND asset = ? AND partition_key = ? AND block <> ''
-			ORDER BY CASE block WHEN 'upstream_failed' THEN 0 ELSE 1 END, upstream LIMIT 1`, run.id, d.Key, part).
-			Scan(&up, &block); err != nil {
+			ORDER BY CASE block WHEN 'upstream_failed' THEN 0 ELSE 1 END, upstream, upstream_partition LIMIT 1`, run.id, d.Key, part).
+			Scan(&up, &upPart, &block); err != nil {
 			return err
 		}
 		var upStatus string
-		if err := tx.QueryRow(ctx, `SELECT status FROM flowstone_run_assets WHERE run_id = ? AND asset = ?
-			ORDER BY partition_key LIMIT 1`, run.id, up).Scan(&upStatus); err != nil {
+		if err := tx.QueryRow(ctx, `SELECT status FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?`,
+			run.id, up, upPart).Scan(&upStatus); err != nil {
 			return err
+		}
+		if upPart != part && upPart != "" {
+			up += " (" + upPart + ")"
 		}
 		blocked, reason = block, "upstream "+up+" "+upStatus
 	}
-	_, err = e.resolve(ctx, tx, run, d, blocked, reason, fx)
+	_, err = e.resolve(ctx, tx, run, d, key, blocked, reason, fx)
 	return err
 }
 

@@ -21,8 +21,13 @@ type RunResult struct {
 	Status     RunStatus
 	CreatedAt  time.Time
 	FinishedAt time.Time // zero while running
-	// Assets by key.
+	// Assets by key. An asset the run materializes at several partitions
+	// (hourly inputs of a daily rollup) is represented by its row at the
+	// run's partition, else by its least successful row; ByPartition has
+	// them all.
 	Assets map[string]AssetResult
+	// ByPartition holds every asset's row per partition key.
+	ByPartition map[string]map[flowstone.Partition]AssetResult
 	// Order lists the asset keys in the order they were recorded
 	// (topological).
 	Order []string
@@ -59,7 +64,7 @@ func micros(v sql.NullInt64) time.Time {
 // Run returns run id's current state.
 func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 	q := e.be.pool()
-	r := RunResult{ID: id, Assets: map[string]AssetResult{}}
+	r := RunResult{ID: id, Assets: map[string]AssetResult{}, ByPartition: map[string]map[flowstone.Partition]AssetResult{}}
 	var status, part string
 	var created int64
 	var finished sql.NullInt64
@@ -86,8 +91,14 @@ func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 			return r, err
 		}
 		a.Partition, a.Status, a.StartedAt, a.FinishedAt = flowstone.Partition(p), AssetStatus(st), micros(started), micros(fin)
-		r.Assets[key] = a
-		r.Order = append(r.Order, key)
+		if r.ByPartition[key] == nil {
+			r.ByPartition[key] = map[flowstone.Partition]AssetResult{}
+			r.Order = append(r.Order, key)
+		}
+		r.ByPartition[key][a.Partition] = a
+		if prev, seen := r.Assets[key]; !seen || a.Partition == r.Partition || prev.Partition != r.Partition && rank(a.Status) > rank(prev.Status) {
+			r.Assets[key] = a
+		}
 	}
 	if err := rs.Err(); err != nil {
 		return r, err
@@ -396,4 +407,18 @@ func (d scatterDB) Query(ctx context.Context, query string, args ...any) (scatte
 
 func (d scatterDB) QueryRow(ctx context.Context, query string, args ...any) scatter.Row {
 	return d.q.QueryRow(ctx, query, args...)
+}
+
+// rank orders statuses from most to least successful, to pick the row that
+// represents an asset with several partitions in a run.
+func rank(s AssetStatus) int {
+	switch s {
+	case StatusSucceeded, StatusReused:
+		return 0
+	case StatusSkipped:
+		return 1
+	case StatusPending, StatusQueued, StatusRunning, StatusWaiting:
+		return 2
+	}
+	return 3
 }

@@ -30,7 +30,7 @@ type task struct {
 	hasConfig bool
 	log       *slog.Logger
 
-	ups     map[string]upstream // loaded on first use
+	ups     []upstream // loaded on first use
 	resumes []river.InsertManyParams
 	in      *Inputs // shared by Call and CallItem, so values load once
 
@@ -121,7 +121,7 @@ func (t *task) view(ctx context.Context, asset, name string, into any) error {
 	if err != nil {
 		return err
 	}
-	u, ok := ups[asset]
+	u, ok := find(ups, asset)
 	if !ok || !u.status.ok() || u.mat == "" {
 		return fmt.Errorf("%w: %s has no materialization in run %s", ErrNotMaterialized, asset, t.run.id)
 	}
@@ -154,13 +154,16 @@ func (t *task) Peers() []strategy.Peer {
 	return out
 }
 
-func (t *task) upstreams(ctx context.Context) (map[string]upstream, error) {
+func (t *task) upstreams(ctx context.Context) ([]upstream, error) {
 	if t.ups != nil {
 		return t.ups, nil
 	}
-	ups, err := loadUpstreams(ctx, t.e.be.pool(), t.run, t.asset)
+	ups, err := loadUpstreams(ctx, t.e.be.pool(), t.run, t.asset, t.part)
 	if err != nil {
 		return nil, err
+	}
+	if ups == nil {
+		ups = []upstream{}
 	}
 	t.ups = ups
 	return ups, nil
@@ -171,7 +174,7 @@ func (t *task) Upstream(ctx context.Context, asset string) (strategy.UpstreamSta
 	if err != nil {
 		return strategy.UpstreamState{}, err
 	}
-	u, ok := ups[asset]
+	u, ok := find(ups, asset)
 	if !ok {
 		return strategy.UpstreamState{}, fmt.Errorf("%w: %s is not an upstream of %s in this run", ErrUnknownAsset, asset, t.asset.Key)
 	}
@@ -188,7 +191,7 @@ func (t *task) value(ctx context.Context, asset string, into any) error {
 	if err != nil {
 		return err
 	}
-	u, ok := ups[asset]
+	u, ok := find(ups, asset)
 	if !ok {
 		return fmt.Errorf("%w: %s is not an upstream of %s in this run", ErrUnknownAsset, asset, t.asset.Key)
 	}
@@ -203,7 +206,7 @@ func (t *task) outcome(ctx context.Context, asset string) (upstreamOutcome, erro
 	if err != nil {
 		return upstreamOutcome{}, err
 	}
-	u, ok := ups[asset]
+	u, ok := find(ups, asset)
 	if !ok {
 		return upstreamOutcome{}, fmt.Errorf("%w: %s is not an upstream of %s in this run", ErrUnknownAsset, asset, t.asset.Key)
 	}
@@ -226,6 +229,26 @@ func (t *task) outcome(ctx context.Context, asset string) (upstreamOutcome, erro
 // partition of asset with a successful materialization, newest of each,
 // when the upstream is partitioned; its single "" key otherwise.
 func (t *task) partitions(ctx context.Context, asset string, fn func(flowstone.Partition, func(any) error) error) error {
+	ups, err := t.upstreams(ctx)
+	if err != nil {
+		return err
+	}
+	if _, inRun := find(ups, asset); inRun {
+		// The partitions this one covers, as materialized (or reused) in
+		// this run.
+		for _, u := range ups {
+			if u.asset != asset || !u.status.ok() || u.mat == "" {
+				continue
+			}
+			id := u.mat
+			if err := fn(flowstone.Partition(u.partition), func(into any) error {
+				return t.e.loadMaterialization(ctx, t.run.p, asset, id, into)
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	rs, err := t.e.be.pool().Query(ctx, `SELECT m.partition_key, m.id FROM flowstone_materializations m
 		WHERE m.pipeline = ? AND m.asset = ? AND m.status = 'succeeded'
 		AND m.finished_at = (SELECT max(finished_at) FROM flowstone_materializations x

@@ -81,7 +81,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 		return e.completeOnly(ctx, job)
 	}
 	if st.status.Terminal() {
-		return e.advance(ctx, run, []*AssetDef{a}, job)
+		return e.advance(ctx, run, []node{{a, part}}, job)
 	}
 	resuming := args.Resume != nil
 	if resuming && st.status != StatusWaiting {
@@ -316,7 +316,7 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 				return fmt.Errorf("record lineage: %w", err)
 			}
 		}
-		if err := e.markTerminal(ctx, tx, run, a, status, final.Reason, &fx); err != nil {
+		if err := e.markTerminal(ctx, tx, run, a, t.part, status, final.Reason, &fx); err != nil {
 			return err
 		}
 		return tx.insertJobs(ctx, resumes)
@@ -401,7 +401,7 @@ func (e *Engine) deadline(ctx context.Context, job *river.Job[jobArgs], run *run
 	var fx effects
 	err := e.be.inTx(ctx, func(tx txn) error {
 		fx = effects{}
-		if err := e.checkReady(ctx, tx, run, a, &fx); err != nil {
+		if err := e.checkReady(ctx, tx, run, a, flowstone.Partition(args.Partition), &fx); err != nil {
 			return err
 		}
 		if err := tx.insertJobs(ctx, fx.jobs); err != nil {
@@ -436,5 +436,5 @@ func (e *Engine) recordFailure(ctx context.Context, tx txn, run *runCtx, a *Asse
 		mat, args.Run, args.Asset, args.Partition); err != nil {
 		return err
 	}
-	return e.markTerminal(ctx, tx, run, a, StatusFailed, msg, fx)
+	return e.markTerminal(ctx, tx, run, a, flowstone.Partition(args.Partition), StatusFailed, msg, fx)
 }

@@ -46,14 +46,28 @@ CREATE INDEX flowstone_run_assets_status ON flowstone_run_assets (run_id, status
 -- row's lock. block says what the arrival does to a dependent that requires
 -- it: '' (nothing), 'upstream_failed' or 'skipped'.
 CREATE TABLE flowstone_arrivals (
-    run_id        TEXT NOT NULL,
-    asset         TEXT NOT NULL,
-    partition_key TEXT NOT NULL,
-    upstream      TEXT NOT NULL,
-    required      INTEGER NOT NULL,
-    block         TEXT NOT NULL,
-    PRIMARY KEY (run_id, asset, partition_key, upstream)
+    run_id             TEXT NOT NULL,
+    asset              TEXT NOT NULL,
+    partition_key      TEXT NOT NULL,
+    upstream           TEXT NOT NULL,
+    upstream_partition TEXT NOT NULL,
+    required           INTEGER NOT NULL,
+    block              TEXT NOT NULL,
+    PRIMARY KEY (run_id, asset, partition_key, upstream, upstream_partition)
 );
+
+-- The run's dependency edges between (asset, partition) nodes: a daily
+-- asset over an hourly one has an edge per hour it covers.
+CREATE TABLE flowstone_run_edges (
+    run_id             TEXT NOT NULL,
+    asset              TEXT NOT NULL,
+    partition_key      TEXT NOT NULL,
+    upstream           TEXT NOT NULL,
+    upstream_partition TEXT NOT NULL,
+    required           INTEGER NOT NULL,
+    PRIMARY KEY (run_id, upstream, upstream_partition, asset, partition_key)
+);
+CREATE INDEX flowstone_run_edges_down ON flowstone_run_edges (run_id, asset, partition_key);
 
 -- Every terminal materialization: succeeded, skipped or failed.
 CREATE TABLE flowstone_materializations (
