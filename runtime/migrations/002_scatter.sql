@@ -37,4 +37,7 @@ CREATE TABLE flowstone_scatter_items (
     finished_at   BIGINT,
     PRIMARY KEY (run_id, asset, partition_key, idx)
 );
-CREATE INDEX flowstone_scatter_items_status ON flowstone_scatter_items (run_id, asset, partition_key, status);
+-- idx last: without it PostgreSQL, with no statistics yet for rows just
+-- inserted, may update an item through this index and scan every pending
+-- item of the scatter (measured: 640s instead of 19s for 100,000 items).
+CREATE INDEX flowstone_scatter_items_status ON flowstone_scatter_items (run_id, asset, partition_key, status, idx);
