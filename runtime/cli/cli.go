@@ -13,8 +13,10 @@
 //	}
 //
 // The commands are materialize, status, assets, graph, worker, migrate,
-// cancel, and for pipelines with gates: gates, approve, reject, gate-link and
-// serve-gates; docs/cli.md and docs/kinds.md show them with their output. Main returns the exit
+// cancel; backfill, partitions, dynamic and sensors for partitioned
+// pipelines; and for pipelines with gates: gates, approve, reject, gate-link
+// and serve-gates. docs/cli.md, docs/kinds.md and docs/partitions.md show
+// them with their output. Main returns the exit
 // status: 0 on success, 1 when the work failed (a failed run, a database
 // error), 2 on a usage error (unknown flag or command, config JSON that
 // does not decode, an unknown target or partition).
@@ -189,6 +191,10 @@ func (s *session) rootCommand() *cobra.Command {
 		s.decideCommand(strategy.GateReject),
 		s.gateLinkCommand(),
 		s.serveGatesCommand(),
+		s.backfillCommand(),
+		s.partitionsCommand(),
+		s.dynamicCommand(),
+		s.sensorsCommand(),
 	)
 	return root
 }

@@ -1,0 +1,132 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime"
+	"github.com/spf13/cobra"
+)
+
+func (s *session) dynamicCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "dynamic",
+		Short: "Add, remove and list the keys of dynamic partition sets",
+		Long: `Dynamic manages the keys of the pipeline's dynamic partition sets
+(flowstone.Dynamic): they are stored in the database, and a run of an asset
+in such a set is refused for a key that is not in it. SET is the name given
+to flowstone.Dynamic.`,
+		Example: strings.ReplaceAll(`  NAME dynamic add customers acme globex
+  NAME dynamic remove customers globex
+  NAME dynamic list customers`, "NAME", s.app.Name),
+	}
+	edit := func(use, short, verb string, apply func(*runtime.Engine, context.Context, string, ...flowstone.Partition) error) *cobra.Command {
+		return &cobra.Command{
+			Use:   use + " SET KEY...",
+			Short: short,
+			Args:  cobra.MinimumNArgs(2),
+			RunE: run(func(c *cobra.Command, args []string) error {
+				ctx := c.Context()
+				eng, set, err := s.openDynamic(ctx, args[0])
+				if err != nil {
+					return err
+				}
+				defer closeEngine(ctx, eng, closeTimeout)
+				keys := make([]flowstone.Partition, len(args)-1)
+				for i, k := range args[1:] {
+					keys[i] = flowstone.Partition(k)
+					if err := flowstone.Dynamic(set).Validate(keys[i]); err != nil {
+						return &exitError{code: ExitUsage, err: err}
+					}
+				}
+				if err := apply(eng, ctx, set, keys...); err != nil {
+					return err
+				}
+				all, err := eng.DynamicPartitions(ctx, set)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(s.stdout, "%s %d key%s: dynamic set %s has %d key%s\n", verb, len(keys), plural(len(keys) == 1, "", "s"), set, len(all), plural(len(all) == 1, "", "s"))
+				return nil
+			}),
+		}
+	}
+	list := &cobra.Command{
+		Use:   "list SET",
+		Short: "List a dynamic set's keys",
+		Args:  cobra.ExactArgs(1),
+		RunE: run(func(c *cobra.Command, args []string) error {
+			ctx := c.Context()
+			eng, set, err := s.openDynamic(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			defer closeEngine(ctx, eng, closeTimeout)
+			keys, err := eng.DynamicPartitions(ctx, set)
+			if err != nil {
+				return err
+			}
+			if len(keys) == 0 {
+				fmt.Fprintf(s.stderr, "dynamic set %s has no keys; add some with: %s dynamic add %s KEY...\n", set, s.app.Name, set)
+				return nil
+			}
+			for _, k := range keys {
+				fmt.Fprintln(s.stdout, k)
+			}
+			return nil
+		}),
+	}
+	c.AddCommand(
+		edit("add", "Add keys to a dynamic set (adding a key twice is harmless)", "added", (*runtime.Engine).AddPartitions),
+		edit("remove", "Remove keys from a dynamic set (their materializations stay recorded)", "removed", (*runtime.Engine).RemovePartitions),
+		list,
+	)
+	return c
+}
+
+// openDynamic checks that set names a dynamic set of the pipeline's assets,
+// so a misspelt name is not silently a new set, and opens the engine.
+func (s *session) openDynamic(ctx context.Context, set string) (*runtime.Engine, string, error) {
+	bs, p, err := s.bindings(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	names := dynamicSets(p)
+	if !slices.Contains(names, set) {
+		if len(names) == 0 {
+			return nil, "", usageErr("dynamic set %s: pipeline %s has no dynamic partition sets", set, p.Name())
+		}
+		return nil, "", usageErr("dynamic set %s: not a set of pipeline %s (its dynamic sets: %s)", set, p.Name(), strings.Join(names, ", "))
+	}
+	eng, err := s.open(ctx, bs, false)
+	return eng, set, err
+}
+
+// dynamicSets names the dynamic sets of the pipeline's assets, including
+// the dimensions of multi sets, sorted.
+func dynamicSets(p *runtime.Pipeline) []string {
+	var names []string
+	var visit func(flowstone.PartitionSet)
+	visit = func(ps flowstone.PartitionSet) {
+		switch s := ps.(type) {
+		case *flowstone.DynamicSet:
+			if !slices.Contains(names, s.Name()) {
+				names = append(names, s.Name())
+			}
+		case interface {
+			Dimensions() []flowstone.PartitionSet
+		}:
+			for _, d := range s.Dimensions() {
+				visit(d)
+			}
+		}
+	}
+	for _, a := range p.Assets() {
+		visit(a.Partitions)
+	}
+	slices.Sort(names)
+	return names
+}
