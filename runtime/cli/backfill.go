@@ -334,4 +334,3 @@ func keySpan(keys []flowstone.Partition) string {
 	}
 	return string(keys[0]) + " … " + string(keys[len(keys)-1])
 }
-

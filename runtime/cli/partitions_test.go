@@ -58,8 +58,10 @@ func daysPipeline(delay time.Duration) *runtime.Pipeline {
 
 func daysApp(p *runtime.Pipeline) cli.App {
 	return cli.App{
-		Name:      "days",
-		Bind:      func(ctx context.Context) ([]runtime.Binding, error) { return []runtime.Binding{runtime.Bind(p, nil)}, nil },
+		Name: "days",
+		Bind: func(ctx context.Context) ([]runtime.Binding, error) {
+			return []runtime.Binding{runtime.Bind(p, nil)}, nil
+		},
 		Configure: fast,
 	}
 }
