@@ -126,53 +126,24 @@ func (Store) PendingItems(ctx context.Context, db DB, ref Ref, from, to int) ([]
 	return out, rs.Err()
 }
 
-// Record stores results of items still pending, in one statement per
-// chunk, and reports how many it stored and how many of those failed: an
-// item recorded before (a batch rerun after its worker died) is not
-// counted twice.
+// Record stores results of items still pending and reports how many it
+// stored and how many of those failed: an item recorded before (a batch
+// rerun after its worker died) is not counted twice.
 func (Store) Record(ctx context.Context, db DB, ref Ref, results []ItemResult) (stored, failed int, err error) {
-	const chunk = 200
-	for start := 0; start < len(results); start += chunk {
-		end := min(start+chunk, len(results))
-		var q strings.Builder
-		q.WriteString(`WITH r (idx, status, value, error, attempts, started_at, finished_at) AS (VALUES `)
-		args := make([]any, 0, 7*(end-start)+4)
-		for i, r := range results[start:end] {
-			if i > 0 {
-				q.WriteString(", ")
-			}
-			q.WriteString("(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT))")
-			status, value := ItemSucceeded, any(string(r.Value))
-			if r.Err != "" {
-				status, value = ItemFailed, nil
-			}
-			args = append(args, r.Index, status, value, r.Err, r.Attempts, r.Started.UnixMicro(), r.Finished.UnixMicro())
+	for _, r := range results {
+		status, value := ItemSucceeded, any(string(r.Value))
+		if r.Err != "" {
+			status, value = ItemFailed, nil
 		}
-		q.WriteString(`) UPDATE flowstone_scatter_items SET status = r.status, value = r.value, error = r.error,
-			attempts = r.attempts, started_at = r.started_at, finished_at = r.finished_at
-			FROM r WHERE flowstone_scatter_items.run_id = ? AND flowstone_scatter_items.asset = ?
-			AND flowstone_scatter_items.partition_key = ? AND flowstone_scatter_items.idx = r.idx
-			AND flowstone_scatter_items.status = ?
-			RETURNING flowstone_scatter_items.status`)
-		args = append(args, ref.Run, ref.Asset, ref.Partition, ItemPending)
-		rs, err := db.Query(ctx, q.String(), args...)
+		n, err := db.Exec(ctx, `UPDATE flowstone_scatter_items SET status = ?, value = ?, error = ?, attempts = ?, started_at = ?, finished_at = ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND idx = ? AND status = ?`,
+			status, value, r.Err, r.Attempts, r.Started.UnixMicro(), r.Finished.UnixMicro(), ref.Run, ref.Asset, ref.Partition, r.Index, ItemPending)
 		if err != nil {
-			return 0, 0, fmt.Errorf("record items: %w", err)
+			return 0, 0, fmt.Errorf("record item %d: %w", r.Index, err)
 		}
-		for rs.Next() {
-			var st string
-			if err := rs.Scan(&st); err != nil {
-				rs.Close()
-				return 0, 0, err
-			}
-			stored++
-			if st == ItemFailed {
-				failed++
-			}
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
-			return 0, 0, err
+		stored += int(n)
+		if n == 1 && r.Err != "" {
+			failed++
 		}
 	}
 	return stored, failed, nil
