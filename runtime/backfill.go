@@ -12,8 +12,13 @@ import (
 	"github.com/riverqueue/river"
 )
 
-// ErrBackfillNotFound: no backfill with that ID.
-var ErrBackfillNotFound = errors.New("backfill not found")
+// Backfill errors callers branch on.
+var (
+	// ErrBackfillNotFound: no backfill with that ID.
+	ErrBackfillNotFound = errors.New("backfill not found")
+	// ErrBadBackfill: the request's partitions cannot be listed.
+	ErrBadBackfill = errors.New("bad backfill request")
+)
 
 // BackfillRequest asks for the targets over many partitions.
 type BackfillRequest struct {
@@ -60,9 +65,9 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 	if err != nil {
 		return "", err
 	}
-	keys, err := backfillKeys(assets, req)
+	keys, err := backfillKeys(p, assets, req)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %w", ErrBadBackfill, err)
 	}
 	for _, k := range keys {
 		if _, err := e.plan(ctx, p, assets, req.Targets, k); err != nil {
@@ -90,6 +95,16 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 	if conc <= 0 {
 		conc = 4
 	}
+	// An asset reading its own previous partition needs that partition
+	// done first: such a backfill runs its partitions in order.
+	for _, a := range assets {
+		for _, d := range a.Deps {
+			if d.Kind == DepPrevious && conc > 1 {
+				e.log.InfoContext(ctx, "backfill runs one partition at a time: an asset reads its previous partition", "asset", a.Key)
+				conc = 1
+			}
+		}
+	}
 	targets, _ := json.Marshal(req.Targets)
 	id := newID("bf_")
 	err = e.be.inTx(ctx, func(tx txn) error {
@@ -114,33 +129,41 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 }
 
 // backfillKeys lists the request's partitions.
-func backfillKeys(assets []*AssetDef, req BackfillRequest) ([]flowstone.Partition, error) {
+func backfillKeys(p *Pipeline, assets []*AssetDef, req BackfillRequest) ([]flowstone.Partition, error) {
 	if len(req.Partitions) > 0 {
 		seen := map[flowstone.Partition]bool{}
 		for _, k := range req.Partitions {
 			if seen[k] {
-				return nil, fmt.Errorf("backfill: partition %q listed twice", k)
+				return nil, fmt.Errorf("partition %q listed twice", k)
 			}
 			seen[k] = true
 		}
 		return req.Partitions, nil
 	}
+	// The keys are the targets' (an upstream may be finer: hourly under
+	// a daily target).
 	var set flowstone.PartitionSet
-	for _, a := range assets {
-		if a.Partitions != nil {
+	targets := req.Targets
+	if len(targets) == 0 {
+		for _, a := range assets {
+			targets = append(targets, a.Key)
+		}
+	}
+	for _, t := range targets {
+		if a := p.Asset(t); a != nil && a.Partitions != nil {
 			set = a.Partitions
 			break
 		}
 	}
 	if set == nil {
-		return nil, errors.New("backfill: the targets are unpartitioned")
+		return nil, errors.New("the targets are unpartitioned")
 	}
 	if req.From == "" || req.To == "" {
-		return nil, fmt.Errorf("backfill: give Partitions, or From and To (e.g. %q)", set.Example())
+		return nil, fmt.Errorf("give Partitions, or From and To (e.g. %q)", set.Example())
 	}
 	for _, k := range []flowstone.Partition{req.From, req.To} {
 		if err := set.Validate(k); err != nil {
-			return nil, fmt.Errorf("backfill: %w", err)
+			return nil, fmt.Errorf("%w", err)
 		}
 	}
 	var keys []flowstone.Partition
@@ -149,7 +172,7 @@ func backfillKeys(assets []*AssetDef, req BackfillRequest) ([]flowstone.Partitio
 		from, _, _ := s.Window(req.From)
 		to, _, _ := s.Window(req.To)
 		if to.Before(from) {
-			return nil, fmt.Errorf("backfill: %q is before %q", req.To, req.From)
+			return nil, fmt.Errorf("%q is before %q", req.To, req.From)
 		}
 		for k, ok := req.From, true; ok; k, ok = s.Next(k) {
 			keys = append(keys, k)
@@ -157,7 +180,7 @@ func backfillKeys(assets []*AssetDef, req BackfillRequest) ([]flowstone.Partitio
 				return keys, nil
 			}
 		}
-		return nil, fmt.Errorf("backfill: %q is past the set's end", req.To)
+		return nil, fmt.Errorf("%q is past the set's end", req.To)
 	case interface{ Keys() []flowstone.Partition }:
 		in := false
 		for _, k := range s.Keys() {
@@ -169,9 +192,9 @@ func backfillKeys(assets []*AssetDef, req BackfillRequest) ([]flowstone.Partitio
 				return keys, nil
 			}
 		}
-		return nil, fmt.Errorf("backfill: %q does not come after %q in the set", req.To, req.From)
+		return nil, fmt.Errorf("%q does not come after %q in the set", req.To, req.From)
 	}
-	return nil, fmt.Errorf("backfill: a %s set has no ranges; list the partitions", set.Kind())
+	return nil, fmt.Errorf("a %s set has no ranges; list the partitions", set.Kind())
 }
 
 // advanceBackfill brings a backfill's partitions up to date with their

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -177,10 +178,8 @@ func (s *session) backfillCancelCommand() *cobra.Command {
 
 // badBackfill reports whether Backfill refused the request itself (an
 // unknown target, a bad key or range, config), which is the user's to fix.
-// The engine's range errors carry no sentinel; they all start "backfill: ",
-// unlike a failure to record it ("backfill PIPELINE: ...").
 func badBackfill(err error) bool {
-	return isBadRequest(err) || strings.HasPrefix(err.Error(), "backfill: ")
+	return isBadRequest(err) || errors.Is(err, runtime.ErrBadBackfill)
 }
 
 // followBackfill prints a backfill's progress until it ends, at most a line
