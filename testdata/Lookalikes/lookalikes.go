@@ -9,7 +9,7 @@ func A(ctx context.Context) (int, error) { return 0, nil }
 
 // B has a space after the colon.
 //
-//flowstone: asset
+// flowstone: asset
 func B(ctx context.Context) (int, error) { return 0, nil }
 
 // C misspells the verb.
@@ -19,7 +19,7 @@ func C(ctx context.Context) (int, error) { return 0, nil }
 
 // D has the wrong case.
 //
-//FlowStone:asset
+// FlowStone:asset
 func D(ctx context.Context) (int, error) { return 0, nil }
 
 /* flowstone:asset in a block comment */
