@@ -118,8 +118,7 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 				return err
 			}
 		}
-		return tx.insertJobs(ctx, []river.InsertManyParams{{Args: jobArgs{Pipeline: p.name, Backfill: id},
-			InsertOpts: &river.InsertOpts{MaxAttempts: 1 + rescueHeadroom}}})
+		return tx.insertJobs(ctx, []river.InsertManyParams{backfillJob(p.name, id)})
 	})
 	if err != nil {
 		return "", fmt.Errorf("backfill %s: %w", p.name, err)
@@ -416,4 +415,11 @@ func refused(err error) bool {
 		}
 	}
 	return false
+}
+
+// backfillJob is the job that moves backfill id on: enqueued when it
+// starts and by each of its runs that finishes or is cancelled.
+func backfillJob(pipeline, id string) river.InsertManyParams {
+	return river.InsertManyParams{Args: jobArgs{Pipeline: pipeline, Backfill: id},
+		InsertOpts: &river.InsertOpts{MaxAttempts: 1 + rescueHeadroom}}
 }

@@ -12,8 +12,6 @@ package runtime
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
 	"math"
@@ -29,7 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/flowstone-go/flowstone/internal/testdb"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 )
@@ -77,29 +75,8 @@ func benchDatabases(tb testing.TB) []benchDB {
 	}})
 }
 
-// benchSchema returns a new schema (at most 46 characters, River's limit),
-// dropped when tb ends.
-func benchSchema(tb testing.TB, url string) string {
-	tb.Helper()
-	sum := sha256.Sum256([]byte(tb.Name()))
-	var nonce [4]byte
-	_, _ = rand.Read(nonce[:])
-	name := fmt.Sprintf("fsb_%x_%d_%x", sum[:6], os.Getpid(), nonce)
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			tb.Logf("drop schema: %v", err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA IF EXISTS "+pgx.Identifier{name}.Sanitize()+" CASCADE"); err != nil {
-			tb.Logf("drop schema %s: %v", name, err)
-		}
-	})
-	return name
-}
+// benchSchema is testdb.Schema: a new schema, dropped when tb ends.
+func benchSchema(tb testing.TB, url string) string { return testdb.Schema(tb, url) }
 
 func benchConfig(c Config, prof benchProfile) Config {
 	c.Concurrency = prof.concurrency

@@ -202,26 +202,6 @@ func (e *Engine) plan(ctx context.Context, p *Pipeline, closure []*AssetDef, tar
 	return plan, nil
 }
 
-func containsStr(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// tolerates reports whether a may run whatever up's outcome: every
-// dependency of a on up is an Outcome.
-func tolerates(a *AssetDef, up string) bool {
-	for _, d := range a.Deps {
-		if d.Asset == up && d.Kind != DepPrevious && !d.Kind.Tolerant() {
-			return false
-		}
-	}
-	return true
-}
-
 func withDeadline(args river.JobArgs) jobArgs {
 	a := args.(jobArgs)
 	a.Deadline = true
@@ -308,10 +288,6 @@ func find(ups []upstream, asset string) (upstream, bool) {
 		}
 	}
 	return upstream{}, false
-}
-
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 // inputHash identifies the exact upstream materializations an asset reads.
@@ -573,8 +549,7 @@ func (e *Engine) checkRunDone(ctx context.Context, tx txn, run *runCtx, fx *effe
 	fx.events = append(fx.events, Event{Kind: EventRunFinished, Pipeline: run.p.name, RunID: run.id, Partition: run.partition, Status: string(final)})
 	if run.backfill != "" {
 		// The backfill launches its next partitions in a job of its own.
-		fx.jobs = append(fx.jobs, river.InsertManyParams{Args: jobArgs{Pipeline: run.p.name, Backfill: run.backfill},
-			InsertOpts: &river.InsertOpts{MaxAttempts: 1 + rescueHeadroom}})
+		fx.jobs = append(fx.jobs, backfillJob(run.p.name, run.backfill))
 	}
 	return nil
 }

@@ -181,12 +181,11 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 			string(RunCancelled), now(), id).Scan(&pipeline, &backfill); err != nil {
 			return err
 		}
-		if err := scatter.CancelRun(ctx, scatterDB{tx}, id); err != nil {
+		if err := scatter.CancelRun(ctx, tx, id); err != nil {
 			return err
 		}
 		if backfill != "" {
-			if err := tx.insertJobs(ctx, []river.InsertManyParams{{Args: jobArgs{Pipeline: pipeline, Backfill: backfill},
-				InsertOpts: &river.InsertOpts{MaxAttempts: 1 + rescueHeadroom}}}); err != nil {
+			if err := tx.insertJobs(ctx, []river.InsertManyParams{backfillJob(pipeline, backfill)}); err != nil {
 				return err
 			}
 		}
@@ -387,26 +386,11 @@ func (e *Engine) ScatterProgress(ctx context.Context, runID, asset string) (scat
 	if err != nil {
 		return scatter.Progress{}, err
 	}
-	p, found, err := scatter.ProgressOf(ctx, scatterDB{e.be.pool()}, scatter.Ref{Run: runID, Asset: asset, Partition: part})
+	p, found, err := scatter.ProgressOf(ctx, e.be.pool(), scatter.Ref{Run: runID, Asset: asset, Partition: part})
 	if err == nil && !found {
 		err = fmt.Errorf("%w: %s of run %s has not scattered (yet)", ErrNotMaterialized, asset, runID)
 	}
 	return p, err
-}
-
-// scatterDB adapts the engine's querier to the scatter store's DB.
-type scatterDB struct{ q querier }
-
-func (d scatterDB) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return d.q.Exec(ctx, query, args...)
-}
-
-func (d scatterDB) Query(ctx context.Context, query string, args ...any) (scatter.Rows, error) {
-	return d.q.Query(ctx, query, args...)
-}
-
-func (d scatterDB) QueryRow(ctx context.Context, query string, args ...any) scatter.Row {
-	return d.q.QueryRow(ctx, query, args...)
 }
 
 // rank orders statuses from most to least successful, to pick the row that

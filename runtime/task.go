@@ -293,11 +293,8 @@ func (t *task) previous(ctx context.Context, into any) (flowstone.Partition, boo
 	if !ok {
 		return "", false, nil
 	}
-	var id string
-	err := t.e.be.pool().QueryRow(ctx, `SELECT id FROM flowstone_materializations
-		WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = 'succeeded'
-		ORDER BY finished_at DESC LIMIT 1`, t.run.p.name, t.asset.Key, string(prev)).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
+	id, err := t.e.latestMaterialization(ctx, t.run.p.name, t.asset.Key, prev)
+	if errors.Is(err, ErrNotMaterialized) {
 		return prev, false, nil
 	}
 	if err != nil {

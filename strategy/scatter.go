@@ -74,10 +74,10 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 	ref := scatterRef(t)
 	return Result{Status: Pending, Reason: fmt.Sprintf("0 of %d items done", len(items)),
 		Commit: func(ctx context.Context, tx Tx) (Result, error) {
-			if _, found, err := o.Store.Barrier(ctx, db{tx}, ref); err != nil || found {
+			if _, found, err := o.Store.Barrier(ctx, tx, ref); err != nil || found {
 				return Wait("scatter already started"), err // a retry after the barrier committed
 			}
-			launches, err := o.Start(ctx, db{tx}, ref, items, keys, time.Now())
+			launches, err := o.Start(ctx, tx, ref, items, keys, time.Now())
 			if err != nil {
 				return Result{}, err
 			}
@@ -107,7 +107,7 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 	}
 	o := s.orchestrator()
 	ref := scatterRef(t)
-	b, found, err := o.Store.Barrier(ctx, db{t.DB()}, ref)
+	b, found, err := o.Store.Barrier(ctx, t.DB(), ref)
 	if err != nil {
 		return Result{}, err
 	}
@@ -115,7 +115,7 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 		return Wait("scatter finished"), nil
 	}
 	from, to := o.Range(b, sig.Batch)
-	items, err := o.Store.PendingItems(ctx, db{t.DB()}, ref, from, to)
+	items, err := o.Store.PendingItems(ctx, t.DB(), ref, from, to)
 	if err != nil {
 		return Result{}, err
 	}
@@ -124,7 +124,7 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 		results = append(results, s.runItem(ctx, t, it))
 	}
 	return Result{Status: Pending, Commit: func(ctx context.Context, tx Tx) (Result, error) {
-		step, err := o.Complete(ctx, db{tx}, ref, results, time.Now())
+		step, err := o.Complete(ctx, tx, ref, results, time.Now())
 		if err != nil {
 			return Result{}, err
 		}
@@ -182,19 +182,4 @@ func (s Scatter) runItem(ctx context.Context, t Task, it scatter.Item) scatter.I
 	}
 	r.Finished = time.Now()
 	return r
-}
-
-// db adapts a strategy Querier to the scatter store's DB.
-type db struct{ q Querier }
-
-func (d db) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return d.q.Exec(ctx, query, args...)
-}
-
-func (d db) Query(ctx context.Context, query string, args ...any) (scatter.Rows, error) {
-	return d.q.Query(ctx, query, args...)
-}
-
-func (d db) QueryRow(ctx context.Context, query string, args ...any) scatter.Row {
-	return d.q.QueryRow(ctx, query, args...)
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/scatter"
 )
 
 // Strategy executes one asset kind.
@@ -67,23 +68,15 @@ type Result struct {
 // Querier runs SQL on the engine's database, with ? placeholders (the
 // PostgreSQL engine rewrites them). Strategies that keep their own tables
 // (scatter) use it; their tables are created by the runtime's migrations.
-type Querier interface {
-	Exec(ctx context.Context, query string, args ...any) (int64, error)
-	Query(ctx context.Context, query string, args ...any) (Rows, error)
-	QueryRow(ctx context.Context, query string, args ...any) Row
-}
+// It is the scatter store's DB, so either passes for the other.
+type Querier = scatter.DB
 
 // Rows are a query's result rows.
-type Rows interface {
-	Next() bool
-	Scan(dest ...any) error
-	Err() error
-	Close()
-}
+type Rows = scatter.Rows
 
 // Row is a single-row query's result; Scan returns sql.ErrNoRows when
 // there is none.
-type Row interface{ Scan(dest ...any) error }
+type Row = scatter.Row
 
 // Tx is the transaction that records a result.
 type Tx interface {
