@@ -440,8 +440,10 @@ func hourlyGatedApp() cli.App {
 		}}
 	p := runtime.NewPipeline(runtime.PipelineDef{Name: "hourly", Assets: []runtime.AssetDef{check, rollup}})
 	return cli.App{
-		Name:      "hourly",
-		Bind:      func(ctx context.Context) ([]runtime.Binding, error) { return []runtime.Binding{runtime.Bind(p, nil)}, nil },
+		Name: "hourly",
+		Bind: func(ctx context.Context) ([]runtime.Binding, error) {
+			return []runtime.Binding{runtime.Bind(p, nil)}, nil
+		},
 		Configure: fast,
 	}
 }
