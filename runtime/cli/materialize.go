@@ -41,15 +41,15 @@ work, and status follows it.`,
 		Example: strings.ReplaceAll(`  NAME materialize --partition 2024-01-02 --config '{"currency":"EUR"}'
   NAME materialize TARGET --partition 2024-01-02 --config @config.json --force
   NAME materialize --detach --partition 2024-01-02 --config @config.json`, "NAME", s.app.Name),
-		RunE: run(func(c *cobra.Command, targets []string) error {
+		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			bs, p, err := s.bindings(ctx)
 			if err != nil {
 				return err
 			}
-			assets, err := p.Closure(targets)
+			sel, assets, err := selectAssets(p, args)
 			if err != nil {
-				return &exitError{code: ExitUsage, err: err}
+				return err
 			}
 			cfg, err := runConfig(p, assets, config)
 			if err != nil {
@@ -62,7 +62,7 @@ work, and status follows it.`,
 			defer closeEngine(ctx, eng, closeTimeout)
 
 			r, err := eng.Materialize(ctx, p, runtime.Request{
-				Targets:   targets,
+				Select:    sel,
 				Partition: flowstone.Partition(partition),
 				Config:    cfg,
 				Force:     force,
@@ -87,6 +87,25 @@ work, and status follows it.`,
 	f.BoolVar(&force, "force", false, "recompute assets that could be reused")
 	f.BoolVar(&detach, "detach", false, "record the run and exit; worker processes do the work")
 	return c
+}
+
+// selectAssets reads the command's arguments as one selection (blanks
+// separate like commas) and returns it with the closure it runs: every
+// asset when there are no arguments.
+func selectAssets(p *runtime.Pipeline, args []string) (string, []*runtime.AssetDef, error) {
+	sel := strings.Join(args, " ")
+	var targets []string
+	if len(args) > 0 {
+		var err error
+		if targets, err = p.Select(sel); err != nil {
+			return "", nil, &exitError{code: ExitUsage, err: err}
+		}
+	}
+	assets, err := p.Closure(targets)
+	if err != nil {
+		return "", nil, &exitError{code: ExitUsage, err: err}
+	}
+	return sel, assets, nil
 }
 
 // runConfig decodes the --config JSON strictly into the pipeline's config
@@ -131,7 +150,7 @@ func runConfig(p *runtime.Pipeline, assets []*runtime.AssetDef, arg string) (any
 // isBadRequest reports whether Materialize refused the request itself,
 // which is the user's to fix, rather than failed to record it.
 func isBadRequest(err error) bool {
-	for _, target := range []error{runtime.ErrUnknownAsset, runtime.ErrBadConfig, runtime.ErrMissingConfig, flowstone.ErrInvalidPartition} {
+	for _, target := range []error{runtime.ErrUnknownAsset, runtime.ErrBadSelection, runtime.ErrBadConfig, runtime.ErrMissingConfig, flowstone.ErrInvalidPartition} {
 		if errors.Is(err, target) {
 			return true
 		}
