@@ -23,9 +23,9 @@ func (s *session) backfillCommand() *cobra.Command {
 	var maxConcurrent int
 	var force, detach bool
 	c := &cobra.Command{
-		Use:   "backfill [TARGET...] --from KEY --to KEY | --partitions K1,K2,...",
+		Use:   "backfill [SELECTION...] --from KEY --to KEY | --partitions K1,K2,...",
 		Short: "Materialize assets over many partitions and follow the progress",
-		Long: `Backfill materializes the targets (every asset when none is given) with
+		Long: `Backfill materializes the selected assets (every asset when none is) with
 their upstream over a range of partitions (--from and --to, both included)
 or a list (--partitions). At most --max-concurrent partitions run at once;
 partitions already up to date are reused unless --force.

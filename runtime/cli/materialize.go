@@ -28,13 +28,19 @@ func (s *session) materializeCommand() *cobra.Command {
 	var partition, config string
 	var force, detach bool
 	c := &cobra.Command{
-		Use:   "materialize [TARGET...]",
+		Use:   "materialize [SELECTION...]",
 		Short: "Materialize assets with their upstream and follow the run",
-		Long: `Materialize starts a run of the given assets and everything they depend on
-(every asset when no target is given), then works on it in this process and
+		Long: `Materialize starts a run of the selected assets and everything they depend
+on (every asset when nothing is selected), then works on it in this process and
 follows it, printing each asset's transitions as the database records them,
 whichever process did the work. It ends with a summary table and exits 0
 when the run succeeded, 1 when it failed or was cancelled.
+
+A selection is one or more of: NAME, +NAME (with everything upstream),
+NAME+ (with everything downstream), +2NAME or NAME+1 (that many levels), *,
+group:G, tag:K or tag:K=V, kind:K (gate, router, scatter, ...); several are
+a union, A and B an intersection. --force recomputes the selected assets
+only: their upstream is reused when up to date.
 
 With --detach it only records the run and exits: worker processes do the
 work, and status follows it.`,
@@ -84,7 +90,7 @@ work, and status follows it.`,
 	f := c.Flags()
 	f.StringVarP(&partition, "partition", "p", "", "partition key of the run's partitioned assets, e.g. 2024-01-02")
 	f.StringVar(&config, "config", "", "run config as JSON, or @FILE to read it from a file; unknown fields are an error")
-	f.BoolVar(&force, "force", false, "recompute assets that could be reused")
+	f.BoolVar(&force, "force", false, "recompute the selected assets even if they could be reused (their upstream is still reused)")
 	f.BoolVar(&detach, "detach", false, "record the run and exit; worker processes do the work")
 	return c
 }
