@@ -142,9 +142,9 @@ func TestURLs(t *testing.T) {
 func TestRedact(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{
-		"s3://b/p?region=eu-west-1":                     "s3://b/p?region=eu-west-1",
-		"azblob://c?sas_token=abc&x=1":                  "azblob://c?sas_token=xxxxx&x=1",
-		"s3://user:hunter2@b/p":                         "s3://user:xxxxx@b/p",
+		"s3://b/p?region=eu-west-1":                    "s3://b/p?region=eu-west-1",
+		"azblob://c?sas_token=abc&x=1":                 "azblob://c?sas_token=xxxxx&x=1",
+		"s3://user:hunter2@b/p":                        "s3://user:xxxxx@b/p",
 		"file:///d?secret_key_path=/etc/k&base_url=/u": "file:///d?base_url=%2Fu&secret_key_path=xxxxx",
 	} {
 		if got := blobio.Redact(in); got != want {
