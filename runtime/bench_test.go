@@ -214,13 +214,13 @@ func openRawRiver(ctx context.Context, cfg Config) (*rawRiver, error) {
 	var migrate func(context.Context) error
 	switch db.dialect {
 	case "postgres":
-		be, m, err := openPostgres(ctx, db.target, cfg.Schema, rcfg)
+		be, m, err := openPostgres(ctx, db.target, cfg.Schema, rcfg, false)
 		if err != nil {
 			return nil, err
 		}
 		r.be, migrate, r.hopTx, r.subscribe = be, m, rawHopTx(be), rawSubscribe(be)
 	default:
-		be, m, err := openSQLite(ctx, db.target, rcfg)
+		be, m, err := openSQLite(ctx, db.target, rcfg, false)
 		if err != nil {
 			return nil, err
 		}
