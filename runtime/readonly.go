@@ -19,7 +19,7 @@ func (e *Engine) openReadOnly(ctx context.Context, db dbURL) error {
 		if db.target != ":memory:" {
 			// Opening a missing file would create it.
 			if _, serr := os.Stat(db.target); errors.Is(serr, os.ErrNotExist) {
-				return fmt.Errorf("%w: sqlite database %s does not exist", ErrNotInitialised, db.target)
+				return fmt.Errorf("%w (sqlite database %s does not exist)", ErrNotInitialised, db.target)
 			}
 		}
 		e.be, _, err = openSQLite(ctx, db.target, rcfg, true)
@@ -50,7 +50,7 @@ func (e *Engine) checkInitialised(ctx context.Context) error {
 		return err
 	}
 	if tables == 0 {
-		return fmt.Errorf("%w: %s has no FlowStone tables", ErrNotInitialised, where)
+		return fmt.Errorf("%w (%s has no FlowStone tables)", ErrNotInitialised, where)
 	}
 	ms, err := loadMigrations()
 	if err != nil {
@@ -61,7 +61,7 @@ func (e *Engine) checkInitialised(ctx context.Context) error {
 		return err
 	}
 	if applied < len(ms) {
-		return fmt.Errorf("%w: %s has %d of this program's %d FlowStone migrations", ErrNotInitialised, where, applied, len(ms))
+		return fmt.Errorf("%w (%s has %d of this program's %d FlowStone migrations)", ErrNotInitialised, where, applied, len(ms))
 	}
 	return nil
 }

@@ -30,7 +30,7 @@ func TestReadOnlyCreatesNothing(t *testing.T) {
 		t.Parallel()
 		dir := t.TempDir()
 		missing := filepath.Join(dir, "missing.db")
-		if err := ro("sqlite://"+missing, ""); !errors.Is(err, ErrNotInitialised) || !strings.Contains(err.Error(), "not initialised: run migrate or a worker: sqlite database "+missing+" does not exist") {
+		if err := ro("sqlite://"+missing, ""); !errors.Is(err, ErrNotInitialised) || !strings.Contains(err.Error(), "not initialised: run migrate or a worker (sqlite database "+missing+" does not exist)") {
 			t.Errorf("missing file: %v", err)
 		}
 		if entries, _ := os.ReadDir(dir); len(entries) > 0 {
@@ -45,7 +45,7 @@ func TestReadOnlyCreatesNothing(t *testing.T) {
 		if _, err := db.Exec(`CREATE TABLE mine (x INTEGER)`); err != nil {
 			t.Fatal(err)
 		}
-		if err := ro("sqlite://"+empty, ""); !errors.Is(err, ErrNotInitialised) || !strings.Contains(err.Error(), "the database has no FlowStone tables") {
+		if err := ro("sqlite://"+empty, ""); !errors.Is(err, ErrNotInitialised) || !strings.Contains(err.Error(), "(the database has no FlowStone tables)") {
 			t.Errorf("empty database: %v", err)
 		}
 		var n int
@@ -62,7 +62,7 @@ func TestReadOnlyCreatesNothing(t *testing.T) {
 		url, _ := pg.New(t)
 		missing := fmt.Sprintf("fs_ro_missing_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)
 		dropSchemaAtEnd(t, url, missing)
-		if err := ro(url, missing); !errors.Is(err, ErrNotInitialised) || !strings.Contains(err.Error(), "schema "+missing+" has no FlowStone tables") {
+		if err := ro(url, missing); !errors.Is(err, ErrNotInitialised) || !strings.Contains(err.Error(), "(schema "+missing+" has no FlowStone tables)") {
 			t.Errorf("missing schema: %v", err)
 		}
 		if exists, _ := schemaTables(t, url, missing); exists {

@@ -62,7 +62,7 @@ partition with a record (and every key of a static or dynamic set).`,
 			if last < 0 {
 				return usageErr("--last %d: want a positive number", last)
 			}
-			bs, p, err := s.bindings(ctx)
+			bs, p, err := s.readBindings(ctx)
 			if err != nil {
 				return err
 			}
@@ -73,7 +73,7 @@ partition with a record (and every key of a static or dynamic set).`,
 					return &exitError{code: ExitUsage, err: err}
 				}
 			}
-			eng, err := s.open(ctx, bs, false)
+			eng, err := s.openRead(ctx, bs)
 			if err != nil {
 				return err
 			}
