@@ -106,7 +106,9 @@ func (s *session) openDynamic(ctx context.Context, set string, read bool) (*runt
 		}
 		return nil, "", usageErr("dynamic set %s: not a set of pipeline %s (its dynamic sets: %s)", set, p.Name(), strings.Join(names, ", "))
 	}
-	open := func(ctx context.Context, bs []runtime.Binding) (*runtime.Engine, error) { return s.open(ctx, bs, false) }
+	open := func(ctx context.Context, bs []runtime.Binding) (*runtime.Engine, error) {
+		return s.open(ctx, bs, false)
+	}
 	if read {
 		open = s.openRead
 	}
