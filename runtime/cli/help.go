@@ -25,7 +25,8 @@ type facts struct {
 	partitioned         []string
 	config              string // --config '...' when the target takes config
 	dynamic, dynamicKey string
-	gate                string
+	// gate is a gate asset, gateKey a key of its set when partitioned.
+	gate, gateKey string
 }
 
 // pipelineFacts describes p for examples; p may be nil (no pipeline
@@ -59,6 +60,9 @@ func (s *session) pipelineFacts(p *runtime.Pipeline, several bool) facts {
 		}
 		if a.Kind == "gate" && f.gate == "GATE_ASSET" {
 			f.gate = a.Key
+			if a.Partitions != nil {
+				f.gateKey = string(a.Partitions.Example())
+			}
 		}
 	}
 	if len(f.partitioned) == 0 {
@@ -177,8 +181,11 @@ func examples(path string, f facts) string {
 		}
 	case "approve", "reject":
 		lines = []string{fmt.Sprintf(`%s %s RUN_ID %s --by ana --reason "checked"`, f.name, path, f.gate)}
+		if f.gateKey != "" {
+			lines = append(lines, fmt.Sprintf(`%s %s RUN_ID %s --partition %s --by ana`, f.name, path, f.gate, f.gateKey))
+		}
 	case "gate-link":
-		lines = []string{f.name + " gate-link RUN_ID " + f.gate + " --ttl 24h --base-url https://ops.example.com/gate"}
+		lines = []string{f.name + " gate-link RUN_ID " + f.gate + flagIf("partition", f.gateKey) + " --ttl 24h --base-url https://ops.example.com/gate"}
 	default:
 		return ""
 	}

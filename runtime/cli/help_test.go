@@ -139,4 +139,3 @@ func TestSelectionAndStrictConfig(t *testing.T) {
 		}
 	})
 }
-
