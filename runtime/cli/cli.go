@@ -50,7 +50,8 @@ type App struct {
 	Short string
 	// Bind returns the pipelines the program runs, each with the resources
 	// this process supplies. Every command calls it once, before it opens
-	// the engine.
+	// the engine, and --help calls it to speak of the pipelines' assets,
+	// partitions and config (with placeholders when it fails).
 	Bind func(ctx context.Context) ([]runtime.Binding, error)
 	// Configure, when set, adjusts the engine's configuration after the
 	// flags have filled it in (Concurrency, PollInterval, RetryDelay, ...).
