@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
@@ -61,23 +61,13 @@ type Gate struct {
 // Gates lists the gates waiting for a decision, oldest first, in pipeline
 // (every pipeline when empty).
 func (e *Engine) Gates(ctx context.Context, pipeline string) ([]Gate, error) {
-	rs, err := e.be.pool().Query(ctx, `SELECT ra.run_id, r.pipeline, ra.asset, ra.partition_key, COALESCE(ra.started_at, 0)
-		FROM flowstone_run_assets ra JOIN flowstone_runs r ON r.id = ra.run_id
-		WHERE ra.status = ? AND (? = '' OR r.pipeline = ?) ORDER BY ra.started_at, ra.run_id, ra.asset`,
-		string(StatusWaiting), pipeline, pipeline)
+	rows, err := e.st.Waiting(ctx, e.be.pool(), pipeline)
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
 	var out []Gate
-	for rs.Next() {
-		var g Gate
-		var part string
-		var since int64
-		if err := rs.Scan(&g.RunID, &g.Pipeline, &g.Asset, &part, &since); err != nil {
-			return nil, err
-		}
-		g.Partition, g.Since = flowstone.Partition(part), time.UnixMicro(since)
+	for _, w := range rows {
+		g := Gate{RunID: w.Run, Pipeline: w.Pipeline, Asset: w.Asset, Partition: flowstone.Partition(w.Partition), Since: time.UnixMicro(w.Since)}
 		if b, ok := e.bindings[g.Pipeline]; ok {
 			if a := b.pipeline.Asset(g.Asset); a == nil || !isGate(a) {
 				continue
@@ -85,7 +75,7 @@ func (e *Engine) Gates(ctx context.Context, pipeline string) ([]Gate, error) {
 		}
 		out = append(out, g)
 	}
-	return out, rs.Err()
+	return out, nil
 }
 
 func isGate(a *AssetDef) bool {
@@ -113,15 +103,14 @@ func (e *Engine) decide(ctx context.Context, runID, asset string, d strategy.Gat
 	}
 	data, _ := json.Marshal(d)
 	err := e.be.inTx(ctx, func(tx txn) error {
-		var status, part, pipeline string
-		err := tx.QueryRow(ctx, `SELECT ra.status, ra.partition_key, r.pipeline FROM flowstone_run_assets ra
-			JOIN flowstone_runs r ON r.id = ra.run_id WHERE ra.run_id = ? AND ra.asset = ?`, runID, asset).Scan(&status, &part, &pipeline)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: no asset %s in run %s", ErrNotWaiting, asset, runID)
-		}
+		n, found, err := e.st.AssetInRun(ctx, tx, runID, asset)
 		if err != nil {
 			return err
 		}
+		if !found {
+			return fmt.Errorf("%w: no asset %s in run %s", ErrNotWaiting, asset, runID)
+		}
+		status, part, pipeline := n.Status, n.Partition, n.Pipeline
 		b, ok := e.bindings[pipeline]
 		if !ok {
 			return fmt.Errorf("%w: %s (bind it to decide its gates)", ErrUnknownPipeline, pipeline)
@@ -130,26 +119,23 @@ func (e *Engine) decide(ctx context.Context, runID, asset string, d strategy.Gat
 		if a == nil || !isGate(a) {
 			return fmt.Errorf("%w: %s is not a gate", ErrNotWaiting, asset)
 		}
-		var prior string
-		err = tx.QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND partition_key = ? AND name = ?`,
-			runID, part, strategy.GateDecisionState).Scan(&prior)
-		if err == nil {
+		prior, decided, err := e.st.State(ctx, tx, n.Node, strategy.GateDecisionState)
+		if err != nil {
+			return err
+		}
+		if decided {
 			var p strategy.GateDecision
 			_ = json.Unmarshal([]byte(prior), &p)
 			return fmt.Errorf("%w: gate %s of run %s was %s by %s at %s", ErrGateResolved, asset, runID, pastTense(p.Action), p.By, p.At.Format(time.RFC3339))
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
-		if AssetStatus(status) != StatusWaiting {
+		if status != store.AssetWaiting {
 			return fmt.Errorf("%w: gate %s of run %s is %s", ErrNotWaiting, asset, runID, status)
 		}
-		n, err := tx.Exec(ctx, `INSERT INTO flowstone_state (run_id, partition_key, name, value) VALUES (?, ?, ?, ?)
-			ON CONFLICT (run_id, partition_key, name) DO NOTHING`, runID, part, strategy.GateDecisionState, string(data))
+		saved, err := e.st.SaveState(ctx, tx, n.Node, strategy.GateDecisionState, string(data))
 		if err != nil {
 			return err
 		}
-		if n == 0 { // the timeout decided at this very moment
+		if !saved { // the timeout decided at this very moment
 			return fmt.Errorf("%w: gate %s of run %s", ErrGateResolved, asset, runID)
 		}
 		signal, _ := json.Marshal(strategy.GateSignal{})
