@@ -56,7 +56,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	if !found {
 		return river.JobCancel(fmt.Errorf("%w: %s (asset %s)", ErrRunNotFound, args.Run, args.Asset))
 	}
-	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.Partition), force: st.Force, configHash: st.ConfigHash, backfill: st.Backfill}
+	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.Partition), forced: forcedSet(p, st.Force, targetList(st)), configHash: st.ConfigHash, backfill: st.Backfill}
 	part := flowstone.Partition(args.Partition)
 
 	if args.Deadline {
@@ -111,6 +111,16 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 		return e.fail(rctx, job, run, a, attempts, err)
 	}
 	return e.record(rctx, job, run, t, res)
+}
+
+// targetList decodes the run's targets; a forced run recomputes them.
+func targetList(st store.JobState) []string {
+	var ts []string
+	if !st.Force {
+		return nil
+	}
+	_ = json.Unmarshal([]byte(st.Targets), &ts)
+	return ts
 }
 
 // completeOnly completes a job that has nothing left to do.

@@ -13,6 +13,8 @@ type JobState struct {
 	Config     sql.NullString
 	ConfigHash string
 	Force      bool
+	// Targets is the run's targets as JSON.
+	Targets string
 	// Partition is the run's partition.
 	Partition string
 	Backfill  string
@@ -24,10 +26,10 @@ type JobState struct {
 // recorded.
 func (Store) JobState(ctx context.Context, q Querier, n Node) (st JobState, found bool, err error) {
 	var force int
-	err = q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.partition_key, r.backfill_id, ra.status, ra.attempts
+	err = q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.targets, r.partition_key, r.backfill_id, ra.status, ra.attempts
 		FROM flowstone_runs r JOIN flowstone_run_assets ra ON ra.run_id = r.id
 		WHERE r.id = ? AND ra.asset = ? AND ra.partition_key = ?`, n.Run, n.Asset, n.Partition).
-		Scan(&st.RunStatus, &st.Config, &st.ConfigHash, &force, &st.Partition, &st.Backfill, &st.Status, &st.Attempts)
+		Scan(&st.RunStatus, &st.Config, &st.ConfigHash, &force, &st.Targets, &st.Partition, &st.Backfill, &st.Status, &st.Attempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
