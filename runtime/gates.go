@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
-	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
@@ -48,12 +47,10 @@ func (e *Engine) checkSecret() error {
 	return fmt.Errorf("%w: %s sign their approval links; set Config.Secret (16 bytes or more, the same in every process)", ErrNoSecret, strings.Join(gated, ", "))
 }
 
-// Gate is an asset waiting for a decision.
+// Gate is an asset waiting for a decision, addressed by its Ref.
 type Gate struct {
-	RunID     string
-	Pipeline  string
-	Asset     string
-	Partition flowstone.Partition
+	Ref
+	Pipeline string
 	// Since is when its function started.
 	Since time.Time
 }
@@ -67,7 +64,7 @@ func (e *Engine) Gates(ctx context.Context, pipeline string) ([]Gate, error) {
 	}
 	var out []Gate
 	for _, w := range rows {
-		g := Gate{RunID: w.Run, Pipeline: w.Pipeline, Asset: w.Asset, Partition: flowstone.Partition(w.Partition), Since: time.UnixMicro(w.Since)}
+		g := Gate{Ref: Ref{RunID: w.Run, Asset: w.Asset, Partition: flowstone.Partition(w.Partition)}, Pipeline: w.Pipeline, Since: time.UnixMicro(w.Since)}
 		if b, ok := e.bindings[g.Pipeline]; ok {
 			if a := b.pipeline.Asset(g.Asset); a == nil || !isGate(a) {
 				continue
@@ -83,84 +80,83 @@ func isGate(a *AssetDef) bool {
 	return ok
 }
 
-// Approve approves the gate asset of run runID: its held value becomes its
-// materialization and its dependents start. by and reason are recorded.
-func (e *Engine) Approve(ctx context.Context, runID, asset, by, reason string) error {
-	return e.decide(ctx, runID, asset, strategy.GateDecision{Action: strategy.GateApprove, By: by, Reason: reason, At: time.Now()})
+// Approve approves the gate ref: its held value becomes its materialization
+// and its dependents start. by and reason are recorded. A ref outside its
+// run is refused with ErrNotInRun.
+func (e *Engine) Approve(ctx context.Context, ref Ref, by, reason string) error {
+	return e.decide(ctx, ref, strategy.GateDecision{Action: strategy.GateApprove, By: by, Reason: reason, At: time.Now()})
 }
 
-// Reject rejects the gate asset of run runID: it fails, and its dependents
-// are upstream_failed.
-func (e *Engine) Reject(ctx context.Context, runID, asset, by, reason string) error {
-	return e.decide(ctx, runID, asset, strategy.GateDecision{Action: strategy.GateReject, By: by, Reason: reason, At: time.Now()})
+// Reject rejects the gate ref: it fails, and its dependents are
+// upstream_failed. A ref outside its run is refused with ErrNotInRun.
+func (e *Engine) Reject(ctx context.Context, ref Ref, by, reason string) error {
+	return e.decide(ctx, ref, strategy.GateDecision{Action: strategy.GateReject, By: by, Reason: reason, At: time.Now()})
 }
 
 // decide stores the first decision for a waiting gate and schedules the
 // job that applies it, in one transaction.
-func (e *Engine) decide(ctx context.Context, runID, asset string, d strategy.GateDecision) error {
+func (e *Engine) decide(ctx context.Context, ref Ref, d strategy.GateDecision) error {
 	if strings.TrimSpace(d.By) == "" {
-		return fmt.Errorf("%s of %s: say who decides", d.Action, asset)
+		return fmt.Errorf("%s of %s: say who decides", d.Action, ref.Asset)
 	}
 	data, _ := json.Marshal(d)
 	err := e.be.inTx(ctx, func(tx txn) error {
-		n, found, err := e.st.AssetInRun(ctx, tx, runID, asset)
+		node, err := e.resolveRef(ctx, tx, ref)
 		if err != nil {
 			return err
 		}
-		if !found {
-			return fmt.Errorf("%w: no asset %s in run %s", ErrNotWaiting, asset, runID)
-		}
-		status, part, pipeline := n.Status, n.Partition, n.Pipeline
-		b, ok := e.bindings[pipeline]
+		b, ok := e.bindings[node.pipeline]
 		if !ok {
-			return fmt.Errorf("%w: %s (bind it to decide its gates)", ErrUnknownPipeline, pipeline)
+			return fmt.Errorf("%w: %s (bind it to decide its gates)", ErrUnknownPipeline, node.pipeline)
 		}
-		a := b.pipeline.Asset(asset)
+		a := b.pipeline.Asset(ref.Asset)
 		if a == nil || !isGate(a) {
-			return fmt.Errorf("%w: %s is not a gate", ErrNotWaiting, asset)
+			return fmt.Errorf("%w: %s is not a gate", ErrNotWaiting, ref.Asset)
 		}
-		prior, decided, err := e.st.State(ctx, tx, n.Node, strategy.GateDecisionState)
+		prior, decided, err := e.st.State(ctx, tx, ref.node(), strategy.GateDecisionState)
 		if err != nil {
 			return err
 		}
 		if decided {
 			var p strategy.GateDecision
 			_ = json.Unmarshal([]byte(prior), &p)
-			return fmt.Errorf("%w: gate %s of run %s was %s by %s at %s", ErrGateResolved, asset, runID, pastTense(p.Action), p.By, p.At.Format(time.RFC3339))
+			return fmt.Errorf("%w: gate %s was %s by %s at %s", ErrGateResolved, ref, pastTense(p.Action), p.By, p.At.Format(time.RFC3339))
 		}
-		if status != store.AssetWaiting {
-			return fmt.Errorf("%w: gate %s of run %s is %s", ErrNotWaiting, asset, runID, status)
+		if node.status != StatusWaiting {
+			return fmt.Errorf("%w: gate %s is %s", ErrNotWaiting, ref, node.status)
 		}
-		saved, err := e.st.SaveState(ctx, tx, n.Node, strategy.GateDecisionState, string(data))
+		saved, err := e.st.SaveState(ctx, tx, ref.node(), strategy.GateDecisionState, string(data))
 		if err != nil {
 			return err
 		}
 		if !saved { // the timeout decided at this very moment
-			return fmt.Errorf("%w: gate %s of run %s", ErrGateResolved, asset, runID)
+			return fmt.Errorf("%w: gate %s", ErrGateResolved, ref)
 		}
 		signal, _ := json.Marshal(strategy.GateSignal{})
-		run := &runCtx{id: runID, p: b.pipeline}
-		return tx.insertJobs(ctx, []river.InsertManyParams{e.jobParams(run, a, flowstone.Partition(part), signal)})
+		run := &runCtx{id: ref.RunID, p: b.pipeline}
+		return tx.insertJobs(ctx, []river.InsertManyParams{e.jobParams(run, a, ref.Partition, signal)})
 	})
 	if err != nil {
 		return err
 	}
-	e.log.InfoContext(ctx, "gate decided", "run", runID, "asset", asset, "action", d.Action, "by", d.By)
+	e.log.InfoContext(ctx, "gate decided", "run", ref.RunID, "asset", ref.Asset, "partition", string(ref.Partition), "action", d.Action, "by", d.By)
 	return nil
 }
 
 // gateClaims is what a gate link carries.
 type gateClaims struct {
-	Run     string `json:"r"`
-	Asset   string `json:"a"`
-	Action  string `json:"x"`
-	Expires int64  `json:"e"`
+	Run       string `json:"r"`
+	Asset     string `json:"a"`
+	Partition string `json:"p,omitempty"`
+	Action    string `json:"x"`
+	Expires   int64  `json:"e"`
 }
 
 // GateToken returns a signed token that approves (action "approve") or
-// rejects ("reject") the gate asset of run runID until ttl has passed. Put
-// it in a link to GateHandler: ?token=....
-func (e *Engine) GateToken(runID, asset, action string, ttl time.Duration) (string, error) {
+// rejects ("reject") the gate ref until ttl has passed. Put it in a link to
+// GateHandler: ?token=.... The token carries the ref's partition under the
+// signature, so a link decides that partition's gate only.
+func (e *Engine) GateToken(ref Ref, action string, ttl time.Duration) (string, error) {
 	if len(e.cfg.Secret) < 16 {
 		return "", ErrNoSecret
 	}
@@ -170,7 +166,7 @@ func (e *Engine) GateToken(runID, asset, action string, ttl time.Duration) (stri
 	if ttl <= 0 {
 		return "", fmt.Errorf("gate token ttl %s: must be positive", ttl)
 	}
-	body, _ := json.Marshal(gateClaims{Run: runID, Asset: asset, Action: action, Expires: time.Now().Add(ttl).Unix()})
+	body, _ := json.Marshal(gateClaims{Run: ref.RunID, Asset: ref.Asset, Partition: string(ref.Partition), Action: action, Expires: time.Now().Add(ttl).Unix()})
 	enc := base64.RawURLEncoding
 	payload := enc.EncodeToString(body)
 	return payload + "." + enc.EncodeToString(e.sign(payload)), nil
@@ -216,7 +212,7 @@ func (e *Engine) DecideWithToken(ctx context.Context, token, by, reason string) 
 	if by == "" {
 		by = "signed link"
 	}
-	return e.decide(ctx, c.Run, c.Asset, strategy.GateDecision{Action: c.Action, By: by, Reason: reason, At: time.Now()})
+	return e.decide(ctx, c.ref(), strategy.GateDecision{Action: c.Action, By: by, Reason: reason, At: time.Now()})
 }
 
 var gatePage = template.Must(template.New("gate").Parse(`<!doctype html>
@@ -254,7 +250,7 @@ func (e *Engine) GateHandler() http.Handler {
 		switch r.Method {
 		case http.MethodGet:
 			page.Title = strings.ToUpper(c.Action[:1]) + c.Action[1:] + " " + c.Asset
-			page.Message = "Run " + c.Run + ": " + c.Action + " the value of " + c.Asset + "?"
+			page.Message = "Run " + c.Run + ": " + c.Action + " the value of " + c.Asset + partitionPhrase(c.Partition) + "?"
 			page.Action, page.Form = c.Action, true
 			_ = gatePage.Execute(w, page)
 		case http.MethodPost:
@@ -262,7 +258,7 @@ func (e *Engine) GateHandler() http.Handler {
 			if by == "" {
 				by = "signed link"
 			}
-			err := e.decide(r.Context(), c.Run, c.Asset, strategy.GateDecision{Action: c.Action, By: by, Reason: r.FormValue("reason"), At: time.Now()})
+			err := e.decide(r.Context(), c.ref(), strategy.GateDecision{Action: c.Action, By: by, Reason: r.FormValue("reason"), At: time.Now()})
 			switch {
 			case errors.Is(err, ErrGateResolved), errors.Is(err, ErrNotWaiting):
 				w.WriteHeader(http.StatusConflict)
@@ -271,13 +267,26 @@ func (e *Engine) GateHandler() http.Handler {
 				w.WriteHeader(http.StatusInternalServerError)
 				page.Title, page.Message = "Error", err.Error()
 			default:
-				page.Title, page.Message = "Done", c.Asset+" of run "+c.Run+": "+pastTense(c.Action)+" by "+by+"."
+				page.Title, page.Message = "Done", c.Asset+partitionPhrase(c.Partition)+" of run "+c.Run+": "+pastTense(c.Action)+" by "+by+"."
 			}
 			_ = gatePage.Execute(w, page)
 		default:
 			w.WriteHeader(http.StatusMethodNotAllowed)
 		}
 	})
+}
+
+func (c gateClaims) ref() Ref {
+	return Ref{RunID: c.Run, Asset: c.Asset, Partition: flowstone.Partition(c.Partition)}
+}
+
+// partitionPhrase words a partition for the gate page: "" when
+// unpartitioned.
+func partitionPhrase(p string) string {
+	if p == "" {
+		return ""
+	}
+	return " (partition " + p + ")"
 }
 
 // pastTense words a gate action for messages.

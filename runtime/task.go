@@ -288,6 +288,8 @@ func (t *task) previous(ctx context.Context, into any) (flowstone.Partition, boo
 	return prev, true, nil
 }
 
+func (t *task) ref() Ref { return Ref{RunID: t.run.id, Asset: t.asset.Key, Partition: t.part} }
+
 func (t *task) LoadState(ctx context.Context, name string, into any) (bool, error) {
 	data, found, err := t.e.st.State(ctx, t.e.be.pool(), t.node(), name)
 	if err != nil || !found {
@@ -295,7 +297,7 @@ func (t *task) LoadState(ctx context.Context, name string, into any) (bool, erro
 	}
 	if into != nil {
 		if err := json.Unmarshal([]byte(data), into); err != nil {
-			return true, fmt.Errorf("state %s of run %s: %w", name, t.run.id, err)
+			return true, fmt.Errorf("state %s of %s: %w", name, t.ref(), err)
 		}
 	}
 	return true, nil

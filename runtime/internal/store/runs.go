@@ -393,25 +393,50 @@ func (Store) Runs(ctx context.Context, q Querier, pipeline string, limit int) ([
 	return out, rs.Err()
 }
 
-// AssetInRun is a node of a run found by run and asset, with the run's
-// pipeline.
-type AssetInRun struct {
-	Node
-	Pipeline string
-	Status   AssetStatus
+// RunPipeline returns the pipeline of run id.
+func (Store) RunPipeline(ctx context.Context, q Querier, id string) (pipeline string, found bool, err error) {
+	err = q.QueryRow(ctx, `SELECT pipeline FROM flowstone_runs WHERE id = ?`, id).Scan(&pipeline)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	return pipeline, err == nil, err
 }
 
-// AssetInRun reads a node of run by its asset (the first partition when it
-// has several).
-func (Store) AssetInRun(ctx context.Context, q Querier, run, asset string) (a AssetInRun, found bool, err error) {
-	a.Run, a.Asset = run, asset
-	err = q.QueryRow(ctx, `SELECT ra.status, ra.partition_key, r.pipeline FROM flowstone_run_assets ra
-		JOIN flowstone_runs r ON r.id = ra.run_id WHERE ra.run_id = ? AND ra.asset = ?
-		ORDER BY ra.partition_key LIMIT 1`, run, asset).Scan(&a.Status, &a.Partition, &a.Pipeline)
+// AssetPartitions lists the partitions run holds of asset, sorted.
+func (Store) AssetPartitions(ctx context.Context, q Querier, run, asset string) ([]string, error) {
+	return queryStrings(ctx, q, `SELECT partition_key FROM flowstone_run_assets WHERE run_id = ? AND asset = ? ORDER BY partition_key`, run, asset)
+}
+
+// RunAssetKeys lists the assets run holds, sorted.
+func (Store) RunAssetKeys(ctx context.Context, q Querier, run string) ([]string, error) {
+	return queryStrings(ctx, q, `SELECT DISTINCT asset FROM flowstone_run_assets WHERE run_id = ? ORDER BY asset`, run)
+}
+
+// NodeStatus reads node n's status.
+func (Store) NodeStatus(ctx context.Context, q Querier, n Node) (s AssetStatus, found bool, err error) {
+	err = q.QueryRow(ctx, `SELECT status FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?`,
+		n.Run, n.Asset, n.Partition).Scan(&s)
 	if errors.Is(err, sql.ErrNoRows) {
-		return a, false, nil
+		return s, false, nil
 	}
-	return a, err == nil, err
+	return s, err == nil, err
+}
+
+func queryStrings(ctx context.Context, q Querier, query string, args ...any) ([]string, error) {
+	rs, err := q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var s string
+		if err := rs.Scan(&s); err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rs.Err()
 }
 
 // Waiting is a node waiting for its strategy to continue (a gate's
@@ -428,7 +453,7 @@ type Waiting struct {
 func (Store) Waiting(ctx context.Context, q Querier, pipeline string) ([]Waiting, error) {
 	rs, err := q.Query(ctx, `SELECT ra.run_id, r.pipeline, ra.asset, ra.partition_key, COALESCE(ra.started_at, 0)
 		FROM flowstone_run_assets ra JOIN flowstone_runs r ON r.id = ra.run_id
-		WHERE ra.status = ? AND (? = '' OR r.pipeline = ?) ORDER BY ra.started_at, ra.run_id, ra.asset`,
+		WHERE ra.status = ? AND (? = '' OR r.pipeline = ?) ORDER BY ra.started_at, ra.run_id, ra.asset, ra.partition_key`,
 		AssetWaiting, pipeline, pipeline)
 	if err != nil {
 		return nil, err
