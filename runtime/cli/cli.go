@@ -37,9 +37,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/suggest"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // App describes the program that embeds the CLI.
@@ -178,6 +180,13 @@ func (s *session) rootCommand() *cobra.Command {
 	root.SetOut(s.stdout)
 	root.SetErr(s.stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok {
+			var names []string
+			c.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+			if near := suggest.Nearest(name, names); near != "" {
+				err = fmt.Errorf("%w (did you mean --%s?)", err, near)
+			}
+		}
 		return &exitError{code: ExitUsage, err: err}
 	})
 	// Help speaks of the program's own pipelines: their assets, partition

@@ -66,11 +66,19 @@ func TestHelpSpeaksOfTheBoundPipeline(t *testing.T) {
 	}
 }
 
-func TestUnknownCommandSuggestsTheNearest(t *testing.T) {
+func TestUnknownCommandOrFlagSuggestsTheNearest(t *testing.T) {
 	t.Parallel()
 	r := invoke(testContext(t), ordersApp(), "staus")
 	if r.code != cli.ExitUsage || !strings.HasPrefix(r.stderr, `orders: unknown command "staus" for "orders" (did you mean status?)`+"\n") {
 		t.Errorf("unknown command: %s", r)
+	}
+	r = invoke(testContext(t), ordersApp(), "materialize", "--partiton", "2024-01-02")
+	if r.code != cli.ExitUsage || !strings.HasPrefix(r.stderr, `orders: unknown flag: --partiton (did you mean --partition?)`+"\n") {
+		t.Errorf("unknown flag: %s", r)
+	}
+	r = invoke(testContext(t), ordersApp(), "--databse", "x.db", "status")
+	if r.code != cli.ExitUsage || !strings.HasPrefix(r.stderr, `orders: unknown flag: --databse (did you mean --database?)`+"\n") {
+		t.Errorf("unknown global flag: %s", r)
 	}
 }
 
