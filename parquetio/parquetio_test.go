@@ -34,15 +34,23 @@ type trip struct {
 	Tags     []string
 	Extra    map[string]int
 	Raw      []byte
+	Hash     [4]byte
+	Stops    []stop
 	internal int //nolint:unused // unexported fields are not stored
+}
+
+type stop struct {
+	At   time.Time
+	Name string
 }
 
 func trips() []trip {
 	tip := 2.5
 	t0 := time.Date(2024, 1, 2, 8, 30, 0, 123, time.UTC)
 	return []trip{
-		{ID: 1, Driver: "ana", Miles: 3.2, Paid: true, Started: t0, Tip: &tip, Tags: []string{"airport", "night"}, Extra: map[string]int{"bags": 2}, Raw: []byte{0, 1}},
-		{ID: 2, Driver: "bo", Miles: 0.4, Started: t0.Add(time.Hour), Tags: []string{}, Extra: map[string]int{}, Raw: []byte{}},
+		{ID: 1, Driver: "ana", Miles: 3.2, Paid: true, Started: t0, Tip: &tip, Tags: []string{"airport", "night"}, Extra: map[string]int{"bags": 2}, Raw: []byte{0, 1},
+			Hash: [4]byte{1, 2, 3, 4}, Stops: []stop{{At: t0, Name: "a"}, {At: t0.Add(time.Minute), Name: "b"}}},
+		{ID: 2, Driver: "bo", Miles: 0.4, Started: t0.Add(time.Hour), Tags: []string{}, Extra: map[string]int{}, Raw: []byte{}, Stops: []stop{}},
 	}
 }
 
