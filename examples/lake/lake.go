@@ -26,15 +26,15 @@ var Lake = parquetio.New(blobio.FromEnv("LAKE_URL", "mem://"), "date")
 
 // Trip is one taxi trip: a row of the trips table.
 type Trip struct {
-	ID       int64
-	Driver   string
-	Start    time.Time
-	Minutes  int32
-	Miles    float64
-	FareUSD  float64
-	TipUSD   *float64 // nil when the rider gave none
-	Zone     string
-	Paid     bool
+	ID         int64
+	Driver     string
+	Start      time.Time
+	Minutes    int32
+	Miles      float64
+	FareUSD    float64
+	TipUSD     *float64 // nil when the rider gave none
+	Zone       string
+	Paid       bool
 	Surcharges []string
 }
 
