@@ -68,6 +68,18 @@ func (t *task) AddMetadata(key string, value any) {
 // Logger implements flowstone.Recorder.
 func (t *task) Logger() *slog.Logger { return t.log }
 
+// Identity implements flowstone.IdentityOf's view of the task.
+func (t *task) Identity() flowstone.Identity {
+	return flowstone.Identity{Pipeline: t.run.p.name, RunID: t.run.id, Asset: t.asset.Key, Partition: t.part, Attempt: t.attempts}
+}
+
+// UpdateMetadata implements flowstone.UpdateMetadata.
+func (t *task) UpdateMetadata(key string, update func(old any) any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.meta[key] = update(t.meta[key])
+}
+
 func (t *task) metadata() map[string]any {
 	t.mu.Lock()
 	defer t.mu.Unlock()
