@@ -30,10 +30,10 @@ var readCommands = [][]string{
 
 func TestReadCommandsCreateNothing(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
 	app := daysApp(daysPipeline(0))
 	check := func(t *testing.T, db []string) {
 		t.Helper()
+		ctx := testContext(t)
 		for _, cmd := range readCommands {
 			r := invoke(ctx, app, args(db, cmd...)...)
 			if r.code != cli.ExitFailure || !strings.Contains(r.stderr, "not initialised: run migrate or a worker") {
@@ -59,6 +59,7 @@ func TestReadCommandsCreateNothing(t *testing.T) {
 		schema := fmt.Sprintf("fs_cli_ro_%d_%d", os.Getpid(), time.Now().UnixNano()%1e6)
 		t.Cleanup(func() { dropSchema(url, schema) })
 		check(t, []string{"--database", url, "--schema", schema})
+		ctx := context.Background()
 		conn, err := pgx.Connect(ctx, url)
 		if err != nil {
 			t.Fatal(err)
