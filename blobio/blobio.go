@@ -279,8 +279,14 @@ func (b *IO) ReadFile(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
-// Delete removes the object key; a missing one is not an error.
-func (b *IO) Delete(ctx context.Context, key string) error {
+// Delete removes the value of ref (Engine.Prune calls it for the values it
+// removes); a value already gone is not an error.
+func (b *IO) Delete(ctx context.Context, ref runtime.ValueRef) error {
+	return b.DeleteFile(ctx, Key(ref)+".json")
+}
+
+// DeleteFile removes the object key; a missing one is not an error.
+func (b *IO) DeleteFile(ctx context.Context, key string) error {
 	bucket, err := b.open(ctx)
 	if err != nil {
 		return err
