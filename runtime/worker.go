@@ -98,12 +98,13 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 
 	t := &task{e: e, b: w.b, run: run, asset: a, part: part, attempts: attempts, job: job, config: cfg, hasConfig: st.Config.Valid,
 		meta: map[string]any{}}
-	t.log = e.log.With("run", run.id, "pipeline", p.name, "asset", a.Key, "partition", string(part))
+	t.log, t.logs = e.assetLogger(t)
 
 	res, err := t.execute(ctx, args.Resume)
 	// The attempt's context may have ended (timeout, cancellation); its
 	// outcome is still recorded.
 	rctx := context.WithoutCancel(ctx)
+	e.saveLogs(rctx, t)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
 			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)
