@@ -1,7 +1,7 @@
 -- What asset code logged through flowstone.Logger, one row per job of an
 -- attempt (a resumed attempt adds one per continuation), each bounded by
 -- the engine; lines are JSON objects, one a line.
-CREATE TABLE flowstone_logs (
+CREATE TABLE IF NOT EXISTS flowstone_logs (
     run_id        TEXT NOT NULL,
     asset         TEXT NOT NULL,
     partition_key TEXT NOT NULL,
