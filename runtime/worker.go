@@ -71,7 +71,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 	// The attempt's context may have ended (timeout, cancellation); its
 	// outcome is still recorded.
 	rctx := context.WithoutCancel(ctx)
-	e.saveLogs(rctx, t)
+	e.saveLogs(rctx, t, w.row.ID)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
 			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)
