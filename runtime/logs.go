@@ -156,7 +156,7 @@ func (e *Engine) saveLogs(ctx context.Context, t *task) {
 		return
 	}
 	c.mu.Lock()
-	chunk := store.LogChunk{Node: t.node(), Attempt: t.attempts, Job: t.job.ID, Truncated: c.truncated, Lines: string(c.buf)}
+	chunk := store.LogChunk{Node: t.node(), Attempt: t.attempts, Job: t.jobID, Truncated: c.truncated, Lines: string(c.buf)}
 	c.mu.Unlock()
 	if chunk.Lines == "" {
 		return

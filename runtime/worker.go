@@ -63,7 +63,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}
 
-	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, config: cfg, hasConfig: st.Config.Valid,
+	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, jobID: w.row.ID, config: cfg, hasConfig: st.Config.Valid,
 		meta: map[string]any{}}
 	t.log, t.logs = e.assetLogger(t)
 
