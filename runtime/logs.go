@@ -148,15 +148,15 @@ func (e *Engine) assetLogger(t *task) (*slog.Logger, *logCapture) {
 	return slog.New(teeHandler{proc, slog.NewJSONHandler(c, nil)}), c
 }
 
-// saveLogs stores what t logged, if anything. Logs are worth less than the
+// saveLogs stores what t logged in job, if anything. Logs are worth less than the
 // attempt's outcome: an error to store them is logged, not returned.
-func (e *Engine) saveLogs(ctx context.Context, t *task) {
+func (e *Engine) saveLogs(ctx context.Context, t *task, job int64) {
 	c := t.logs
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	chunk := store.LogChunk{Node: t.node(), Attempt: t.attempts, Job: t.jobID, Truncated: c.truncated, Lines: string(c.buf)}
+	chunk := store.LogChunk{Node: t.node(), Attempt: t.attempts, Job: job, Truncated: c.truncated, Lines: string(c.buf)}
 	c.mu.Unlock()
 	if chunk.Lines == "" {
 		return

@@ -25,7 +25,6 @@ type task struct {
 	asset     *AssetDef
 	part      flowstone.Partition
 	attempts  int
-	jobID     int64 // the River job working on it
 	config    any
 	hasConfig bool
 	log       *slog.Logger

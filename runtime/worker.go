@@ -63,7 +63,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}
 
-	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, jobID: w.row.ID, config: cfg, hasConfig: st.Config.Valid,
+	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, config: cfg, hasConfig: st.Config.Valid,
 		meta: map[string]any{}}
 	t.log, t.logs = e.assetLogger(t)
 
@@ -71,7 +71,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 	// The attempt's context may have ended (timeout, cancellation); its
 	// outcome is still recorded.
 	rctx := context.WithoutCancel(ctx)
-	e.saveLogs(rctx, t)
+	e.saveLogs(rctx, t, w.row.ID)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
 			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)
