@@ -16,6 +16,7 @@ import (
 	"github.com/flowstone-go/flowstone/flowstonehttp"
 	"github.com/flowstone-go/flowstone/flowstonetest"
 	"github.com/flowstone-go/flowstone/internal/fakes3"
+	"github.com/flowstone-go/flowstone/runtime"
 )
 
 // TestMain points Lake at an S3 server started in-process on loopback,
