@@ -12,8 +12,8 @@
 //		}, os.Args[1:], os.Stdout, os.Stderr))
 //	}
 //
-// The commands are materialize, status, assets, graph, worker, migrate,
-// cancel; backfill, partitions, dynamic and sensors for partitioned
+// The commands are materialize, status, assets, show, logs, graph, worker,
+// migrate, cancel; backfill, partitions, dynamic and sensors for partitioned
 // pipelines; and for pipelines with gates: gates, approve, reject, gate-link
 // and serve-gates. docs/cli.md, docs/kinds.md and docs/partitions.md show
 // them with their output. Main returns the exit
@@ -226,6 +226,8 @@ func (s *session) rootCommand() *cobra.Command {
 		s.partitionsCommand(),
 		s.dynamicCommand(),
 		s.sensorsCommand(),
+		s.logsCommand(),
+		s.showCommand(),
 	)
 	return root
 }
