@@ -107,6 +107,8 @@ type PipelineDef struct {
 	Assets []AssetDef
 	// Sensors of the pipeline (//flowstone:sensor).
 	Sensors []SensorDef
+	// Checks of the pipeline's assets (//flowstone:check).
+	Checks []CheckDef
 }
 
 // SensorFunc is a generated wrapper that calls a //flowstone:sensor
@@ -137,6 +139,8 @@ type Pipeline struct {
 	byKey      map[string]*AssetDef
 	downstream map[string][]string
 	sensors    []*SensorDef
+	// checks of each asset, by asset key, in declaration order.
+	checks map[string][]*CheckDef
 }
 
 // NewPipeline validates def and returns the pipeline. Generated code calls
@@ -217,6 +221,9 @@ func buildPipeline(def PipelineDef) (*Pipeline, error) {
 		}
 		names[s.Name] = true
 		p.sensors = append(p.sensors, &s)
+	}
+	if err := p.addChecks(def.Checks); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

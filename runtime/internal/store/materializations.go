@@ -69,11 +69,14 @@ type ReuseKey struct {
 	CodeVersion, ConfigHash, InputHash string
 }
 
-// Reusable returns the newest succeeded materialization matching k.
+// Reusable returns the newest succeeded materialization matching k that
+// no blocking check failed.
 func (Store) Reusable(ctx context.Context, q Querier, k ReuseKey) (id string, found bool, err error) {
 	err = q.QueryRow(ctx, `SELECT id FROM flowstone_materializations
 		WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = ?
 		AND code_version = ? AND config_hash = ? AND input_hash = ?
+		AND NOT EXISTS (SELECT 1 FROM flowstone_check_results c
+			WHERE c.materialization_id = flowstone_materializations.id AND c.blocking = 1 AND c.passed = 0)
 		ORDER BY finished_at DESC LIMIT 1`,
 		k.Pipeline, k.Asset, k.Partition, MatSucceeded, k.CodeVersion, k.ConfigHash, k.InputHash).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
