@@ -25,10 +25,10 @@ type task struct {
 	asset     *AssetDef
 	part      flowstone.Partition
 	attempts  int
-	job       *river.Job[jobArgs]
 	config    any
 	hasConfig bool
 	log       *slog.Logger
+	logs      *logCapture // what log keeps for the attempt's record
 
 	ups     []upstream // loaded on first use
 	resumes []river.InsertManyParams
@@ -338,10 +338,6 @@ func (t *task) Resume(_ context.Context, at time.Time, payload any) error {
 	if string(data) == "null" {
 		data = []byte("{}")
 	}
-	p := t.e.jobParams(t.run, t.asset, t.part, data)
-	if at.After(time.Now()) { // a past time would wait for River's scheduler
-		p.InsertOpts.ScheduledAt = at
-	}
-	t.resumes = append(t.resumes, p)
+	t.resumes = append(t.resumes, t.e.resumeJob(t.run, t.asset, t.part, data, at))
 	return nil
 }

@@ -233,7 +233,6 @@ func TestMaterializeFailedRunExitsOne(t *testing.T) {
 
 func TestBadInputIsAUsageError(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
 	db := databases(t)[0].flags(t)
 	for _, tc := range []struct {
 		name   string
@@ -283,7 +282,8 @@ func TestBadInputIsAUsageError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := invoke(ctx, tc.app, args(db, tc.args...)...)
+			// Its own deadline: a parallel subtest may wait long for its turn.
+			r := invoke(testContext(t), tc.app, args(db, tc.args...)...)
 			if r.code != cli.ExitUsage {
 				t.Fatalf("want exit %d: %s", cli.ExitUsage, r)
 			}
