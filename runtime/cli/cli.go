@@ -12,8 +12,9 @@
 //		}, os.Args[1:], os.Stdout, os.Stderr))
 //	}
 //
-// The commands are materialize, status, assets, graph, worker, migrate,
-// cancel, serve (the web page: docs/ui.md); backfill, partitions, dynamic and sensors for partitioned
+// The commands are materialize, status, assets, show, logs, graph, worker,
+// migrate, cancel, serve (the web page: docs/ui.md); backfill, partitions,
+// dynamic and sensors for partitioned
 // pipelines; and for pipelines with gates: gates, approve, reject, gate-link
 // and serve-gates. docs/cli.md, docs/kinds.md and docs/partitions.md show
 // them with their output. Main returns the exit
@@ -226,6 +227,8 @@ func (s *session) rootCommand() *cobra.Command {
 		s.partitionsCommand(),
 		s.dynamicCommand(),
 		s.sensorsCommand(),
+		s.logsCommand(),
+		s.showCommand(),
 		s.serveCommand(),
 	)
 	return root
