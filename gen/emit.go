@@ -52,6 +52,7 @@ func emit(p *pipelineDecl) ([]byte, error) {
 	e.loaders()
 	e.wrappers()
 	e.sensorWrappers()
+	e.checkWrappers()
 	e.guards()
 	var file strings.Builder
 	file.Grow(e.out.Len() + 1024)
@@ -234,6 +235,13 @@ func (e *emitter) pipeline() {
 			sensors[i] = fieldsLiteral(3, e.sensorDef(s))
 		}
 		def = append(def, field{"Sensors", "[]" + e.rt("SensorDef") + multiline(2, sensors)})
+	}
+	if len(e.p.checks) > 0 {
+		checks := make([]string, len(e.p.checks))
+		for i, c := range e.p.checks {
+			checks[i] = fieldsLiteral(3, e.checkDef(c))
+		}
+		def = append(def, field{"Checks", "[]" + e.rt("CheckDef") + multiline(2, checks)})
 	}
 	writeFields(&e.out, 2, def)
 	e.out.WriteString("\t})\n}\n")
@@ -659,6 +667,9 @@ func (e *emitter) guards() {
 	for _, s := range e.p.sensors {
 		sigs, fns = append(sigs, e.typ(s.sig)), append(fns, s.fn.Name.Name)
 	}
+	for _, c := range e.p.checks {
+		sigs, fns = append(sigs, e.typ(c.sig)), append(fns, c.fn.Name.Name)
+	}
 	if len(sigs) == 0 {
 		return
 	}
@@ -667,7 +678,7 @@ func (e *emitter) guards() {
 	for _, sig := range sigs {
 		width = max(width, utf8.RuneCountInString(sig)+1)
 	}
-	if len(e.p.sensors) == 0 {
+	if len(e.p.sensors) == 0 && len(e.p.checks) == 0 {
 		e.decl("Compile-time guards: an asset's signature edited without regenerating",
 			"breaks the build here. Run go generate.")
 	} else {

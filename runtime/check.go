@@ -279,7 +279,7 @@ func checkRecord(r store.CheckResult) CheckRecord {
 	return CheckRecord{Pipeline: r.Pipeline, Asset: r.Asset, Check: r.Name, Partition: flowstone.Partition(r.Partition),
 		Materialization: r.Materialization, Run: r.Run, Blocking: r.Blocking,
 		CheckResult: flowstone.CheckResult{Passed: r.Passed, Severity: flowstone.Severity(r.Severity), Description: r.Description, Metadata: meta},
-		At: micros(r.CreatedAt)}
+		At:          micros(r.CreatedAt)}
 }
 
 // Check runs the checks of asset (all of them, or the one named name)

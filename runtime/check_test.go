@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/flowstone-go/flowstone"
 )
@@ -32,11 +33,19 @@ func checkPipeline(value *atomic.Int64) *Pipeline {
 	}})
 }
 
+// checksByName waits for mat's two checks: a warning may report after
+// its run finished.
 func checksByName(t *testing.T, e *Engine, mat string) map[string]CheckRecord {
 	t.Helper()
-	rs, err := e.MaterializationChecks(context.Background(), mat)
-	if err != nil {
-		t.Fatal(err)
+	var rs []CheckRecord
+	for deadline := time.Now().Add(60 * time.Second); len(rs) < 2; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if rs, err = e.MaterializationChecks(context.Background(), mat); err != nil {
+			t.Fatal(err)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("checks of %s: %+v", mat, rs)
+		}
 	}
 	out := map[string]CheckRecord{}
 	for _, r := range rs {

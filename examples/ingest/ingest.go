@@ -118,3 +118,23 @@ func ArrivedDays(ctx context.Context, cursor string, drop *DropDir) (flowstone.S
 	}
 	return res, nil
 }
+
+// CompleteDay fails a day that did not roll up all its hours; it is
+// blocking, so running_total does not add an incomplete day.
+//
+//flowstone:check asset=daily_counts blocking
+func CompleteDay(ctx context.Context, dailyCounts Count) (flowstone.CheckResult, error) {
+	return flowstone.CheckResult{
+		Passed:      dailyCounts.Hours == 24,
+		Description: fmt.Sprintf("%d of 24 hours rolled up", dailyCounts.Hours),
+		Metadata:    map[string]any{"hours": dailyCounts.Hours, "events": dailyCounts.Events},
+	}, nil
+}
+
+// HasPurchases warns about a day without a purchase.
+//
+//flowstone:check asset=daily_counts severity=warn
+func HasPurchases(ctx context.Context, dailyCounts Count) (flowstone.CheckResult, error) {
+	n := dailyCounts.ByKind["purchase"]
+	return flowstone.CheckResult{Passed: n > 0, Description: fmt.Sprintf("%d purchases", n), Metadata: map[string]any{"purchases": n}}, nil
+}

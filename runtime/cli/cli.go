@@ -236,6 +236,8 @@ func (s *session) rootCommand() *cobra.Command {
 		s.partitionsCommand(),
 		s.dynamicCommand(),
 		s.sensorsCommand(),
+		s.checkCommand(),
+		s.checksCommand(),
 		s.logsCommand(),
 		s.showCommand(),
 		s.serveCommand(),
