@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/flowstone-go/flowstone/examples/ingest"
@@ -41,6 +42,20 @@ func TestChecksAreShownAndRunAlone(t *testing.T) {
 		wantLine(t, r, `complete_day daily_counts 2024-01-01 passed error yes 24 of 24 hours rolled up events=\d+ hours=24 mat_\w+ run_\w+ .*`)
 		if r := invoke(ctx, app, args(db, "check", "running_total")...); r.code != cli.ExitUsage {
 			t.Errorf("check of an asset without checks: %s", r)
+		}
+
+		// An hour materialized again makes its day stale.
+		if r := invoke(ctx, app, args(db, "materialize", "events", "--partition", "2024-01-01T03", "--force")...); r.code != 0 {
+			t.Fatalf("materialize an hour: %s", r)
+		}
+		r = invoke(ctx, app, args(db, "assets")...)
+		wantLine(t, r, `stale daily_counts: upstream events has a newer materialization \(2024-01-01T03\)`)
+		if strings.Contains(r.stdout, "stale events") {
+			t.Errorf("events reported stale: %s", r)
+		}
+		r = invoke(ctx, app, args(db, "show", "daily_counts", "--partition", "2024-01-01")...)
+		if !regexp.MustCompile(`stale:\s+upstream events has a newer materialization \(2024-01-01T03\)`).MatchString(r.stdout) {
+			t.Errorf("show lacks the staleness: %s", r)
 		}
 	})
 }

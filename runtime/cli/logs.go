@@ -196,6 +196,9 @@ value.`,
 			if err := showChecks(ctx, tw, eng, m.ID); err != nil {
 				return err
 			}
+			if err := showStale(ctx, tw, eng, p, a.Key); err != nil {
+				return err
+			}
 			if err := tw.Flush(); err != nil {
 				return err
 			}
