@@ -455,10 +455,12 @@ func (e *emitter) assetDef(a *asset, indent int) []field {
 // for options the generator consumes itself.
 func commonField(option string) string {
 	switch option {
-	case "name", "deps":
+	case "name", "deps", "code_version":
 		return ""
 	case "io":
 		return "IO"
+	case "config":
+		return "ScheduleConfig"
 	}
 	return upperFirst(option)
 }

@@ -138,14 +138,16 @@ const (
 	msgBadKey          = "asset %s: name %q is not a valid asset key: use lower-case letters, digits and underscores, starting with a letter"
 
 	// Signatures.
-	msgFirstParam    = "%s: the first parameter must be a context.Context"
-	msgReturns       = "asset %s: must return (T, error) or error, not %s"
-	msgRouterReturns = "asset %s: a router must return (flowstone.Route, error), not %s"
-	msgBadType       = "%s: %s has an invalid type%s"
-	msgUnnameable    = "%s: %s has type %s, which generated code cannot name outside package %s"
-	msgUnnamedParam  = "%s: parameter %d (%s) needs a name: dependencies and resources are matched by name"
-	msgNameCollision = "%s: generated name %s is already declared at %s"
-	msgReservedName  = "%s is declared here, but flowstonegen generates it for the pipeline; rename this declaration"
+	msgFirstParam      = "%s: the first parameter must be a context.Context"
+	msgReturns         = "asset %s: must return (T, error) or error, not %s"
+	msgRouterReturns   = "asset %s: a router must return (flowstone.Route, error), not %s"
+	msgBadType         = "%s: %s has an invalid type%s"
+	msgUnnameable      = "%s: %s has type %s, which generated code cannot name outside package %s"
+	msgUnnamedParam    = "%s: parameter %d (%s) needs a name: dependencies and resources are matched by name"
+	msgNameCollision   = "%s: generated name %s is already declared at %s"
+	msgRoundTrip       = "asset %s: values of type %s do not round-trip through the JSON value codec: %s"
+	msgConfigRoundTrip = "config type %s does not round-trip through JSON: %s"
+	msgReservedName    = "%s is declared here, but flowstonegen generates it for the pipeline; rename this declaration"
 
 	// Keys and dependencies.
 	msgDuplicateKey     = "asset %s: duplicate asset key (also %s at %s)"
@@ -168,15 +170,18 @@ const (
 	msgCycle            = "dependency cycle: %s"
 
 	// Kinds.
-	msgNotRouter     = "asset %s: routed_from=%s: asset %s is not a router (its directive needs router)"
-	msgNoBranches    = "asset %s: router has no branches: no asset has routed_from=%s"
-	msgFallback      = "asset %s: fallback=%s is not a branch of this router (branches: %s)"
-	msgScatterSource = "asset %s: scatter=%s: asset %s produces %s, not a slice"
-	msgScatterItem   = "asset %s: a scatter asset takes exactly one parameter of type %s, the item type of %s; it takes %d"
-	msgScatterSelf   = "asset %s: scatter=%s names the asset itself"
-	msgIdentMissing  = "asset %s: %s=%s: no package-level variable %s%s"
-	msgIdentNotVar   = "asset %s: %s=%s: %s is not a package-level variable"
-	msgIdentType     = "asset %s: %s=%s: %s has type %s, which does not implement %s"
+	msgNotRouter         = "asset %s: routed_from=%s: asset %s is not a router (its directive needs router)"
+	msgNoBranches        = "asset %s: router has no branches: no asset has routed_from=%s"
+	msgFallback          = "asset %s: fallback=%s is not a branch of this router (branches: %s)"
+	msgScatterSource     = "asset %s: scatter=%s: asset %s produces %s, not a slice"
+	msgScatterItem       = "asset %s: a scatter asset takes exactly one parameter of type %s, the item type of %s; it takes %d"
+	msgScatterSelf       = "asset %s: scatter=%s names the asset itself"
+	msgIdentMissing      = "asset %s: %s=%s: no package-level variable %s%s"
+	msgIdentNotVar       = "asset %s: %s=%s: %s is not a package-level variable"
+	msgConfigNoType      = "asset %s: config=%s: the pipeline has no //flowstone:config type"
+	msgConfigDefaultType = "asset %s: config=%s: %s has type %s, but the run config is %s"
+	msgScheduleConfig    = "asset %s: scheduled runs need a config: %s %s; add config=Ident naming a package-level %s value"
+	msgIdentType         = "asset %s: %s=%s: %s has type %s, which does not implement %s"
 
 	// Sensors.
 	msgSensorRequired   = "sensor %s: option %s is required: %s"

@@ -44,6 +44,9 @@ func codeVersions(fset *token.FileSet, assets []*asset) {
 // else in the file (other functions, comments, blank lines, the function's
 // position) leaves it unchanged.
 func codeVersion(fset *token.FileSet, a *asset) string {
+	if pinned, ok := a.opt("code_version").(string); ok {
+		return pinned
+	}
 	h := sha256.New()
 	h.Write(funcSource(fset, a.fn))
 	h.Write([]byte("\n//flowstone:asset " + normaliseOptions(a.dir.opts)))

@@ -84,7 +84,12 @@ type AssetDef struct {
 	Group    string
 	Tags     []string
 	Schedule string
-	// CodeVersion hashes the function's source and directive.
+	// ScheduleConfig is the run config of scheduled runs (config=): a
+	// value of the pipeline's config type, nil when the asset and its
+	// upstreams take none.
+	ScheduleConfig any
+	// CodeVersion hashes the function's source and directive, or is the
+	// version code_version= pins.
 	CodeVersion string
 	// HasValue is false for an asset whose function returns only error.
 	HasValue   bool

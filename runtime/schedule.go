@@ -7,13 +7,10 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/cronexpr"
 	"github.com/riverqueue/river"
 	"github.com/robfig/cron/v3"
 )
-
-// cronParser reads schedule= expressions: five fields, or descriptors such
-// as @daily and @every 90s.
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // cronSchedule is a cron schedule evaluated in a time zone, as River's
 // periodic job scheduler wants it.
@@ -45,7 +42,7 @@ func (e *Engine) periodicJobs() ([]*river.PeriodicJob, error) {
 			if a.Schedule == "" {
 				continue
 			}
-			s, err := cronParser.Parse(a.Schedule)
+			s, err := cronexpr.Parse(a.Schedule)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("pipeline %s asset %s: schedule %q: %w", p.name, a.Key, a.Schedule, err))
 				continue
@@ -69,7 +66,7 @@ func (e *Engine) tick(ctx context.Context, job *river.Job[jobArgs], p *Pipeline,
 	if err != nil {
 		return river.JobCancel(fmt.Errorf("schedule tick %q: %w", job.Args.Tick, err))
 	}
-	req := Request{Targets: []string{a.Key}, RunKey: "schedule:" + a.Key + ":" + at.Format(time.RFC3339)}
+	req := Request{Targets: []string{a.Key}, Config: a.ScheduleConfig, RunKey: "schedule:" + a.Key + ":" + at.Format(time.RFC3339)}
 	if a.Partitions != nil {
 		ts, ok := a.Partitions.(flowstone.TimeWindowSet)
 		if !ok {

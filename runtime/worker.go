@@ -276,7 +276,7 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 		}
 		var value, views any
 		if final.Status == strategy.Succeeded && a.HasValue && !external {
-			data, err := json.Marshal(final.Value)
+			data, err := encodeValue(final.Value)
 			if err != nil {
 				encodeErr = flowstone.Permanentf("asset %s: value of type %T does not encode as JSON: %v", a.Key, final.Value, err)
 				return encodeErr

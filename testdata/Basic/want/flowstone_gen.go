@@ -99,7 +99,7 @@ func defCleanOrders() runtime.AssetDef {
 			{Asset: AssetRawOrders, Kind: runtime.DepValue},
 		},
 		Partitions:  Days,
-		CodeVersion: "8e4eb9a3c8a75499",
+		CodeVersion: "v3",
 		HasValue:    true,
 		ValueType:   "[]Order",
 		Run:         runCleanOrders,
@@ -161,10 +161,11 @@ func defPublish() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetDailyRevenue, Kind: runtime.DepOrder},
 		},
-		Partitions:  Days,
-		Schedule:    "0 6 * * *",
-		CodeVersion: "2efd67b1d24215e3",
-		Run:         runPublish,
+		Partitions:     Days,
+		Schedule:       "0 6 * * *",
+		ScheduleConfig: Defaults,
+		CodeVersion:    "a52c138d6d4bdb7c",
+		Run:            runPublish,
 	}
 }
 

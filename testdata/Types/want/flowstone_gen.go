@@ -7,7 +7,7 @@ import (
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
-	"net/url"
+	"math/big"
 	"time"
 )
 
@@ -53,8 +53,8 @@ func Pipeline() *runtime.Pipeline {
 
 // LoadIn returns the newest successful value of in for partition p
 // ("" for an unpartitioned asset).
-func LoadIn(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (map[string]*url.URL, error) {
-	return runtime.Load[map[string]*url.URL](ctx, e, "types", AssetIn, p)
+func LoadIn(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (map[string]*big.Int, error) {
+	return runtime.Load[map[string]*big.Int](ctx, e, "types", AssetIn, p)
 }
 
 // LoadErr returns the newest successful value of err for partition p
@@ -82,9 +82,9 @@ func defIn() runtime.AssetDef {
 		Description: "In has a key that is also a wrapper parameter name.",
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "1604d5919364b7bf",
+		CodeVersion: "8bb929cabeb4f062",
 		HasValue:    true,
-		ValueType:   "map[string]*url.URL",
+		ValueType:   "map[string]*big.Int",
 		Run:         runIn,
 	}
 }
@@ -123,7 +123,7 @@ func defWin() runtime.AssetDef {
 			{Asset: AssetErr, Kind: runtime.DepValue},
 		},
 		Timeout:     1500 * time.Millisecond,
-		CodeVersion: "722f3a6538412fcf",
+		CodeVersion: "7c9875dd442a3871",
 		HasValue:    true,
 		Resources:   []string{"clock", "events"},
 		ValueType:   "*Window",
@@ -134,7 +134,7 @@ func defWin() runtime.AssetDef {
 // runWin calls Win with its inputs.
 func runWin(ctx context.Context, in *runtime.Inputs) (any, error) {
 	res := runtime.ResourcesValue[Resources](in)
-	inArg, err := runtime.Input[map[string]*url.URL](ctx, in, AssetIn)
+	inArg, err := runtime.Input[map[string]*big.Int](ctx, in, AssetIn)
 	if err != nil {
 		return nil, err
 	}
@@ -176,12 +176,12 @@ func runLastWindow(ctx context.Context, in *runtime.Inputs) (any, error) {
 // Compile-time guards: an asset's signature edited without regenerating
 // breaks the build here. Run go generate.
 var (
-	_ func(context.Context) (map[string]*url.URL, error) = In
+	_ func(context.Context) (map[string]*big.Int, error) = In
 	_ func(context.Context) (struct {
 		N    int `json:"n"`
 		Seen []time.Duration
 	}, error) = Err
-	_ func(context.Context, map[string]*url.URL, struct {
+	_ func(context.Context, map[string]*big.Int, struct {
 		N    int `json:"n"`
 		Seen []time.Duration
 	}, func() time.Time, chan<- string, flowstone.Partition) (*Window, error) = Win
