@@ -60,7 +60,7 @@ func analyse(p *pipelineDecl, table *optionTable, errs *errorList) {
 	an.resources()
 	an.generatedNames()
 	an.order()
-	codeVersions(p.pkg.Fset, p.assets)
+	codeVersions(p)
 }
 
 func (an *analyser) typeString(t types.Type) string { return types.TypeString(t, an.qual) }
@@ -665,7 +665,7 @@ func (an *analyser) generatedNames() {
 		}
 		return obj
 	}
-	for _, name := range []string{"Pipeline", "Resources"} {
+	for _, name := range []string{"Pipeline", "Resources", sourcesVar} {
 		if obj := clash(name); obj != nil {
 			an.errs.at(obj.Pos(), msgReservedName, name)
 		}

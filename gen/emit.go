@@ -48,6 +48,7 @@ func emit(p *pipelineDecl) ([]byte, error) {
 	e.constants()
 	e.sensorConstants()
 	e.resources()
+	e.sources()
 	e.pipeline()
 	e.loaders()
 	e.wrappers()
@@ -183,6 +184,10 @@ func (e *emitter) rt(name string) string { return e.qual(runtimePath, "runtime",
 func (e *emitter) decl(comment ...string) {
 	e.out.WriteByte('\n')
 	for _, c := range comment {
+		if c == "" {
+			e.out.WriteString("//\n")
+			continue
+		}
 		e.out.WriteString("// " + c + "\n")
 	}
 }
@@ -215,6 +220,28 @@ func (e *emitter) resources() {
 	e.out.WriteString("}\n")
 }
 
+// sourcesVar is the embedded annotated files.
+const sourcesVar = "flowstoneSources"
+
+// sources embeds the files that declare assets, so that Open can check
+// that this file was generated from the code it is built with.
+func (e *emitter) sources() {
+	var names []string
+	for _, a := range e.p.assets {
+		n := a.srcFile
+		if strings.ContainsAny(n, " \t\"'`\\") {
+			n = strconv.Quote(n)
+		}
+		if !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	e.decl(sourcesVar+" holds the files declaring the assets: Open computes",
+		"their code versions again and refuses a stale "+GenFileName+".", "")
+	e.out.WriteString("//go:embed " + strings.Join(names, " ") + "\nvar " + sourcesVar + " " + e.qual("embed", "embed", "FS") + "\n")
+}
+
 func (e *emitter) pipeline() {
 	e.decl(fmt.Sprintf("Pipeline returns the definition of the %s pipeline, its assets in", e.p.name), "topological order.")
 	e.out.WriteString("func Pipeline() *" + e.rt("Pipeline") + " {\n\treturn " + e.rt("NewPipeline") + "(" + e.rt("PipelineDef") + "{\n")
@@ -235,6 +262,7 @@ func (e *emitter) pipeline() {
 		}
 		def = append(def, field{"Sensors", "[]" + e.rt("SensorDef") + multiline(2, sensors)})
 	}
+	def = append(def, field{"Sources", sourcesVar})
 	writeFields(&e.out, 2, def)
 	e.out.WriteString("\t})\n}\n")
 }
@@ -425,7 +453,8 @@ func (e *emitter) assetDef(a *asset, indent int) []field {
 			out = append(out, field{name, e.value(o)})
 		}
 	}
-	out = append(out, field{"CodeVersion", strconv.Quote(a.codeVersion)})
+	out = append(out, field{"CodeVersion", strconv.Quote(a.codeVersion)},
+		field{"Source", e.rt("SourceRef") + "{File: " + strconv.Quote(a.srcFile) + ", Func: " + strconv.Quote(a.fn.Name.Name) + ", Hash: " + strconv.Quote(a.srcHash) + "}"})
 	if a.result != nil {
 		out = append(out, field{"HasValue", "true"})
 	}

@@ -4,6 +4,7 @@ package basic
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -29,6 +30,12 @@ type Resources struct {
 	Rates *FXClient
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed basic.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the basic pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -42,6 +49,7 @@ func Pipeline() *runtime.Pipeline {
 			defDailyRevenue(),
 			defPublish(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -77,7 +85,8 @@ func defRawOrders() runtime.AssetDef {
 		Priority:    2,
 		Group:       "shop",
 		Tags:        []string{"raw", "orders"},
-		CodeVersion: "5699815e0365b5f1",
+		CodeVersion: "aa3bb1f518ff301b",
+		Source:      runtime.SourceRef{File: "basic.go", Func: "RawOrders", Hash: "aa3bb1f518ff301b"},
 		HasValue:    true,
 		ValueType:   "[]Order",
 		Run:         runRawOrders,
@@ -100,6 +109,7 @@ func defCleanOrders() runtime.AssetDef {
 		},
 		Partitions:  Days,
 		CodeVersion: "v3",
+		Source:      runtime.SourceRef{File: "basic.go", Func: "CleanOrders", Hash: "3bcb10448ace4803"},
 		HasValue:    true,
 		ValueType:   "[]Order",
 		Run:         runCleanOrders,
@@ -128,7 +138,8 @@ func defDailyRevenue() runtime.AssetDef {
 		Partitions:  Days,
 		Retries:     3,
 		Timeout:     5 * time.Minute,
-		CodeVersion: "135833e98f5afaae",
+		CodeVersion: "1dfee7550b56e327",
+		Source:      runtime.SourceRef{File: "basic.go", Func: "DailyRevenue", Hash: "1dfee7550b56e327"},
 		HasValue:    true,
 		UsesConfig:  true,
 		Resources:   []string{"rates"},
@@ -164,7 +175,8 @@ func defPublish() runtime.AssetDef {
 		Partitions:     Days,
 		Schedule:       "0 6 * * *",
 		ScheduleConfig: Defaults,
-		CodeVersion:    "a52c138d6d4bdb7c",
+		CodeVersion:    "2be2a494d23cae16",
+		Source:         runtime.SourceRef{File: "basic.go", Func: "Publish", Hash: "2be2a494d23cae16"},
 		Run:            runPublish,
 	}
 }

@@ -4,6 +4,7 @@ package initialisms
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -25,6 +26,12 @@ const (
 // per run: one field per resource parameter. Supply it with runtime.Bind.
 type Resources struct{}
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed initialisms.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the initialisms pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -37,6 +44,7 @@ func Pipeline() *runtime.Pipeline {
 			defHTTPLogs(),
 			defReport(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -70,7 +78,8 @@ func defTopStoryIDs() runtime.AssetDef {
 		Key:         AssetTopStoryIDs,
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "6c3153a542d5b697",
+		CodeVersion: "4369b3a91a722a61",
+		Source:      runtime.SourceRef{File: "initialisms.go", Func: "TopStoryIDs", Hash: "4369b3a91a722a61"},
 		HasValue:    true,
 		ValueType:   "[]int",
 		Run:         runTopStoryIDs,
@@ -91,7 +100,8 @@ func defStoryURLs() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetTopStoryIDs, Kind: runtime.DepValue},
 		},
-		CodeVersion: "e5381e6fe3467522",
+		CodeVersion: "00d2a17989fbc0db",
+		Source:      runtime.SourceRef{File: "initialisms.go", Func: "StoryURLs", Hash: "00d2a17989fbc0db"},
 		HasValue:    true,
 		ValueType:   "[]string",
 		Run:         runStoryURLs,
@@ -116,7 +126,8 @@ func defHTTPLogs() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetStoryURLs, Kind: runtime.DepValue},
 		},
-		CodeVersion: "5cf4ce4a3f732ca1",
+		CodeVersion: "fdb83df9fa192ed9",
+		Source:      runtime.SourceRef{File: "initialisms.go", Func: "HTTPLogs", Hash: "fdb83df9fa192ed9"},
 		HasValue:    true,
 		ValueType:   "[]string",
 		Run:         runHTTPLogs,
@@ -143,7 +154,8 @@ func defReport() runtime.AssetDef {
 			{Asset: AssetStoryURLs, Kind: runtime.DepValue},
 			{Asset: AssetHTTPLogs, Kind: runtime.DepValue},
 		},
-		CodeVersion: "b2b2093f4fe97593",
+		CodeVersion: "d91df84c8163388d",
+		Source:      runtime.SourceRef{File: "initialisms.go", Func: "Report", Hash: "d91df84c8163388d"},
 		HasValue:    true,
 		ValueType:   "string",
 		Run:         runReport,

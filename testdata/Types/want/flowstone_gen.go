@@ -4,6 +4,7 @@ package types
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -36,6 +37,12 @@ type Resources struct {
 	}
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed types.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the types pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -48,6 +55,7 @@ func Pipeline() *runtime.Pipeline {
 			defWin(),
 			defLastWindow(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -82,7 +90,8 @@ func defIn() runtime.AssetDef {
 		Description: "In has a key that is also a wrapper parameter name.",
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "8bb929cabeb4f062",
+		CodeVersion: "6c1792ae932d68d9",
+		Source:      runtime.SourceRef{File: "types.go", Func: "In", Hash: "6c1792ae932d68d9"},
 		HasValue:    true,
 		ValueType:   "map[string]*big.Int",
 		Run:         runIn,
@@ -100,7 +109,8 @@ func defErr() runtime.AssetDef {
 		Key:         AssetErr,
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "6b0dd52396a7f167",
+		CodeVersion: "de72532a696f42c8",
+		Source:      runtime.SourceRef{File: "types.go", Func: "Err", Hash: "de72532a696f42c8"},
 		HasValue:    true,
 		ValueType:   "struct{N int \"json:\\\"n\\\"\"; Seen []time.Duration}",
 		Run:         runErr,
@@ -123,7 +133,8 @@ func defWin() runtime.AssetDef {
 			{Asset: AssetErr, Kind: runtime.DepValue},
 		},
 		Timeout:     1500 * time.Millisecond,
-		CodeVersion: "7c9875dd442a3871",
+		CodeVersion: "c377af968101c207",
+		Source:      runtime.SourceRef{File: "types.go", Func: "Win", Hash: "c377af968101c207"},
 		HasValue:    true,
 		Resources:   []string{"clock", "events"},
 		ValueType:   "*Window",
@@ -157,7 +168,8 @@ func defLastWindow() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetWin, Kind: runtime.DepValue},
 		},
-		CodeVersion: "9185b516882717bb",
+		CodeVersion: "77851ca69732fac2",
+		Source:      runtime.SourceRef{File: "types.go", Func: "lastWindow", Hash: "77851ca69732fac2"},
 		Resources:   []string{"sink"},
 		Run:         runLastWindow,
 	}
