@@ -26,7 +26,7 @@ type loadedPackage struct {
 	// Sources holds each file's bytes by absolute name, for the code
 	// versions.
 	Sources map[string][]byte
-	Types              *types.Package
+	Types   *types.Package
 	// Errors are list and parse errors, reported as they are.
 	Errors []error
 	// TypeErrors are left to go build, except where they make an asset
