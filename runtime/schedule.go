@@ -60,13 +60,16 @@ func (e *Engine) periodicJobs() ([]*river.PeriodicJob, error) {
 
 // tick materializes a scheduled asset: the newest complete partition of a
 // time-partitioned asset (once per partition), or the asset itself (once
-// per tick).
+// per tick). The asset is computed, not reused; a scheduled run with
+// config= runs with that config.
 func (e *Engine) tick(ctx context.Context, job *river.Job[jobArgs], p *Pipeline, a *AssetDef) error {
 	at, err := time.Parse(time.RFC3339, job.Args.Tick)
 	if err != nil {
 		return river.JobCancel(fmt.Errorf("schedule tick %q: %w", job.Args.Tick, err))
 	}
-	req := Request{Targets: []string{a.Key}, Config: a.ScheduleConfig, RunKey: "schedule:" + a.Key + ":" + at.Format(time.RFC3339)}
+	// A tick means "compute this now": the asset is forced, its upstreams
+	// reused when up to date.
+	req := Request{Targets: []string{a.Key}, Config: a.ScheduleConfig, Force: true, RunKey: "schedule:" + a.Key + ":" + at.Format(time.RFC3339)}
 	if a.Partitions != nil {
 		ts, ok := a.Partitions.(flowstone.TimeWindowSet)
 		if !ok {
