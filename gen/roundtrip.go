@@ -77,20 +77,14 @@ func structProblem(t types.Type, s *types.Struct, str func(types.Type) string, w
 		if tag == "-" {
 			continue
 		}
-		if f.Embedded() {
+		if embeddedStruct(f) {
 			// encoding/json promotes an embedded struct's fields, exported
 			// or not; other embedded types follow the field rules.
-			ft := f.Type()
-			if p, ok := ft.Underlying().(*types.Pointer); ok {
-				ft = p.Elem()
+			exported++
+			if problem := walk(f.Type()); problem != "" {
+				return problem
 			}
-			if _, ok := ft.Underlying().(*types.Struct); ok {
-				exported++
-				if problem := walk(f.Type()); problem != "" {
-					return problem
-				}
-				continue
-			}
+			continue
 		}
 		if !f.Exported() {
 			continue
@@ -102,7 +96,7 @@ func structProblem(t types.Type, s *types.Struct, str func(types.Type) string, w
 	}
 	for i := range s.NumFields() {
 		f := s.Field(i)
-		if f.Exported() || f.Embedded() || reflect.StructTag(s.Tag(i)).Get("json") == "-" {
+		if f.Exported() || embeddedStruct(f) || reflect.StructTag(s.Tag(i)).Get("json") == "-" {
 			continue
 		}
 		if exported == 0 {
@@ -111,6 +105,20 @@ func structProblem(t types.Type, s *types.Struct, str func(types.Type) string, w
 		return fmt.Sprintf("field %s.%s is unexported, so it would be dropped (export it, or tag it json:\"-\" if that is meant)", name, f.Name())
 	}
 	return ""
+}
+
+// embeddedStruct reports whether f embeds a struct type (or a pointer to
+// one).
+func embeddedStruct(f *types.Var) bool {
+	if !f.Embedded() {
+		return false
+	}
+	t := f.Type()
+	if p, ok := t.Underlying().(*types.Pointer); ok {
+		t = p.Elem()
+	}
+	_, ok := t.Underlying().(*types.Struct)
+	return ok
 }
 
 // hasCodec reports whether t or *t has both methods.

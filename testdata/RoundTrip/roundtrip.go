@@ -98,3 +98,11 @@ func Caches(ctx context.Context) (Cached, error) { return Cached{}, nil }
 
 //flowstone:asset
 func Empty(ctx context.Context) (struct{}, error) { return struct{}{}, nil }
+
+type inner struct{ N int }
+
+// Wrapped promotes the fields of the struct it embeds.
+type Wrapped struct{ inner }
+
+//flowstone:asset
+func Wraps(ctx context.Context) (Wrapped, error) { return Wrapped{}, nil }
