@@ -2,13 +2,12 @@ package runtime
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/scatter"
 	"github.com/riverqueue/river"
 )
@@ -54,43 +53,35 @@ func (r RunResult) Counts() map[AssetStatus]int {
 	return c
 }
 
-func micros(v sql.NullInt64) time.Time {
-	if !v.Valid || v.Int64 == 0 {
+// micros converts a stored time in microseconds; 0 is the zero time.
+func micros(v int64) time.Time {
+	if v == 0 {
 		return time.Time{}
 	}
-	return time.UnixMicro(v.Int64)
+	return time.UnixMicro(v)
 }
 
 // Run returns run id's current state.
 func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 	q := e.be.pool()
 	r := RunResult{ID: id, Assets: map[string]AssetResult{}, ByPartition: map[string]map[flowstone.Partition]AssetResult{}}
-	var status, part string
-	var created int64
-	var finished sql.NullInt64
-	err := q.QueryRow(ctx, `SELECT pipeline, partition_key, status, created_at, finished_at FROM flowstone_runs WHERE id = ?`, id).
-		Scan(&r.Pipeline, &part, &status, &created, &finished)
-	if errors.Is(err, sql.ErrNoRows) {
+	row, found, err := e.st.Run(ctx, q, id)
+	if err != nil {
+		return r, err
+	}
+	if !found {
 		return r, fmt.Errorf("%w: %s", ErrRunNotFound, id)
 	}
+	r.Pipeline, r.Partition, r.Status = row.Pipeline, flowstone.Partition(row.Partition), RunStatus(row.Status)
+	r.CreatedAt, r.FinishedAt = time.UnixMicro(row.CreatedAt), micros(row.FinishedAt)
+	rows, err := e.st.RunAssets(ctx, q, id)
 	if err != nil {
 		return r, err
 	}
-	r.Partition, r.Status, r.CreatedAt, r.FinishedAt = flowstone.Partition(part), RunStatus(status), time.UnixMicro(created), micros(finished)
-	rs, err := q.Query(ctx, `SELECT asset, partition_key, status, error, attempts, COALESCE(materialization_id, ''), started_at, finished_at
-		FROM flowstone_run_assets WHERE run_id = ?`, id)
-	if err != nil {
-		return r, err
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var key, p, st string
-		var a AssetResult
-		var started, fin sql.NullInt64
-		if err := rs.Scan(&key, &p, &st, &a.Error, &a.Attempts, &a.Materialization, &started, &fin); err != nil {
-			return r, err
-		}
-		a.Partition, a.Status, a.StartedAt, a.FinishedAt = flowstone.Partition(p), AssetStatus(st), micros(started), micros(fin)
+	for _, ra := range rows {
+		key := ra.Asset
+		a := AssetResult{Status: AssetStatus(ra.Status), Partition: flowstone.Partition(ra.Partition), Error: ra.Error, Attempts: ra.Attempts,
+			Materialization: ra.Materialization, StartedAt: micros(ra.StartedAt), FinishedAt: micros(ra.FinishedAt)}
 		if r.ByPartition[key] == nil {
 			r.ByPartition[key] = map[flowstone.Partition]AssetResult{}
 			r.Order = append(r.Order, key)
@@ -99,9 +90,6 @@ func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 		if prev, seen := r.Assets[key]; !seen || a.Partition == r.Partition || prev.Partition != r.Partition && rank(a.Status) > rank(prev.Status) {
 			r.Assets[key] = a
 		}
-	}
-	if err := rs.Err(); err != nil {
-		return r, err
 	}
 	if b, ok := e.bindings[r.Pipeline]; ok {
 		r.Order = r.Order[:0]
@@ -123,13 +111,12 @@ func (e *Engine) Wait(ctx context.Context, id string) (RunResult, error) {
 	defer stop()
 	delay := 10 * time.Millisecond
 	for {
-		var status string
-		err := e.be.pool().QueryRow(ctx, `SELECT status FROM flowstone_runs WHERE id = ?`, id).Scan(&status)
-		if errors.Is(err, sql.ErrNoRows) {
-			return RunResult{ID: id}, fmt.Errorf("%w: %s", ErrRunNotFound, id)
-		}
+		status, found, err := e.st.RunStatus(ctx, e.be.pool(), id)
 		if err != nil {
 			return RunResult{ID: id}, fmt.Errorf("wait for %s: %w", id, err)
+		}
+		if !found {
+			return RunResult{ID: id}, fmt.Errorf("%w: %s", ErrRunNotFound, id)
 		}
 		if RunStatus(status).Terminal() {
 			return e.Run(ctx, id)
@@ -164,49 +151,30 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 	var found bool
 	err := e.be.inTx(ctx, func(tx txn) error {
 		jobIDs, found = nil, false
-		var status string
-		err := tx.QueryRow(ctx, `SELECT status FROM flowstone_runs WHERE id = ?`, id).Scan(&status)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
+		status, ok, err := e.st.RunStatus(ctx, tx, id)
+		if err != nil || !ok {
 			return err
 		}
 		found = true
 		if RunStatus(status).Terminal() {
 			return nil
 		}
-		var pipeline, backfill string
-		if err := tx.QueryRow(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ? RETURNING pipeline, backfill_id`,
-			string(RunCancelled), now(), id).Scan(&pipeline, &backfill); err != nil {
+		pipeline, backfill, err := e.st.CancelRun(ctx, tx, id)
+		if err != nil {
 			return err
 		}
-		if err := scatter.CancelRun(ctx, tx, id); err != nil {
-			return err
+		for _, c := range e.cancellers {
+			if err := c.CancelRun(ctx, tx, id); err != nil {
+				return err
+			}
 		}
 		if backfill != "" {
 			if err := tx.insertJobs(ctx, []river.InsertManyParams{backfillJob(pipeline, backfill)}); err != nil {
 				return err
 			}
 		}
-		rs, err := tx.Query(ctx, `UPDATE flowstone_run_assets SET status = ?, finished_at = ?, error = 'cancelled'
-			WHERE run_id = ? AND status IN (?, ?, ?, ?) RETURNING COALESCE(job_id, 0), status`,
-			string(StatusCancelled), now(), id, string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting))
-		if err != nil {
-			return err
-		}
-		defer rs.Close()
-		for rs.Next() {
-			var jid int64
-			var st string
-			if err := rs.Scan(&jid, &st); err != nil {
-				return err
-			}
-			if jid != 0 {
-				jobIDs = append(jobIDs, jid)
-			}
-		}
-		return rs.Err()
+		jobIDs, err = e.st.CancelRunAssets(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("cancel %s: %w", id, err)
@@ -240,30 +208,16 @@ func (e *Engine) Runs(ctx context.Context, pipeline string, limit int) ([]RunSum
 	if limit <= 0 {
 		limit = 20
 	}
-	rs, err := e.be.pool().Query(ctx, `SELECT r.id, r.pipeline, r.partition_key, r.status,
-		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?, ?, ?)),
-		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?)),
-		r.created_at, r.finished_at
-		FROM flowstone_runs r WHERE ? = '' OR r.pipeline = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?`,
-		string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting),
-		string(StatusFailed), string(StatusUpstreamFailed), pipeline, pipeline, limit)
+	rows, err := e.st.Runs(ctx, e.be.pool(), pipeline, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
-	var out []RunSummary
-	for rs.Next() {
-		var s RunSummary
-		var part, st string
-		var created int64
-		var fin sql.NullInt64
-		if err := rs.Scan(&s.ID, &s.Pipeline, &part, &st, &s.Pending, &s.Failed, &created, &fin); err != nil {
-			return nil, err
-		}
-		s.Partition, s.Status, s.CreatedAt, s.FinishedAt = flowstone.Partition(part), RunStatus(st), time.UnixMicro(created), micros(fin)
-		out = append(out, s)
+	out := make([]RunSummary, len(rows))
+	for i, r := range rows {
+		out[i] = RunSummary{ID: r.ID, Pipeline: r.Pipeline, Partition: flowstone.Partition(r.Partition), Status: RunStatus(r.Status),
+			Pending: r.Open, Failed: r.Failed, CreatedAt: time.UnixMicro(r.CreatedAt), FinishedAt: micros(r.FinishedAt)}
 	}
-	return out, rs.Err()
+	return out, nil
 }
 
 // Materialization is one recorded materialization.
@@ -297,14 +251,21 @@ func (e *Engine) Materializations(ctx context.Context, pipeline, asset string, l
 	if limit <= 0 {
 		limit = 20
 	}
-	return e.queryMaterializations(ctx, `WHERE pipeline = ? AND asset = ? ORDER BY finished_at DESC, id DESC LIMIT ?`, pipeline, asset, limit)
+	rows, err := e.st.Materializations(ctx, e.be.pool(), pipeline, asset, limit)
+	if err != nil {
+		return nil, err
+	}
+	return e.withLineage(ctx, rows)
 }
 
 // Latest returns, for each asset of pipeline, its newest materialization of
 // any status (the assets listing).
 func (e *Engine) Latest(ctx context.Context, pipeline string) (map[string]Materialization, error) {
-	ms, err := e.queryMaterializations(ctx, `WHERE pipeline = ? AND finished_at = (SELECT max(x.finished_at) FROM flowstone_materializations x
-		WHERE x.pipeline = flowstone_materializations.pipeline AND x.asset = flowstone_materializations.asset)`, pipeline)
+	rows, err := e.st.Latest(ctx, e.be.pool(), pipeline)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := e.withLineage(ctx, rows)
 	if err != nil {
 		return nil, err
 	}
@@ -317,60 +278,36 @@ func (e *Engine) Latest(ctx context.Context, pipeline string) (map[string]Materi
 
 // MaterializationByID returns one materialization with its lineage.
 func (e *Engine) MaterializationByID(ctx context.Context, id string) (Materialization, error) {
-	ms, err := e.queryMaterializations(ctx, `WHERE id = ?`, id)
+	row, found, err := e.st.Materialization(ctx, e.be.pool(), id)
 	if err != nil {
 		return Materialization{}, err
 	}
-	if len(ms) == 0 {
+	if !found {
 		return Materialization{}, fmt.Errorf("%w: materialization %s", ErrNotMaterialized, id)
+	}
+	ms, err := e.withLineage(ctx, []store.Materialization{row})
+	if err != nil {
+		return Materialization{}, err
 	}
 	return ms[0], nil
 }
 
-func (e *Engine) queryMaterializations(ctx context.Context, where string, args ...any) ([]Materialization, error) {
-	q := e.be.pool()
-	rs, err := q.Query(ctx, `SELECT id, pipeline, asset, partition_key, run_id, status, code_version, attempts, error, metadata, started_at, finished_at
-		FROM flowstone_materializations `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	var out []Materialization
-	for rs.Next() {
-		var m Materialization
-		var part, meta string
-		var started, fin int64
-		if err := rs.Scan(&m.ID, &m.Pipeline, &m.Asset, &part, &m.RunID, &m.Status, &m.CodeVersion, &m.Attempts, &m.Error, &meta, &started, &fin); err != nil {
-			rs.Close()
-			return nil, err
-		}
-		m.Partition, m.StartedAt, m.FinishedAt = flowstone.Partition(part), time.UnixMicro(started), time.UnixMicro(fin)
-		_ = json.Unmarshal([]byte(meta), &m.Metadata)
-		out = append(out, m)
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return nil, err
-	}
-	for i := range out {
-		lr, err := q.Query(ctx, `SELECT upstream_asset, upstream_partition, upstream_materialization_id FROM flowstone_lineage
-			WHERE materialization_id = ? ORDER BY upstream_asset, upstream_partition`, out[i].ID)
+// withLineage converts stored materializations, reading what each read.
+func (e *Engine) withLineage(ctx context.Context, rows []store.Materialization) ([]Materialization, error) {
+	out := make([]Materialization, len(rows))
+	for i, r := range rows {
+		m := Materialization{ID: r.ID, Pipeline: r.Pipeline, Asset: r.Asset, Partition: flowstone.Partition(r.Partition), RunID: r.Run,
+			Status: string(r.Status), CodeVersion: r.CodeVersion, Attempts: r.Attempts, Error: r.Error,
+			StartedAt: time.UnixMicro(r.StartedAt), FinishedAt: time.UnixMicro(r.FinishedAt)}
+		_ = json.Unmarshal([]byte(r.Metadata), &m.Metadata)
+		read, err := e.st.LineageOf(ctx, e.be.pool(), r.ID)
 		if err != nil {
 			return nil, err
 		}
-		for lr.Next() {
-			var l LineageEdge
-			var p string
-			if err := lr.Scan(&l.Asset, &p, &l.Materialization); err != nil {
-				lr.Close()
-				return nil, err
-			}
-			l.Partition = flowstone.Partition(p)
-			out[i].Upstream = append(out[i].Upstream, l)
+		for _, l := range read {
+			m.Upstream = append(m.Upstream, LineageEdge{Asset: l.Asset, Partition: flowstone.Partition(l.Partition), Materialization: l.Materialization})
 		}
-		lr.Close()
-		if err := lr.Err(); err != nil {
-			return nil, err
-		}
+		out[i] = m
 	}
 	return out, nil
 }
@@ -379,7 +316,7 @@ func (e *Engine) queryMaterializations(ctx context.Context, where string, args .
 // done and failed of the total. A ref outside its run is refused with
 // ErrNotInRun; a node that has not scattered (yet) with ErrNotMaterialized.
 func (e *Engine) ScatterProgress(ctx context.Context, ref Ref) (scatter.Progress, error) {
-	if _, err := resolveRef(ctx, e.be.pool(), ref); err != nil {
+	if _, err := e.resolveRef(ctx, e.be.pool(), ref); err != nil {
 		return scatter.Progress{}, err
 	}
 	p, found, err := scatter.ProgressOf(ctx, e.be.pool(), scatter.Ref{Run: ref.RunID, Asset: ref.Asset, Partition: string(ref.Partition)})
