@@ -182,6 +182,8 @@ const (
 	msgConfigDefaultType = "asset %s: config=%s: %s has type %s, but the run config is %s"
 	msgScheduleConfig    = "asset %s: scheduled runs need a config: %s %s; add config=Ident naming a package-level %s value"
 	msgIdentType         = "asset %s: %s=%s: %s has type %s, which does not implement %s"
+	msgParquetTable      = "asset %s: io=%s stores Parquet, which needs a slice of structs; the asset produces %s"
+	msgParquetField      = "asset %s: io=%s stores Parquet, which cannot hold %s of type %s: %s"
 
 	// Sensors.
 	msgSensorRequired   = "sensor %s: option %s is required: %s"
