@@ -233,7 +233,7 @@ func TestMaterializeFailedRunExitsOne(t *testing.T) {
 
 func TestBadInputIsAUsageError(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
+	db := databases(t)[0].flags(t)
 	for _, tc := range []struct {
 		name   string
 		app    cli.App
@@ -284,9 +284,9 @@ func TestBadInputIsAUsageError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			// A database each: parallel engines opening one SQLite file
-			// wait on each other's switch to WAL.
-			db := databases(t)[0].flags(t)
+			// The context starts with the subtest: parallel subtests may
+			// wait minutes for a slot on a loaded machine.
+			ctx := testContext(t)
 			r := invoke(ctx, tc.app, args(db, tc.args...)...)
 			if r.code != cli.ExitUsage {
 				t.Fatalf("want exit %d: %s", cli.ExitUsage, r)
