@@ -78,7 +78,7 @@ func (e *Engine) latestMaterialization(ctx context.Context, pipeline, asset stri
 	var id string
 	err := e.be.pool().QueryRow(ctx, `SELECT id FROM flowstone_materializations
 		WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = 'succeeded'
-		ORDER BY finished_at DESC LIMIT 1`, pipeline, asset, string(p)).Scan(&id)
+		ORDER BY finished_at DESC, id DESC LIMIT 1`, pipeline, asset, string(p)).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", fmt.Errorf("%w: asset %s partition %q of pipeline %s", ErrNotMaterialized, asset, p, pipeline)
 	}

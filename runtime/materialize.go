@@ -343,7 +343,7 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 		err = tx.QueryRow(ctx, `SELECT id FROM flowstone_materializations
 			WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = 'succeeded'
 			AND code_version = ? AND config_hash = ? AND input_hash = ?
-			ORDER BY finished_at DESC LIMIT 1`,
+			ORDER BY finished_at DESC, id DESC LIMIT 1`,
 			run.p.name, a.Key, string(part), a.CodeVersion, cfgHash, inputHash(ups)).Scan(&mat)
 		switch {
 		case err == nil:

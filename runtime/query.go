@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -240,13 +242,19 @@ func (e *Engine) Runs(ctx context.Context, pipeline string, limit int) ([]RunSum
 	if limit <= 0 {
 		limit = 20
 	}
+	// Two statements rather than "? = '' OR pipeline = ?", which no index
+	// serves: each reads its index newest first and stops at limit.
+	where, args := ``, []any{}
+	if pipeline != "" {
+		where, args = `WHERE r.pipeline = ?`, []any{pipeline}
+	}
+	args = append([]any{string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting),
+		string(StatusFailed), string(StatusUpstreamFailed)}, append(args, limit)...)
 	rs, err := e.be.pool().Query(ctx, `SELECT r.id, r.pipeline, r.partition_key, r.status,
 		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?, ?, ?)),
 		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?)),
 		r.created_at, r.finished_at
-		FROM flowstone_runs r WHERE ? = '' OR r.pipeline = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?`,
-		string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting),
-		string(StatusFailed), string(StatusUpstreamFailed), pipeline, pipeline, limit)
+		FROM flowstone_runs r `+where+` ORDER BY r.created_at DESC, r.id DESC LIMIT ?`, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -297,14 +305,25 @@ func (e *Engine) Materializations(ctx context.Context, pipeline, asset string, l
 	if limit <= 0 {
 		limit = 20
 	}
-	return e.queryMaterializations(ctx, `WHERE pipeline = ? AND asset = ? ORDER BY finished_at DESC, id DESC LIMIT ?`, pipeline, asset, limit)
+	return e.queryMaterializations(ctx, true, `WHERE pipeline = ? AND asset = ? ORDER BY finished_at DESC, id DESC LIMIT ?`, pipeline, asset, limit)
 }
 
 // Latest returns, for each asset of pipeline, its newest materialization of
 // any status (the assets listing).
 func (e *Engine) Latest(ctx context.Context, pipeline string) (map[string]Materialization, error) {
-	ms, err := e.queryMaterializations(ctx, `WHERE pipeline = ? AND finished_at = (SELECT max(x.finished_at) FROM flowstone_materializations x
-		WHERE x.pipeline = flowstone_materializations.pipeline AND x.asset = flowstone_materializations.asset)`, pipeline)
+	// The recursive part walks the pipeline's distinct assets through the
+	// index (one probe per asset, not a scan of the history); each asset's
+	// newest row is then one more probe.
+	ms, err := e.queryMaterializations(ctx, true, `WHERE id IN (
+		WITH RECURSIVE assets(asset) AS (
+			SELECT min(asset) FROM flowstone_materializations WHERE pipeline = ?
+			UNION ALL
+			SELECT (SELECT min(m.asset) FROM flowstone_materializations m WHERE m.pipeline = ? AND m.asset > assets.asset)
+			FROM assets WHERE assets.asset IS NOT NULL
+		)
+		SELECT (SELECT x.id FROM flowstone_materializations x WHERE x.pipeline = ? AND x.asset = assets.asset
+			ORDER BY x.finished_at DESC, x.id DESC LIMIT 1)
+		FROM assets WHERE assets.asset IS NOT NULL)`, pipeline, pipeline, pipeline)
 	if err != nil {
 		return nil, err
 	}
@@ -315,9 +334,81 @@ func (e *Engine) Latest(ctx context.Context, pipeline string) (map[string]Materi
 	return out, nil
 }
 
+// PartitionStatus is what is known of one partition of an asset.
+type PartitionStatus struct {
+	Partition flowstone.Partition
+	// Latest is the partition's newest materialization of any status,
+	// without its lineage; its ID is empty when the partition has none.
+	Latest Materialization
+	// RunningIn is a run working on the partition now (pending, queued,
+	// running or waiting in it), empty when none.
+	RunningIn string
+}
+
+// PartitionStatuses returns one entry per partition of asset that has a
+// materialization or is being worked on, ordered by partition key. The
+// newest materialization of each partition is picked by the database, one
+// index probe per partition, so the cost follows the number of partitions,
+// not the length of their history.
+func (e *Engine) PartitionStatuses(ctx context.Context, pipeline, asset string) ([]PartitionStatus, error) {
+	ms, err := e.queryMaterializations(ctx, false, `WHERE id IN (
+		WITH RECURSIVE keys(k) AS (
+			SELECT min(partition_key) FROM flowstone_materializations WHERE pipeline = ? AND asset = ?
+			UNION ALL
+			SELECT (SELECT min(m.partition_key) FROM flowstone_materializations m
+				WHERE m.pipeline = ? AND m.asset = ? AND m.partition_key > keys.k)
+			FROM keys WHERE keys.k IS NOT NULL
+		)
+		SELECT (SELECT x.id FROM flowstone_materializations x WHERE x.pipeline = ? AND x.asset = ? AND x.partition_key = keys.k
+			ORDER BY x.finished_at DESC, x.id DESC LIMIT 1)
+		FROM keys WHERE keys.k IS NOT NULL)`, pipeline, asset, pipeline, asset, pipeline, asset)
+	if err != nil {
+		return nil, err
+	}
+	byKey := make(map[flowstone.Partition]*PartitionStatus, len(ms))
+	out := make([]PartitionStatus, 0, len(ms))
+	for _, m := range ms {
+		out = append(out, PartitionStatus{Partition: m.Partition, Latest: m})
+	}
+	// CROSS JOIN keeps SQLite from walking every run of the pipeline: the
+	// few unfinished rows (status-first index) lead.
+	rs, err := e.be.pool().Query(ctx, `SELECT ra.partition_key, ra.run_id
+		FROM flowstone_run_assets ra CROSS JOIN flowstone_runs r
+		WHERE r.id = ra.run_id AND ra.status IN (?, ?, ?, ?) AND ra.asset = ? AND r.pipeline = ? ORDER BY ra.run_id`,
+		string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting), asset, pipeline)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var running []PartitionStatus
+	for rs.Next() {
+		var part, run string
+		if err := rs.Scan(&part, &run); err != nil {
+			return nil, err
+		}
+		running = append(running, PartitionStatus{Partition: flowstone.Partition(part), RunningIn: run})
+	}
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		byKey[out[i].Partition] = &out[i]
+	}
+	for _, r := range running {
+		if ps, ok := byKey[r.Partition]; ok {
+			ps.RunningIn = r.RunningIn
+			continue
+		}
+		out = append(out, r)
+		byKey[r.Partition] = &out[len(out)-1]
+	}
+	slices.SortFunc(out, func(a, b PartitionStatus) int { return strings.Compare(string(a.Partition), string(b.Partition)) })
+	return out, nil
+}
+
 // MaterializationByID returns one materialization with its lineage.
 func (e *Engine) MaterializationByID(ctx context.Context, id string) (Materialization, error) {
-	ms, err := e.queryMaterializations(ctx, `WHERE id = ?`, id)
+	ms, err := e.queryMaterializations(ctx, true, `WHERE id = ?`, id)
 	if err != nil {
 		return Materialization{}, err
 	}
@@ -327,7 +418,7 @@ func (e *Engine) MaterializationByID(ctx context.Context, id string) (Materializ
 	return ms[0], nil
 }
 
-func (e *Engine) queryMaterializations(ctx context.Context, where string, args ...any) ([]Materialization, error) {
+func (e *Engine) queryMaterializations(ctx context.Context, withLineage bool, where string, args ...any) ([]Materialization, error) {
 	q := e.be.pool()
 	rs, err := q.Query(ctx, `SELECT id, pipeline, asset, partition_key, run_id, status, code_version, attempts, error, metadata, started_at, finished_at
 		FROM flowstone_materializations `+where, args...)
@@ -351,28 +442,63 @@ func (e *Engine) queryMaterializations(ctx context.Context, where string, args .
 	if err := rs.Err(); err != nil {
 		return nil, err
 	}
+	if !withLineage || len(out) == 0 {
+		return out, nil
+	}
+	ids := make([]string, len(out))
+	for i, m := range out {
+		ids[i] = m.ID
+	}
+	edges, err := e.lineage(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
-		lr, err := q.Query(ctx, `SELECT upstream_asset, upstream_partition, upstream_materialization_id FROM flowstone_lineage
-			WHERE materialization_id = ? ORDER BY upstream_asset, upstream_partition`, out[i].ID)
+		out[i].Upstream = edges[out[i].ID]
+	}
+	return out, nil
+}
+
+// lineageChunk bounds the ids bound in one lineage query (PostgreSQL takes
+// 65,535 parameters, SQLite 32,766).
+const lineageChunk = 500
+
+// lineage reads the upstream edges of many materializations, one query per
+// lineageChunk of them.
+func (e *Engine) lineage(ctx context.Context, ids []string) (map[string][]LineageEdge, error) {
+	out := make(map[string][]LineageEdge, len(ids))
+	for chunk := range slices.Chunk(ids, lineageChunk) {
+		args := make([]any, len(chunk))
+		for i, id := range chunk {
+			args[i] = id
+		}
+		rs, err := e.be.pool().Query(ctx, `SELECT materialization_id, upstream_asset, upstream_partition, upstream_materialization_id
+			FROM flowstone_lineage WHERE materialization_id IN (`+placeholders(len(chunk))+`)
+			ORDER BY materialization_id, upstream_asset, upstream_partition`, args...)
 		if err != nil {
 			return nil, err
 		}
-		for lr.Next() {
+		for rs.Next() {
+			var id, p string
 			var l LineageEdge
-			var p string
-			if err := lr.Scan(&l.Asset, &p, &l.Materialization); err != nil {
-				lr.Close()
+			if err := rs.Scan(&id, &l.Asset, &p, &l.Materialization); err != nil {
+				rs.Close()
 				return nil, err
 			}
 			l.Partition = flowstone.Partition(p)
-			out[i].Upstream = append(out[i].Upstream, l)
+			out[id] = append(out[id], l)
 		}
-		lr.Close()
-		if err := lr.Err(); err != nil {
+		rs.Close()
+		if err := rs.Err(); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// placeholders is "?, ?, ?" with n marks.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 // ScatterProgress reports the progress of scatter asset in run runID:
