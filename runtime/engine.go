@@ -62,6 +62,9 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	if err := e.checkSecret(); err != nil {
 		return nil, err
 	}
+	if err := e.checkRetention(); err != nil {
+		return nil, err
+	}
 
 	rcfg := e.riverConfig(db.dialect)
 	if err := e.addPeriodicJobs(rcfg); err != nil {
@@ -187,6 +190,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 			queues[q] = river.QueueConfig{MaxWorkers: conc}
 		}
 	}
+	if e.cfg.Retention.Every > 0 {
+		river.AddWorker(workers, &pruneWorker{e: e})
+	}
 	rcfg.Workers = workers
 	rcfg.Queues = queues
 	return rcfg
@@ -200,6 +206,9 @@ func (e *Engine) addPeriodicJobs(rcfg *river.Config) error {
 	}
 	jobs, err := e.periodicJobs()
 	rcfg.PeriodicJobs = append(jobs, e.sensorJobs()...)
+	if e.cfg.Retention.Every > 0 {
+		rcfg.PeriodicJobs = append(rcfg.PeriodicJobs, e.retentionJob())
+	}
 	return err
 }
 

@@ -340,10 +340,17 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 			cfgHash = run.configHash
 		}
 		var mat string
+		// On PostgreSQL the row is locked until the claim commits, so
+		// Prune, which locks before it deletes, either waits and then sees
+		// the claim, or has deleted the row and this finds the next one.
+		lock := ""
+		if e.dialect == "postgres" {
+			lock = " FOR SHARE"
+		}
 		err = tx.QueryRow(ctx, `SELECT id FROM flowstone_materializations
 			WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = 'succeeded'
 			AND code_version = ? AND config_hash = ? AND input_hash = ?
-			ORDER BY finished_at DESC, id DESC LIMIT 1`,
+			ORDER BY finished_at DESC, id DESC LIMIT 1`+lock,
 			run.p.name, a.Key, string(part), a.CodeVersion, cfgHash, inputHash(ups)).Scan(&mat)
 		switch {
 		case err == nil:

@@ -13,7 +13,7 @@
 //	}
 //
 // The commands are materialize, status, assets, graph, worker, migrate,
-// cancel; backfill, partitions, dynamic and sensors for partitioned
+// cancel, prune; backfill, partitions, dynamic and sensors for partitioned
 // pipelines; and for pipelines with gates: gates, approve, reject, gate-link
 // and serve-gates. docs/cli.md, docs/kinds.md and docs/partitions.md show
 // them with their output. Main returns the exit
@@ -195,6 +195,7 @@ func (s *session) rootCommand() *cobra.Command {
 		s.partitionsCommand(),
 		s.dynamicCommand(),
 		s.sensorsCommand(),
+		s.pruneCommand(),
 	)
 	return root
 }
