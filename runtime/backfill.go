@@ -22,8 +22,10 @@ var (
 
 // BackfillRequest asks for the targets over many partitions.
 type BackfillRequest struct {
-	// Targets, with their upstream closure, as in Request.
+	// Targets and Select choose the targets, with their upstream
+	// closure, as in Request.
 	Targets []string
+	Select  string
 	// Partitions lists the keys; or leave it empty and give From and To
 	// (inclusive) for a range of a time partition set (or of a static
 	// set's keys in declaration order).
@@ -33,7 +35,7 @@ type BackfillRequest struct {
 	MaxConcurrent int
 	// Config is every run's config.
 	Config any
-	// Force recomputes partitions that could be reused.
+	// Force recomputes the targets in every partition, as in Request.
 	Force bool
 }
 
@@ -61,6 +63,11 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 	if e.closed.Load() {
 		return "", ErrClosed
 	}
+	targets, err := p.targets(req.Targets, req.Select)
+	if err != nil {
+		return "", err
+	}
+	req.Targets = targets
 	assets, err := p.Closure(req.Targets)
 	if err != nil {
 		return "", err
@@ -105,11 +112,11 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 			}
 		}
 	}
-	targets, _ := json.Marshal(req.Targets)
+	targetsJSON, _ := json.Marshal(req.Targets)
 	id := newID("bf_")
 	err = e.be.inTx(ctx, func(tx txn) error {
 		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_backfills (id, pipeline, targets, config, force, max_concurrent, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, p.name, string(targets), cfgJSON, boolInt(req.Force), conc, "running", now()); err != nil {
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, p.name, string(targetsJSON), cfgJSON, boolInt(req.Force), conc, "running", now()); err != nil {
 			return err
 		}
 		for i, k := range keys {

@@ -82,3 +82,17 @@ func TestBadConfigLeavesNoRun(t *testing.T) {
 		}
 	})
 }
+
+func TestConfigDecodesStrictly(t *testing.T) {
+	t.Parallel()
+	spec := ConfigOf[settings]()
+	for _, bad := range []string{`{"curency":"EUR"}`, `{"currency":"EUR"} {}`, `{"currency":"EUR"}x`, `null`, ` null `, `[]`, ``} {
+		if _, err := spec.Decode([]byte(bad)); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("Decode(%q) = %v, want ErrBadConfig", bad, err)
+		}
+	}
+	v, err := spec.Decode([]byte(" {\"currency\":\"EUR\"}\n"))
+	if err != nil || v != (settings{Currency: "EUR"}) {
+		t.Errorf("Decode = %v, %v", v, err)
+	}
+}

@@ -92,13 +92,43 @@ func TestChainRunsReusesAndForces(t *testing.T) {
 			}
 		}
 
-		// Force recomputes.
+		// Force recomputes the targets only; their upstream is reused.
 		run3, err := e.Materialize(ctx, p, Request{Targets: []string{"total"}, Force: true})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res3 := waitRun(t, e, run3.ID); res3.Status != RunSucceeded || calls.Load() != before+3 {
-			t.Fatalf("forced run: %s, calls %d", res3.Status, calls.Load()-before)
+		res3 := waitRun(t, e, run3.ID)
+		if res3.Status != RunSucceeded || calls.Load() != before+1 {
+			t.Fatalf("forced run: %s, calls %d, want 1", res3.Status, calls.Load()-before)
+		}
+		for k, want := range map[string]AssetStatus{"numbers": StatusReused, "doubled": StatusReused, "total": StatusSucceeded} {
+			if got := res3.Assets[k].Status; got != want {
+				t.Errorf("forced run: %s %s, want %s", k, got, want)
+			}
+		}
+
+		// Forcing +total recomputes the whole closure.
+		run4, err := e.Materialize(ctx, p, Request{Select: "+total", Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res4 := waitRun(t, e, run4.ID); res4.Status != RunSucceeded || calls.Load() != before+4 {
+			t.Fatalf("forced +total: %s, calls %d, want 4", res4.Status, calls.Load()-before)
+		}
+
+		// A forced upstream makes its dependents recompute (their input
+		// changed), whatever the selection: numbers+ is the whole chain
+		// here, numbers alone is forced and the rest follows.
+		run5, err := e.Materialize(ctx, p, Request{Select: "numbers+1", Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		res5 := waitRun(t, e, run5.ID)
+		if got := res5.Order; len(got) != 2 || got[0] != "numbers" || got[1] != "doubled" {
+			t.Errorf("numbers+1 ran %v, want [numbers doubled]", got)
+		}
+		if calls.Load() != before+6 {
+			t.Errorf("forced numbers+1: calls %d, want 6", calls.Load()-before)
 		}
 	})
 }

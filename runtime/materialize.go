@@ -20,8 +20,14 @@ import (
 // Request asks for a run.
 type Request struct {
 	// Targets are asset keys; the run includes their upstream closure.
-	// Empty means every asset of the pipeline.
+	// Empty (with Select empty) means every asset of the pipeline.
 	Targets []string
+	// Select selects targets with the selection grammar (see
+	// Pipeline.Select): "+daily_revenue", "group:finance and tag:pii",
+	// "raw_orders+1". The run's targets are the union of Select and
+	// Targets; the run includes their upstream closure, reused when up to
+	// date.
+	Select string
 	// Partition is the key for the partitioned assets of the run; the
 	// unpartitioned ones run at "".
 	Partition flowstone.Partition
@@ -29,7 +35,8 @@ type Request struct {
 	// //flowstone:config type. It is stored with the run, so every process
 	// that works on the run decodes the same config.
 	Config any
-	// Force recomputes assets that could be reused.
+	// Force recomputes the targets (the selection) even when they could
+	// be reused; their upstream closure is still reused when up to date.
 	Force bool
 	// RunKey, when set, makes the request happen once per pipeline:
 	// Materialize with a key already used returns that run (Run.Existing).
@@ -54,12 +61,31 @@ const rescueHeadroom = 20
 
 // runCtx is what scheduling a run's assets needs to know of the run.
 type runCtx struct {
-	id         string
-	p          *Pipeline
-	partition  flowstone.Partition
-	force      bool
+	id        string
+	p         *Pipeline
+	partition flowstone.Partition
+	// forced holds the assets Force recomputes: the run's targets.
+	forced     map[string]bool
 	configHash string
 	backfill   string // the backfill the run belongs to, if any
+}
+
+// forcedSet returns the assets a forced run recomputes: its targets, or
+// every asset when it has none.
+func forcedSet(p *Pipeline, force bool, targets []string) map[string]bool {
+	if !force {
+		return nil
+	}
+	set := map[string]bool{}
+	for _, t := range targets {
+		set[t] = true
+	}
+	if len(targets) == 0 {
+		for _, a := range p.assets {
+			set[a.Key] = true
+		}
+	}
+	return set
 }
 
 // effects collects what a transaction does beyond SQL: jobs to insert in
@@ -88,11 +114,15 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	if p == nil {
 		return Run{}, fmt.Errorf("%w: nil pipeline", ErrUnknownPipeline)
 	}
-	assets, err := p.Closure(req.Targets)
+	targets, err := p.targets(req.Targets, req.Select)
 	if err != nil {
 		return Run{}, err
 	}
-	plan, err := e.plan(ctx, p, assets, req.Targets, req.Partition)
+	assets, err := p.Closure(targets)
+	if err != nil {
+		return Run{}, err
+	}
+	plan, err := e.plan(ctx, p, assets, targets, req.Partition)
 	if err != nil {
 		return Run{}, err
 	}
@@ -113,8 +143,8 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	case len(usesConfig) > 0:
 		return Run{}, fmt.Errorf("%w: assets %s take a %s; set Request.Config", ErrMissingConfig, strings.Join(usesConfig, ", "), p.config.typeName)
 	}
-	targets, _ := json.Marshal(req.Targets)
-	run := &runCtx{id: newID("run_"), p: p, partition: req.Partition, force: req.Force, backfill: backfill}
+	targetsJSON, _ := json.Marshal(targets)
+	run := &runCtx{id: newID("run_"), p: p, partition: req.Partition, forced: forcedSet(p, req.Force, targets), backfill: backfill}
 	if cfgJSON != nil {
 		sum := sha256.Sum256(cfgJSON)
 		run.configHash = hex.EncodeToString(sum[:12])
@@ -131,7 +161,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 		n, err := tx.Exec(ctx, `INSERT INTO flowstone_runs
 			(id, pipeline, partition_key, targets, config, config_hash, force, status, total, created_at, run_key, backfill_id)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			run.id, p.name, string(req.Partition), string(targets), cfg, run.configHash, boolInt(req.Force),
+			run.id, p.name, string(req.Partition), string(targetsJSON), cfg, run.configHash, boolInt(req.Force),
 			string(RunRunning), len(plan.nodes), now(), req.RunKey, backfill)
 		if err != nil {
 			return fmt.Errorf("record run: %w", err)
@@ -330,7 +360,7 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 		}
 		return true, e.markTerminal(ctx, tx, run, a, part, AssetStatus(blocked), reason, fx)
 	}
-	if !run.force {
+	if !run.forced[a.Key] {
 		ups, err := loadUpstreams(ctx, tx, run, a, part)
 		if err != nil {
 			return false, err

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"sort"
-	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -262,7 +261,7 @@ func (p *Pipeline) Closure(targets []string) ([]*AssetDef, error) {
 	}
 	for _, t := range targets {
 		if p.byKey[t] == nil {
-			return nil, fmt.Errorf("%w: %q in pipeline %s (assets: %s)", ErrUnknownAsset, t, p.name, strings.Join(p.keys(), ", "))
+			return nil, p.unknownAsset(t)
 		}
 		visit(t)
 	}

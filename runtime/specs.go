@@ -1,10 +1,11 @@
 package runtime
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"reflect"
-	"strings"
 )
 
 // ConfigSpec describes a pipeline's run config type. Generated code builds
@@ -36,10 +37,17 @@ func ConfigOf[T any]() *ConfigSpec {
 		},
 		decode: func(data []byte) (any, error) {
 			var c T
-			dec := json.NewDecoder(strings.NewReader(string(data)))
+			if bytes.Equal(bytes.TrimSpace(data), []byte("null")) {
+				// json would leave c zero: a config nobody wrote.
+				return nil, fmt.Errorf("%w: decoding %s: null: want a JSON object", ErrBadConfig, name)
+			}
+			dec := json.NewDecoder(bytes.NewReader(data))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&c); err != nil {
 				return nil, fmt.Errorf("%w: decoding %s: %v", ErrBadConfig, name, err)
+			}
+			if _, err := dec.Token(); err != io.EOF {
+				return nil, fmt.Errorf("%w: decoding %s: trailing data after the JSON value", ErrBadConfig, name)
 			}
 			return c, nil
 		},

@@ -39,6 +39,7 @@ type jobState struct {
 	config     sql.NullString
 	configHash string
 	force      bool
+	targets    string // JSON list of the run's targets
 	partition  string
 	backfill   string
 	status     AssetStatus
@@ -68,7 +69,7 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	if err != nil {
 		return err
 	}
-	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.partition), force: st.force, configHash: st.configHash, backfill: st.backfill}
+	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.partition), forced: forcedSet(p, st.force, st.targetList()), configHash: st.configHash, backfill: st.backfill}
 	part := flowstone.Partition(args.Partition)
 
 	if args.Deadline {
@@ -133,12 +134,22 @@ func loadJobState(ctx context.Context, q querier, args jobArgs) (jobState, error
 	var st jobState
 	var runStatus, status string
 	var force int
-	err := q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.partition_key, r.backfill_id, ra.status, ra.attempts
+	err := q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.targets, r.partition_key, r.backfill_id, ra.status, ra.attempts
 		FROM flowstone_runs r JOIN flowstone_run_assets ra ON ra.run_id = r.id
 		WHERE r.id = ? AND ra.asset = ? AND ra.partition_key = ?`, args.Run, args.Asset, args.Partition).
-		Scan(&runStatus, &st.config, &st.configHash, &force, &st.partition, &st.backfill, &status, &st.attempts)
+		Scan(&runStatus, &st.config, &st.configHash, &force, &st.targets, &st.partition, &st.backfill, &status, &st.attempts)
 	st.runStatus, st.status, st.force = RunStatus(runStatus), AssetStatus(status), force == 1
 	return st, err
+}
+
+// targetList decodes the run's targets; a forced run recomputes them.
+func (st jobState) targetList() []string {
+	var ts []string
+	if !st.force {
+		return nil
+	}
+	_ = json.Unmarshal([]byte(st.targets), &ts)
+	return ts
 }
 
 // completeOnly completes a job that has nothing left to do.

@@ -3,50 +3,17 @@ package enrich_test
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/examples/enrich"
-	"github.com/flowstone-go/flowstone/internal/testdb"
+	"github.com/flowstone-go/flowstone/flowstonetest"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/scatter"
 )
-
-// eachDB runs fn as a parallel subtest per database, with a config for a
-// fresh database and quick polling and retries.
-func eachDB(t *testing.T, fn func(t *testing.T, cfg runtime.Config)) {
-	t.Helper()
-	for _, db := range testdb.All(t) {
-		t.Run(db.Name, func(t *testing.T) {
-			t.Parallel()
-			var cfg runtime.Config
-			cfg.Database, cfg.Schema = db.New(t)
-			cfg.Logger = slog.New(slog.DiscardHandler)
-			cfg.PollInterval = 20 * time.Millisecond
-			cfg.RetryDelay = func(int) time.Duration { return 10 * time.Millisecond }
-			fn(t, cfg)
-		})
-	}
-}
-
-func open(t *testing.T, cfg runtime.Config, crm *enrich.CRM) *runtime.Engine {
-	t.Helper()
-	e, err := runtime.Open(context.Background(), cfg, runtime.Bind(enrich.Pipeline(), enrich.Resources{Crm: crm}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := e.Close(ctx); err != nil {
-			t.Errorf("close: %v", err)
-		}
-	})
-	return e
-}
 
 // expected works out from the records themselves which the CRM fails for
 // good and which it fails once.
@@ -108,22 +75,13 @@ func TestCRMFailsFlakyEmailsOnceAndUnknownDomainsForGood(t *testing.T) {
 
 func TestRunSucceedsPartially(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
+		ctx := t.Context()
 		records, permanent, flaky := expected(t)
 		crm := enrich.NewCRM()
 		crm.Latency = 0
-		e := open(t, cfg, crm)
-
-		run, err := e.Materialize(ctx, enrich.Pipeline(), runtime.Request{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := e.Wait(ctx, run.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
+		res := flowstonetest.Materialize(t, enrich.Pipeline(), enrich.Resources{Crm: crm}, db)
+		e := res.Engine()
 		// Partial: the permanent failures (about 1%) stay under the 2%
 		// threshold; the flaky ones succeed on their retry.
 		en := res.Assets[enrich.AssetEnriched]
@@ -191,14 +149,14 @@ func TestRunSucceedsPartially(t *testing.T) {
 		}
 
 		// Progress, as status shows it.
-		p, err := e.ScatterProgress(ctx, run.ID, enrich.AssetEnriched)
+		p, err := e.ScatterProgress(ctx, res.ID, enrich.AssetEnriched)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if p.Total != len(records) || p.Done != len(records) || p.Failed != len(permanent) || p.Status != "completed" {
 			t.Fatalf("progress = %+v; want %d done, %d failed, completed", p, len(records), len(permanent))
 		}
-		if _, err := e.ScatterProgress(ctx, run.ID, enrich.AssetSegments); !errors.Is(err, runtime.ErrNotMaterialized) {
+		if _, err := e.ScatterProgress(ctx, res.ID, enrich.AssetSegments); !errors.Is(err, runtime.ErrNotMaterialized) {
 			t.Fatalf("progress of segments, not a scatter: %v, want ErrNotMaterialized", err)
 		}
 	})
@@ -208,10 +166,11 @@ func TestRunSucceedsPartially(t *testing.T) {
 // is what ScatterProgress, status and dashboards read.
 func TestCancelledScatterProgressIsNotRunning(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 		defer cancel()
-		e := open(t, cfg, enrich.NewCRM()) // 2ms lookups: the scatter takes a while
+		// 2ms lookups: the scatter takes a while.
+		e := flowstonetest.Open(t, enrich.Pipeline(), enrich.Resources{Crm: enrich.NewCRM()}, db)
 		run, err := e.Materialize(ctx, enrich.Pipeline(), runtime.Request{})
 		if err != nil {
 			t.Fatal(err)
@@ -242,4 +201,49 @@ func TestCancelledScatterProgressIsNotRunning(t *testing.T) {
 			t.Fatalf("progress of a cancelled scatter = %+v; want it finished, not %q", p, scatter.Running)
 		}
 	})
+}
+
+// Each asset alone, with stubbed inputs and no database.
+func TestAssetsWithStubbedInputs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := enrich.Pipeline()
+	crm := enrich.NewCRM()
+	crm.Latency = 0
+	records, permanent, _ := expected(t)
+
+	// The scatter asset runs once per item.
+	ok, err := flowstonetest.Call[enrich.Enriched](ctx, p, enrich.AssetEnriched, flowstonetest.Inputs{Item: records[0], Resources: enrich.Resources{Crm: crm}})
+	if err != nil || ok.Email != records[0].Email {
+		t.Fatalf("enriched(%s) = %+v, %v", records[0].Email, ok, err)
+	}
+	var bad enrich.Record
+	for _, r := range records {
+		if r.Email == permanent[0] {
+			bad = r
+		}
+	}
+	if _, err := flowstonetest.Call[enrich.Enriched](ctx, p, enrich.AssetEnriched, flowstonetest.Inputs{Item: bad, Resources: enrich.Resources{Crm: crm}}); !errors.Is(err, enrich.ErrNoAccount) {
+		t.Fatalf("enriched(%s): %v, want ErrNoAccount", bad.Email, err)
+	}
+
+	// quality sees every item's outcome.
+	q, err := flowstonetest.Call[enrich.QualityReport](ctx, p, enrich.AssetQuality, flowstonetest.Inputs{Values: map[string]any{
+		enrich.AssetRecords: records[:2],
+		enrich.AssetEnriched: []flowstone.Outcome[enrich.Enriched]{
+			{Value: ok},
+			{Err: errors.New("no CRM account")},
+		},
+	}})
+	if err != nil || q.Total != 2 || q.Enriched != 1 || len(q.Failures) != 1 || q.Failures[0].Error != "no CRM account" {
+		t.Fatalf("quality = %+v, %v", q, err)
+	}
+
+	// segments sees the successes.
+	segs, err := flowstonetest.Call[[]enrich.Segment](ctx, p, enrich.AssetSegments, flowstonetest.Inputs{Values: map[string]any{
+		enrich.AssetEnriched: []enrich.Enriched{ok},
+	}})
+	if err != nil || len(segs) != 1 || segs[0].Customers != 1 {
+		t.Fatalf("segments = %+v, %v", segs, err)
+	}
 }

@@ -9,59 +9,16 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/examples/ingest"
+	"github.com/flowstone-go/flowstone/flowstonetest"
 	"github.com/flowstone-go/flowstone/internal/testdb"
 	"github.com/flowstone-go/flowstone/runtime"
 )
 
-// eachDB runs fn as a parallel subtest per database, with a config for a
-// fresh database and quick polling.
-func eachDB(t *testing.T, fn func(t *testing.T, cfg runtime.Config)) {
-	t.Helper()
-	for _, db := range testdb.All(t) {
-		t.Run(db.Name, func(t *testing.T) {
-			t.Parallel()
-			var cfg runtime.Config
-			cfg.Database, cfg.Schema = db.New(t)
-			cfg.Logger = slog.New(slog.DiscardHandler)
-			cfg.PollInterval = 20 * time.Millisecond
-			cfg.Concurrency = 16
-			fn(t, cfg)
-		})
-	}
-}
+// resources is the pipeline's resources with an empty drop directory.
+func resources() ingest.Resources { return ingest.Resources{Drop: ingest.NewDropDir()} }
 
-// open opens an engine bound to the pipeline with drop as its drop
-// directory, closed when the test ends (or earlier by the test).
-func open(t *testing.T, cfg runtime.Config, drop *ingest.DropDir) *runtime.Engine {
-	t.Helper()
-	e, err := runtime.Open(context.Background(), cfg, runtime.Bind(ingest.Pipeline(), ingest.Resources{Drop: drop}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		_ = e.Close(ctx) // the test may have closed it already
-	})
-	return e
-}
-
-func materialize(t *testing.T, e *runtime.Engine, target string, day flowstone.Partition) runtime.RunResult {
-	t.Helper()
-	ctx := context.Background()
-	run, err := e.Materialize(ctx, ingest.Pipeline(), runtime.Request{Targets: []string{target}, Partition: day})
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := e.Wait(ctx, run.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Status != runtime.RunSucceeded {
-		t.Fatalf("run of %s %s: %s", target, day, res.Status)
-	}
-	return res
-}
+// concurrent lets the day's 24 hours run at once.
+var concurrent = flowstonetest.Configure(func(c *runtime.Config) { c.Concurrency = 16 })
 
 // wantCount is a day's event count worked out from the fake data itself.
 func wantCount(day string) int {
@@ -74,10 +31,9 @@ func wantCount(day string) int {
 
 func TestADayRollsUpItsHours(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
-		ctx := context.Background()
-		e := open(t, cfg, ingest.NewDropDir())
-		res := materialize(t, e, ingest.AssetDailyCounts, "2024-01-02")
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
+		res := flowstonetest.Materialize(t, ingest.Pipeline(), resources(), db, concurrent,
+			flowstonetest.Select(ingest.AssetDailyCounts), flowstonetest.Partition("2024-01-02"))
 		hours := res.ByPartition[ingest.AssetEvents]
 		if len(hours) != 24 {
 			t.Fatalf("%d events partitions, want the day's 24: %v", len(hours), hours)
@@ -88,7 +44,7 @@ func TestADayRollsUpItsHours(t *testing.T) {
 				t.Errorf("events %s: %s", k, hours[k].Status)
 			}
 		}
-		c, err := ingest.LoadDailyCounts(ctx, e, "2024-01-02")
+		c, err := ingest.LoadDailyCounts(t.Context(), res.Engine(), "2024-01-02")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,11 +56,12 @@ func TestADayRollsUpItsHours(t *testing.T) {
 
 func TestRunningTotalOverTwoDays(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
-		ctx := context.Background()
-		e := open(t, cfg, ingest.NewDropDir())
-		materialize(t, e, ingest.AssetRunningTotal, "2024-01-01")
-		materialize(t, e, ingest.AssetRunningTotal, "2024-01-02")
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
+		ctx := t.Context()
+		res := flowstonetest.Materialize(t, ingest.Pipeline(), resources(), db, concurrent,
+			flowstonetest.Select(ingest.AssetRunningTotal), flowstonetest.Partition("2024-01-01"))
+		res.Materialize(t, flowstonetest.Select(ingest.AssetRunningTotal), flowstonetest.Partition("2024-01-02"))
+		e := res.Engine()
 		first, err := ingest.LoadRunningTotal(ctx, e, "2024-01-01")
 		if err != nil {
 			t.Fatal(err)
@@ -173,9 +130,9 @@ func weekTotal() ingest.Total {
 
 func TestBackfillAWeek(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
-		ctx := context.Background()
-		e := open(t, cfg, ingest.NewDropDir())
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
+		ctx := t.Context()
+		e := flowstonetest.Open(t, ingest.Pipeline(), resources(), db, concurrent)
 		// One partition at a time: each day's running total reads the
 		// day before, which must be done first.
 		b, total := backfillWeek(t, e, 1)
@@ -204,8 +161,8 @@ func TestBackfillAWeek(t *testing.T) {
 // targets (as planRun does for Request.Partition), not of assets[0..].
 func TestBackfillRangeOfADailyTargetOverHourlyUpstream(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
-		e := open(t, cfg, ingest.NewDropDir())
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
+		e := flowstonetest.Open(t, ingest.Pipeline(), resources(), db)
 		_, err := e.Backfill(context.Background(), ingest.Pipeline(), runtime.BackfillRequest{
 			Targets: []string{ingest.AssetRunningTotal}, From: "2024-01-01", To: "2024-01-02"})
 		if err != nil {
@@ -225,8 +182,8 @@ func TestBackfillRangeOfADailyTargetOverHourlyUpstream(t *testing.T) {
 // is in the same backfill.
 func TestConcurrentBackfillOfACumulativeAsset(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
-		e := open(t, cfg, ingest.NewDropDir())
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
+		e := flowstonetest.Open(t, ingest.Pipeline(), resources(), db, concurrent)
 		b, total := backfillWeek(t, e, 4)
 		if b.Status != "succeeded" {
 			t.Fatalf("backfill: %+v", b)
@@ -237,69 +194,132 @@ func TestConcurrentBackfillOfACumulativeAsset(t *testing.T) {
 	})
 }
 
+// TestSensorStartsEachArrivedDayOnce restarts the engine on the same
+// database, so it opens engines itself rather than with flowstonetest.
 func TestSensorStartsEachArrivedDayOnce(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
-		ctx := context.Background()
-		drop := ingest.NewDropDir("2024-01-03", "2024-01-04")
-		waitSensor := func(e *runtime.Engine, cursor string, evaluations int) runtime.SensorStatus {
-			t.Helper()
-			deadline := time.Now().Add(time.Minute)
-			for {
-				ss, err := e.Sensors(ctx, "ingest")
-				if err != nil {
-					t.Fatal(err)
-				}
-				if len(ss) == 1 && ss[0].Cursor == cursor && ss[0].Evaluations >= evaluations {
-					return ss[0]
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("sensor after a minute: %+v; want cursor %q", ss, cursor)
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
-		}
-		// The sensor is evaluated when the engine starts, then every
-		// minute.
-		e1 := open(t, cfg, drop)
-		s := waitSensor(e1, "2", 1)
-		if s.Runs != 2 || s.LastError != "" {
-			t.Fatalf("first evaluation: %+v; want 2 runs", s)
-		}
-		closeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		if err := e1.Close(closeCtx); err != nil {
-			t.Fatal(err)
-		}
+	for _, db := range testdb.All(t) {
+		t.Run(db.Name, func(t *testing.T) {
+			t.Parallel()
+			var cfg runtime.Config
+			cfg.Database, cfg.Schema = db.New(t)
+			cfg.Logger = slog.New(slog.DiscardHandler)
+			cfg.PollInterval = 20 * time.Millisecond
+			sensorDays(t, cfg)
+		})
+	}
+}
 
-		// A new day arrives, and 2024-01-03's file is delivered again: its
-		// run key has been used, so it starts nothing. A restarted engine
-		// resumes from the stored cursor.
-		drop.Arrive("2024-01-05")
-		drop.Arrive("2024-01-03")
-		e2 := open(t, cfg, drop)
-		s = waitSensor(e2, "4", 2)
-		if s.Runs != 3 || s.LastError != "" {
-			t.Fatalf("second evaluation: %+v; want 3 runs in all", s)
-		}
-		runs, err := e2.Runs(ctx, "ingest", 100)
+// sensorDays runs the sensor test on the database of cfg.
+func sensorDays(t *testing.T, cfg runtime.Config) {
+	ctx := context.Background()
+	open := func(t *testing.T, cfg runtime.Config, drop *ingest.DropDir) *runtime.Engine {
+		t.Helper()
+		e, err := runtime.Open(context.Background(), cfg, runtime.Bind(ingest.Pipeline(), ingest.Resources{Drop: drop}))
 		if err != nil {
 			t.Fatal(err)
 		}
-		days := map[flowstone.Partition]int{}
-		for _, r := range runs {
-			days[r.Partition]++
-		}
-		if len(runs) != 3 || days["2024-01-03"] != 1 || days["2024-01-04"] != 1 || days["2024-01-05"] != 1 {
-			t.Fatalf("runs by day: %v; want one each of 2024-01-03, 04 and 05", days)
-		}
-		for _, r := range runs {
-			if _, err := e2.Wait(ctx, r.ID); err != nil {
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = e.Close(ctx) // the test may have closed it already
+		})
+		return e
+	}
+	drop := ingest.NewDropDir("2024-01-03", "2024-01-04")
+	waitSensor := func(e *runtime.Engine, cursor string, evaluations int) runtime.SensorStatus {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			ss, err := e.Sensors(ctx, "ingest")
+			if err != nil {
 				t.Fatal(err)
 			}
+			if len(ss) == 1 && ss[0].Cursor == cursor && ss[0].Evaluations >= evaluations {
+				return ss[0]
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("sensor after a minute: %+v; want cursor %q", ss, cursor)
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		if c, err := ingest.LoadDailyCounts(ctx, e2, "2024-01-05"); err != nil || c.Events != wantCount("2024-01-05") {
-			t.Fatalf("daily_counts 2024-01-05 = %+v, %v", c, err)
+	}
+	// The sensor is evaluated when the engine starts, then every
+	// minute.
+	e1 := open(t, cfg, drop)
+	s := waitSensor(e1, "2", 1)
+	if s.Runs != 2 || s.LastError != "" {
+		t.Fatalf("first evaluation: %+v; want 2 runs", s)
+	}
+	closeCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := e1.Close(closeCtx); err != nil {
+		t.Fatal(err)
+	}
+
+	// A new day arrives, and 2024-01-03's file is delivered again: its
+	// run key has been used, so it starts nothing. A restarted engine
+	// resumes from the stored cursor.
+	drop.Arrive("2024-01-05")
+	drop.Arrive("2024-01-03")
+	e2 := open(t, cfg, drop)
+	s = waitSensor(e2, "4", 2)
+	if s.Runs != 3 || s.LastError != "" {
+		t.Fatalf("second evaluation: %+v; want 3 runs in all", s)
+	}
+	runs, err := e2.Runs(ctx, "ingest", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	days := map[flowstone.Partition]int{}
+	for _, r := range runs {
+		days[r.Partition]++
+	}
+	if len(runs) != 3 || days["2024-01-03"] != 1 || days["2024-01-04"] != 1 || days["2024-01-05"] != 1 {
+		t.Fatalf("runs by day: %v; want one each of 2024-01-03, 04 and 05", days)
+	}
+	for _, r := range runs {
+		if _, err := e2.Wait(ctx, r.ID); err != nil {
+			t.Fatal(err)
 		}
-	})
+	}
+	if c, err := ingest.LoadDailyCounts(ctx, e2, "2024-01-05"); err != nil || c.Events != wantCount("2024-01-05") {
+		t.Fatalf("daily_counts 2024-01-05 = %+v, %v", c, err)
+	}
+}
+
+// Each asset alone, with stubbed inputs and no database.
+func TestAssetsWithStubbedInputs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := ingest.Pipeline()
+	hours := map[flowstone.Partition]ingest.EventBatch{}
+	for _, h := range []flowstone.Partition{"2024-01-02T00", "2024-01-02T01"} {
+		b, err := flowstonetest.Call[ingest.EventBatch](ctx, p, ingest.AssetEvents, flowstonetest.Inputs{Partition: h})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hours[h] = b
+	}
+	c, err := flowstonetest.Call[ingest.Count](ctx, p, ingest.AssetDailyCounts, flowstonetest.Inputs{
+		Partition: "2024-01-02", Values: map[string]any{ingest.AssetEvents: hours}})
+	if want := ingest.EventsIn("2024-01-02T00") + ingest.EventsIn("2024-01-02T01"); err != nil || c.Hours != 2 || c.Events != want {
+		t.Fatalf("daily_counts of two hours = %+v, %v; want 2 hours, %d events", c, err, want)
+	}
+
+	// The cumulative asset reads its own previous partition.
+	total, err := flowstonetest.Call[ingest.Total](ctx, p, ingest.AssetRunningTotal, flowstonetest.Inputs{
+		Partition: "2024-01-02",
+		Values: map[string]any{
+			ingest.AssetDailyCounts:  ingest.Count{Events: 5},
+			ingest.AssetRunningTotal: flowstone.Previous[ingest.Total]{Value: ingest.Total{Through: "2024-01-01", Days: 1, Events: 7}, Partition: "2024-01-01", Found: true},
+		}})
+	if err != nil || total != (ingest.Total{Through: "2024-01-02", Days: 2, Events: 12}) {
+		t.Fatalf("running_total = %+v, %v", total, err)
+	}
+	first, err := flowstonetest.Call[ingest.Total](ctx, p, ingest.AssetRunningTotal, flowstonetest.Inputs{
+		Partition: "2024-01-01", Values: map[string]any{ingest.AssetDailyCounts: ingest.Count{Events: 5}}})
+	if err != nil || first != (ingest.Total{Through: "2024-01-01", Days: 1, Events: 5}) {
+		t.Fatalf("first running_total = %+v, %v", first, err)
+	}
 }

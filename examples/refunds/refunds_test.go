@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/examples/refunds"
+	"github.com/flowstone-go/flowstone/flowstonetest"
 	"github.com/flowstone-go/flowstone/internal/testdb"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -33,7 +34,9 @@ var (
 )
 
 // eachDB runs fn as a parallel subtest per database, with a config for a
-// fresh database that has the secret and quick polling.
+// fresh database that has the secret and quick polling: for the tests that
+// open two engines on one database, or several pipelines, which
+// flowstonetest does not.
 func eachDB(t *testing.T, fn func(t *testing.T, cfg runtime.Config)) {
 	t.Helper()
 	for _, db := range testdb.All(t) {
@@ -122,10 +125,10 @@ func wantStatus(t *testing.T, res runtime.RunResult, want map[string]runtime.Ass
 
 func TestTriageRoutesByAmount(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
 		ctx := context.Background()
 		p := pipelineAt(officeHours)
-		e := open(t, cfg, p)
+		e := flowstonetest.Open(t, p, refunds.Resources{Bank: refunds.NewBank()}, db)
 		for _, tc := range []struct {
 			day            flowstone.Partition
 			taken, skipped string
@@ -231,10 +234,10 @@ func TestRefundApprovedFromAnotherProcess(t *testing.T) {
 
 func TestRejectedRefundPaysNothing(t *testing.T) {
 	t.Parallel()
-	eachDB(t, func(t *testing.T, cfg runtime.Config) {
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
 		ctx := context.Background()
 		p := pipelineAt(officeHours)
-		e := open(t, cfg, p)
+		e := flowstonetest.Open(t, p, refunds.Resources{Bank: refunds.NewBank()}, db)
 		run, err := e.Materialize(ctx, p, runtime.Request{Partition: smallDay})
 		if err != nil {
 			t.Fatal(err)
@@ -345,4 +348,39 @@ func TestBusinessHoursKind(t *testing.T) {
 			}
 		}
 	})
+}
+
+// The router and the join alone, with stubbed inputs and no database.
+func TestTriageAndDecisionWithStubbedInputs(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := refunds.Pipeline()
+	small := []refunds.Request{{ID: "r1", Order: "o1", Amount: 20, Age: 3}, {ID: "r2", Order: "o2", Amount: 1000, Age: 90}}
+	route, err := flowstonetest.Call[flowstone.Route](ctx, p, refunds.AssetTriage, flowstonetest.Inputs{
+		Values: map[string]any{refunds.AssetRefundRequests: small[:1]}})
+	if err != nil || !slices.Equal(route.Branches, []string{refunds.AssetAutoApprove}) {
+		t.Fatalf("triage of a small day = %v, %v", route, err)
+	}
+
+	// Manual review failed and auto_approve was skipped: the small
+	// requests are paid, the large ones deferred.
+	v, err := flowstonetest.Call[refunds.Verdict](ctx, p, refunds.AssetDecision, flowstonetest.Inputs{Values: map[string]any{
+		refunds.AssetRefundRequests: small,
+		refunds.AssetManualReview:   errors.New("reviewer away"),
+		refunds.AssetAutoApprove:    runtime.ErrSkipped,
+	}})
+	if err != nil || len(v.Approved) != 1 || v.Approved[0].ID != "r1" || !slices.Equal(v.Deferred, []string{"r2"}) ||
+		v.ReviewedBy != "decision (manual review: upstream manual_review failed: reviewer away)" {
+		t.Fatalf("decision = %+v, %v", v, err)
+	}
+
+	// auto_approve's review stands.
+	v, err = flowstonetest.Call[refunds.Verdict](ctx, p, refunds.AssetDecision, flowstonetest.Inputs{Values: map[string]any{
+		refunds.AssetRefundRequests: small,
+		refunds.AssetManualReview:   runtime.ErrSkipped,
+		refunds.AssetAutoApprove:    refunds.Review{By: "auto_approve", Approved: []string{"r1", "r2"}},
+	}})
+	if err != nil || v.ReviewedBy != "auto_approve" || len(v.Approved) != 2 {
+		t.Fatalf("decision after auto_approve = %+v, %v", v, err)
+	}
 }

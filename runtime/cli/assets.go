@@ -10,12 +10,29 @@ import (
 
 func (s *session) assetsCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "assets",
-		Short: "List the pipeline's assets with their last materialization",
-		Args:  cobra.NoArgs,
-		RunE: run(func(c *cobra.Command, _ []string) error {
+		Use:   "assets [SELECTION...]",
+		Short: "List the pipeline's assets with their groups, tags and last materialization",
+		Long: `Assets lists the pipeline's assets in topological order (those a selection
+names, when one is given) with their kind, group, tags, partition set and
+dependencies, and their newest materialization of any status and partition.`,
+		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			eng, p, err := s.openPipeline(ctx, false)
+			bs, p, err := s.bindings(ctx)
+			if err != nil {
+				return err
+			}
+			shown := p.Assets()
+			if len(args) > 0 {
+				keys, err := p.Select(strings.Join(args, " "))
+				if err != nil {
+					return &exitError{code: ExitUsage, err: err}
+				}
+				shown = shown[:0]
+				for _, k := range keys {
+					shown = append(shown, p.Asset(k))
+				}
+			}
+			eng, err := s.open(ctx, bs, false)
 			if err != nil {
 				return err
 			}
@@ -25,12 +42,12 @@ func (s *session) assetsCommand() *cobra.Command {
 				return err
 			}
 			var rows [][]string
-			for _, a := range p.Assets() {
+			for _, a := range shown {
 				parts := ""
 				if a.Partitions != nil {
 					parts = a.Partitions.Kind()
 				}
-				row := []string{a.Key, a.Kind, parts, depList(a.Deps)}
+				row := []string{a.Key, a.Kind, a.Group, strings.Join(a.Tags, ","), parts, depList(a.Deps)}
 				if m, ok := latest[a.Key]; ok {
 					row = append(row, m.Status, string(m.Partition), timestamp(m.FinishedAt))
 				} else {
@@ -38,7 +55,7 @@ func (s *session) assetsCommand() *cobra.Command {
 				}
 				rows = append(rows, row)
 			}
-			return table(s.stdout, []string{"ASSET", "KIND", "PARTITIONS", "DEPS", "LAST STATUS", "PARTITION", "MATERIALIZED"}, rows)
+			return table(s.stdout, []string{"ASSET", "KIND", "GROUP", "TAGS", "PARTITIONS", "DEPS", "LAST STATUS", "PARTITION", "MATERIALIZED"}, rows)
 		}),
 	}
 }

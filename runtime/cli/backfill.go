@@ -23,9 +23,9 @@ func (s *session) backfillCommand() *cobra.Command {
 	var maxConcurrent int
 	var force, detach bool
 	c := &cobra.Command{
-		Use:   "backfill [TARGET...] --from KEY --to KEY | --partitions K1,K2,...",
+		Use:   "backfill [SELECTION...] --from KEY --to KEY | --partitions K1,K2,...",
 		Short: "Materialize assets over many partitions and follow the progress",
-		Long: `Backfill materializes the targets (every asset when none is given) with
+		Long: `Backfill materializes the selected assets (every asset when none is) with
 their upstream over a range of partitions (--from and --to, both included)
 or a list (--partitions). At most --max-concurrent partitions run at once;
 partitions already up to date are reused unless --force.
@@ -39,9 +39,9 @@ processes carry it on, and 'backfill status ID' shows it.`,
   NAME backfill --from 2024-01-01 --to 2024-12-31 --max-concurrent 8 --detach
   NAME backfill status bf_0123abcd
   NAME backfill cancel bf_0123abcd`, "NAME", s.app.Name),
-		RunE: run(func(c *cobra.Command, targets []string) error {
+		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			req := runtime.BackfillRequest{Targets: targets, MaxConcurrent: maxConcurrent, Force: force,
+			req := runtime.BackfillRequest{MaxConcurrent: maxConcurrent, Force: force,
 				From: flowstone.Partition(from), To: flowstone.Partition(to)}
 			switch {
 			case partitions != "" && (from != "" || to != ""):
@@ -62,9 +62,9 @@ processes carry it on, and 'backfill status ID' shows it.`,
 			if err != nil {
 				return err
 			}
-			assets, err := p.Closure(targets)
-			if err != nil {
-				return &exitError{code: ExitUsage, err: err}
+			var assets []*runtime.AssetDef
+			if req.Select, assets, err = selectAssets(p, args); err != nil {
+				return err
 			}
 			if req.Config, err = runConfig(p, assets, config); err != nil {
 				return err

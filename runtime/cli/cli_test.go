@@ -138,9 +138,9 @@ func TestMaterializeFollowsAndSummarizes(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("assets: %s", r)
 		}
-		wantLine(t, r, `ASSET KIND PARTITIONS DEPS LAST STATUS PARTITION MATERIALIZED`)
-		wantLine(t, r, `raw_orders standard daily - succeeded 2024-01-02 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d`)
-		wantLine(t, r, `publish_report standard daily daily_revenue \(order\) succeeded 2024-01-02 .+`)
+		wantLine(t, r, `ASSET KIND GROUP TAGS PARTITIONS DEPS LAST STATUS PARTITION MATERIALIZED`)
+		wantLine(t, r, `raw_orders standard ingest shop,raw daily - succeeded 2024-01-02 \d{4}-\d\d-\d\d \d\d:\d\d:\d\d`)
+		wantLine(t, r, `publish_report standard - - daily daily_revenue \(order\) succeeded 2024-01-02 .+`)
 
 		r = invoke(ctx, app, args(db, "status", id)...)
 		if r.code != 0 {
@@ -161,7 +161,9 @@ func TestMaterializeFollowsAndSummarizes(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("forced materialize: %s", r)
 		}
-		wantLine(t, r, `run run_\w+ succeeded in \S+: 3 succeeded`)
+		// --force recomputes the selection only: its upstream is reused.
+		wantLine(t, r, `daily_revenue succeeded 1 \S+ -`)
+		wantLine(t, r, `run run_\w+ succeeded in \S+: 1 succeeded, 2 reused`)
 
 		r = invoke(ctx, app, args(db, "status")...)
 		if r.code != 0 {
@@ -171,6 +173,11 @@ func TestMaterializeFollowsAndSummarizes(t *testing.T) {
 		wantLine(t, r, id+` orders 2024-01-02 succeeded .+ - 0`)
 		if n := strings.Count(r.stdout, " succeeded "); n != 3 {
 			t.Errorf("status lists %d succeeded runs, want 3:\n%s", n, r)
+		}
+
+		r = invoke(ctx, app, args(db, "assets", "group:ingest")...)
+		if r.code != 0 || strings.Contains(r.stdout, "daily_revenue") || !strings.Contains(r.stdout, "raw_orders") {
+			t.Errorf("assets group:ingest lists other assets: %s", r)
 		}
 	})
 }
@@ -247,7 +254,19 @@ func TestBadInputIsAUsageError(t *testing.T) {
 		{"config for a pipeline without one", flakyApp(flaky("flaky")), []string{"materialize", "--config", `{}`},
 			`flaky: --config: pipeline flaky takes no config`},
 		{"unknown target", ordersApp(), []string{"materialize", "daily_revenu", "-p", "2024-01-02", "--config", `{}`},
-			`orders: unknown asset: "daily_revenu" in pipeline orders (assets: raw_orders, clean_orders, daily_revenue, publish_report)`},
+			`orders: unknown asset: "daily_revenu" in pipeline orders (did you mean daily_revenue?)`},
+		{"unknown asset in a selection", ordersApp(), []string{"materialize", "+dialy_revenue", "-p", "2024-01-02", "--config", `{}`},
+			`orders: unknown asset: "dialy_revenue" in pipeline orders (did you mean daily_revenue?)`},
+		{"unknown group", ordersApp(), []string{"materialize", "group:ingst", "-p", "2024-01-02"},
+			`orders: bad selection: "group:ingst": no asset of pipeline orders has group "ingst" (did you mean ingest?) (groups: ingest)`},
+		{"bad selection", ordersApp(), []string{"materialize", "raw_orders", "and", "-p", "2024-01-02"},
+			`orders: bad selection: selection "raw_orders and": "and": needs an asset on its right`},
+		{"empty intersection", ordersApp(), []string{"assets", "group:ingest", "and", "tag:nothing"},
+			`orders: bad selection: "tag:nothing": no asset of pipeline orders has tag "nothing" (tags: raw, shop)`},
+		{"config with trailing data", ordersApp(), []string{"materialize", "-p", "2024-01-02", "--config", `{"currency":"EUR"} {}`},
+			`orders: --config: bad run config: decoding orders.Settings: trailing data after the JSON value`},
+		{"config null", ordersApp(), []string{"materialize", "-p", "2024-01-02", "--config", `null`},
+			`orders: --config: bad run config: decoding orders.Settings: null: want a JSON object`},
 		{"partition outside the set", ordersApp(), []string{"materialize", "-p", "2023-12-31", "--config", `{}`},
 			`orders: asset raw_orders: invalid partition "2023-12-31"`},
 		{"partition missing", ordersApp(), []string{"materialize", "--config", `{}`},

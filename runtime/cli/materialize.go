@@ -28,28 +28,34 @@ func (s *session) materializeCommand() *cobra.Command {
 	var partition, config string
 	var force, detach bool
 	c := &cobra.Command{
-		Use:   "materialize [TARGET...]",
+		Use:   "materialize [SELECTION...]",
 		Short: "Materialize assets with their upstream and follow the run",
-		Long: `Materialize starts a run of the given assets and everything they depend on
-(every asset when no target is given), then works on it in this process and
+		Long: `Materialize starts a run of the selected assets and everything they depend
+on (every asset when nothing is selected), then works on it in this process and
 follows it, printing each asset's transitions as the database records them,
 whichever process did the work. It ends with a summary table and exits 0
 when the run succeeded, 1 when it failed or was cancelled.
+
+A selection is one or more of: NAME, +NAME (with everything upstream),
+NAME+ (with everything downstream), +2NAME or NAME+1 (that many levels), *,
+group:G, tag:K or tag:K=V, kind:K (gate, router, scatter, ...); several are
+a union, A and B an intersection. --force recomputes the selected assets
+only: their upstream is reused when up to date.
 
 With --detach it only records the run and exits: worker processes do the
 work, and status follows it.`,
 		Example: strings.ReplaceAll(`  NAME materialize --partition 2024-01-02 --config '{"currency":"EUR"}'
   NAME materialize TARGET --partition 2024-01-02 --config @config.json --force
   NAME materialize --detach --partition 2024-01-02 --config @config.json`, "NAME", s.app.Name),
-		RunE: run(func(c *cobra.Command, targets []string) error {
+		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			bs, p, err := s.bindings(ctx)
 			if err != nil {
 				return err
 			}
-			assets, err := p.Closure(targets)
+			sel, assets, err := selectAssets(p, args)
 			if err != nil {
-				return &exitError{code: ExitUsage, err: err}
+				return err
 			}
 			cfg, err := runConfig(p, assets, config)
 			if err != nil {
@@ -62,7 +68,7 @@ work, and status follows it.`,
 			defer closeEngine(ctx, eng, closeTimeout)
 
 			r, err := eng.Materialize(ctx, p, runtime.Request{
-				Targets:   targets,
+				Select:    sel,
 				Partition: flowstone.Partition(partition),
 				Config:    cfg,
 				Force:     force,
@@ -84,9 +90,28 @@ work, and status follows it.`,
 	f := c.Flags()
 	f.StringVarP(&partition, "partition", "p", "", "partition key of the run's partitioned assets, e.g. 2024-01-02")
 	f.StringVar(&config, "config", "", "run config as JSON, or @FILE to read it from a file; unknown fields are an error")
-	f.BoolVar(&force, "force", false, "recompute assets that could be reused")
+	f.BoolVar(&force, "force", false, "recompute the selected assets even if they could be reused (their upstream is still reused)")
 	f.BoolVar(&detach, "detach", false, "record the run and exit; worker processes do the work")
 	return c
+}
+
+// selectAssets reads the command's arguments as one selection (blanks
+// separate like commas) and returns it with the closure it runs: every
+// asset when there are no arguments.
+func selectAssets(p *runtime.Pipeline, args []string) (string, []*runtime.AssetDef, error) {
+	sel := strings.Join(args, " ")
+	var targets []string
+	if len(args) > 0 {
+		var err error
+		if targets, err = p.Select(sel); err != nil {
+			return "", nil, &exitError{code: ExitUsage, err: err}
+		}
+	}
+	assets, err := p.Closure(targets)
+	if err != nil {
+		return "", nil, &exitError{code: ExitUsage, err: err}
+	}
+	return sel, assets, nil
 }
 
 // runConfig decodes the --config JSON strictly into the pipeline's config
@@ -131,7 +156,7 @@ func runConfig(p *runtime.Pipeline, assets []*runtime.AssetDef, arg string) (any
 // isBadRequest reports whether Materialize refused the request itself,
 // which is the user's to fix, rather than failed to record it.
 func isBadRequest(err error) bool {
-	for _, target := range []error{runtime.ErrUnknownAsset, runtime.ErrBadConfig, runtime.ErrMissingConfig, flowstone.ErrInvalidPartition} {
+	for _, target := range []error{runtime.ErrUnknownAsset, runtime.ErrBadSelection, runtime.ErrBadConfig, runtime.ErrMissingConfig, flowstone.ErrInvalidPartition} {
 		if errors.Is(err, target) {
 			return true
 		}
