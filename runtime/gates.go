@@ -48,12 +48,10 @@ func (e *Engine) checkSecret() error {
 	return fmt.Errorf("%w: %s sign their approval links; set Config.Secret (16 bytes or more, the same in every process)", ErrNoSecret, strings.Join(gated, ", "))
 }
 
-// Gate is an asset waiting for a decision.
+// Gate is an asset waiting for a decision, addressed by its Ref.
 type Gate struct {
-	RunID     string
-	Pipeline  string
-	Asset     string
-	Partition flowstone.Partition
+	Ref
+	Pipeline string
 	// Since is when its function started.
 	Since time.Time
 }
@@ -63,7 +61,7 @@ type Gate struct {
 func (e *Engine) Gates(ctx context.Context, pipeline string) ([]Gate, error) {
 	rs, err := e.be.pool().Query(ctx, `SELECT ra.run_id, r.pipeline, ra.asset, ra.partition_key, COALESCE(ra.started_at, 0)
 		FROM flowstone_run_assets ra JOIN flowstone_runs r ON r.id = ra.run_id
-		WHERE ra.status = ? AND (? = '' OR r.pipeline = ?) ORDER BY ra.started_at, ra.run_id, ra.asset`,
+		WHERE ra.status = ? AND (? = '' OR r.pipeline = ?) ORDER BY ra.started_at, ra.run_id, ra.asset, ra.partition_key`,
 		string(StatusWaiting), pipeline, pipeline)
 	if err != nil {
 		return nil, err
@@ -93,88 +91,86 @@ func isGate(a *AssetDef) bool {
 	return ok
 }
 
-// Approve approves the gate asset of run runID: its held value becomes its
-// materialization and its dependents start. by and reason are recorded.
-func (e *Engine) Approve(ctx context.Context, runID, asset, by, reason string) error {
-	return e.decide(ctx, runID, asset, strategy.GateDecision{Action: strategy.GateApprove, By: by, Reason: reason, At: time.Now()})
+// Approve approves the gate ref: its held value becomes its materialization
+// and its dependents start. by and reason are recorded. A ref outside its
+// run is refused with ErrNotInRun.
+func (e *Engine) Approve(ctx context.Context, ref Ref, by, reason string) error {
+	return e.decide(ctx, ref, strategy.GateDecision{Action: strategy.GateApprove, By: by, Reason: reason, At: time.Now()})
 }
 
-// Reject rejects the gate asset of run runID: it fails, and its dependents
-// are upstream_failed.
-func (e *Engine) Reject(ctx context.Context, runID, asset, by, reason string) error {
-	return e.decide(ctx, runID, asset, strategy.GateDecision{Action: strategy.GateReject, By: by, Reason: reason, At: time.Now()})
+// Reject rejects the gate ref: it fails, and its dependents are
+// upstream_failed. A ref outside its run is refused with ErrNotInRun.
+func (e *Engine) Reject(ctx context.Context, ref Ref, by, reason string) error {
+	return e.decide(ctx, ref, strategy.GateDecision{Action: strategy.GateReject, By: by, Reason: reason, At: time.Now()})
 }
 
 // decide stores the first decision for a waiting gate and schedules the
 // job that applies it, in one transaction.
-func (e *Engine) decide(ctx context.Context, runID, asset string, d strategy.GateDecision) error {
+func (e *Engine) decide(ctx context.Context, ref Ref, d strategy.GateDecision) error {
 	if strings.TrimSpace(d.By) == "" {
-		return fmt.Errorf("%s of %s: say who decides", d.Action, asset)
+		return fmt.Errorf("%s of %s: say who decides", d.Action, ref.Asset)
 	}
 	data, _ := json.Marshal(d)
 	err := e.be.inTx(ctx, func(tx txn) error {
-		var status, part, pipeline string
-		err := tx.QueryRow(ctx, `SELECT ra.status, ra.partition_key, r.pipeline FROM flowstone_run_assets ra
-			JOIN flowstone_runs r ON r.id = ra.run_id WHERE ra.run_id = ? AND ra.asset = ?`, runID, asset).Scan(&status, &part, &pipeline)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: no asset %s in run %s", ErrNotWaiting, asset, runID)
-		}
+		node, err := resolveRef(ctx, tx, ref)
 		if err != nil {
 			return err
 		}
-		b, ok := e.bindings[pipeline]
+		b, ok := e.bindings[node.pipeline]
 		if !ok {
-			return fmt.Errorf("%w: %s (bind it to decide its gates)", ErrUnknownPipeline, pipeline)
+			return fmt.Errorf("%w: %s (bind it to decide its gates)", ErrUnknownPipeline, node.pipeline)
 		}
-		a := b.pipeline.Asset(asset)
+		a := b.pipeline.Asset(ref.Asset)
 		if a == nil || !isGate(a) {
-			return fmt.Errorf("%w: %s is not a gate", ErrNotWaiting, asset)
+			return fmt.Errorf("%w: %s is not a gate", ErrNotWaiting, ref.Asset)
 		}
 		var prior string
-		err = tx.QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND partition_key = ? AND name = ?`,
-			runID, part, strategy.GateDecisionState).Scan(&prior)
+		err = tx.QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND asset = ? AND partition_key = ? AND name = ?`,
+			ref.RunID, ref.Asset, string(ref.Partition), strategy.GateDecisionState).Scan(&prior)
 		if err == nil {
 			var p strategy.GateDecision
 			_ = json.Unmarshal([]byte(prior), &p)
-			return fmt.Errorf("%w: gate %s of run %s was %s by %s at %s", ErrGateResolved, asset, runID, pastTense(p.Action), p.By, p.At.Format(time.RFC3339))
+			return fmt.Errorf("%w: gate %s was %s by %s at %s", ErrGateResolved, ref, pastTense(p.Action), p.By, p.At.Format(time.RFC3339))
 		}
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if AssetStatus(status) != StatusWaiting {
-			return fmt.Errorf("%w: gate %s of run %s is %s", ErrNotWaiting, asset, runID, status)
+		if node.status != StatusWaiting {
+			return fmt.Errorf("%w: gate %s is %s", ErrNotWaiting, ref, node.status)
 		}
-		n, err := tx.Exec(ctx, `INSERT INTO flowstone_state (run_id, partition_key, name, value) VALUES (?, ?, ?, ?)
-			ON CONFLICT (run_id, partition_key, name) DO NOTHING`, runID, part, strategy.GateDecisionState, string(data))
+		n, err := tx.Exec(ctx, `INSERT INTO flowstone_state (run_id, asset, partition_key, name, value) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (run_id, asset, partition_key, name) DO NOTHING`, ref.RunID, ref.Asset, string(ref.Partition), strategy.GateDecisionState, string(data))
 		if err != nil {
 			return err
 		}
 		if n == 0 { // the timeout decided at this very moment
-			return fmt.Errorf("%w: gate %s of run %s", ErrGateResolved, asset, runID)
+			return fmt.Errorf("%w: gate %s", ErrGateResolved, ref)
 		}
 		signal, _ := json.Marshal(strategy.GateSignal{})
-		run := &runCtx{id: runID, p: b.pipeline}
-		return tx.insertJobs(ctx, []river.InsertManyParams{e.jobParams(run, a, flowstone.Partition(part), signal)})
+		run := &runCtx{id: ref.RunID, p: b.pipeline}
+		return tx.insertJobs(ctx, []river.InsertManyParams{e.jobParams(run, a, ref.Partition, signal)})
 	})
 	if err != nil {
 		return err
 	}
-	e.log.InfoContext(ctx, "gate decided", "run", runID, "asset", asset, "action", d.Action, "by", d.By)
+	e.log.InfoContext(ctx, "gate decided", "run", ref.RunID, "asset", ref.Asset, "partition", string(ref.Partition), "action", d.Action, "by", d.By)
 	return nil
 }
 
 // gateClaims is what a gate link carries.
 type gateClaims struct {
-	Run     string `json:"r"`
-	Asset   string `json:"a"`
-	Action  string `json:"x"`
-	Expires int64  `json:"e"`
+	Run       string `json:"r"`
+	Asset     string `json:"a"`
+	Partition string `json:"p,omitempty"`
+	Action    string `json:"x"`
+	Expires   int64  `json:"e"`
 }
 
 // GateToken returns a signed token that approves (action "approve") or
-// rejects ("reject") the gate asset of run runID until ttl has passed. Put
-// it in a link to GateHandler: ?token=....
-func (e *Engine) GateToken(runID, asset, action string, ttl time.Duration) (string, error) {
+// rejects ("reject") the gate ref until ttl has passed. Put it in a link to
+// GateHandler: ?token=.... The token carries the ref's partition under the
+// signature, so a link decides that partition's gate only.
+func (e *Engine) GateToken(ref Ref, action string, ttl time.Duration) (string, error) {
 	if len(e.cfg.Secret) < 16 {
 		return "", ErrNoSecret
 	}
@@ -184,7 +180,7 @@ func (e *Engine) GateToken(runID, asset, action string, ttl time.Duration) (stri
 	if ttl <= 0 {
 		return "", fmt.Errorf("gate token ttl %s: must be positive", ttl)
 	}
-	body, _ := json.Marshal(gateClaims{Run: runID, Asset: asset, Action: action, Expires: time.Now().Add(ttl).Unix()})
+	body, _ := json.Marshal(gateClaims{Run: ref.RunID, Asset: ref.Asset, Partition: string(ref.Partition), Action: action, Expires: time.Now().Add(ttl).Unix()})
 	enc := base64.RawURLEncoding
 	payload := enc.EncodeToString(body)
 	return payload + "." + enc.EncodeToString(e.sign(payload)), nil
@@ -230,7 +226,7 @@ func (e *Engine) DecideWithToken(ctx context.Context, token, by, reason string) 
 	if by == "" {
 		by = "signed link"
 	}
-	return e.decide(ctx, c.Run, c.Asset, strategy.GateDecision{Action: c.Action, By: by, Reason: reason, At: time.Now()})
+	return e.decide(ctx, c.ref(), strategy.GateDecision{Action: c.Action, By: by, Reason: reason, At: time.Now()})
 }
 
 var gatePage = template.Must(template.New("gate").Parse(`<!doctype html>
@@ -268,7 +264,7 @@ func (e *Engine) GateHandler() http.Handler {
 		switch r.Method {
 		case http.MethodGet:
 			page.Title = strings.ToUpper(c.Action[:1]) + c.Action[1:] + " " + c.Asset
-			page.Message = "Run " + c.Run + ": " + c.Action + " the value of " + c.Asset + "?"
+			page.Message = "Run " + c.Run + ": " + c.Action + " the value of " + c.Asset + partitionPhrase(c.Partition) + "?"
 			page.Action, page.Form = c.Action, true
 			_ = gatePage.Execute(w, page)
 		case http.MethodPost:
@@ -276,7 +272,7 @@ func (e *Engine) GateHandler() http.Handler {
 			if by == "" {
 				by = "signed link"
 			}
-			err := e.decide(r.Context(), c.Run, c.Asset, strategy.GateDecision{Action: c.Action, By: by, Reason: r.FormValue("reason"), At: time.Now()})
+			err := e.decide(r.Context(), c.ref(), strategy.GateDecision{Action: c.Action, By: by, Reason: r.FormValue("reason"), At: time.Now()})
 			switch {
 			case errors.Is(err, ErrGateResolved), errors.Is(err, ErrNotWaiting):
 				w.WriteHeader(http.StatusConflict)
@@ -285,13 +281,26 @@ func (e *Engine) GateHandler() http.Handler {
 				w.WriteHeader(http.StatusInternalServerError)
 				page.Title, page.Message = "Error", err.Error()
 			default:
-				page.Title, page.Message = "Done", c.Asset+" of run "+c.Run+": "+pastTense(c.Action)+" by "+by+"."
+				page.Title, page.Message = "Done", c.Asset+partitionPhrase(c.Partition)+" of run "+c.Run+": "+pastTense(c.Action)+" by "+by+"."
 			}
 			_ = gatePage.Execute(w, page)
 		default:
 			w.WriteHeader(http.StatusMethodNotAllowed)
 		}
 	})
+}
+
+func (c gateClaims) ref() Ref {
+	return Ref{RunID: c.Run, Asset: c.Asset, Partition: flowstone.Partition(c.Partition)}
+}
+
+// partitionPhrase words a partition for the gate page: "" when
+// unpartitioned.
+func partitionPhrase(p string) string {
+	if p == "" {
+		return ""
+	}
+	return " (partition " + p + ")"
 }
 
 // pastTense words a gate action for messages.

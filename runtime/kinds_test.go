@@ -110,7 +110,7 @@ func TestRouterFallbackAndBadRoute(t *testing.T) {
 		}
 		var d strategy.Decision
 		var raw string
-		if err := e.be.pool().QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND name = ?`, run.ID, "route:triage").Scan(&raw); err != nil {
+		if err := e.be.pool().QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND asset = ? AND name = ?`, run.ID, "triage", "route:triage").Scan(&raw); err != nil {
 			t.Fatal(err)
 		}
 		if err := decodeJSON([]byte(raw), &d); err != nil || !d.Fallback || d.Error != "scoring service down" || strings.Join(d.Available, ",") != "auto,manual" {
@@ -283,7 +283,7 @@ func TestGateApprovedFromAnotherProcess(t *testing.T) {
 		approver := openEngine(t, approverCfg, Bind(p, nil))
 
 		run, _ := worker.Materialize(ctx, p, Request{})
-		if err := approver.Approve(ctx, run.ID, "refund", "ana", "too early"); !errors.Is(err, ErrNotWaiting) && err != nil {
+		if err := approver.Approve(ctx, Ref{RunID: run.ID, Asset: "refund"}, "ana", "too early"); !errors.Is(err, ErrNotWaiting) && err != nil {
 			t.Logf("early approve: %v", err) // may race with the gate's function; either way nothing is approved early
 		}
 		waitForGate(t, worker, run.ID)
@@ -291,16 +291,16 @@ func TestGateApprovedFromAnotherProcess(t *testing.T) {
 		if r.Assets["payout"].Status != StatusPending {
 			t.Fatalf("payout %s before approval", r.Assets["payout"].Status)
 		}
-		if err := approver.Approve(ctx, run.ID, "refund", "", ""); err == nil {
+		if err := approver.Approve(ctx, Ref{RunID: run.ID, Asset: "refund"}, "", ""); err == nil {
 			t.Fatal("approval without a name accepted")
 		}
-		if err := approver.Approve(ctx, run.ID, "refund", "ana", "checked the receipt"); err != nil {
+		if err := approver.Approve(ctx, Ref{RunID: run.ID, Asset: "refund"}, "ana", "checked the receipt"); err != nil {
 			t.Fatal(err)
 		}
-		if err := approver.Approve(ctx, run.ID, "refund", "bob", "again"); !errors.Is(err, ErrGateResolved) {
+		if err := approver.Approve(ctx, Ref{RunID: run.ID, Asset: "refund"}, "bob", "again"); !errors.Is(err, ErrGateResolved) {
 			t.Fatalf("second approval: %v, want ErrGateResolved", err)
 		}
-		if err := approver.Reject(ctx, run.ID, "refund", "bob", "no"); !errors.Is(err, ErrGateResolved) {
+		if err := approver.Reject(ctx, Ref{RunID: run.ID, Asset: "refund"}, "bob", "no"); !errors.Is(err, ErrGateResolved) {
 			t.Fatalf("reject after approval: %v", err)
 		}
 		res := waitRun(t, worker, run.ID)
@@ -323,7 +323,7 @@ func TestGateRejectAndTimeout(t *testing.T) {
 		e := openEngine(t, cfg, Bind(p, nil))
 		run, _ := e.Materialize(ctx, p, Request{})
 		waitForGate(t, e, run.ID)
-		if err := e.Reject(ctx, run.ID, "refund", "carl", "duplicate claim"); err != nil {
+		if err := e.Reject(ctx, Ref{RunID: run.ID, Asset: "refund"}, "carl", "duplicate claim"); err != nil {
 			t.Fatal(err)
 		}
 		res := waitRun(t, e, run.ID)
@@ -342,7 +342,7 @@ func TestGateRejectAndTimeout(t *testing.T) {
 		if res2.Status != RunSucceeded {
 			t.Fatalf("timeout approve: %+v", res2.Assets)
 		}
-		if err := e2.Approve(ctx, run2.ID, "refund", "ana", "late"); !errors.Is(err, ErrGateResolved) || !strings.Contains(err.Error(), "approved by timeout") {
+		if err := e2.Approve(ctx, Ref{RunID: run2.ID, Asset: "refund"}, "ana", "late"); !errors.Is(err, ErrGateResolved) || !strings.Contains(err.Error(), "approved by timeout") {
 			t.Fatalf("late approve: %v", err)
 		}
 	})
@@ -361,7 +361,7 @@ func TestGateLinks(t *testing.T) {
 		srv := httptest.NewServer(e.GateHandler())
 		defer srv.Close()
 
-		token, err := e.GateToken(run.ID, "refund", "approve", time.Hour)
+		token, err := e.GateToken(Ref{RunID: run.ID, Asset: "refund"}, "approve", time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -377,13 +377,13 @@ func TestGateLinks(t *testing.T) {
 		if code := post(forged); code != http.StatusForbidden {
 			t.Errorf("forged token: %d", code)
 		}
-		expired, _ := e.GateToken(run.ID, "refund", "approve", time.Nanosecond)
+		expired, _ := e.GateToken(Ref{RunID: run.ID, Asset: "refund"}, "approve", time.Nanosecond)
 		time.Sleep(1100 * time.Millisecond)
 		if code := post(expired); code != http.StatusForbidden {
 			t.Errorf("expired token: %d", code)
 		}
 		other := &Engine{cfg: Config{Secret: []byte("another-secret-of-16-bytes")}}
-		foreign, _ := other.GateToken(run.ID, "refund", "approve", time.Hour)
+		foreign, _ := other.GateToken(Ref{RunID: run.ID, Asset: "refund"}, "approve", time.Hour)
 		if code := post(foreign); code != http.StatusForbidden {
 			t.Errorf("token signed with another secret: %d", code)
 		}

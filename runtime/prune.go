@@ -505,23 +505,6 @@ func (p *pruner) count(ctx context.Context) (PruneResult, error) {
 	return p.res, nil
 }
 
-func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
-	rs, err := q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		var s string
-		if err := rs.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rs.Err()
-}
-
 func queryMatRefs(ctx context.Context, q querier, query string, args ...any) ([]matRef, error) {
 	rs, err := q.Query(ctx, query, args...)
 	if err != nil {

@@ -501,20 +501,16 @@ func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
-// ScatterProgress reports the progress of scatter asset in run runID:
-// items done and failed of the total.
-func (e *Engine) ScatterProgress(ctx context.Context, runID, asset string) (scatter.Progress, error) {
-	var part string
-	err := e.be.pool().QueryRow(ctx, `SELECT partition_key FROM flowstone_run_assets WHERE run_id = ? AND asset = ? LIMIT 1`, runID, asset).Scan(&part)
-	if errors.Is(err, sql.ErrNoRows) {
-		return scatter.Progress{}, fmt.Errorf("%w: %s in run %s", ErrUnknownAsset, asset, runID)
-	}
-	if err != nil {
+// ScatterProgress reports the progress of the scatter asset ref: items
+// done and failed of the total. A ref outside its run is refused with
+// ErrNotInRun; a node that has not scattered (yet) with ErrNotMaterialized.
+func (e *Engine) ScatterProgress(ctx context.Context, ref Ref) (scatter.Progress, error) {
+	if _, err := resolveRef(ctx, e.be.pool(), ref); err != nil {
 		return scatter.Progress{}, err
 	}
-	p, found, err := scatter.ProgressOf(ctx, e.be.pool(), scatter.Ref{Run: runID, Asset: asset, Partition: part})
+	p, found, err := scatter.ProgressOf(ctx, e.be.pool(), scatter.Ref{Run: ref.RunID, Asset: ref.Asset, Partition: string(ref.Partition)})
 	if err == nil && !found {
-		err = fmt.Errorf("%w: %s of run %s has not scattered (yet)", ErrNotMaterialized, asset, runID)
+		err = fmt.Errorf("%w: %s has not scattered (yet)", ErrNotMaterialized, ref)
 	}
 	return p, err
 }

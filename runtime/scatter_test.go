@@ -122,7 +122,7 @@ func TestScatterKeepsOrderAndToleratesFailuresBelowThreshold(t *testing.T) {
 			audit["failed"].([]any)[0] != "3:no CRM record for c3" {
 			t.Fatalf("audit = %v, %v", audit, err)
 		}
-		prog, err := e.ScatterProgress(ctx, run.ID, "profiles")
+		prog, err := e.ScatterProgress(ctx, Ref{RunID: run.ID, Asset: "profiles"})
 		if err != nil || prog.Total != 100 || prog.Done != 100 || prog.Failed != 10 || prog.Status != "completed" {
 			t.Fatalf("progress = %+v, %v", prog, err)
 		}

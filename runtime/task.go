@@ -306,10 +306,12 @@ func (t *task) previous(ctx context.Context, into any) (flowstone.Partition, boo
 	return prev, true, nil
 }
 
+func (t *task) ref() Ref { return Ref{RunID: t.run.id, Asset: t.asset.Key, Partition: t.part} }
+
 func (t *task) LoadState(ctx context.Context, name string, into any) (bool, error) {
 	var data string
-	err := t.e.be.pool().QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND partition_key = ? AND name = ?`,
-		t.run.id, string(t.part), name).Scan(&data)
+	err := t.e.be.pool().QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND asset = ? AND partition_key = ? AND name = ?`,
+		t.run.id, t.asset.Key, string(t.part), name).Scan(&data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -318,7 +320,7 @@ func (t *task) LoadState(ctx context.Context, name string, into any) (bool, erro
 	}
 	if into != nil {
 		if err := json.Unmarshal([]byte(data), into); err != nil {
-			return true, fmt.Errorf("state %s of run %s: %w", name, t.run.id, err)
+			return true, fmt.Errorf("state %s of %s: %w", name, t.ref(), err)
 		}
 	}
 	return true, nil
@@ -329,8 +331,8 @@ func (t *task) SaveState(ctx context.Context, name string, value any) (bool, err
 	if err != nil {
 		return false, fmt.Errorf("state %s: %w", name, err)
 	}
-	n, err := t.e.be.pool().Exec(ctx, `INSERT INTO flowstone_state (run_id, partition_key, name, value) VALUES (?, ?, ?, ?)
-		ON CONFLICT (run_id, partition_key, name) DO NOTHING`, t.run.id, string(t.part), name, string(data))
+	n, err := t.e.be.pool().Exec(ctx, `INSERT INTO flowstone_state (run_id, asset, partition_key, name, value) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (run_id, asset, partition_key, name) DO NOTHING`, t.run.id, t.asset.Key, string(t.part), name, string(data))
 	if err != nil {
 		return false, err
 	}

@@ -22,8 +22,8 @@ const (
 	GateFail    = "fail"
 )
 
-// GateDecision resolves a waiting gate. The engine stores one per run and
-// partition (Engine.Approve, Engine.Reject, a signed link, or the gate's
+// GateDecision resolves a waiting gate. The engine stores one per run,
+// asset and partition (Engine.Approve, Engine.Reject, a signed link, or the gate's
 // timeout); the first stored wins.
 type GateDecision struct {
 	Action string    `json:"action"`

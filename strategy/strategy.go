@@ -133,10 +133,11 @@ type Task interface {
 	// LoadValue decodes the value of asset (in this run's partition) into
 	// into, a pointer.
 	LoadValue(ctx context.Context, asset string, into any) error
-	// LoadState reads a value the strategy saved under name for this run
-	// and partition; found is false when there is none.
+	// LoadState reads a value the strategy saved under name for this run,
+	// asset and partition; found is false when there is none.
 	LoadState(ctx context.Context, name string, into any) (found bool, err error)
-	// SaveState stores value under name for this run and partition, once:
+	// SaveState stores value under name for this run, asset and partition
+	// (two assets of a run keep apart what they store), once:
 	// it reports false, storing nothing, when a value is already there
 	// (another attempt saved one first; LoadState reads it).
 	SaveState(ctx context.Context, name string, value any) (saved bool, err error)

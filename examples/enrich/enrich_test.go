@@ -149,14 +149,14 @@ func TestRunSucceedsPartially(t *testing.T) {
 		}
 
 		// Progress, as status shows it.
-		p, err := e.ScatterProgress(ctx, res.ID, enrich.AssetEnriched)
+		p, err := e.ScatterProgress(ctx, runtime.Ref{RunID: res.ID, Asset: enrich.AssetEnriched})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if p.Total != len(records) || p.Done != len(records) || p.Failed != len(permanent) || p.Status != "completed" {
 			t.Fatalf("progress = %+v; want %d done, %d failed, completed", p, len(records), len(permanent))
 		}
-		if _, err := e.ScatterProgress(ctx, res.ID, enrich.AssetSegments); !errors.Is(err, runtime.ErrNotMaterialized) {
+		if _, err := e.ScatterProgress(ctx, runtime.Ref{RunID: res.ID, Asset: enrich.AssetSegments}); !errors.Is(err, runtime.ErrNotMaterialized) {
 			t.Fatalf("progress of segments, not a scatter: %v, want ErrNotMaterialized", err)
 		}
 	})
@@ -176,7 +176,7 @@ func TestCancelledScatterProgressIsNotRunning(t *testing.T) {
 			t.Fatal(err)
 		}
 		for {
-			p, err := e.ScatterProgress(ctx, run.ID, enrich.AssetEnriched)
+			p, err := e.ScatterProgress(ctx, runtime.Ref{RunID: run.ID, Asset: enrich.AssetEnriched})
 			if err == nil && p.Done > 0 {
 				break
 			}
@@ -193,7 +193,7 @@ func TestCancelledScatterProgressIsNotRunning(t *testing.T) {
 			t.Fatalf("run %s, %v", res.Status, err)
 		}
 		time.Sleep(200 * time.Millisecond) // batches already running finish
-		p, err := e.ScatterProgress(ctx, run.ID, enrich.AssetEnriched)
+		p, err := e.ScatterProgress(ctx, runtime.Ref{RunID: run.ID, Asset: enrich.AssetEnriched})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -203,10 +203,10 @@ func TestRefundApprovedFromAnotherProcess(t *testing.T) {
 		if err == nil {
 			t.Errorf("the held batch is loadable before approval: %+v", held)
 		}
-		if err := finance.Approve(ctx, run.ID, refunds.AssetRefund, "ana", "receipts checked"); err != nil {
+		if err := finance.Approve(ctx, runtime.Ref{RunID: run.ID, Asset: refunds.AssetRefund, Partition: largeDay}, "ana", "receipts checked"); err != nil {
 			t.Fatal(err)
 		}
-		if err := finance.Reject(ctx, run.ID, refunds.AssetRefund, "bob", "too late"); !errors.Is(err, runtime.ErrGateResolved) {
+		if err := finance.Reject(ctx, runtime.Ref{RunID: run.ID, Asset: refunds.AssetRefund, Partition: largeDay}, "bob", "too late"); !errors.Is(err, runtime.ErrGateResolved) {
 			t.Errorf("reject after approval: %v, want ErrGateResolved", err)
 		}
 		res := wait(t, worker, run.ID)
@@ -243,7 +243,7 @@ func TestRejectedRefundPaysNothing(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitForGate(t, e, run.ID)
-		if err := e.Reject(ctx, run.ID, refunds.AssetRefund, "carl", "duplicate of yesterday's batch"); err != nil {
+		if err := e.Reject(ctx, runtime.Ref{RunID: run.ID, Asset: refunds.AssetRefund, Partition: smallDay}, "carl", "duplicate of yesterday's batch"); err != nil {
 			t.Fatal(err)
 		}
 		res := wait(t, e, run.ID)

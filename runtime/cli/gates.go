@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/spf13/cobra"
@@ -68,7 +69,7 @@ someone to approve or reject it, oldest first: of the pipeline chosen with
 
 // decideCommand is approve or reject, by action.
 func (s *session) decideCommand(action string) *cobra.Command {
-	var by, reason string
+	var by, reason, partition string
 	past := "approved"
 	long := `Approve releases the value a gate holds: it becomes the asset's
 materialization and the assets after it start, on whichever processes work
@@ -79,15 +80,18 @@ the pipeline.`
 that require it are marked upstream_failed.`
 	}
 	c := &cobra.Command{
-		Use:   action + " RUN_ID ASSET",
+		Use:   action + " RUN_ID ASSET [--partition KEY]",
 		Short: strings.ToUpper(action[:1]) + action[1:] + " a gate waiting in a run",
 		Long: long + `
 
-The decision is recorded with --by and --reason. Only the first decision
-counts: deciding a gate that was already approved, rejected or timed out is
-an error and changes nothing.`,
-		Example: fmt.Sprintf(`  %s %s run_0123abcd refund --by ana --reason "receipts checked"`, s.app.Name, action),
-		Args:    cobra.ExactArgs(2),
+--partition chooses the gate's partition when the run holds it at several
+(an hourly gate under a daily target); it may be left out when the run
+holds the asset at one partition only. The decision is recorded with --by
+and --reason. Only the first decision counts: deciding a gate that was
+already approved, rejected or timed out is an error and changes nothing.`,
+		Example: fmt.Sprintf(`  %s %s run_0123abcd refund --by ana --reason "receipts checked"
+  %s %s run_0123abcd review --partition 2024-01-02T15 --by ana`, s.app.Name, action, s.app.Name, action),
+		Args: cobra.ExactArgs(2),
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			runID, asset := args[0], args[1]
@@ -102,57 +106,86 @@ an error and changes nothing.`,
 				return err
 			}
 			defer closeEngine(ctx, eng, closeTimeout)
+			ref, _, err := gateRef(ctx, eng, runID, asset, partition, c.Flags().Changed("partition"))
+			if err != nil {
+				return err
+			}
 			decide := eng.Approve
 			if action == strategy.GateReject {
 				decide = eng.Reject
 			}
-			if err := decide(ctx, runID, asset, by, reason); err != nil {
-				return s.decideErr(ctx, eng, runID, asset, err)
-			}
-			res, err := eng.Run(ctx, runID)
-			if err != nil {
-				return err
+			if err := decide(ctx, ref, by, reason); err != nil {
+				return s.decideErr(ctx, eng, ref, err)
 			}
 			because := ""
 			if reason != "" {
 				because = ": " + reason
 			}
-			part := ""
-			if res.Partition != "" {
-				part = " (partition " + string(res.Partition) + ")"
-			}
-			fmt.Fprintf(s.stdout, "%s %s%s of run %s as %s%s\n", past, asset, part, runID, by, because)
+			fmt.Fprintf(s.stdout, "%s %s%s of run %s as %s%s\n", past, asset, gatePartition(ref.Partition), runID, by, because)
 			fmt.Fprintf(s.stdout, "the run goes on where workers run; follow it with: %s status --follow %s\n", s.app.Name, runID)
 			return nil
 		}),
 	}
+	c.Flags().StringVar(&partition, "partition", "", "the gate's partition in the run (default: its only one)")
 	c.Flags().StringVar(&by, "by", "", "who decides, recorded with the decision (default $USER)")
 	c.Flags().StringVar(&reason, "reason", "", "why, recorded with the decision")
 	return c
 }
 
+// gateRef addresses asset of run runID at partition, refusing a ref
+// outside the run as a usage error. Without --partition (given false) it
+// takes the asset's only partition in the run; with several it asks for
+// one. It returns the node's state too.
+func gateRef(ctx context.Context, eng *runtime.Engine, runID, asset, partition string, given bool) (runtime.Ref, runtime.RunResult, error) {
+	ref := runtime.Ref{RunID: runID, Asset: asset, Partition: flowstone.Partition(partition)}
+	res, err := eng.Run(ctx, runID)
+	if err != nil {
+		return ref, res, err
+	}
+	if parts := res.ByPartition[asset]; !given && len(parts) == 1 {
+		for p := range parts {
+			ref.Partition = p
+		}
+	}
+	if _, err := res.Node(ref); err != nil {
+		if !given && len(res.ByPartition[asset]) > 1 {
+			err = fmt.Errorf("%w; choose one with --partition", err)
+		}
+		return ref, res, usageErr("%w", err)
+	}
+	return ref, res, nil
+}
+
 // decideErr explains why a decision was refused; the engine's error stays
-// matchable.
-func (s *session) decideErr(ctx context.Context, eng *runtime.Engine, runID, asset string, err error) error {
+// matchable. A ref outside its run is a usage error.
+func (s *session) decideErr(ctx context.Context, eng *runtime.Engine, ref runtime.Ref, err error) error {
 	switch {
+	case errors.Is(err, runtime.ErrNotInRun):
+		return usageErr("%w", err)
 	case errors.Is(err, runtime.ErrGateResolved):
 		return fmt.Errorf("%w; nothing changed", err)
 	case !errors.Is(err, runtime.ErrNotWaiting):
 		return err
 	}
 	// Say what the gate is doing instead, when the run says more.
-	res, rerr := eng.Run(ctx, runID)
+	res, rerr := eng.Run(ctx, ref.RunID)
 	if rerr != nil {
 		return fmt.Errorf("%w (%w)", rerr, err)
 	}
-	a, ok := res.Assets[asset]
-	if !ok {
-		return fmt.Errorf("%w: run %s has no asset %s (it has %s)", runtime.ErrNotWaiting, runID, asset, strings.Join(res.Order, ", "))
-	}
-	if !a.Status.Terminal() && isGate(eng, res.Pipeline, asset) {
+	a, ok := res.ByPartition[ref.Asset][ref.Partition]
+	if ok && !a.Status.Terminal() && isGate(eng, res.Pipeline, ref.Asset) {
 		return fmt.Errorf("%w; it has not computed the value to approve yet: try again once %s gates lists it", err, s.app.Name)
 	}
 	return err
+}
+
+// gatePartition words a gate's partition for messages: "" when
+// unpartitioned.
+func gatePartition(p flowstone.Partition) string {
+	if p == "" {
+		return ""
+	}
+	return " (partition " + string(p) + ")"
 }
 
 // isGate reports whether asset of pipeline is a gate in this program.
@@ -170,13 +203,14 @@ func isGate(eng *runtime.Engine, pipeline, asset string) bool {
 }
 
 func (s *session) gateLinkCommand() *cobra.Command {
-	var action, base string
+	var action, base, partition string
 	var ttl time.Duration
 	c := &cobra.Command{
-		Use:   "gate-link RUN_ID ASSET",
+		Use:   "gate-link RUN_ID ASSET [--partition KEY]",
 		Short: "Print a signed link that approves or rejects a gate",
 		Long: `Gate-link prints a URL that approves (or, with --action reject, rejects)
-one gate of one run until --ttl has passed, for an e-mail or a chat message.
+one gate of one run (at --partition, when the run holds it at several) until
+--ttl has passed, for an e-mail or a chat message.
 The token in it is signed with the secret (FLOWSTONE_SECRET or --secret);
 serve-gates, run with the same secret, answers it: opening the link shows
 what it will do and asks for a name and a reason, so a link preview changes
@@ -201,20 +235,18 @@ nothing.`,
 				return err
 			}
 			defer closeEngine(ctx, eng, closeTimeout)
-			res, err := eng.Run(ctx, runID)
+			ref, res, err := gateRef(ctx, eng, runID, asset, partition, c.Flags().Changed("partition"))
 			if err != nil {
 				return err
 			}
-			a, ok := res.Assets[asset]
+			a, _ := res.Node(ref)
 			switch {
-			case !ok:
-				return fmt.Errorf("%w: run %s has no asset %s (it has %s)", runtime.ErrNotWaiting, runID, asset, strings.Join(res.Order, ", "))
 			case !isGate(eng, res.Pipeline, asset):
 				return fmt.Errorf("%w: %s is not a gate", runtime.ErrNotWaiting, asset)
 			case a.Status.Terminal():
-				return fmt.Errorf("%w: gate %s of run %s is %s; a link would change nothing", runtime.ErrGateResolved, asset, runID, a.Status)
+				return fmt.Errorf("%w: gate %s is %s; a link would change nothing", runtime.ErrGateResolved, ref, a.Status)
 			}
-			token, err := eng.GateToken(runID, asset, action, ttl)
+			token, err := eng.GateToken(ref, action, ttl)
 			if err != nil {
 				return err
 			}
@@ -222,11 +254,12 @@ nothing.`,
 			q.Set("token", token)
 			u.RawQuery = q.Encode()
 			fmt.Fprintln(s.stdout, u.String())
-			fmt.Fprintf(s.stderr, "%s: this link can %s %s of run %s until %s; %s serve-gates answers it\n",
-				s.app.Name, action, asset, runID, timestamp(time.Now().Add(ttl)), s.app.Name)
+			fmt.Fprintf(s.stderr, "%s: this link can %s %s%s of run %s until %s; %s serve-gates answers it\n",
+				s.app.Name, action, asset, gatePartition(ref.Partition), runID, timestamp(time.Now().Add(ttl)), s.app.Name)
 			return nil
 		}),
 	}
+	c.Flags().StringVar(&partition, "partition", "", "the gate's partition in the run (default: its only one)")
 	c.Flags().StringVar(&action, "action", strategy.GateApprove, "what the link does: approve or reject")
 	c.Flags().DurationVar(&ttl, "ttl", defaultGateTTL, "how long the link works")
 	c.Flags().StringVar(&base, "base-url", defaultGateURL, "where serve-gates is reached, as users will open it")

@@ -3,17 +3,20 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/runtime/cli"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -189,8 +192,12 @@ func TestDecideErrors(t *testing.T) {
 			"gated: not a waiting gate: gate refund of run " + id + " is pending; it has not computed the value to approve yet: try again once gated gates lists it\n"},
 		{"not a gate", []string{"approve", id, "payout", "--by", "ana"}, cli.ExitFailure,
 			"gated: not a waiting gate: payout is not a gate\n"},
-		{"no such asset", []string{"reject", id, "refnud", "--by", "ana"}, cli.ExitFailure,
-			"gated: not a waiting gate: run " + id + " has no asset refnud (it has amount, refund, payout)\n"},
+		{"no such asset", []string{"reject", id, "refnud", "--by", "ana"}, cli.ExitUsage,
+			"gated: not in the run: run " + id + ` has no asset "refnud" (it has amount, refund, payout)` + "\n"},
+		{"no such partition", []string{"approve", id, "refund", "--partition", "2024-01-02", "--by", "ana"}, cli.ExitUsage,
+			"gated: not in the run: asset refund of run " + id + ` is unpartitioned: it has no partition "2024-01-02"` + "\n"},
+		{"link outside the run", []string{"gate-link", id, "refund", "--partition", "2024-01-02"}, cli.ExitUsage,
+			"gated: not in the run: asset refund of run " + id + ` is unpartitioned: it has no partition "2024-01-02"` + "\n"},
 		{"no such run", []string{"approve", "run_nope", "refund", "--by", "ana"}, cli.ExitFailure,
 			"gated: run not found: run_nope"},
 		{"nobody", []string{"approve", id, "refund", "--by", " "}, cli.ExitUsage,
@@ -410,4 +417,130 @@ func gateHandler(t *testing.T, ctx context.Context, db []string) http.Handler {
 	}
 	t.Cleanup(func() { _ = e.Close(context.WithoutCancel(ctx)) })
 	return e.GateHandler()
+}
+
+// hourlyGated is an hourly gate under a daily rollup: a run for one day
+// waits at 24 gates.
+func hourlyGatedApp() cli.App {
+	check := runtime.AssetDef{Key: "check", Kind: "gate", Strategy: strategy.Gate{}, HasValue: true, CodeVersion: "v1",
+		Partitions: flowstone.Hourly("2024-01-01T00"),
+		Run: func(ctx context.Context, in *runtime.Inputs) (any, error) {
+			return strconv.Atoi(string(in.Partition())[11:])
+		}}
+	rollup := runtime.AssetDef{Key: "rollup", Kind: "standard", Strategy: strategy.Standard{}, HasValue: true, CodeVersion: "v1",
+		Partitions: flowstone.Daily("2024-01-01"),
+		Deps:       []runtime.Dep{{Asset: "check", Kind: runtime.DepPartitions}},
+		Run: func(ctx context.Context, in *runtime.Inputs) (any, error) {
+			hs, err := runtime.InputPartitions[int](ctx, in, "check")
+			n := 0
+			for _, v := range hs {
+				n += v
+			}
+			return n, err
+		}}
+	p := runtime.NewPipeline(runtime.PipelineDef{Name: "hourly", Assets: []runtime.AssetDef{check, rollup}})
+	return cli.App{
+		Name: "hourly",
+		Bind: func(ctx context.Context) ([]runtime.Binding, error) {
+			return []runtime.Binding{runtime.Bind(p, nil)}, nil
+		},
+		Configure: fast,
+	}
+}
+
+func TestHourlyGatesByPartition(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db []string) {
+		ctx := testContext(t)
+		app, db := hourlyGatedApp(), withSecret(db)
+		r := invoke(ctx, app, args(db, "materialize", "--detach", "--partition", "2024-01-02", "rollup")...)
+		if r.code != 0 {
+			t.Fatalf("materialize: %s", r)
+		}
+		id := runID(t, r)
+		startWorker(t, ctx, app, db)
+		for deadline := time.Now().Add(time.Minute); ; {
+			r = invoke(ctx, app, args(db, "gates")...)
+			if strings.Count(r.stdout, id) == 24 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("24 gates never waited: %s", r)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		wantLine(t, r, `RUN ASSET PARTITION WAITING SINCE`)
+		wantLine(t, r, id+` check 2024-01-02T07 \S+ \S+`)
+
+		// Which hour must be said; one outside the run is refused.
+		r = invoke(ctx, app, args(db, "approve", id, "check", "--by", "ana")...)
+		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, "hourly: not in the run: asset check of run "+id+" has no unpartitioned node: name a partition (its partitions: 2024-01-02T00, 2024-01-02T01,") ||
+			!strings.Contains(r.stderr, "and 16 more); choose one with --partition") {
+			t.Errorf("approve without --partition: %s", r)
+		}
+		r = invoke(ctx, app, args(db, "reject", id, "check", "--partition", "2024-01-03T00", "--by", "ana")...)
+		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, `has no partition "2024-01-03T00" (its partitions: 2024-01-02T00,`) {
+			t.Errorf("reject outside the run: %s", r)
+		}
+		r = invoke(ctx, app, args(db, "status", id, "--partition", "2024-01-03")...)
+		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, `run `+id+` holds no asset at partition "2024-01-03" (it holds "2024-01-02", "2024-01-02T00",`) {
+			t.Errorf("status outside the run: %s", r)
+		}
+
+		// Hours 0-2 from the command line, hour 3 by a signed link, the
+		// rest by Ref from Go.
+		for h := range 3 {
+			part := fmt.Sprintf("2024-01-02T%02d", h)
+			r = invoke(ctx, app, args(db, "approve", id, "check", "--partition", part, "--by", "ana")...)
+			wantLine(t, r, `approved check \(partition `+part+`\) of run `+id+` as ana`)
+		}
+		r = invoke(ctx, app, args(db, "gate-link", id, "check", "--partition", "2024-01-02T03", "--base-url", "http://gates.example.com/gate")...)
+		if r.code != 0 || !strings.Contains(r.stderr, "this link can approve check (partition 2024-01-02T03) of run "+id) {
+			t.Fatalf("gate-link: %s", r)
+		}
+		link, _ := url.Parse(strings.TrimSpace(r.stdout))
+		cfg := runtime.Config{NoWorkers: true, Secret: []byte(gateSecret), Logger: slog.New(slog.DiscardHandler)}
+		for i := 0; i < len(db); i += 2 {
+			switch db[i] {
+			case "--database":
+				cfg.Database = db[i+1]
+			case "--schema":
+				cfg.Schema = db[i+1]
+			}
+		}
+		bs, _ := app.Bind(ctx)
+		eng, err := runtime.Open(ctx, cfg, bs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer eng.Close(context.Background())
+		srv := httptest.NewServer(eng.GateHandler())
+		defer srv.Close()
+		resp, err := http.PostForm(srv.URL, url.Values{"token": {link.Query().Get("token")}, "by": {"dora"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "check (partition 2024-01-02T03) of run "+id+": approved by dora") {
+			t.Fatalf("the link: %d %s", resp.StatusCode, body)
+		}
+		for h := 4; h < 24; h++ {
+			ref := runtime.Ref{RunID: id, Asset: "check", Partition: flowstone.Partition(fmt.Sprintf("2024-01-02T%02d", h))}
+			if err := eng.Approve(ctx, ref, "erin", ""); err != nil {
+				t.Fatalf("approve %s: %v", ref, err)
+			}
+		}
+		r = invoke(ctx, app, args(db, "status", "--follow", id)...)
+		if r.code != 0 {
+			t.Fatalf("status --follow: %s", r)
+		}
+		r = invoke(ctx, app, args(db, "status", id, "--partition", "2024-01-02")...)
+		wantLine(t, r, `rollup 2024-01-02 succeeded 1 \S+ -`)
+		r = invoke(ctx, app, args(db, "status", id, "--partition", "2024-01-02T01")...)
+		wantLine(t, r, `check 2024-01-02T01 succeeded 1 \S+ -`)
+		if strings.Contains(r.stdout, "rollup") {
+			t.Errorf("status --partition of an hour shows the day:\n%s", r)
+		}
+	})
 }

@@ -21,7 +21,7 @@ func scatterProgress(ctx context.Context, eng *runtime.Engine, runID, asset stri
 	if a.Status != runtime.StatusWaiting {
 		return "", false
 	}
-	p, err := eng.ScatterProgress(ctx, runID, asset)
+	p, err := eng.ScatterProgress(ctx, runtime.Ref{RunID: runID, Asset: asset, Partition: a.Partition})
 	if err != nil || p.Status != scatter.Running {
 		return "", false
 	}

@@ -2,8 +2,12 @@ package cli
 
 import (
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 
 	"github.com/spf13/cobra"
@@ -12,12 +16,15 @@ import (
 func (s *session) statusCommand() *cobra.Command {
 	var limit int
 	var watch bool
+	var partition string
 	c := &cobra.Command{
-		Use:   "status [RUN_ID]",
+		Use:   "status [RUN_ID [--partition KEY]]",
 		Short: "Show one run's assets, or the latest runs",
 		Long: `Status shows one run's assets, or without a run ID the latest runs of the
 pipeline (of every bound pipeline when there are several and --pipeline is
-not given).
+not given). A run shows one row per asset; --partition KEY shows instead
+the run's assets at that partition (the 24 hours under a daily target,
+say, one at a time).
 
 With --follow it follows the run like materialize does, whichever
 processes work on it, and exits 0 when it succeeded, 1 when it failed or was
@@ -27,6 +34,10 @@ cancelled.`,
 			ctx := c.Context()
 			if watch && len(args) == 0 {
 				return usageErr("status --follow needs a run ID")
+			}
+			byPartition := c.Flags().Changed("partition")
+			if byPartition && (len(args) == 0 || watch) {
+				return usageErr("status --partition needs a run ID, without --follow")
 			}
 			eng, bs, err := s.openAll(ctx, false)
 			if err != nil {
@@ -55,6 +66,11 @@ cancelled.`,
 				}
 				if err := tw.Flush(); err != nil {
 					return err
+				}
+				if byPartition {
+					if res, err = atPartition(res, flowstone.Partition(partition)); err != nil {
+						return err
+					}
 				}
 				fmt.Fprintln(s.stdout)
 				return runTableWithProgress(ctx, s.stdout, eng, res)
@@ -87,7 +103,34 @@ cancelled.`,
 	}
 	c.Flags().IntVarP(&limit, "limit", "n", 20, "how many of the latest runs to list")
 	c.Flags().BoolVarP(&watch, "follow", "f", false, "follow the run until it finishes")
+	c.Flags().StringVar(&partition, "partition", "", "show the run's assets at this partition")
 	return c
+}
+
+// atPartition narrows a run's rows to its assets at partition p; a
+// partition the run does not hold is a usage error naming those it does.
+func atPartition(res runtime.RunResult, p flowstone.Partition) (runtime.RunResult, error) {
+	out := res
+	out.Assets, out.Order = map[string]runtime.AssetResult{}, nil
+	held := map[flowstone.Partition]bool{}
+	for _, k := range res.Order {
+		for q := range res.ByPartition[k] {
+			held[q] = true
+		}
+		if a, ok := res.ByPartition[k][p]; ok {
+			out.Assets[k] = a
+			out.Order = append(out.Order, k)
+		}
+	}
+	if len(out.Order) > 0 {
+		return out, nil
+	}
+	keys := make([]string, 0, len(held))
+	for q := range held {
+		keys = append(keys, strconv.Quote(string(q)))
+	}
+	slices.Sort(keys)
+	return out, usageErr("%w: run %s holds no asset at partition %q (it holds %s)", runtime.ErrNotInRun, res.ID, p, strings.Join(keys, ", "))
 }
 
 func (s *session) cancelCommand() *cobra.Command {
