@@ -233,7 +233,6 @@ func TestMaterializeFailedRunExitsOne(t *testing.T) {
 
 func TestBadInputIsAUsageError(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
 	db := databases(t)[0].flags(t)
 	for _, tc := range []struct {
 		name   string
@@ -283,6 +282,9 @@ func TestBadInputIsAUsageError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			// Its own deadline: a parallel subtest waits for a free slot,
+			// possibly longer than the parent's context lasts.
+			ctx := testContext(t)
 			r := invoke(ctx, tc.app, args(db, tc.args...)...)
 			if r.code != cli.ExitUsage {
 				t.Fatalf("want exit %d: %s", cli.ExitUsage, r)
