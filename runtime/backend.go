@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
+
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/riverqueue/river"
@@ -41,10 +43,18 @@ type jobArgs struct {
 // Kind is per pipeline, so a process fetches only the pipelines it binds.
 func (a jobArgs) Kind() string { return jobKind(a.Pipeline) }
 
+// node is the run node the job works on.
+func (a jobArgs) node() store.Node {
+	return store.Node{Run: a.Run, Asset: a.Asset, Partition: a.Partition}
+}
+
 func jobKind(pipeline string) string { return "flowstone." + pipeline }
 
-// backend is the one seam between the engine and a database: FlowStone's
-// SQL, River's client, and transactions that span both. SQLite and
+// querier runs the store's statements: the pool or a transaction.
+type querier = store.Querier
+
+// backend is the one seam between the engine and a database: the store's
+// querier, River's client, and transactions that span both. SQLite and
 // PostgreSQL implement it with the same generic code.
 type backend interface {
 	pool() querier
@@ -123,10 +133,29 @@ func (b *riverBackend[D, T]) deleteFinishedJobs(ctx context.Context, where strin
 func (b *riverBackend[D, T]) inTx(ctx context.Context, fn func(tx txn) error) error {
 	for attempt := 1; ; attempt++ {
 		err := b.tryTx(ctx, fn)
-		if err == nil || !retryable(err) || attempt == 8 || ctx.Err() != nil {
+		if err == nil || !store.Retryable(err) || attempt == 8 {
 			return err
 		}
-		time.Sleep(time.Duration(attempt*attempt)*5*time.Millisecond + time.Duration(rand.IntN(5))*time.Millisecond)
+		if err := sleep(ctx, time.Duration(attempt*attempt)*5*time.Millisecond+time.Duration(rand.IntN(5))*time.Millisecond); err != nil {
+			return err
+		}
+	}
+}
+
+// migrateTx runs a migration's statements in a transaction.
+func (b *riverBackend[D, T]) migrateTx(ctx context.Context, fn func(q store.Querier) error) error {
+	return b.inTx(ctx, func(tx txn) error { return fn(tx) })
+}
+
+// sleep waits for d, or returns ctx's error when it ends first.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
 	}
 }
 
@@ -163,7 +192,7 @@ func (t *riverTx[D, T]) completeJob(ctx context.Context, job *river.Job[jobArgs]
 
 // openPostgres connects a pool whose search_path is schema, creates the
 // schema, and builds the River client on it.
-func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config) (*riverBackend[*riverpgxv5.Driver, pgx.Tx], func(context.Context) error, error) {
+func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, lines []store.Line) (*riverBackend[*riverpgxv5.Driver, pgx.Tx], func(context.Context) error, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres url: %w", err)
@@ -188,13 +217,13 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config) (
 	b := &riverBackend[*riverpgxv5.Driver, pgx.Tx]{
 		name:   "postgres",
 		client: client,
-		db:     pgxQuerier{db: pool},
+		db:     store.Pgx(pool),
 		begin: func(ctx context.Context) (pgx.Tx, querier, error) {
 			tx, err := pool.Begin(ctx)
 			if err != nil {
 				return nil, nil, err
 			}
-			return tx, pgxQuerier{db: tx}, nil
+			return tx, store.Pgx(tx), nil
 		},
 		commit:   func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
 		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
@@ -208,14 +237,14 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config) (
 			return err
 		}
 		defer conn.Release()
-		const lockKey = 0x666c6f77 // "flow"
-		if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockKey); err != nil {
-			return fmt.Errorf("migration lock: %w", err)
+		unlock, err := store.Store{}.LockMigrations(ctx, store.Pgx(conn))
+		if err != nil {
+			return err
 		}
-		defer conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", lockKey) //nolint:errcheck
+		defer unlock()
 		if schema != "" {
-			if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+pgx.Identifier{schema}.Sanitize()); err != nil {
-				return fmt.Errorf("create schema %s: %w", schema, err)
+			if err := (store.Store{}).CreateSchema(ctx, store.Pgx(conn), schema); err != nil {
+				return err
 			}
 		}
 		m, err := rivermigrate.New(driver, &rivermigrate.Config{Schema: schema})
@@ -225,19 +254,19 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config) (
 		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 			return fmt.Errorf("river migrations: %w", err)
 		}
-		return migrateFlowstone(ctx, b, "postgres")
+		return store.Store{}.Migrate(ctx, b.migrateTx, lines)
 	}
 	return b, migrate, nil
 }
 
 // openSQLite opens the file (or :memory:) with WAL and one connection, as
 // River's SQLite driver documents, and builds the River client on it.
-func openSQLite(ctx context.Context, path string, rcfg *river.Config) (*riverBackend[*riversqlite.Driver, *sql.Tx], func(context.Context) error, error) {
+func openSQLite(ctx context.Context, path string, rcfg *river.Config, lines []store.Line) (*riverBackend[*riversqlite.Driver, *sql.Tx], func(context.Context) error, error) {
 	dsn := "file:" + path + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	if path == ":memory:" {
 		dsn = "file::memory:?_pragma=busy_timeout(20000)&_txlock=immediate"
 	}
-	db := sql.OpenDB(stmtCacheConnector{dsn: dsn})
+	db := sql.OpenDB(store.SQLiteConnector(dsn))
 	db.SetMaxOpenConns(1)
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
@@ -249,11 +278,14 @@ func openSQLite(ctx context.Context, path string, rcfg *river.Config) (*riverBac
 		if err == nil {
 			break
 		}
-		if !retryable(err) || attempt == 20 || ctx.Err() != nil {
+		if !store.Retryable(err) || attempt == 20 {
 			db.Close()
 			return nil, nil, fmt.Errorf("sqlite open %s: %w", path, err)
 		}
-		time.Sleep(time.Duration(attempt) * 50 * time.Millisecond)
+		if err := sleep(ctx, time.Duration(attempt)*50*time.Millisecond); err != nil {
+			db.Close()
+			return nil, nil, fmt.Errorf("sqlite open %s: %w", path, err)
+		}
 	}
 	driver := riversqlite.New(db)
 	client, err := river.NewClient(driver, rcfg)
@@ -264,13 +296,13 @@ func openSQLite(ctx context.Context, path string, rcfg *river.Config) (*riverBac
 	b := &riverBackend[*riversqlite.Driver, *sql.Tx]{
 		name:   "sqlite",
 		client: client,
-		db:     sqlQuerier{db: db},
+		db:     store.SQL(db),
 		begin: func(ctx context.Context) (*sql.Tx, querier, error) {
 			tx, err := db.BeginTx(ctx, nil)
 			if err != nil {
 				return nil, nil, err
 			}
-			return tx, sqlQuerier{db: tx}, nil
+			return tx, store.SQL(tx), nil
 		},
 		commit:   func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
 		rollback: func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
@@ -293,7 +325,7 @@ func openSQLite(ctx context.Context, path string, rcfg *river.Config) (*riverBac
 		if _, err := m.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
 			return fmt.Errorf("river migrations: %w", err)
 		}
-		return migrateFlowstone(ctx, b, "sqlite")
+		return store.Store{}.Migrate(ctx, b.migrateTx, lines)
 	}
 	return b, migrate, nil
 }

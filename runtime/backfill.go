@@ -2,13 +2,13 @@ package runtime
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/riverqueue/river"
 )
 
@@ -81,16 +81,14 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 			return "", err
 		}
 	}
-	var cfgJSON any
+	var cfgJSON []byte
 	if req.Config != nil {
 		if p.config == nil {
 			return "", fmt.Errorf("%w: pipeline %s takes no config, got %T", ErrBadConfig, p.name, req.Config)
 		}
-		data, err := p.config.Encode(req.Config)
-		if err != nil {
+		if cfgJSON, err = p.config.Encode(req.Config); err != nil {
 			return "", err
 		}
-		cfgJSON = string(data)
 	} else {
 		for _, a := range assets {
 			if a.UsesConfig {
@@ -114,16 +112,14 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 	}
 	targetsJSON, _ := json.Marshal(req.Targets)
 	id := newID("bf_")
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = string(k)
+	}
 	err = e.be.inTx(ctx, func(tx txn) error {
-		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_backfills (id, pipeline, targets, config, force, max_concurrent, status, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, id, p.name, string(targetsJSON), cfgJSON, boolInt(req.Force), conc, "running", now()); err != nil {
+		if err := e.st.InsertBackfill(ctx, tx, store.NewBackfill{ID: id, Pipeline: p.name, Targets: string(targetsJSON), Config: cfgJSON,
+			Force: req.Force, MaxConcurrent: conc, Partitions: parts}); err != nil {
 			return err
-		}
-		for i, k := range keys {
-			if _, err := tx.Exec(ctx, `INSERT INTO flowstone_backfill_partitions (backfill_id, idx, partition_key, status) VALUES (?, ?, ?, ?)`,
-				id, i, string(k), "pending"); err != nil {
-				return err
-			}
 		}
 		return tx.insertJobs(ctx, []river.InsertManyParams{backfillJob(p.name, id)})
 	})
@@ -206,87 +202,97 @@ func backfillKeys(p *Pipeline, assets []*AssetDef, req BackfillRequest) ([]flows
 // advanceBackfill brings a backfill's partitions up to date with their
 // runs and launches pending ones up to its concurrency; the last to finish
 // finishes it. Launches use run keys, so a repeated advance starts nothing
-// twice.
+// twice: a partition left launching by an advance that died is launched
+// again, which finds its run if it had started.
 func (e *Engine) advanceBackfill(ctx context.Context, p *Pipeline, id string) error {
 	q := e.be.pool()
-	var status, targetsJSON string
-	var cfg sql.NullString
-	var force, conc int
-	err := q.QueryRow(ctx, `SELECT status, targets, config, force, max_concurrent FROM flowstone_backfills WHERE id = ?`, id).
-		Scan(&status, &targetsJSON, &cfg, &force, &conc)
-	if errors.Is(err, sql.ErrNoRows) {
-		return river.JobCancel(fmt.Errorf("%w: %s", ErrBackfillNotFound, id))
-	}
+	bf, found, err := e.st.Backfill(ctx, q, id)
 	if err != nil {
 		return err
 	}
-	if status != "running" {
-		return refreshBackfill(ctx, q, id)
+	if !found {
+		return river.JobCancel(fmt.Errorf("%w: %s", ErrBackfillNotFound, id))
+	}
+	if bf.Status != store.BackfillRunning {
+		return e.st.RefreshBackfill(ctx, q, id)
 	}
 	var targets []string
-	_ = json.Unmarshal([]byte(targetsJSON), &targets)
+	_ = json.Unmarshal([]byte(bf.Targets), &targets)
 	var config any
-	if cfg.Valid && p.config != nil {
-		if config, err = p.config.Decode([]byte(cfg.String)); err != nil {
+	if bf.Config.Valid && p.config != nil {
+		if config, err = p.config.Decode([]byte(bf.Config.String)); err != nil {
 			return river.JobCancel(err)
 		}
 	}
+	// Partitions found launching when the advance starts were left so by
+	// one that died (or are being launched by another: launching twice
+	// starts one run). They are launched again first.
+	stuck, err := e.st.CountPartitions(ctx, q, id, store.PartitionLaunching)
+	if err != nil {
+		return err
+	}
 	for {
-		// Claim the next pending partition under the backfill row's lock,
-		// so concurrent advances never exceed MaxConcurrent.
-		var idx, running int
-		var key string
+		// Claim the next partition under the backfill row's lock, so
+		// concurrent advances never exceed MaxConcurrent.
+		var part store.BackfillPartition
+		var running int
 		claimed := false
 		err := e.be.inTx(ctx, func(tx txn) error {
 			claimed = false
-			if _, err := tx.Exec(ctx, `UPDATE flowstone_backfills SET max_concurrent = max_concurrent WHERE id = ?`, id); err != nil {
+			if err := e.st.LockBackfill(ctx, tx, id); err != nil {
 				return err
 			}
-			if err := refreshBackfill(ctx, tx, id); err != nil {
+			if err := e.st.RefreshBackfill(ctx, tx, id); err != nil {
 				return err
 			}
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM flowstone_backfill_partitions WHERE backfill_id = ? AND status IN ('running', 'launching')`, id).Scan(&running); err != nil {
+			var err error
+			if stuck > 0 {
+				part, claimed, err = e.st.NextPartition(ctx, tx, id, store.PartitionLaunching)
+				if err != nil || claimed {
+					return err
+				}
+			}
+			if running, err = e.st.CountPartitions(ctx, tx, id, store.PartitionRunning, store.PartitionLaunching); err != nil {
 				return err
 			}
-			if running >= conc {
+			if running >= bf.MaxConcurrent {
 				return nil
 			}
-			err := tx.QueryRow(ctx, `SELECT idx, partition_key FROM flowstone_backfill_partitions
-				WHERE backfill_id = ? AND status = 'pending' ORDER BY idx LIMIT 1`, id).Scan(&idx, &key)
-			if errors.Is(err, sql.ErrNoRows) {
-				return nil
-			}
-			if err != nil {
+			part, claimed, err = e.st.NextPartition(ctx, tx, id, store.PartitionPending)
+			if err != nil || !claimed {
 				return err
 			}
-			claimed = true
-			_, err = tx.Exec(ctx, `UPDATE flowstone_backfill_partitions SET status = 'launching' WHERE backfill_id = ? AND idx = ?`, id, idx)
+			_, err = e.st.SetPartition(ctx, tx, id, part.Index, store.PartitionPending, store.PartitionLaunching, "")
 			return err
 		})
 		if err != nil {
 			return err
 		}
 		if !claimed {
-			if running >= conc {
+			if running >= bf.MaxConcurrent {
 				return nil
 			}
 			return e.finishBackfill(ctx, id, running)
 		}
-		run, err := e.materialize(ctx, p, Request{Targets: targets, Partition: flowstone.Partition(key), Config: config,
-			Force: force == 1, RunKey: "backfill:" + id + ":" + key}, id)
+		if part.Status == store.PartitionLaunching {
+			stuck--
+		}
+		run, err := e.materialize(ctx, p, Request{Targets: targets, Partition: flowstone.Partition(part.Key), Config: config,
+			Force: bf.Force, RunKey: "backfill:" + id + ":" + part.Key}, id)
 		if err != nil {
 			if !refused(err) { // this process is closing, or the database failed: later
-				_, _ = q.Exec(context.WithoutCancel(ctx), `UPDATE flowstone_backfill_partitions SET status = 'pending' WHERE backfill_id = ? AND idx = ?`, id, idx)
+				_, _ = e.st.SetPartition(context.WithoutCancel(ctx), q, id, part.Index, store.PartitionLaunching, store.PartitionPending, "")
 				return err
 			}
-			_, _ = q.Exec(ctx, `UPDATE flowstone_backfill_partitions SET status = 'failed' WHERE backfill_id = ? AND idx = ?`, id, idx)
-			e.log.ErrorContext(ctx, "backfill partition refused", "backfill", id, "partition", key, "error", err)
+			_, _ = e.st.SetPartition(ctx, q, id, part.Index, store.PartitionLaunching, store.PartitionFailed, "")
+			e.log.ErrorContext(ctx, "backfill partition refused", "backfill", id, "partition", part.Key, "error", err)
 			continue
 		}
 		// A run that finished within Materialize (all reused) is recorded
-		// finished by the next advance, which its finish enqueued.
-		if _, err := q.Exec(ctx, `UPDATE flowstone_backfill_partitions SET status = 'running', run_id = ? WHERE backfill_id = ? AND idx = ?`,
-			run.ID, id, idx); err != nil {
+		// finished by the next advance, which its finish enqueued. Another
+		// advance may have launched the partition again (and found its
+		// run) and recorded it first.
+		if _, err := e.st.SetPartition(ctx, q, id, part.Index, store.PartitionLaunching, store.PartitionRunning, run.ID); err != nil {
 			return err
 		}
 	}
@@ -297,16 +303,17 @@ func (e *Engine) finishBackfill(ctx context.Context, id string, running int) err
 	if running > 0 {
 		return nil
 	}
-	var failed int
-	if err := e.be.pool().QueryRow(ctx, `SELECT count(*) FROM flowstone_backfill_partitions WHERE backfill_id = ? AND status <> 'succeeded'`, id).Scan(&failed); err != nil {
+	failed, err := e.st.CountPartitions(ctx, e.be.pool(), id, store.PartitionPending, store.PartitionFailed, store.PartitionCancelled,
+		store.PartitionRunning, store.PartitionLaunching)
+	if err != nil {
 		return err
 	}
-	final := "succeeded"
+	final := store.BackfillSucceeded
 	if failed > 0 {
-		final = "failed"
+		final = store.BackfillFailed
 	}
-	n, err := e.be.pool().Exec(ctx, `UPDATE flowstone_backfills SET status = ?, finished_at = ? WHERE id = ? AND status = 'running'`, final, now(), id)
-	if err == nil && n == 1 {
+	finished, err := e.st.FinishBackfill(ctx, e.be.pool(), id, final)
+	if err == nil && finished {
 		e.log.InfoContext(ctx, "backfill finished", "backfill", id, "status", final)
 	}
 	return err
@@ -316,101 +323,74 @@ func (e *Engine) finishBackfill(ctx context.Context, id string, running int) err
 func (e *Engine) BackfillStatus(ctx context.Context, id string) (BackfillStatus, error) {
 	q := e.be.pool()
 	b := BackfillStatus{ID: id, Partitions: map[flowstone.Partition]string{}}
-	var created int64
-	var finished sql.NullInt64
-	err := q.QueryRow(ctx, `SELECT pipeline, status, created_at, finished_at FROM flowstone_backfills WHERE id = ?`, id).
-		Scan(&b.Pipeline, &b.Status, &created, &finished)
-	if errors.Is(err, sql.ErrNoRows) {
+	bf, found, err := e.st.Backfill(ctx, q, id)
+	if err != nil {
+		return b, err
+	}
+	if !found {
 		return b, fmt.Errorf("%w: %s", ErrBackfillNotFound, id)
 	}
+	b.Pipeline, b.Status = bf.Pipeline, string(bf.Status)
+	b.CreatedAt, b.FinishedAt = time.UnixMicro(bf.CreatedAt), micros(bf.FinishedAt)
+	parts, err := e.st.BackfillPartitions(ctx, q, id)
 	if err != nil {
 		return b, err
 	}
-	b.CreatedAt, b.FinishedAt = time.UnixMicro(created), micros(finished)
-	rs, err := q.Query(ctx, `SELECT bp.partition_key, bp.status, COALESCE(r.status, '')
-		FROM flowstone_backfill_partitions bp LEFT JOIN flowstone_runs r ON r.id = bp.run_id
-		WHERE bp.backfill_id = ? ORDER BY bp.idx`, id)
-	if err != nil {
-		return b, err
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var k, st, runSt string
-		if err := rs.Scan(&k, &st, &runSt); err != nil {
-			return b, err
+	for _, p := range parts {
+		st := p.Status
+		if (st == store.PartitionRunning || st == store.PartitionLaunching) && p.RunStatus != "" && p.RunStatus != store.RunRunning {
+			st = store.PartitionStatus(p.RunStatus) // finished; the next advance records it
 		}
-		if (st == "running" || st == "launching") && runSt != "" && runSt != "running" {
-			st = runSt // finished; the next advance records it
+		if st == store.PartitionLaunching {
+			st = store.PartitionRunning
 		}
-		if st == "launching" {
-			st = "running"
-		}
-		b.Partitions[flowstone.Partition(k)] = st
-		b.Order = append(b.Order, flowstone.Partition(k))
+		k := flowstone.Partition(p.Key)
+		b.Partitions[k] = string(st)
+		b.Order = append(b.Order, k)
 		b.Total++
 		switch st {
-		case "pending":
+		case store.PartitionPending:
 			b.Pending++
-		case "running":
+		case store.PartitionRunning:
 			b.Running++
-		case "succeeded":
+		case store.PartitionSucceeded:
 			b.Succeeded++
-		case "cancelled":
+		case store.PartitionCancelled:
 			b.Cancelled++
 		default:
 			b.Failed++
 		}
 	}
-	return b, rs.Err()
+	return b, nil
 }
 
 // CancelBackfill stops a backfill: pending partitions are cancelled, and so
 // are the runs of running ones.
 func (e *Engine) CancelBackfill(ctx context.Context, id string) error {
 	q := e.be.pool()
-	n, err := q.Exec(ctx, `UPDATE flowstone_backfills SET status = 'cancelled', finished_at = ? WHERE id = ? AND status = 'running'`, now(), id)
+	cancelled, err := e.st.FinishBackfill(ctx, q, id, store.BackfillCancelled)
 	if err != nil {
 		return err
 	}
-	if n == 0 {
+	if !cancelled {
 		if _, err := e.BackfillStatus(ctx, id); err != nil {
 			return err
 		}
 		return nil // already finished
 	}
-	if _, err := q.Exec(ctx, `UPDATE flowstone_backfill_partitions SET status = 'cancelled' WHERE backfill_id = ? AND status = 'pending'`, id); err != nil {
+	if err := e.st.SetPartitions(ctx, q, id, store.PartitionCancelled, store.PartitionPending); err != nil {
 		return err
 	}
-	rs, err := q.Query(ctx, `SELECT run_id FROM flowstone_backfill_partitions WHERE backfill_id = ? AND status = 'running' AND run_id IS NOT NULL`, id)
+	runs, err := e.st.PartitionRuns(ctx, q, id, store.PartitionRunning)
 	if err != nil {
 		return err
 	}
-	var runs []string
-	for rs.Next() {
-		var r string
-		if err := rs.Scan(&r); err != nil {
-			rs.Close()
-			return err
-		}
-		runs = append(runs, r)
-	}
-	rs.Close()
 	for _, r := range runs {
 		if err := e.Cancel(ctx, r); err != nil {
 			return err
 		}
 	}
-	_, err = q.Exec(ctx, `UPDATE flowstone_backfill_partitions SET status = 'cancelled' WHERE backfill_id = ? AND status IN ('running', 'launching')`, id)
-	return err
-}
-
-// refreshBackfill gives partitions whose runs finished their run's status.
-func refreshBackfill(ctx context.Context, q querier, id string) error {
-	_, err := q.Exec(ctx, `UPDATE flowstone_backfill_partitions SET status =
-		(SELECT r.status FROM flowstone_runs r WHERE r.id = flowstone_backfill_partitions.run_id)
-		WHERE backfill_id = ? AND status = 'running'
-		AND EXISTS (SELECT 1 FROM flowstone_runs r WHERE r.id = flowstone_backfill_partitions.run_id AND r.status <> 'running')`, id)
-	return err
+	return e.st.SetPartitions(ctx, q, id, store.PartitionCancelled, store.PartitionRunning, store.PartitionLaunching)
 }
 
 // refused reports whether Materialize rejected the request itself, so

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 )
 
 func backfillPipeline(delay time.Duration, calls *atomic.Int64) *Pipeline {
@@ -150,4 +151,51 @@ func TestBackfillBadInput(t *testing.T) {
 	if _, err := e.BackfillStatus(ctx, "bf_nope"); !errors.Is(err, ErrBackfillNotFound) {
 		t.Errorf("status of unknown: %v", err)
 	}
+}
+
+// A process that died between claiming a partition and recording its run
+// leaves the partition launching: the next advance launches it again, and
+// the run key makes that start the run once.
+func TestBackfillRecoversPartitionsLeftLaunching(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		var calls atomic.Int64
+		p := backfillPipeline(0, &calls)
+		cfg := db.config(t)
+		idle := cfg
+		idle.NoWorkers = true
+		e1 := openEngine(t, idle, Bind(p, nil))
+		id, err := e1.Backfill(ctx, p, BackfillRequest{Targets: []string{"total"}, From: "2024-01-01", To: "2024-01-03", MaxConcurrent: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The dead advance claimed the first two partitions; it started the
+		// second's run, not the first's.
+		q := e1.be.pool()
+		for idx := range 2 {
+			if ok, err := e1.st.SetPartition(ctx, q, id, idx, store.PartitionPending, store.PartitionLaunching, ""); err != nil || !ok {
+				t.Fatalf("claim %d: %v, %v", idx, ok, err)
+			}
+		}
+		if _, err := e1.materialize(ctx, p, Request{Targets: []string{"total"}, Partition: "2024-01-02", RunKey: "backfill:" + id + ":2024-01-02"}, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := e1.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		e2 := openEngine(t, cfg, Bind(p, nil))
+		b := waitBackfill(t, e2, id)
+		if b.Status != "succeeded" || b.Succeeded != 3 {
+			t.Fatalf("backfill: %+v", b)
+		}
+		runs, err := e2.Runs(ctx, "bf", 10)
+		if err != nil || len(runs) != 3 {
+			t.Fatalf("%d runs (%v), want one per partition", len(runs), err)
+		}
+		if calls.Load() != 9 {
+			t.Errorf("%d assets computed, want 9", calls.Load())
+		}
+	})
 }

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/testdb"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 )
@@ -214,13 +215,13 @@ func openRawRiver(ctx context.Context, cfg Config) (*rawRiver, error) {
 	var migrate func(context.Context) error
 	switch db.dialect {
 	case "postgres":
-		be, m, err := openPostgres(ctx, db.target, cfg.Schema, rcfg)
+		be, m, err := openPostgres(ctx, db.target, cfg.Schema, rcfg, []store.Line{store.Core()})
 		if err != nil {
 			return nil, err
 		}
 		r.be, migrate, r.hopTx, r.subscribe = be, m, rawHopTx(be), rawSubscribe(be)
 	default:
-		be, m, err := openSQLite(ctx, db.target, rcfg)
+		be, m, err := openSQLite(ctx, db.target, rcfg, []store.Line{store.Core()})
 		if err != nil {
 			return nil, err
 		}

@@ -9,8 +9,9 @@ import (
 
 // Config configures an Engine.
 type Config struct {
-	// Database is "sqlite:///abs/path.db", "sqlite://rel/path.db",
-	// "sqlite::memory:" or a "postgres://" URL. Empty means ./flowstone.db.
+	// Database is "sqlite:///abs/path.db", "sqlite://rel/path.db", a
+	// plain file path ("./flowstone.db"), "sqlite::memory:" or a
+	// "postgres://" URL. Empty means ./flowstone.db.
 	Database string
 	// Schema isolates an engine's tables in a PostgreSQL schema (created if
 	// missing). Ignored for SQLite, where the file is the isolation.
@@ -86,6 +87,9 @@ func parseDatabase(s string) (dbURL, error) {
 		return dbURL{"sqlite", path}, nil
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
 		return dbURL{"postgres", s}, nil
+	case !strings.Contains(s, "://") && !strings.HasPrefix(s, "sqlite:"):
+		// A plain path is a SQLite file: ./flowstone.db, /var/lib/app.db.
+		return dbURL{"sqlite", s}, nil
 	}
 	return dbURL{}, fmt.Errorf("database %q: want sqlite://PATH, sqlite::memory: or postgres://...", s)
 }

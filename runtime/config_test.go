@@ -96,3 +96,28 @@ func TestConfigDecodesStrictly(t *testing.T) {
 		t.Errorf("Decode = %v, %v", v, err)
 	}
 }
+
+func TestDatabaseForms(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in, dialect, target string
+	}{
+		{"", "sqlite", "flowstone.db"},
+		{"./flowstone.db", "sqlite", "./flowstone.db"},
+		{"/var/lib/app/flowstone.db", "sqlite", "/var/lib/app/flowstone.db"},
+		{"data/fs.db", "sqlite", "data/fs.db"},
+		{"sqlite://data/fs.db", "sqlite", "data/fs.db"},
+		{"sqlite::memory:", "sqlite", ":memory:"},
+		{"postgres://u@h/db", "postgres", "postgres://u@h/db"},
+	} {
+		got, err := parseDatabase(tc.in)
+		if err != nil || got.dialect != tc.dialect || got.target != tc.target {
+			t.Errorf("parseDatabase(%q) = %+v, %v; want %s %s", tc.in, got, err, tc.dialect, tc.target)
+		}
+	}
+	for _, bad := range []string{"mysql://u@h/db", "sqlite:data.db", "sqlite://", "sqlite://a.db?mode=ro"} {
+		if _, err := parseDatabase(bad); err == nil {
+			t.Errorf("parseDatabase(%q) accepted", bad)
+		}
+	}
+}

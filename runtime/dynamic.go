@@ -22,8 +22,7 @@ func (e *Engine) AddPartitions(ctx context.Context, set string, keys ...flowston
 	}
 	return e.be.inTx(ctx, func(tx txn) error {
 		for _, k := range keys {
-			if _, err := tx.Exec(ctx, `INSERT INTO flowstone_dynamic_partitions (set_name, partition_key, added_at) VALUES (?, ?, ?)
-				ON CONFLICT (set_name, partition_key) DO NOTHING`, set, string(k), now()); err != nil {
+			if err := e.st.AddDynamicPartition(ctx, tx, set, string(k)); err != nil {
 				return err
 			}
 		}
@@ -36,7 +35,7 @@ func (e *Engine) AddPartitions(ctx context.Context, set string, keys ...flowston
 func (e *Engine) RemovePartitions(ctx context.Context, set string, keys ...flowstone.Partition) error {
 	return e.be.inTx(ctx, func(tx txn) error {
 		for _, k := range keys {
-			if _, err := tx.Exec(ctx, `DELETE FROM flowstone_dynamic_partitions WHERE set_name = ? AND partition_key = ?`, set, string(k)); err != nil {
+			if err := e.st.RemoveDynamicPartition(ctx, tx, set, string(k)); err != nil {
 				return err
 			}
 		}
@@ -46,20 +45,15 @@ func (e *Engine) RemovePartitions(ctx context.Context, set string, keys ...flows
 
 // DynamicPartitions lists the keys of a dynamic set, sorted.
 func (e *Engine) DynamicPartitions(ctx context.Context, set string) ([]flowstone.Partition, error) {
-	rs, err := e.be.pool().Query(ctx, `SELECT partition_key FROM flowstone_dynamic_partitions WHERE set_name = ? ORDER BY partition_key`, set)
+	keys, err := e.st.DynamicPartitions(ctx, e.be.pool(), set)
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
-	var out []flowstone.Partition
-	for rs.Next() {
-		var k string
-		if err := rs.Scan(&k); err != nil {
-			return nil, err
-		}
-		out = append(out, flowstone.Partition(k))
+	out := make([]flowstone.Partition, len(keys))
+	for i, k := range keys {
+		out[i] = flowstone.Partition(k)
 	}
-	return out, rs.Err()
+	return out, nil
 }
 
 // checkDynamic checks that key belongs to the dynamic sets of assets.
@@ -69,12 +63,11 @@ func (e *Engine) checkDynamic(ctx context.Context, assets []*AssetDef, key flows
 		if !ok {
 			continue
 		}
-		var n int
-		if err := e.be.pool().QueryRow(ctx, `SELECT count(*) FROM flowstone_dynamic_partitions WHERE set_name = ? AND partition_key = ?`,
-			ds.Name(), string(key)).Scan(&n); err != nil {
+		in, err := e.st.HasDynamicPartition(ctx, e.be.pool(), ds.Name(), string(key))
+		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if !in {
 			keys, _ := e.DynamicPartitions(ctx, ds.Name())
 			example := "none yet: add some with AddPartitions"
 			if len(keys) > 0 {

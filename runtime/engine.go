@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
+	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
 
@@ -31,14 +33,18 @@ func Bind(p *Pipeline, resources any) Binding { return Binding{pipeline: p, reso
 // pipelines and database shares the work; an Engine holds no state that
 // another process would need.
 type Engine struct {
-	cfg      Config
-	log      *slog.Logger
-	be       backend
-	dialect  string
-	bindings map[string]Binding
-	events   *broker
-	closed   atomic.Bool
-	stopOnce sync.Once
+	cfg     Config
+	log     *slog.Logger
+	be      backend
+	st      store.Store
+	dialect string
+	// cancellers are the bound kinds that keep work of a run in tables of
+	// their own, one per kind.
+	cancellers []strategy.RunCanceller
+	bindings   map[string]Binding
+	events     *broker
+	closed     atomic.Bool
+	stopOnce   sync.Once
 }
 
 // Open connects to cfg.Database, migrates River's and FlowStone's tables,
@@ -70,12 +76,13 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	if err := e.addPeriodicJobs(rcfg); err != nil {
 		return nil, err
 	}
+	lines := e.storeLines()
 	var migrate func(context.Context) error
 	switch db.dialect {
 	case "postgres":
-		e.be, migrate, err = openPostgres(ctx, db.target, cfg.Schema, rcfg)
+		e.be, migrate, err = openPostgres(ctx, db.target, cfg.Schema, rcfg, lines)
 	default:
-		e.be, migrate, err = openSQLite(ctx, db.target, rcfg)
+		e.be, migrate, err = openSQLite(ctx, db.target, rcfg, lines)
 	}
 	if err != nil {
 		return nil, err
@@ -92,6 +99,32 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 		}
 	}
 	return e, nil
+}
+
+// storeLines returns FlowStone's migrations and those of the kinds the
+// bound pipelines use, and records the kinds that cancel runs' work.
+func (e *Engine) storeLines() []store.Line {
+	lines := []store.Line{store.Core()}
+	seen := map[string]bool{}
+	for _, p := range e.Pipelines() {
+		for _, a := range p.assets {
+			kind := fmt.Sprintf("%T", a.Strategy)
+			if seen[kind] {
+				continue
+			}
+			seen[kind] = true
+			if m, ok := a.Strategy.(strategy.Migrator); ok {
+				if name, files := m.Migrations(); !seen["line "+name] {
+					seen["line "+name] = true
+					lines = append(lines, store.Line{Name: name, Files: files})
+				}
+			}
+			if c, ok := a.Strategy.(strategy.RunCanceller); ok {
+				e.cancellers = append(e.cancellers, c)
+			}
+		}
+	}
+	return lines
 }
 
 func (e *Engine) addBindings(bindings []Binding) error {
@@ -252,5 +285,3 @@ func newID(prefix string) string {
 	_, _ = rand.Read(b[:])
 	return fmt.Sprintf("%s%012x%s", prefix, time.Now().UnixMicro(), hex.EncodeToString(b[:]))
 }
-
-func now() int64 { return time.Now().UnixMicro() }

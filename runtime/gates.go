@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -59,23 +58,13 @@ type Gate struct {
 // Gates lists the gates waiting for a decision, oldest first, in pipeline
 // (every pipeline when empty).
 func (e *Engine) Gates(ctx context.Context, pipeline string) ([]Gate, error) {
-	rs, err := e.be.pool().Query(ctx, `SELECT ra.run_id, r.pipeline, ra.asset, ra.partition_key, COALESCE(ra.started_at, 0)
-		FROM flowstone_run_assets ra JOIN flowstone_runs r ON r.id = ra.run_id
-		WHERE ra.status = ? AND (? = '' OR r.pipeline = ?) ORDER BY ra.started_at, ra.run_id, ra.asset, ra.partition_key`,
-		string(StatusWaiting), pipeline, pipeline)
+	rows, err := e.st.Waiting(ctx, e.be.pool(), pipeline)
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
 	var out []Gate
-	for rs.Next() {
-		var g Gate
-		var part string
-		var since int64
-		if err := rs.Scan(&g.RunID, &g.Pipeline, &g.Asset, &part, &since); err != nil {
-			return nil, err
-		}
-		g.Partition, g.Since = flowstone.Partition(part), time.UnixMicro(since)
+	for _, w := range rows {
+		g := Gate{Ref: Ref{RunID: w.Run, Asset: w.Asset, Partition: flowstone.Partition(w.Partition)}, Pipeline: w.Pipeline, Since: time.UnixMicro(w.Since)}
 		if b, ok := e.bindings[g.Pipeline]; ok {
 			if a := b.pipeline.Asset(g.Asset); a == nil || !isGate(a) {
 				continue
@@ -83,7 +72,7 @@ func (e *Engine) Gates(ctx context.Context, pipeline string) ([]Gate, error) {
 		}
 		out = append(out, g)
 	}
-	return out, rs.Err()
+	return out, nil
 }
 
 func isGate(a *AssetDef) bool {
@@ -112,7 +101,7 @@ func (e *Engine) decide(ctx context.Context, ref Ref, d strategy.GateDecision) e
 	}
 	data, _ := json.Marshal(d)
 	err := e.be.inTx(ctx, func(tx txn) error {
-		node, err := resolveRef(ctx, tx, ref)
+		node, err := e.resolveRef(ctx, tx, ref)
 		if err != nil {
 			return err
 		}
@@ -124,26 +113,23 @@ func (e *Engine) decide(ctx context.Context, ref Ref, d strategy.GateDecision) e
 		if a == nil || !isGate(a) {
 			return fmt.Errorf("%w: %s is not a gate", ErrNotWaiting, ref.Asset)
 		}
-		var prior string
-		err = tx.QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND asset = ? AND partition_key = ? AND name = ?`,
-			ref.RunID, ref.Asset, string(ref.Partition), strategy.GateDecisionState).Scan(&prior)
-		if err == nil {
+		prior, decided, err := e.st.State(ctx, tx, ref.node(), strategy.GateDecisionState)
+		if err != nil {
+			return err
+		}
+		if decided {
 			var p strategy.GateDecision
 			_ = json.Unmarshal([]byte(prior), &p)
 			return fmt.Errorf("%w: gate %s was %s by %s at %s", ErrGateResolved, ref, pastTense(p.Action), p.By, p.At.Format(time.RFC3339))
 		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return err
-		}
 		if node.status != StatusWaiting {
 			return fmt.Errorf("%w: gate %s is %s", ErrNotWaiting, ref, node.status)
 		}
-		n, err := tx.Exec(ctx, `INSERT INTO flowstone_state (run_id, asset, partition_key, name, value) VALUES (?, ?, ?, ?, ?)
-			ON CONFLICT (run_id, asset, partition_key, name) DO NOTHING`, ref.RunID, ref.Asset, string(ref.Partition), strategy.GateDecisionState, string(data))
+		saved, err := e.st.SaveState(ctx, tx, ref.node(), strategy.GateDecisionState, string(data))
 		if err != nil {
 			return err
 		}
-		if n == 0 { // the timeout decided at this very moment
+		if !saved { // the timeout decided at this very moment
 			return fmt.Errorf("%w: gate %s", ErrGateResolved, ref)
 		}
 		signal, _ := json.Marshal(strategy.GateSignal{})

@@ -76,7 +76,7 @@ func insertHistory(tb testing.TB, e *Engine, h history) {
 			if len(*t.rows) == 0 || !force && len(*t.rows) < 500 {
 				continue
 			}
-			row := "(" + placeholders(len((*t.rows)[0])) + ")"
+			row := "(" + strings.TrimSuffix(strings.Repeat("?, ", len((*t.rows)[0])), ", ") + ")"
 			var args []any
 			for _, r := range *t.rows {
 				args = append(args, r...)

@@ -2,8 +2,6 @@ package runtime
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/flowstone-go/flowstone"
@@ -12,18 +10,15 @@ import (
 // loadMaterialization decodes the value of materialization id (of asset in
 // pipeline p) into into.
 func (e *Engine) loadMaterialization(ctx context.Context, p *Pipeline, asset, id string, into any) error {
-	var value sql.NullString
-	var external int
-	var part string
-	err := e.be.pool().QueryRow(ctx, `SELECT value, external, partition_key FROM flowstone_materializations WHERE id = ?`, id).
-		Scan(&value, &external, &part)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("%w: materialization %s of %s", ErrNotMaterialized, id, asset)
-	}
+	v, found, err := e.st.Value(ctx, e.be.pool(), id)
 	if err != nil {
 		return err
 	}
-	if external == 1 {
+	if !found {
+		return fmt.Errorf("%w: materialization %s of %s", ErrNotMaterialized, id, asset)
+	}
+	value, part := v.JSON, v.Partition
+	if v.External {
 		a := p.Asset(asset)
 		if a == nil || a.IO == nil {
 			return fmt.Errorf("asset %s materialization %s: its value lives in an IO manager this pipeline no longer names", asset, id)
@@ -75,12 +70,9 @@ func (e *Engine) pipelineForLoad(pipeline, asset string) (*Pipeline, error) {
 }
 
 func (e *Engine) latestMaterialization(ctx context.Context, pipeline, asset string, p flowstone.Partition) (string, error) {
-	var id string
-	err := e.be.pool().QueryRow(ctx, `SELECT id FROM flowstone_materializations
-		WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = 'succeeded'
-		ORDER BY finished_at DESC, id DESC LIMIT 1`, pipeline, asset, string(p)).Scan(&id)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", fmt.Errorf("%w: asset %s partition %q of pipeline %s", ErrNotMaterialized, asset, p, pipeline)
+	id, found, err := e.st.LatestSucceeded(ctx, e.be.pool(), pipeline, asset, string(p))
+	if err == nil && !found {
+		err = fmt.Errorf("%w: asset %s partition %q of pipeline %s", ErrNotMaterialized, asset, p, pipeline)
 	}
 	return id, err
 }

@@ -3,16 +3,15 @@ package runtime
 import (
 	"context"
 	"crypto/sha256"
-	"database/sql"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
@@ -154,20 +153,15 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	existing := ""
 	err = e.be.inTx(ctx, func(tx txn) error {
 		fx, existing = effects{}, ""
-		var cfg any
-		if cfgJSON != nil {
-			cfg = string(cfgJSON)
-		}
-		n, err := tx.Exec(ctx, `INSERT INTO flowstone_runs
-			(id, pipeline, partition_key, targets, config, config_hash, force, status, total, created_at, run_key, backfill_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-			run.id, p.name, string(req.Partition), string(targetsJSON), cfg, run.configHash, boolInt(req.Force),
-			string(RunRunning), len(plan.nodes), now(), req.RunKey, backfill)
+		inserted, err := e.st.InsertRun(ctx, tx, store.NewRun{ID: run.id, Pipeline: p.name, Partition: string(req.Partition),
+			Targets: string(targetsJSON), Config: cfgJSON, ConfigHash: run.configHash, Force: req.Force, Total: len(plan.nodes),
+			RunKey: req.RunKey, Backfill: backfill})
 		if err != nil {
-			return fmt.Errorf("record run: %w", err)
+			return err
 		}
-		if n == 0 && req.RunKey != "" {
-			return tx.QueryRow(ctx, `SELECT id FROM flowstone_runs WHERE pipeline = ? AND run_key = ?`, p.name, req.RunKey).Scan(&existing)
+		if !inserted && req.RunKey != "" {
+			existing, err = e.st.RunIDByKey(ctx, tx, p.name, req.RunKey)
+			return err
 		}
 		deps := map[string]int{}
 		required := map[string]int{}
@@ -186,7 +180,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 				fx.jobs = append(fx.jobs, jp)
 			}
 		}
-		if err := insertRunNodes(ctx, tx, run, plan, deps, required); err != nil {
+		if err := e.insertRunNodes(ctx, tx, run, plan, deps, required); err != nil {
 			return err
 		}
 		for _, n := range plan.nodes {
@@ -238,44 +232,21 @@ func withDeadline(args river.JobArgs) jobArgs {
 	return a
 }
 
-func insertRunNodes(ctx context.Context, tx txn, run *runCtx, plan *runPlan, deps, required map[string]int) error {
-	const chunk = 200
-	for start := 0; start < len(plan.nodes); start += chunk {
-		end := min(start+chunk, len(plan.nodes))
-		var b strings.Builder
-		b.WriteString(`INSERT INTO flowstone_run_assets (run_id, asset, partition_key, status, deps, required) VALUES `)
-		args := make([]any, 0, 6*(end-start))
-		for i := start; i < end; i++ {
-			if i > start {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?)")
-			n := plan.nodes[i]
-			id := nodeID(n.a.Key, n.key)
-			args = append(args, run.id, n.a.Key, string(n.key), string(StatusPending), deps[id], required[id])
-		}
-		if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("record run assets: %w", err)
-		}
+func (e *Engine) insertRunNodes(ctx context.Context, tx txn, run *runCtx, plan *runPlan, deps, required map[string]int) error {
+	nodes := make([]store.NodeDeps, len(plan.nodes))
+	for i, n := range plan.nodes {
+		id := nodeID(n.a.Key, n.key)
+		nodes[i] = store.NodeDeps{Asset: n.a.Key, Partition: string(n.key), Deps: deps[id], Required: required[id]}
 	}
-	for start := 0; start < len(plan.edges); start += chunk {
-		end := min(start+chunk, len(plan.edges))
-		var b strings.Builder
-		b.WriteString(`INSERT INTO flowstone_run_edges (run_id, asset, partition_key, upstream, upstream_partition, required) VALUES `)
-		args := make([]any, 0, 6*(end-start))
-		for i := start; i < end; i++ {
-			if i > start {
-				b.WriteString(", ")
-			}
-			b.WriteString("(?, ?, ?, ?, ?, ?)")
-			ed := plan.edges[i]
-			args = append(args, run.id, ed.down.a.Key, string(ed.down.key), ed.up.a.Key, string(ed.up.key), boolInt(ed.required))
-		}
-		if _, err := tx.Exec(ctx, b.String(), args...); err != nil {
-			return fmt.Errorf("record run edges: %w", err)
-		}
+	if err := e.st.InsertRunAssets(ctx, tx, run.id, nodes); err != nil {
+		return err
 	}
-	return nil
+	edges := make([]store.Edge, len(plan.edges))
+	for i, ed := range plan.edges {
+		edges[i] = store.Edge{Asset: ed.down.a.Key, Partition: string(ed.down.key), Upstream: ed.up.a.Key,
+			UpstreamPartition: string(ed.up.key), Required: ed.required}
+	}
+	return e.st.InsertRunEdges(ctx, tx, run.id, edges)
 }
 
 // upstream is one dependency's state within a run.
@@ -287,27 +258,16 @@ type upstream struct {
 
 // loadUpstreams returns the upstream nodes of a at key in the run, with
 // their state, ordered by asset and partition.
-func loadUpstreams(ctx context.Context, q querier, run *runCtx, a *AssetDef, key flowstone.Partition) ([]upstream, error) {
-	rs, err := q.Query(ctx, `SELECT e.upstream, e.upstream_partition, ra.status, COALESCE(ra.materialization_id, ''), ra.error
-		FROM flowstone_run_edges e JOIN flowstone_run_assets ra
-			ON ra.run_id = e.run_id AND ra.asset = e.upstream AND ra.partition_key = e.upstream_partition
-		WHERE e.run_id = ? AND e.asset = ? AND e.partition_key = ?
-		ORDER BY e.upstream, e.upstream_partition`, run.id, a.Key, string(key))
+func (e *Engine) loadUpstreams(ctx context.Context, q querier, run *runCtx, a *AssetDef, key flowstone.Partition) ([]upstream, error) {
+	rows, err := e.st.Upstreams(ctx, q, store.Node{Run: run.id, Asset: a.Key, Partition: string(key)})
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
-	var out []upstream
-	for rs.Next() {
-		var u upstream
-		var st string
-		if err := rs.Scan(&u.asset, &u.partition, &st, &u.mat, &u.err); err != nil {
-			return nil, err
-		}
-		u.status = AssetStatus(st)
-		out = append(out, u)
+	out := make([]upstream, len(rows))
+	for i, u := range rows {
+		out[i] = upstream{asset: u.Asset, partition: u.Partition, status: AssetStatus(u.Status), mat: u.Materialization, err: u.Error}
 	}
-	return out, rs.Err()
+	return out, nil
 }
 
 // find returns the first upstream row of asset.
@@ -343,25 +303,19 @@ func inputHash(ups []upstream) string {
 // with a conditional update, so of two transactions that find it ready only
 // one acts; claimed reports whether this one did.
 func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, part flowstone.Partition, blocked, reason string, fx *effects) (claimed bool, err error) {
-	claim := func(status AssetStatus, mat any, msg string) (bool, error) {
-		var fin any
-		if status.Terminal() {
-			fin = now()
-		}
-		n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, materialization_id = ?, error = ?, finished_at = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
-			string(status), mat, msg, fin, run.id, a.Key, string(part), string(StatusPending))
-		return n == 1, err
+	n := store.Node{Run: run.id, Asset: a.Key, Partition: string(part)}
+	claim := func(status AssetStatus, mat string, msg string) (bool, error) {
+		return e.st.ClaimAsset(ctx, tx, n, store.AssetStatus(status), mat, msg)
 	}
 	if blocked != "" {
-		ok, err := claim(AssetStatus(blocked), nil, reason)
+		ok, err := claim(AssetStatus(blocked), "", reason)
 		if !ok || err != nil {
 			return false, err
 		}
 		return true, e.markTerminal(ctx, tx, run, a, part, AssetStatus(blocked), reason, fx)
 	}
 	if !run.forced[a.Key] {
-		ups, err := loadUpstreams(ctx, tx, run, a, part)
+		ups, err := e.loadUpstreams(ctx, tx, run, a, part)
 		if err != nil {
 			return false, err
 		}
@@ -369,31 +323,20 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 		if a.UsesConfig {
 			cfgHash = run.configHash
 		}
-		var mat string
-		// On PostgreSQL the row is locked until the claim commits, so
-		// Prune, which locks before it deletes, either waits and then sees
-		// the claim, or has deleted the row and this finds the next one.
-		lock := ""
-		if e.dialect == "postgres" {
-			lock = " FOR SHARE"
+		mat, found, err := e.st.Reusable(ctx, tx, store.ReuseKey{Pipeline: run.p.name, Asset: a.Key, Partition: string(part),
+			CodeVersion: a.CodeVersion, ConfigHash: cfgHash, InputHash: inputHash(ups), Lock: e.dialect == "postgres"})
+		if err != nil {
+			return false, fmt.Errorf("reuse check %s: %w", a.Key, err)
 		}
-		err = tx.QueryRow(ctx, `SELECT id FROM flowstone_materializations
-			WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = 'succeeded'
-			AND code_version = ? AND config_hash = ? AND input_hash = ?
-			ORDER BY finished_at DESC, id DESC LIMIT 1`+lock,
-			run.p.name, a.Key, string(part), a.CodeVersion, cfgHash, inputHash(ups)).Scan(&mat)
-		switch {
-		case err == nil:
+		if found {
 			ok, err := claim(StatusReused, mat, "")
 			if !ok || err != nil {
 				return false, err
 			}
 			return true, e.markTerminal(ctx, tx, run, a, part, StatusReused, "", fx)
-		case !errors.Is(err, sql.ErrNoRows):
-			return false, fmt.Errorf("reuse check %s: %w", a.Key, err)
 		}
 	}
-	ok, err := claim(StatusQueued, nil, "")
+	ok, err := claim(StatusQueued, "", "")
 	if !ok || err != nil {
 		return false, err
 	}
@@ -424,20 +367,14 @@ func (e *Engine) jobParams(run *runCtx, a *AssetDef, part flowstone.Partition, r
 func (e *Engine) markTerminal(ctx context.Context, tx txn, run *runCtx, a *AssetDef, part flowstone.Partition, status AssetStatus, errMsg string, fx *effects) error {
 	fx.events = append(fx.events, Event{Kind: EventAssetFinished, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(status), Error: errMsg})
 	fx.terminal = append(fx.terminal, node{a, part})
-	block := ""
+	block := store.BlockNone
 	switch {
 	case status.failedish() || status == StatusCancelled:
-		block = string(StatusUpstreamFailed)
+		block = store.BlockUpstreamFailed
 	case status == StatusSkipped:
-		block = string(StatusSkipped)
+		block = store.BlockSkipped
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO flowstone_arrivals (run_id, asset, partition_key, upstream, upstream_partition, required, block)
-		SELECT run_id, asset, partition_key, upstream, upstream_partition, required, CASE WHEN required = 1 THEN CAST(? AS TEXT) ELSE '' END
-		FROM flowstone_run_edges WHERE run_id = ? AND upstream = ? AND upstream_partition = ?
-		ON CONFLICT DO NOTHING`, block, run.id, a.Key, string(part)); err != nil {
-		return fmt.Errorf("record arrivals of %s: %w", a.Key, err)
-	}
-	return nil
+	return e.st.InsertArrivals(ctx, tx, store.Node{Run: run.id, Asset: a.Key, Partition: string(part)}, block)
 }
 
 // advance moves a run on after transactions that made assets terminal
@@ -456,7 +393,7 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node, job 
 			fx = effects{}
 			seen := map[string]bool{}
 			for _, n := range terminal {
-				downs, err := downstreamNodes(ctx, tx, run, n)
+				downs, err := e.downstreamNodes(ctx, tx, run, n)
 				if err != nil {
 					return err
 				}
@@ -492,67 +429,43 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node, job 
 }
 
 // downstreamNodes returns the nodes of the run that depend on n.
-func downstreamNodes(ctx context.Context, q querier, run *runCtx, n node) ([]node, error) {
-	rs, err := q.Query(ctx, `SELECT asset, partition_key FROM flowstone_run_edges WHERE run_id = ? AND upstream = ? AND upstream_partition = ?
-		ORDER BY asset, partition_key`, run.id, n.a.Key, string(n.key))
+func (e *Engine) downstreamNodes(ctx context.Context, q querier, run *runCtx, n node) ([]node, error) {
+	rows, err := e.st.Downstream(ctx, q, store.Node{Run: run.id, Asset: n.a.Key, Partition: string(n.key)})
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
 	var out []node
-	for rs.Next() {
-		var a, k string
-		if err := rs.Scan(&a, &k); err != nil {
-			return nil, err
-		}
-		if def := run.p.Asset(a); def != nil {
-			out = append(out, node{def, flowstone.Partition(k)})
+	for _, d := range rows {
+		if def := run.p.Asset(d.Asset); def != nil {
+			out = append(out, node{def, flowstone.Partition(d.Partition)})
 		}
 	}
-	return out, rs.Err()
+	return out, nil
 }
 
 // checkReady resolves d at key if it is pending and its dependencies allow
 // it.
 func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDef, key flowstone.Partition, fx *effects) error {
-	part := string(key)
-	var status string
-	var deps, required, early, arrived, arrivedRequired, worst int
-	err := tx.QueryRow(ctx, `SELECT ra.status, ra.deps, ra.required, ra.early, count(ar.upstream), COALESCE(sum(ar.required), 0),
-		COALESCE(max(CASE ar.block WHEN 'upstream_failed' THEN 2 WHEN 'skipped' THEN 1 ELSE 0 END), 0)
-		FROM flowstone_run_assets ra LEFT JOIN flowstone_arrivals ar
-			ON ar.run_id = ra.run_id AND ar.asset = ra.asset AND ar.partition_key = ra.partition_key
-		WHERE ra.run_id = ? AND ra.asset = ? AND ra.partition_key = ?
-		GROUP BY ra.status, ra.deps, ra.required, ra.early`, run.id, d.Key, part).
-		Scan(&status, &deps, &required, &early, &arrived, &arrivedRequired, &worst)
-	if errors.Is(err, sql.ErrNoRows) || err == nil && AssetStatus(status) != StatusPending {
-		return nil // not in this run, or already resolved
+	n := store.Node{Run: run.id, Asset: d.Key, Partition: string(key)}
+	r, found, err := e.st.Readiness(ctx, tx, n)
+	if err != nil || !found || r.Status != store.AssetPending {
+		return err // not in this run, or already resolved
 	}
-	if err != nil {
-		return err
-	}
-	if arrived < deps && (early == 0 || arrivedRequired < required) {
+	if r.Arrived < r.Deps && (!r.Early || r.ArrivedRequired < r.Required) {
 		fx.open = true // the run has work left
 		return nil
 	}
 	blocked, reason := "", ""
-	if worst > 0 {
-		var up, upPart, block string
-		if err := tx.QueryRow(ctx, `SELECT upstream, upstream_partition, block FROM flowstone_arrivals
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND block <> ''
-			ORDER BY CASE block WHEN 'upstream_failed' THEN 0 ELSE 1 END, upstream, upstream_partition LIMIT 1`, run.id, d.Key, part).
-			Scan(&up, &upPart, &block); err != nil {
+	if r.Blocked {
+		up, block, upStatus, err := e.st.Blocker(ctx, tx, n)
+		if err != nil {
 			return err
 		}
-		var upStatus string
-		if err := tx.QueryRow(ctx, `SELECT status FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?`,
-			run.id, up, upPart).Scan(&upStatus); err != nil {
-			return err
+		name := up.Asset
+		if up.Partition != n.Partition && up.Partition != "" {
+			name += " (" + up.Partition + ")"
 		}
-		if upPart != part && upPart != "" {
-			up += " (" + upPart + ")"
-		}
-		blocked, reason = block, "upstream "+up+" "+upStatus
+		blocked, reason = string(block), "upstream "+name+" "+string(upStatus)
 	}
 	_, err = e.resolve(ctx, tx, run, d, key, blocked, reason, fx)
 	return err
@@ -560,27 +473,20 @@ func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDe
 
 // checkRunDone finishes the run once none of its assets is left to do.
 func (e *Engine) checkRunDone(ctx context.Context, tx txn, run *runCtx, fx *effects) error {
-	var open int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM flowstone_run_assets
-		WHERE run_id = ? AND status IN (?, ?, ?, ?) LIMIT 1) x`,
-		run.id, string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting)).Scan(&open); err != nil {
+	open, err := e.st.RunOpen(ctx, tx, run.id)
+	if err != nil || open {
 		return err
 	}
-	if open > 0 {
-		return nil
-	}
-	var failed int
-	if err := tx.QueryRow(ctx, `SELECT count(*) FROM flowstone_run_assets WHERE run_id = ? AND status IN (?, ?)`,
-		run.id, string(StatusFailed), string(StatusUpstreamFailed)).Scan(&failed); err != nil {
+	failed, err := e.st.RunFailures(ctx, tx, run.id)
+	if err != nil {
 		return err
 	}
 	final := RunSucceeded
 	if failed > 0 {
 		final = RunFailed
 	}
-	n, err := tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ? AND status = ?`,
-		string(final), now(), run.id, string(RunRunning))
-	if err != nil || n == 0 {
+	finished, err := e.st.FinishRun(ctx, tx, run.id, store.RunStatus(final))
+	if err != nil || !finished {
 		return err
 	}
 	fx.events = append(fx.events, Event{Kind: EventRunFinished, Pipeline: run.p.name, RunID: run.id, Partition: run.partition, Status: string(final)})
@@ -589,11 +495,4 @@ func (e *Engine) checkRunDone(ctx context.Context, tx txn, run *runCtx, fx *effe
 		fx.jobs = append(fx.jobs, backfillJob(run.p.name, run.backfill))
 	}
 	return nil
-}
-
-func boolInt(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
-	"github.com/flowstone-go/flowstone/scatter"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
 )
@@ -146,13 +145,9 @@ func (e *Engine) Prune(ctx context.Context, req PruneRequest) (PruneResult, erro
 // pruner is one Prune call.
 type pruner struct {
 	e     *Engine
-	bound int64 // microseconds
-	keep  int
+	scope store.PruneScope
 	batch int
-	// pipe is the pipeline filter: " AND x.pipeline = ?" and its argument,
-	// or nothing.
-	pipeline string
-	res      PruneResult
+	res   PruneResult
 }
 
 func newPrune(e *Engine, req PruneRequest, now time.Time) (*pruner, error) {
@@ -163,7 +158,8 @@ func newPrune(e *Engine, req PruneRequest, now time.Time) (*pruner, error) {
 		}
 		before = now.Add(-req.OlderThan)
 	}
-	p := &pruner{e: e, bound: before.UnixMicro(), keep: max(req.KeepLatest, 1), batch: req.BatchSize, pipeline: req.Pipeline}
+	p := &pruner{e: e, batch: req.BatchSize,
+		scope: store.PruneScope{Before: before.UnixMicro(), Pipeline: req.Pipeline, Keep: max(req.KeepLatest, 1)}}
 	if p.batch <= 0 {
 		p.batch = 1000
 	}
@@ -171,41 +167,16 @@ func newPrune(e *Engine, req PruneRequest, now time.Time) (*pruner, error) {
 	return p, nil
 }
 
-// pipelineFilter is the condition on alias's pipeline, with its arguments.
-func (p *pruner) pipelineFilter(alias string) (string, []any) {
-	if p.pipeline == "" {
-		return "", nil
-	}
-	return " AND " + alias + ".pipeline = ?", []any{p.pipeline}
-}
-
-// prunableRun is the condition, on flowstone_runs aliased r, of a run
-// Prune deletes: finished before the bound and not part of a backfill
-// still going (which reads its runs' statuses).
-const prunableRun = `r.finished_at < ? AND r.status <> 'running'
-	AND NOT EXISTS (SELECT 1 FROM flowstone_backfills b WHERE b.id = r.backfill_id AND b.status = 'running')`
-
-// runs deletes the prunable runs and everything keyed by them, oldest
+// runs deletes the finished runs and everything keyed by them, oldest
 // first.
 func (p *pruner) runs(ctx context.Context) error {
-	filter, fargs := p.pipelineFilter("r")
 	for {
-		ids, err := queryStrings(ctx, p.e.be.pool(), `SELECT r.id FROM flowstone_runs r WHERE `+prunableRun+filter+`
-			ORDER BY r.finished_at LIMIT ?`, append(append([]any{p.bound}, fargs...), p.batch)...)
+		ids, err := p.e.st.PrunableRuns(ctx, p.e.be.pool(), p.scope, p.batch)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
 		err = p.e.be.inTx(ctx, func(tx txn) error {
-			in, args := placeholders(len(ids)), anys(ids)
-			for _, table := range []string{"flowstone_run_assets", "flowstone_arrivals", "flowstone_run_edges", "flowstone_state"} {
-				if _, err := tx.Exec(ctx, `DELETE FROM `+table+` WHERE run_id IN (`+in+`)`, args...); err != nil {
-					return err
-				}
-			}
-			if err := scatter.DeleteRuns(ctx, tx, ids); err != nil {
-				return err
-			}
-			n, err := tx.Exec(ctx, `DELETE FROM flowstone_runs WHERE id IN (`+in+`)`, args...)
+			n, err := p.e.st.DeleteRuns(ctx, tx, ids)
 			p.res.Runs += n
 			return err
 		})
@@ -220,20 +191,13 @@ func (p *pruner) runs(ctx context.Context) error {
 
 // backfills deletes the finished backfills.
 func (p *pruner) backfills(ctx context.Context) error {
-	filter, fargs := p.pipelineFilter("b")
 	for {
-		ids, err := queryStrings(ctx, p.e.be.pool(), `SELECT b.id FROM flowstone_backfills b
-			WHERE b.finished_at < ? AND b.status <> 'running'`+filter+` ORDER BY b.finished_at LIMIT ?`,
-			append(append([]any{p.bound}, fargs...), p.batch)...)
+		ids, err := p.e.st.PrunableBackfills(ctx, p.e.be.pool(), p.scope, p.batch)
 		if err != nil || len(ids) == 0 {
 			return err
 		}
 		err = p.e.be.inTx(ctx, func(tx txn) error {
-			in, args := placeholders(len(ids)), anys(ids)
-			if _, err := tx.Exec(ctx, `DELETE FROM flowstone_backfill_partitions WHERE backfill_id IN (`+in+`)`, args...); err != nil {
-				return err
-			}
-			n, err := tx.Exec(ctx, `DELETE FROM flowstone_backfills WHERE id IN (`+in+`)`, args...)
+			n, err := p.e.st.DeleteBackfills(ctx, tx, ids)
 			p.res.Backfills += n
 			return err
 		})
@@ -246,61 +210,15 @@ func (p *pruner) backfills(ctx context.Context) error {
 	}
 }
 
-// superseded is the condition, on flowstone_materializations aliased m,
-// of a materialization that is neither the newest of its partition nor one
-// of the KeepLatest newest successful ones. Its argument is KeepLatest,
-// twice.
-const superseded = `EXISTS (SELECT 1 FROM flowstone_materializations n
-		WHERE n.pipeline = m.pipeline AND n.asset = m.asset AND n.partition_key = m.partition_key
-		AND (n.finished_at > m.finished_at OR n.finished_at = m.finished_at AND n.id > m.id))
-	AND (m.status <> 'succeeded' OR (SELECT count(*) FROM (SELECT 1 FROM flowstone_materializations n
-		WHERE n.pipeline = m.pipeline AND n.asset = m.asset AND n.partition_key = m.partition_key AND n.status = 'succeeded'
-		AND (n.finished_at > m.finished_at OR n.finished_at = m.finished_at AND n.id > m.id) LIMIT ?) newer) >= ?)`
-
-// hasValue is the condition of a materialization m whose value Prune can
-// drop: it has one, and no run still running points at it.
-const hasValue = `(m.value IS NOT NULL OR m.views IS NOT NULL OR m.external = 1)
-	AND NOT EXISTS (SELECT 1 FROM flowstone_run_assets ra JOIN flowstone_runs r ON r.id = ra.run_id
-		WHERE ra.materialization_id = m.id AND r.status = 'running')`
-
-// matRef is a materialization Prune deletes or drops the value of.
-type matRef struct {
-	id, pipeline, asset, partition string
-	external                       bool
-	finished                       int64
-}
-
 // materializations deletes the superseded materializations nothing kept
-// points at, walking them newest first in batches. A materialization is
-// read by newer ones only, so by the time the walk reaches one, whatever
-// read it in an older batch is gone or kept; within a batch, blocked
-// spreads what is kept down the lineage. A pass that still deletes
-// something (equal times) is followed by another.
+// points at, walking them newest first in batches. A pass that still
+// deleted something (equal finishing times) is followed by another.
 func (p *pruner) materializations(ctx context.Context) error {
 	for {
 		var deleted int64
-		pick := func(page string) string {
-			return `WITH RECURSIVE ` + page + `, blocked(id) AS (
-				SELECT m.id FROM flowstone_materializations m JOIN page ON page.id = m.id
-				WHERE NOT (` + superseded + `)
-					OR EXISTS (SELECT 1 FROM flowstone_run_assets ra WHERE ra.materialization_id = m.id)
-					OR EXISTS (SELECT 1 FROM flowstone_lineage l WHERE l.upstream_materialization_id = m.id
-						AND l.materialization_id NOT IN (SELECT id FROM page))
-				UNION
-				SELECT l.upstream_materialization_id FROM blocked JOIN flowstone_lineage l ON l.materialization_id = blocked.id
-				WHERE l.upstream_materialization_id IN (SELECT id FROM page)
-			)
-			SELECT m.id, m.pipeline, m.asset, m.partition_key, m.external, m.finished_at
-			FROM flowstone_materializations m JOIN page ON page.id = m.id WHERE m.id NOT IN (SELECT id FROM blocked)`
-		}
-		err := p.walk(ctx, pick, []any{p.keep, p.keep}, func(tx txn, ms []matRef) error {
-			in, args := placeholders(len(ms)), matIDs(ms)
-			n, err := tx.Exec(ctx, `DELETE FROM flowstone_lineage WHERE materialization_id IN (`+in+`)`, args...)
-			if err != nil {
-				return err
-			}
-			p.res.Lineage += n
-			n, err = tx.Exec(ctx, `DELETE FROM flowstone_materializations WHERE id IN (`+in+`)`, args...)
+		err := p.walk(ctx, p.e.st.PrunableInPage, func(tx txn, ids []string) error {
+			lineage, n, err := p.e.st.DeleteMaterializations(ctx, tx, ids)
+			p.res.Lineage += lineage
 			p.res.Materializations += n
 			deleted += n
 			return err
@@ -317,13 +235,8 @@ func (p *pruner) materializations(ctx context.Context) error {
 // values drops the values of the superseded materializations that stay
 // because something points at them.
 func (p *pruner) values(ctx context.Context) error {
-	pick := func(page string) string {
-		return `WITH ` + page + ` SELECT m.id, m.pipeline, m.asset, m.partition_key, m.external, m.finished_at
-			FROM flowstone_materializations m JOIN page ON page.id = m.id WHERE ` + superseded + ` AND ` + hasValue
-	}
-	err := p.walk(ctx, pick, []any{p.keep, p.keep}, func(tx txn, ms []matRef) error {
-		n, err := tx.Exec(ctx, `UPDATE flowstone_materializations SET value = NULL, views = NULL, external = 0
-			WHERE id IN (`+placeholders(len(ms))+`)`, matIDs(ms)...)
+	err := p.walk(ctx, p.e.st.ValuesInPage, func(tx txn, ids []string) error {
+		n, err := p.e.st.DropValues(ctx, tx, ids)
 		p.res.Values += n
 		return err
 	})
@@ -334,60 +247,38 @@ func (p *pruner) values(ctx context.Context) error {
 }
 
 // walk visits the materializations finished before the bound, newest
-// first, a batch at a time. In each batch's transaction it locks the
-// batch's rows (PostgreSQL; SQLite's write transactions are exclusive),
-// then runs pick (in a statement of its own, so it sees what committed
-// while it waited: a reuse that just claimed one), whose query starts from
-// the CTE "page(id)" of the batch's ids and takes pickArgs, and passes what
-// it selects to apply. Values held by IO managers are deleted once the
-// transaction has committed.
-func (p *pruner) walk(ctx context.Context, pick func(page string) string, pickArgs []any, apply func(tx txn, ms []matRef) error) error {
-	filter, fargs := p.pipelineFilter("m")
-	lock := ""
-	if p.e.dialect == "postgres" {
-		lock = " FOR UPDATE"
-	}
-	// Row comparisons, which both databases read as a range of the
-	// (finished_at, id) index: an OR of the two columns would make every
-	// batch scan the history from its newest end.
-	const inPage = `(m.finished_at, m.id) < (?, ?) AND (m.finished_at, m.id) >= (?, ?)`
-	page := `page(id) AS (SELECT m.id FROM flowstone_materializations m WHERE ` + inPage + filter + `)`
-	atTime, atID := p.bound, ""
+// first, a page at a time. In each page's transaction it locks the page's
+// rows (PostgreSQL; SQLite's write transactions are exclusive), then picks
+// (in a statement of its own, so it sees what committed while it waited: a
+// reuse that just claimed one) and applies. Values held by IO managers are
+// deleted once the transaction has committed.
+func (p *pruner) walk(ctx context.Context,
+	pick func(context.Context, store.Querier, store.PruneScope, store.PrunePage) ([]store.Pruned, error),
+	apply func(tx txn, ids []string) error,
+) error {
+	at, id := p.scope.Before, ""
 	for {
-		var low struct {
-			at int64
-			id string
-		}
-		var n int
-		rs, err := p.e.be.pool().Query(ctx, `SELECT m.finished_at, m.id FROM flowstone_materializations m
-			WHERE (m.finished_at, m.id) < (?, ?)`+filter+` ORDER BY m.finished_at DESC, m.id DESC LIMIT ?`,
-			slices.Concat([]any{atTime, atID}, fargs, []any{p.batch})...)
-		if err != nil {
+		page, n, err := p.e.st.NextPrunePage(ctx, p.e.be.pool(), p.scope, at, id, p.batch)
+		if err != nil || n == 0 {
 			return err
 		}
-		for rs.Next() {
-			if err := rs.Scan(&low.at, &low.id); err != nil {
-				rs.Close()
-				return err
-			}
-			n++
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil || n == 0 {
-			return err
-		}
-		pageArgs := slices.Concat([]any{atTime, atID, low.at, low.id}, fargs)
-		var done []matRef
+		var done []store.Pruned
 		err = p.e.be.inTx(ctx, func(tx txn) error {
 			done = nil
-			if _, err := tx.Exec(ctx, `SELECT m.id FROM flowstone_materializations m WHERE `+inPage+filter+lock, pageArgs...); err != nil {
-				return err
+			if p.e.dialect == "postgres" {
+				if err := p.e.st.LockPrunePage(ctx, tx, p.scope, page); err != nil {
+					return err
+				}
 			}
-			ms, err := queryMatRefs(ctx, tx, pick(page), slices.Concat(pageArgs, pickArgs)...)
+			ms, err := pick(ctx, tx, p.scope, page)
 			if err != nil || len(ms) == 0 {
 				return err
 			}
-			if err := apply(tx, ms); err != nil {
+			ids := make([]string, len(ms))
+			for i, m := range ms {
+				ids[i] = m.ID
+			}
+			if err := apply(tx, ids); err != nil {
 				return err
 			}
 			done = ms
@@ -400,19 +291,19 @@ func (p *pruner) walk(ctx context.Context, pick func(page string) string, pickAr
 		if n < p.batch {
 			return nil
 		}
-		atTime, atID = low.at, low.id
+		at, id = page.LowAt, page.LowID
 	}
 }
 
 // deleteExternal deletes the values of ms held by IO managers.
-func (p *pruner) deleteExternal(ctx context.Context, ms []matRef) {
+func (p *pruner) deleteExternal(ctx context.Context, ms []store.Pruned) {
 	for _, m := range ms {
-		if !m.external {
+		if !m.External {
 			continue
 		}
 		var d ValueDeleter
-		if b, ok := p.e.bindings[m.pipeline]; ok {
-			if a := b.pipeline.Asset(m.asset); a != nil {
+		if b, ok := p.e.bindings[m.Pipeline]; ok {
+			if a := b.pipeline.Asset(m.Asset); a != nil {
 				d, _ = a.IO.(ValueDeleter)
 			}
 		}
@@ -420,9 +311,9 @@ func (p *pruner) deleteExternal(ctx context.Context, ms []matRef) {
 			p.res.ExternalLeft++
 			continue
 		}
-		ref := ValueRef{Pipeline: m.pipeline, Asset: m.asset, Partition: flowstone.Partition(m.partition), Materialization: m.id}
+		ref := ValueRef{Pipeline: m.Pipeline, Asset: m.Asset, Partition: flowstone.Partition(m.Partition), Materialization: m.ID}
 		if err := d.Delete(ctx, ref); err != nil {
-			p.e.log.WarnContext(ctx, "prune: delete value", "pipeline", m.pipeline, "asset", m.asset, "materialization", m.id, "error", err)
+			p.e.log.WarnContext(ctx, "prune: delete value", "pipeline", m.Pipeline, "asset", m.Asset, "materialization", m.ID, "error", err)
 			p.res.ExternalLeft++
 			continue
 		}
@@ -433,109 +324,37 @@ func (p *pruner) deleteExternal(ctx context.Context, ms []matRef) {
 // jobs deletes River's finished job rows of FlowStone's kinds finalized
 // before the bound, through River's own JobDeleteMany.
 func (p *pruner) jobs(ctx context.Context) error {
+	where, args := store.FinishedJobs(p.jobsHorizon())
+	limit := min(p.batch, 10_000) // JobDeleteMany's most
 	for {
-		where, named, _ := p.jobFilter()
-		n, err := p.e.be.deleteFinishedJobs(ctx, where, named, min(p.batch, 10_000))
+		n, err := p.e.be.deleteFinishedJobs(ctx, where, args, limit)
 		p.res.Jobs += int64(n)
 		if err != nil {
 			return fmt.Errorf("jobs: %w", err)
 		}
-		if n < min(p.batch, 10_000) {
+		if n < limit {
 			return nil
 		}
 	}
 }
 
-// jobFilter selects FlowStone's jobs finalized before the bound, as a
-// River Where predicate with its named argument and as plain SQL with its
-// argument: River's SQLite driver stores times as UTC text to the
-// millisecond.
-func (p *pruner) jobFilter() (where string, named river.NamedArgs, horizon any) {
-	horizon = time.UnixMicro(p.bound).UTC()
+// jobsHorizon is the bound as River stores times: UTC text to the
+// millisecond on SQLite.
+func (p *pruner) jobsHorizon() any {
+	t := time.UnixMicro(p.scope.Before).UTC()
 	if p.e.dialect == "sqlite" {
-		horizon = time.UnixMicro(p.bound).UTC().Format("2006-01-02 15:04:05.000")
+		return t.Format("2006-01-02 15:04:05.000")
 	}
-	return "kind LIKE 'flowstone%' AND finalized_at < @horizon", river.NamedArgs{"horizon": horizon}, horizon
+	return t
 }
 
-// count answers a dry run: the same conditions, counted without deleting.
-// The materializations kept are the roots (recent, newest, pointed at by a
-// run that stays) and, transitively, what their lineage points to.
+// count answers a dry run: the same rules, counted without deleting.
 func (p *pruner) count(ctx context.Context) (PruneResult, error) {
-	q := p.e.be.pool()
-	rfilter, rargs := p.pipelineFilter("r")
-	err := q.QueryRow(ctx, `SELECT count(*) FROM flowstone_runs r WHERE `+prunableRun+rfilter,
-		append([]any{p.bound}, rargs...)...).Scan(&p.res.Runs)
+	c, err := p.e.st.CountPrune(ctx, p.e.be.pool(), p.scope, p.jobsHorizon())
 	if err != nil {
 		return p.res, fmt.Errorf("prune: %w", err)
 	}
-	bfilter, bargs := p.pipelineFilter("b")
-	err = q.QueryRow(ctx, `SELECT count(*) FROM flowstone_backfills b WHERE b.finished_at < ? AND b.status <> 'running'`+bfilter,
-		append([]any{p.bound}, bargs...)...).Scan(&p.res.Backfills)
-	if err != nil {
-		return p.res, fmt.Errorf("prune: %w", err)
-	}
-	mfilter, margs := p.pipelineFilter("m")
-	kept := `WITH RECURSIVE kept(id) AS (
-			SELECT m.id FROM flowstone_materializations m WHERE (m.finished_at >= ? OR NOT (` + superseded + `)
-				OR EXISTS (SELECT 1 FROM flowstone_run_assets ra JOIN flowstone_runs r ON r.id = ra.run_id
-					WHERE ra.materialization_id = m.id AND NOT (` + prunableRun + rfilter + `)))` + mfilter + `
-			UNION
-			SELECT l.upstream_materialization_id FROM kept JOIN flowstone_lineage l ON l.materialization_id = kept.id
-		)`
-	keptArgs := slices.Concat([]any{p.bound, p.keep, p.keep, p.bound}, rargs, margs)
-	err = q.QueryRow(ctx, kept+`
-		SELECT
-			(SELECT count(*) FROM flowstone_materializations m WHERE m.finished_at < ?`+mfilter+` AND m.id NOT IN (SELECT id FROM kept)),
-			(SELECT count(*) FROM flowstone_lineage l JOIN flowstone_materializations m ON m.id = l.materialization_id
-				WHERE m.finished_at < ?`+mfilter+` AND m.id NOT IN (SELECT id FROM kept)),
-			(SELECT count(*) FROM flowstone_materializations m WHERE m.finished_at < ?`+mfilter+` AND m.id IN (SELECT id FROM kept)
-				AND `+superseded+` AND `+hasValue+`)`,
-		slices.Concat(keptArgs, []any{p.bound}, margs, []any{p.bound}, margs, []any{p.bound}, margs, []any{p.keep, p.keep})...).
-		Scan(&p.res.Materializations, &p.res.Lineage, &p.res.Values)
-	if err != nil {
-		return p.res, fmt.Errorf("prune: %w", err)
-	}
-	_, _, horizon := p.jobFilter()
-	err = q.QueryRow(ctx, `SELECT count(*) FROM river_job WHERE state IN ('completed', 'cancelled', 'discarded')
-		AND kind LIKE 'flowstone%' AND finalized_at < ?`, horizon).Scan(&p.res.Jobs)
-	if err != nil {
-		return p.res, fmt.Errorf("prune: jobs: %w", err)
-	}
+	p.res.Runs, p.res.Backfills, p.res.Materializations, p.res.Lineage, p.res.Values, p.res.Jobs =
+		c.Runs, c.Backfills, c.Materializations, c.Lineage, c.Values, c.Jobs
 	return p.res, nil
-}
-
-func queryMatRefs(ctx context.Context, q querier, query string, args ...any) ([]matRef, error) {
-	rs, err := q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []matRef
-	for rs.Next() {
-		var m matRef
-		var external int
-		if err := rs.Scan(&m.id, &m.pipeline, &m.asset, &m.partition, &external, &m.finished); err != nil {
-			return nil, err
-		}
-		m.external = external == 1
-		out = append(out, m)
-	}
-	return out, rs.Err()
-}
-
-func matIDs(ms []matRef) []any {
-	out := make([]any, len(ms))
-	for i, m := range ms {
-		out[i] = m.id
-	}
-	return out
-}
-
-func anys(ss []string) []any {
-	out := make([]any, len(ss))
-	for i, s := range ss {
-		out[i] = s
-	}
-	return out
 }

@@ -2,15 +2,14 @@ package runtime
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/scatter"
 	"github.com/riverqueue/river"
 )
@@ -56,43 +55,35 @@ func (r RunResult) Counts() map[AssetStatus]int {
 	return c
 }
 
-func micros(v sql.NullInt64) time.Time {
-	if !v.Valid || v.Int64 == 0 {
+// micros converts a stored time in microseconds; 0 is the zero time.
+func micros(v int64) time.Time {
+	if v == 0 {
 		return time.Time{}
 	}
-	return time.UnixMicro(v.Int64)
+	return time.UnixMicro(v)
 }
 
 // Run returns run id's current state.
 func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 	q := e.be.pool()
 	r := RunResult{ID: id, Assets: map[string]AssetResult{}, ByPartition: map[string]map[flowstone.Partition]AssetResult{}}
-	var status, part string
-	var created int64
-	var finished sql.NullInt64
-	err := q.QueryRow(ctx, `SELECT pipeline, partition_key, status, created_at, finished_at FROM flowstone_runs WHERE id = ?`, id).
-		Scan(&r.Pipeline, &part, &status, &created, &finished)
-	if errors.Is(err, sql.ErrNoRows) {
+	row, found, err := e.st.Run(ctx, q, id)
+	if err != nil {
+		return r, err
+	}
+	if !found {
 		return r, fmt.Errorf("%w: %s", ErrRunNotFound, id)
 	}
+	r.Pipeline, r.Partition, r.Status = row.Pipeline, flowstone.Partition(row.Partition), RunStatus(row.Status)
+	r.CreatedAt, r.FinishedAt = time.UnixMicro(row.CreatedAt), micros(row.FinishedAt)
+	rows, err := e.st.RunAssets(ctx, q, id)
 	if err != nil {
 		return r, err
 	}
-	r.Partition, r.Status, r.CreatedAt, r.FinishedAt = flowstone.Partition(part), RunStatus(status), time.UnixMicro(created), micros(finished)
-	rs, err := q.Query(ctx, `SELECT asset, partition_key, status, error, attempts, COALESCE(materialization_id, ''), started_at, finished_at
-		FROM flowstone_run_assets WHERE run_id = ?`, id)
-	if err != nil {
-		return r, err
-	}
-	defer rs.Close()
-	for rs.Next() {
-		var key, p, st string
-		var a AssetResult
-		var started, fin sql.NullInt64
-		if err := rs.Scan(&key, &p, &st, &a.Error, &a.Attempts, &a.Materialization, &started, &fin); err != nil {
-			return r, err
-		}
-		a.Partition, a.Status, a.StartedAt, a.FinishedAt = flowstone.Partition(p), AssetStatus(st), micros(started), micros(fin)
+	for _, ra := range rows {
+		key := ra.Asset
+		a := AssetResult{Status: AssetStatus(ra.Status), Partition: flowstone.Partition(ra.Partition), Error: ra.Error, Attempts: ra.Attempts,
+			Materialization: ra.Materialization, StartedAt: micros(ra.StartedAt), FinishedAt: micros(ra.FinishedAt)}
 		if r.ByPartition[key] == nil {
 			r.ByPartition[key] = map[flowstone.Partition]AssetResult{}
 			r.Order = append(r.Order, key)
@@ -101,9 +92,6 @@ func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 		if prev, seen := r.Assets[key]; !seen || a.Partition == r.Partition || prev.Partition != r.Partition && rank(a.Status) > rank(prev.Status) {
 			r.Assets[key] = a
 		}
-	}
-	if err := rs.Err(); err != nil {
-		return r, err
 	}
 	if b, ok := e.bindings[r.Pipeline]; ok {
 		r.Order = r.Order[:0]
@@ -125,13 +113,12 @@ func (e *Engine) Wait(ctx context.Context, id string) (RunResult, error) {
 	defer stop()
 	delay := 10 * time.Millisecond
 	for {
-		var status string
-		err := e.be.pool().QueryRow(ctx, `SELECT status FROM flowstone_runs WHERE id = ?`, id).Scan(&status)
-		if errors.Is(err, sql.ErrNoRows) {
-			return RunResult{ID: id}, fmt.Errorf("%w: %s", ErrRunNotFound, id)
-		}
+		status, found, err := e.st.RunStatus(ctx, e.be.pool(), id)
 		if err != nil {
 			return RunResult{ID: id}, fmt.Errorf("wait for %s: %w", id, err)
+		}
+		if !found {
+			return RunResult{ID: id}, fmt.Errorf("%w: %s", ErrRunNotFound, id)
 		}
 		if RunStatus(status).Terminal() {
 			return e.Run(ctx, id)
@@ -166,49 +153,30 @@ func (e *Engine) Cancel(ctx context.Context, id string) error {
 	var found bool
 	err := e.be.inTx(ctx, func(tx txn) error {
 		jobIDs, found = nil, false
-		var status string
-		err := tx.QueryRow(ctx, `SELECT status FROM flowstone_runs WHERE id = ?`, id).Scan(&status)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
+		status, ok, err := e.st.RunStatus(ctx, tx, id)
+		if err != nil || !ok {
 			return err
 		}
 		found = true
 		if RunStatus(status).Terminal() {
 			return nil
 		}
-		var pipeline, backfill string
-		if err := tx.QueryRow(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ? RETURNING pipeline, backfill_id`,
-			string(RunCancelled), now(), id).Scan(&pipeline, &backfill); err != nil {
+		pipeline, backfill, err := e.st.CancelRun(ctx, tx, id)
+		if err != nil {
 			return err
 		}
-		if err := scatter.CancelRun(ctx, tx, id); err != nil {
-			return err
+		for _, c := range e.cancellers {
+			if err := c.CancelRun(ctx, tx, id); err != nil {
+				return err
+			}
 		}
 		if backfill != "" {
 			if err := tx.insertJobs(ctx, []river.InsertManyParams{backfillJob(pipeline, backfill)}); err != nil {
 				return err
 			}
 		}
-		rs, err := tx.Query(ctx, `UPDATE flowstone_run_assets SET status = ?, finished_at = ?, error = 'cancelled'
-			WHERE run_id = ? AND status IN (?, ?, ?, ?) RETURNING COALESCE(job_id, 0), status`,
-			string(StatusCancelled), now(), id, string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting))
-		if err != nil {
-			return err
-		}
-		defer rs.Close()
-		for rs.Next() {
-			var jid int64
-			var st string
-			if err := rs.Scan(&jid, &st); err != nil {
-				return err
-			}
-			if jid != 0 {
-				jobIDs = append(jobIDs, jid)
-			}
-		}
-		return rs.Err()
+		jobIDs, err = e.st.CancelRunAssets(ctx, tx, id)
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("cancel %s: %w", id, err)
@@ -242,36 +210,16 @@ func (e *Engine) Runs(ctx context.Context, pipeline string, limit int) ([]RunSum
 	if limit <= 0 {
 		limit = 20
 	}
-	// Two statements rather than "? = '' OR pipeline = ?", which no index
-	// serves: each reads its index newest first and stops at limit.
-	where, args := ``, []any{}
-	if pipeline != "" {
-		where, args = `WHERE r.pipeline = ?`, []any{pipeline}
-	}
-	args = append([]any{string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting),
-		string(StatusFailed), string(StatusUpstreamFailed)}, append(args, limit)...)
-	rs, err := e.be.pool().Query(ctx, `SELECT r.id, r.pipeline, r.partition_key, r.status,
-		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?, ?, ?)),
-		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?)),
-		r.created_at, r.finished_at
-		FROM flowstone_runs r `+where+` ORDER BY r.created_at DESC, r.id DESC LIMIT ?`, args...)
+	rows, err := e.st.Runs(ctx, e.be.pool(), pipeline, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
-	var out []RunSummary
-	for rs.Next() {
-		var s RunSummary
-		var part, st string
-		var created int64
-		var fin sql.NullInt64
-		if err := rs.Scan(&s.ID, &s.Pipeline, &part, &st, &s.Pending, &s.Failed, &created, &fin); err != nil {
-			return nil, err
-		}
-		s.Partition, s.Status, s.CreatedAt, s.FinishedAt = flowstone.Partition(part), RunStatus(st), time.UnixMicro(created), micros(fin)
-		out = append(out, s)
+	out := make([]RunSummary, len(rows))
+	for i, r := range rows {
+		out[i] = RunSummary{ID: r.ID, Pipeline: r.Pipeline, Partition: flowstone.Partition(r.Partition), Status: RunStatus(r.Status),
+			Pending: r.Open, Failed: r.Failed, CreatedAt: time.UnixMicro(r.CreatedAt), FinishedAt: micros(r.FinishedAt)}
 	}
-	return out, rs.Err()
+	return out, nil
 }
 
 // Materialization is one recorded materialization.
@@ -305,25 +253,21 @@ func (e *Engine) Materializations(ctx context.Context, pipeline, asset string, l
 	if limit <= 0 {
 		limit = 20
 	}
-	return e.queryMaterializations(ctx, true, `WHERE pipeline = ? AND asset = ? ORDER BY finished_at DESC, id DESC LIMIT ?`, pipeline, asset, limit)
+	rows, err := e.st.Materializations(ctx, e.be.pool(), pipeline, asset, limit)
+	if err != nil {
+		return nil, err
+	}
+	return e.withLineage(ctx, rows)
 }
 
 // Latest returns, for each asset of pipeline, its newest materialization of
 // any status (the assets listing).
 func (e *Engine) Latest(ctx context.Context, pipeline string) (map[string]Materialization, error) {
-	// The recursive part walks the pipeline's distinct assets through the
-	// index (one probe per asset, not a scan of the history); each asset's
-	// newest row is then one more probe.
-	ms, err := e.queryMaterializations(ctx, true, `WHERE id IN (
-		WITH RECURSIVE assets(asset) AS (
-			SELECT min(asset) FROM flowstone_materializations WHERE pipeline = ?
-			UNION ALL
-			SELECT (SELECT min(m.asset) FROM flowstone_materializations m WHERE m.pipeline = ? AND m.asset > assets.asset)
-			FROM assets WHERE assets.asset IS NOT NULL
-		)
-		SELECT (SELECT x.id FROM flowstone_materializations x WHERE x.pipeline = ? AND x.asset = assets.asset
-			ORDER BY x.finished_at DESC, x.id DESC LIMIT 1)
-		FROM assets WHERE assets.asset IS NOT NULL)`, pipeline, pipeline, pipeline)
+	rows, err := e.st.Latest(ctx, e.be.pool(), pipeline)
+	if err != nil {
+		return nil, err
+	}
+	ms, err := e.withLineage(ctx, rows)
 	if err != nil {
 		return nil, err
 	}
@@ -332,6 +276,52 @@ func (e *Engine) Latest(ctx context.Context, pipeline string) (map[string]Materi
 		out[m.Asset] = m
 	}
 	return out, nil
+}
+
+// MaterializationByID returns one materialization with its lineage.
+func (e *Engine) MaterializationByID(ctx context.Context, id string) (Materialization, error) {
+	row, found, err := e.st.Materialization(ctx, e.be.pool(), id)
+	if err != nil {
+		return Materialization{}, err
+	}
+	if !found {
+		return Materialization{}, fmt.Errorf("%w: materialization %s", ErrNotMaterialized, id)
+	}
+	ms, err := e.withLineage(ctx, []store.Materialization{row})
+	if err != nil {
+		return Materialization{}, err
+	}
+	return ms[0], nil
+}
+
+// withLineage converts stored materializations, reading what each read
+// (one query per 500 of them).
+func (e *Engine) withLineage(ctx context.Context, rows []store.Materialization) ([]Materialization, error) {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	read, err := e.st.LineageOf(ctx, e.be.pool(), ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Materialization, len(rows))
+	for i, r := range rows {
+		out[i] = materialization(r)
+		for _, l := range read[r.ID] {
+			out[i].Upstream = append(out[i].Upstream, LineageEdge{Asset: l.Asset, Partition: flowstone.Partition(l.Partition), Materialization: l.Materialization})
+		}
+	}
+	return out, nil
+}
+
+// materialization converts a stored materialization, without its lineage.
+func materialization(r store.Materialization) Materialization {
+	m := Materialization{ID: r.ID, Pipeline: r.Pipeline, Asset: r.Asset, Partition: flowstone.Partition(r.Partition), RunID: r.Run,
+		Status: string(r.Status), CodeVersion: r.CodeVersion, Attempts: r.Attempts, Error: r.Error,
+		StartedAt: time.UnixMicro(r.StartedAt), FinishedAt: time.UnixMicro(r.FinishedAt)}
+	_ = json.Unmarshal([]byte(r.Metadata), &m.Metadata)
+	return m
 }
 
 // PartitionStatus is what is known of one partition of an asset.
@@ -347,165 +337,42 @@ type PartitionStatus struct {
 
 // PartitionStatuses returns one entry per partition of asset that has a
 // materialization or is being worked on, ordered by partition key. The
-// newest materialization of each partition is picked by the database, one
-// index probe per partition, so the cost follows the number of partitions,
-// not the length of their history.
+// database picks each partition's newest materialization with one index
+// probe per partition, so the cost follows the number of partitions, not
+// the length of their history.
 func (e *Engine) PartitionStatuses(ctx context.Context, pipeline, asset string) ([]PartitionStatus, error) {
-	ms, err := e.queryMaterializations(ctx, false, `WHERE id IN (
-		WITH RECURSIVE keys(k) AS (
-			SELECT min(partition_key) FROM flowstone_materializations WHERE pipeline = ? AND asset = ?
-			UNION ALL
-			SELECT (SELECT min(m.partition_key) FROM flowstone_materializations m
-				WHERE m.pipeline = ? AND m.asset = ? AND m.partition_key > keys.k)
-			FROM keys WHERE keys.k IS NOT NULL
-		)
-		SELECT (SELECT x.id FROM flowstone_materializations x WHERE x.pipeline = ? AND x.asset = ? AND x.partition_key = keys.k
-			ORDER BY x.finished_at DESC, x.id DESC LIMIT 1)
-		FROM keys WHERE keys.k IS NOT NULL)`, pipeline, asset, pipeline, asset, pipeline, asset)
+	rows, err := e.st.NewestByPartition(ctx, e.be.pool(), pipeline, asset)
 	if err != nil {
 		return nil, err
 	}
-	byKey := make(map[flowstone.Partition]*PartitionStatus, len(ms))
-	out := make([]PartitionStatus, 0, len(ms))
-	for _, m := range ms {
-		out = append(out, PartitionStatus{Partition: m.Partition, Latest: m})
-	}
-	// CROSS JOIN keeps SQLite from walking every run of the pipeline: the
-	// few unfinished rows (status-first index) lead.
-	rs, err := e.be.pool().Query(ctx, `SELECT ra.partition_key, ra.run_id
-		FROM flowstone_run_assets ra CROSS JOIN flowstone_runs r
-		WHERE r.id = ra.run_id AND ra.status IN (?, ?, ?, ?) AND ra.asset = ? AND r.pipeline = ? ORDER BY ra.run_id`,
-		string(StatusPending), string(StatusQueued), string(StatusRunning), string(StatusWaiting), asset, pipeline)
+	working, err := e.st.Working(ctx, e.be.pool(), pipeline, asset)
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
-	var running []PartitionStatus
-	for rs.Next() {
-		var part, run string
-		if err := rs.Scan(&part, &run); err != nil {
-			return nil, err
+	out := make([]PartitionStatus, 0, len(rows)+len(working))
+	index := make(map[flowstone.Partition]int, len(rows))
+	for _, r := range rows {
+		index[flowstone.Partition(r.Partition)] = len(out)
+		out = append(out, PartitionStatus{Partition: flowstone.Partition(r.Partition), Latest: materialization(r)})
+	}
+	for _, w := range working {
+		k := flowstone.Partition(w.Partition)
+		i, ok := index[k]
+		if !ok {
+			i, index[k] = len(out), len(out)
+			out = append(out, PartitionStatus{Partition: k})
 		}
-		running = append(running, PartitionStatus{Partition: flowstone.Partition(part), RunningIn: run})
-	}
-	if err := rs.Err(); err != nil {
-		return nil, err
-	}
-	for i := range out {
-		byKey[out[i].Partition] = &out[i]
-	}
-	for _, r := range running {
-		if ps, ok := byKey[r.Partition]; ok {
-			ps.RunningIn = r.RunningIn
-			continue
-		}
-		out = append(out, r)
-		byKey[r.Partition] = &out[len(out)-1]
+		out[i].RunningIn = w.Run
 	}
 	slices.SortFunc(out, func(a, b PartitionStatus) int { return strings.Compare(string(a.Partition), string(b.Partition)) })
 	return out, nil
-}
-
-// MaterializationByID returns one materialization with its lineage.
-func (e *Engine) MaterializationByID(ctx context.Context, id string) (Materialization, error) {
-	ms, err := e.queryMaterializations(ctx, true, `WHERE id = ?`, id)
-	if err != nil {
-		return Materialization{}, err
-	}
-	if len(ms) == 0 {
-		return Materialization{}, fmt.Errorf("%w: materialization %s", ErrNotMaterialized, id)
-	}
-	return ms[0], nil
-}
-
-func (e *Engine) queryMaterializations(ctx context.Context, withLineage bool, where string, args ...any) ([]Materialization, error) {
-	q := e.be.pool()
-	rs, err := q.Query(ctx, `SELECT id, pipeline, asset, partition_key, run_id, status, code_version, attempts, error, metadata, started_at, finished_at
-		FROM flowstone_materializations `+where, args...)
-	if err != nil {
-		return nil, err
-	}
-	var out []Materialization
-	for rs.Next() {
-		var m Materialization
-		var part, meta string
-		var started, fin int64
-		if err := rs.Scan(&m.ID, &m.Pipeline, &m.Asset, &part, &m.RunID, &m.Status, &m.CodeVersion, &m.Attempts, &m.Error, &meta, &started, &fin); err != nil {
-			rs.Close()
-			return nil, err
-		}
-		m.Partition, m.StartedAt, m.FinishedAt = flowstone.Partition(part), time.UnixMicro(started), time.UnixMicro(fin)
-		_ = json.Unmarshal([]byte(meta), &m.Metadata)
-		out = append(out, m)
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return nil, err
-	}
-	if !withLineage || len(out) == 0 {
-		return out, nil
-	}
-	ids := make([]string, len(out))
-	for i, m := range out {
-		ids[i] = m.ID
-	}
-	edges, err := e.lineage(ctx, ids)
-	if err != nil {
-		return nil, err
-	}
-	for i := range out {
-		out[i].Upstream = edges[out[i].ID]
-	}
-	return out, nil
-}
-
-// lineageChunk bounds the ids bound in one lineage query (PostgreSQL takes
-// 65,535 parameters, SQLite 32,766).
-const lineageChunk = 500
-
-// lineage reads the upstream edges of many materializations, one query per
-// lineageChunk of them.
-func (e *Engine) lineage(ctx context.Context, ids []string) (map[string][]LineageEdge, error) {
-	out := make(map[string][]LineageEdge, len(ids))
-	for chunk := range slices.Chunk(ids, lineageChunk) {
-		args := make([]any, len(chunk))
-		for i, id := range chunk {
-			args[i] = id
-		}
-		rs, err := e.be.pool().Query(ctx, `SELECT materialization_id, upstream_asset, upstream_partition, upstream_materialization_id
-			FROM flowstone_lineage WHERE materialization_id IN (`+placeholders(len(chunk))+`)
-			ORDER BY materialization_id, upstream_asset, upstream_partition`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rs.Next() {
-			var id, p string
-			var l LineageEdge
-			if err := rs.Scan(&id, &l.Asset, &p, &l.Materialization); err != nil {
-				rs.Close()
-				return nil, err
-			}
-			l.Partition = flowstone.Partition(p)
-			out[id] = append(out[id], l)
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
-// placeholders is "?, ?, ?" with n marks.
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
 
 // ScatterProgress reports the progress of the scatter asset ref: items
 // done and failed of the total. A ref outside its run is refused with
 // ErrNotInRun; a node that has not scattered (yet) with ErrNotMaterialized.
 func (e *Engine) ScatterProgress(ctx context.Context, ref Ref) (scatter.Progress, error) {
-	if _, err := resolveRef(ctx, e.be.pool(), ref); err != nil {
+	if _, err := e.resolveRef(ctx, e.be.pool(), ref); err != nil {
 		return scatter.Progress{}, err
 	}
 	p, found, err := scatter.ProgressOf(ctx, e.be.pool(), scatter.Ref{Run: ref.RunID, Asset: ref.Asset, Partition: string(ref.Partition)})

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"maps"
@@ -11,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 )
 
 // Ref addresses one asset of one run at one partition ("" when unpartitioned).
@@ -40,22 +40,28 @@ type refNode struct {
 	status   AssetStatus
 }
 
+// node is the store's address of ref.
+func (r Ref) node() store.Node {
+	return store.Node{Run: r.RunID, Asset: r.Asset, Partition: string(r.Partition)}
+}
+
 // resolveRef checks that ref is one node of its run and returns it.
-func resolveRef(ctx context.Context, q querier, ref Ref) (refNode, error) {
+func (e *Engine) resolveRef(ctx context.Context, q querier, ref Ref) (refNode, error) {
 	var n refNode
-	err := q.QueryRow(ctx, `SELECT pipeline FROM flowstone_runs WHERE id = ?`, ref.RunID).Scan(&n.pipeline)
-	if errors.Is(err, sql.ErrNoRows) {
-		return n, fmt.Errorf("%w: %w: %q", ErrNotInRun, ErrRunNotFound, ref.RunID)
-	}
+	pipeline, found, err := e.st.RunPipeline(ctx, q, ref.RunID)
 	if err != nil {
 		return n, err
 	}
-	parts, err := queryStrings(ctx, q, `SELECT partition_key FROM flowstone_run_assets WHERE run_id = ? AND asset = ? ORDER BY partition_key`, ref.RunID, ref.Asset)
+	if !found {
+		return n, fmt.Errorf("%w: %w: %q", ErrNotInRun, ErrRunNotFound, ref.RunID)
+	}
+	n.pipeline = pipeline
+	parts, err := e.st.AssetPartitions(ctx, q, ref.RunID, ref.Asset)
 	if err != nil {
 		return n, err
 	}
 	if len(parts) == 0 {
-		assets, err := queryStrings(ctx, q, `SELECT DISTINCT asset FROM flowstone_run_assets WHERE run_id = ? ORDER BY asset`, ref.RunID)
+		assets, err := e.st.RunAssetKeys(ctx, q, ref.RunID)
 		if err != nil {
 			return n, err
 		}
@@ -64,9 +70,7 @@ func resolveRef(ctx context.Context, q querier, ref Ref) (refNode, error) {
 	if !slices.Contains(parts, string(ref.Partition)) {
 		return n, notInRun(ref, nil, parts)
 	}
-	var status string
-	err = q.QueryRow(ctx, `SELECT status FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?`,
-		ref.RunID, ref.Asset, string(ref.Partition)).Scan(&status)
+	status, _, err := e.st.NodeStatus(ctx, q, ref.node())
 	n.status = AssetStatus(status)
 	return n, err
 }
@@ -112,23 +116,6 @@ func (r RunResult) Node(ref Ref) (AssetResult, error) {
 		return AssetResult{}, notInRun(ref, nil, parts)
 	}
 	return a, nil
-}
-
-func queryStrings(ctx context.Context, q querier, query string, args ...any) ([]string, error) {
-	rs, err := q.Query(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		var s string
-		if err := rs.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, s)
-	}
-	return out, rs.Err()
 }
 
 // listSome joins the first few of list for an error message, saying how

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"runtime/debug"
 	"strings"
@@ -54,23 +53,16 @@ type SensorStatus struct {
 // Sensors returns the stored state of the sensors of pipeline (every
 // pipeline when empty) that have been evaluated.
 func (e *Engine) Sensors(ctx context.Context, pipeline string) ([]SensorStatus, error) {
-	rs, err := e.be.pool().Query(ctx, `SELECT pipeline, name, cursor, evaluations, runs, last_error, evaluated_at
-		FROM flowstone_sensors WHERE ? = '' OR pipeline = ? ORDER BY pipeline, name`, pipeline, pipeline)
+	rows, err := e.st.Sensors(ctx, e.be.pool(), pipeline)
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
-	var out []SensorStatus
-	for rs.Next() {
-		var s SensorStatus
-		var at sql.NullInt64
-		if err := rs.Scan(&s.Pipeline, &s.Name, &s.Cursor, &s.Evaluations, &s.Runs, &s.LastError, &at); err != nil {
-			return nil, err
-		}
-		s.EvaluatedAt = micros(at)
-		out = append(out, s)
+	out := make([]SensorStatus, len(rows))
+	for i, s := range rows {
+		out[i] = SensorStatus{Pipeline: s.Pipeline, Name: s.Name, Cursor: s.Cursor, Evaluations: s.Evaluations, Runs: s.Runs,
+			LastError: s.LastError, EvaluatedAt: micros(s.EvaluatedAt)}
 	}
-	return out, rs.Err()
+	return out, nil
 }
 
 // evaluateSensor runs one evaluation: the sensor function with its stored
@@ -88,19 +80,14 @@ func (e *Engine) evaluateSensor(ctx context.Context, p *Pipeline, b Binding, nam
 		return river.JobCancel(fmt.Errorf("sensor %q is not in pipeline %s as bound in this process", name, p.name))
 	}
 	q := e.be.pool()
-	if _, err := q.Exec(ctx, `INSERT INTO flowstone_sensors (pipeline, name) VALUES (?, ?) ON CONFLICT (pipeline, name) DO NOTHING`, p.name, name); err != nil {
-		return err
-	}
-	var cursor string
-	if err := q.QueryRow(ctx, `SELECT cursor FROM flowstone_sensors WHERE pipeline = ? AND name = ?`, p.name, name).Scan(&cursor); err != nil {
+	cursor, err := e.st.SensorCursor(ctx, q, p.name, name)
+	if err != nil {
 		return err
 	}
 	res, err := callSensor(ctx, s, cursor, &Inputs{asset: "sensor " + name, resources: b.resources})
 	if err != nil {
 		e.log.ErrorContext(ctx, "sensor failed", "pipeline", p.name, "sensor", name, "error", err)
-		_, uerr := q.Exec(ctx, `UPDATE flowstone_sensors SET evaluations = evaluations + 1, last_error = ?, evaluated_at = ?
-			WHERE pipeline = ? AND name = ?`, err.Error(), now(), p.name, name)
-		return uerr
+		return e.st.SensorFailed(ctx, q, p.name, name, err.Error())
 	}
 	started := 0
 	var errs []string
@@ -122,9 +109,7 @@ func (e *Engine) evaluateSensor(ctx context.Context, p *Pipeline, b Binding, nam
 	if lastErr != "" {
 		e.log.ErrorContext(ctx, "sensor requests refused", "pipeline", p.name, "sensor", name, "error", lastErr)
 	}
-	_, err = q.Exec(ctx, `UPDATE flowstone_sensors SET cursor = ?, evaluations = evaluations + 1, runs = runs + ?, last_error = ?, evaluated_at = ?
-		WHERE pipeline = ? AND name = ?`, res.Cursor, started, lastErr, now(), p.name, name)
-	return err
+	return e.st.SensorEvaluated(ctx, q, p.name, name, res.Cursor, started, lastErr)
 }
 
 func callSensor(ctx context.Context, s *SensorDef, cursor string, in *Inputs) (res flowstone.SensorResult, err error) {

@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
@@ -125,8 +125,8 @@ func (t *task) view(ctx context.Context, asset, name string, into any) error {
 	if !ok || !u.status.ok() || u.mat == "" {
 		return fmt.Errorf("%w: %s has no materialization in run %s", ErrNotMaterialized, asset, t.run.id)
 	}
-	var views sql.NullString
-	if err := t.e.be.pool().QueryRow(ctx, `SELECT views FROM flowstone_materializations WHERE id = ?`, u.mat).Scan(&views); err != nil {
+	views, err := t.e.st.Views(ctx, t.e.be.pool(), u.mat)
+	if err != nil {
 		return err
 	}
 	var all map[string]json.RawMessage
@@ -158,7 +158,7 @@ func (t *task) upstreams(ctx context.Context) ([]upstream, error) {
 	if t.ups != nil {
 		return t.ups, nil
 	}
-	ups, err := loadUpstreams(ctx, t.e.be.pool(), t.run, t.asset, t.part)
+	ups, err := t.e.loadUpstreams(ctx, t.e.be.pool(), t.run, t.asset, t.part)
 	if err != nil {
 		return nil, err
 	}
@@ -249,31 +249,13 @@ func (t *task) partitions(ctx context.Context, asset string, fn func(flowstone.P
 		}
 		return nil
 	}
-	rs, err := t.e.be.pool().Query(ctx, `SELECT m.partition_key, m.id FROM flowstone_materializations m
-		WHERE m.pipeline = ? AND m.asset = ? AND m.status = 'succeeded'
-		AND m.finished_at = (SELECT max(finished_at) FROM flowstone_materializations x
-			WHERE x.pipeline = m.pipeline AND x.asset = m.asset AND x.partition_key = m.partition_key AND x.status = 'succeeded')
-		ORDER BY m.partition_key`, t.run.p.name, asset)
+	list, err := t.e.st.LatestSucceededByPartition(ctx, t.e.be.pool(), t.run.p.name, asset)
 	if err != nil {
 		return err
 	}
-	type pm struct{ p, id string }
-	var list []pm
-	for rs.Next() {
-		var x pm
-		if err := rs.Scan(&x.p, &x.id); err != nil {
-			rs.Close()
-			return err
-		}
-		list = append(list, x)
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return err
-	}
 	for _, x := range list {
-		id := x.id
-		if err := fn(flowstone.Partition(x.p), func(into any) error {
+		id := x.ID
+		if err := fn(flowstone.Partition(x.Partition), func(into any) error {
 			return t.e.loadMaterialization(ctx, t.run.p, asset, id, into)
 		}); err != nil {
 			return err
@@ -309,13 +291,8 @@ func (t *task) previous(ctx context.Context, into any) (flowstone.Partition, boo
 func (t *task) ref() Ref { return Ref{RunID: t.run.id, Asset: t.asset.Key, Partition: t.part} }
 
 func (t *task) LoadState(ctx context.Context, name string, into any) (bool, error) {
-	var data string
-	err := t.e.be.pool().QueryRow(ctx, `SELECT value FROM flowstone_state WHERE run_id = ? AND asset = ? AND partition_key = ? AND name = ?`,
-		t.run.id, t.asset.Key, string(t.part), name).Scan(&data)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
+	data, found, err := t.e.st.State(ctx, t.e.be.pool(), t.node(), name)
+	if err != nil || !found {
 		return false, err
 	}
 	if into != nil {
@@ -331,12 +308,12 @@ func (t *task) SaveState(ctx context.Context, name string, value any) (bool, err
 	if err != nil {
 		return false, fmt.Errorf("state %s: %w", name, err)
 	}
-	n, err := t.e.be.pool().Exec(ctx, `INSERT INTO flowstone_state (run_id, asset, partition_key, name, value) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (run_id, asset, partition_key, name) DO NOTHING`, t.run.id, t.asset.Key, string(t.part), name, string(data))
-	if err != nil {
-		return false, err
-	}
-	return n == 1, nil
+	return t.e.st.SaveState(ctx, t.e.be.pool(), t.node(), name, string(data))
+}
+
+// node is the task's node in its run.
+func (t *task) node() store.Node {
+	return store.Node{Run: t.run.id, Asset: t.asset.Key, Partition: string(t.part)}
 }
 
 // Resume schedules a continuation; it is inserted in the transaction that

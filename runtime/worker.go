@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
@@ -33,19 +33,6 @@ func (w *worker) NextRetry(job *river.Job[jobArgs]) time.Time {
 	return time.Now().Add(w.e.cfg.RetryDelay(job.Attempt))
 }
 
-// jobState is what a job reads of its run before it starts.
-type jobState struct {
-	runStatus  RunStatus
-	config     sql.NullString
-	configHash string
-	force      bool
-	targets    string // JSON list of the run's targets
-	partition  string
-	backfill   string
-	status     AssetStatus
-	attempts   int
-}
-
 func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	e, args := w.e, job.Args
 	p := w.b.pipeline
@@ -62,14 +49,14 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	if args.Tick != "" {
 		return e.tick(ctx, job, p, a)
 	}
-	st, err := loadJobState(ctx, e.be.pool(), args)
-	if errors.Is(err, sql.ErrNoRows) {
-		return river.JobCancel(fmt.Errorf("%w: %s (asset %s)", ErrRunNotFound, args.Run, args.Asset))
-	}
+	st, found, err := e.st.JobState(ctx, e.be.pool(), args.node())
 	if err != nil {
 		return err
 	}
-	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.partition), forced: forcedSet(p, st.force, st.targetList()), configHash: st.configHash, backfill: st.backfill}
+	if !found {
+		return river.JobCancel(fmt.Errorf("%w: %s (asset %s)", ErrRunNotFound, args.Run, args.Asset))
+	}
+	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.Partition), forced: forcedSet(p, st.Force, targetList(st)), configHash: st.ConfigHash, backfill: st.Backfill}
 	part := flowstone.Partition(args.Partition)
 
 	if args.Deadline {
@@ -78,42 +65,38 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	// A job for work already done completes without running anything. Its
 	// asset may have been recorded by a process that died before moving the
 	// run on: advancing again is idempotent.
-	if st.runStatus == RunCancelled {
+	if st.RunStatus == store.RunCancelled {
 		return e.completeOnly(ctx, job)
 	}
-	if st.status.Terminal() {
+	if st.Status.Terminal() {
 		return e.advance(ctx, run, []node{{a, part}}, job)
 	}
 	resuming := args.Resume != nil
-	if resuming && st.status != StatusWaiting {
+	if resuming && st.Status != store.AssetWaiting {
 		return e.completeOnly(ctx, job)
 	}
 
 	var cfg any
-	if st.config.Valid && p.config != nil {
-		if cfg, err = p.config.Decode([]byte(st.config.String)); err != nil {
-			return e.fail(ctx, job, run, a, st.attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(err)))
+	if st.Config.Valid && p.config != nil {
+		if cfg, err = p.config.Decode([]byte(st.Config.String)); err != nil {
+			return e.fail(ctx, job, run, a, st.Attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(err)))
 		}
 	}
 
-	attempts := st.attempts
-	startedAt := now()
+	attempts := st.Attempts
 	if !resuming {
-		n, err := e.be.pool().Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
-			started_at = COALESCE(started_at, ?), job_id = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
-			string(StatusRunning), startedAt, job.ID, args.Run, args.Asset, args.Partition, string(StatusQueued), string(StatusRunning))
+		started, err := e.st.StartAttempt(ctx, e.be.pool(), args.node(), job.ID)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if !started {
 			return e.completeOnly(ctx, job)
 		}
 		attempts++
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}
 
-	t := &task{e: e, b: w.b, run: run, asset: a, part: part, attempts: attempts, job: job, config: cfg, hasConfig: st.config.Valid,
+	t := &task{e: e, b: w.b, run: run, asset: a, part: part, attempts: attempts, job: job, config: cfg, hasConfig: st.Config.Valid,
 		meta: map[string]any{}}
 	t.log = e.log.With("run", run.id, "pipeline", p.name, "asset", a.Key, "partition", string(part))
 
@@ -130,25 +113,13 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 	return e.record(rctx, job, run, t, res)
 }
 
-func loadJobState(ctx context.Context, q querier, args jobArgs) (jobState, error) {
-	var st jobState
-	var runStatus, status string
-	var force int
-	err := q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.targets, r.partition_key, r.backfill_id, ra.status, ra.attempts
-		FROM flowstone_runs r JOIN flowstone_run_assets ra ON ra.run_id = r.id
-		WHERE r.id = ? AND ra.asset = ? AND ra.partition_key = ?`, args.Run, args.Asset, args.Partition).
-		Scan(&runStatus, &st.config, &st.configHash, &force, &st.targets, &st.partition, &st.backfill, &status, &st.attempts)
-	st.runStatus, st.status, st.force = RunStatus(runStatus), AssetStatus(status), force == 1
-	return st, err
-}
-
 // targetList decodes the run's targets; a forced run recomputes them.
-func (st jobState) targetList() []string {
+func targetList(st store.JobState) []string {
 	var ts []string
-	if !st.force {
+	if !st.Force {
 		return nil
 	}
-	_ = json.Unmarshal([]byte(st.targets), &ts)
+	_ = json.Unmarshal([]byte(st.Targets), &ts)
 	return ts
 }
 
@@ -194,9 +165,7 @@ func (e *Engine) fail(ctx context.Context, job *river.Job[jobArgs], run *runCtx,
 	final := errors.Is(cause, flowstone.ErrPermanent) || args.Resume == nil && attempts >= a.Retries+1
 	part := flowstone.Partition(args.Partition)
 	if !final {
-		if _, err := e.be.pool().Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
-			string(StatusQueued), msg, args.Run, args.Asset, args.Partition, string(StatusRunning)); err != nil {
+		if err := e.st.RetryAttempt(ctx, e.be.pool(), args.node(), msg); err != nil {
 			return errors.Join(cause, err)
 		}
 		e.log.WarnContext(ctx, "asset attempt failed; will retry", "run", args.Run, "asset", a.Key, "partition", args.Partition, "attempt", attempts, "error", msg)
@@ -266,9 +235,7 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 		resumes = append(resumes, t.resumes...)
 		switch final.Status {
 		case strategy.Pending:
-			if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?
-				WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
-				string(StatusWaiting), final.Reason, args.Run, args.Asset, args.Partition, string(StatusRunning), string(StatusWaiting)); err != nil {
+			if err := e.st.SetWaiting(ctx, tx, args.node(), final.Reason); err != nil {
 				return err
 			}
 			if err := tx.insertJobs(ctx, resumes); err != nil {
@@ -281,51 +248,44 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 		default:
 			return flowstone.Permanentf("strategy %T returned unknown status %d", a.Strategy, final.Status)
 		}
-		status, matStatus := StatusSucceeded, "succeeded"
+		status, matStatus := StatusSucceeded, store.MatSucceeded
 		if final.Status == strategy.Skipped {
-			status, matStatus = StatusSkipped, "skipped"
+			status, matStatus = StatusSkipped, store.MatSkipped
 		}
-		var value, views any
+		m := store.NewMaterialization{ID: mat, Pipeline: run.p.name, Asset: a.Key, Partition: args.Partition, Run: run.id,
+			Status: matStatus, CodeVersion: a.CodeVersion, ConfigHash: cfgHash, InputHash: inputHash(ups),
+			External: external, Metadata: string(meta), Attempts: t.attempts, Error: final.Reason}
 		if final.Status == strategy.Succeeded && a.HasValue && !external {
 			data, err := json.Marshal(final.Value)
 			if err != nil {
 				encodeErr = flowstone.Permanentf("asset %s: value of type %T does not encode as JSON: %v", a.Key, final.Value, err)
 				return encodeErr
 			}
-			value = string(data)
+			m.Value = data
 		}
 		if len(final.Views) > 0 {
 			data, err := json.Marshal(final.Views)
 			if err != nil {
 				return err
 			}
-			views = string(data)
+			m.Views = data
 		}
-		var startedAt int64
-		err := tx.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, materialization_id = ?, error = ?, finished_at = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?) RETURNING COALESCE(started_at, 0)`,
-			string(status), mat, final.Reason, now(), args.Run, args.Asset, args.Partition, string(StatusRunning), string(StatusWaiting)).Scan(&startedAt)
-		if errors.Is(err, sql.ErrNoRows) { // cancelled, or finished by another process meanwhile
-			return nil
-		}
-		if err != nil {
+		startedAt, ok, err := e.st.FinishAttempt(ctx, tx, args.node(), store.AssetStatus(status), mat, final.Reason)
+		if err != nil || !ok { // not ok: cancelled, or finished by another process meanwhile
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO flowstone_materializations
-			(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, views, metadata, attempts, error, started_at, finished_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			mat, run.p.name, a.Key, args.Partition, run.id, matStatus, a.CodeVersion, cfgHash, inputHash(ups),
-			value, boolInt(external), views, string(meta), t.attempts, final.Reason, startedAt, now()); err != nil {
-			return fmt.Errorf("record materialization: %w", err)
+		m.StartedAt, m.FinishedAt = startedAt, time.Now().UnixMicro()
+		if err := e.st.InsertMaterialization(ctx, tx, m); err != nil {
+			return err
 		}
+		var read []store.Lineage
 		for _, u := range ups {
-			if u.mat == "" {
-				continue
+			if u.mat != "" {
+				read = append(read, store.Lineage{Asset: u.asset, Partition: u.partition, Materialization: u.mat})
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO flowstone_lineage (materialization_id, upstream_asset, upstream_partition, upstream_materialization_id)
-				VALUES (?, ?, ?, ?)`, mat, u.asset, u.partition, u.mat); err != nil {
-				return fmt.Errorf("record lineage: %w", err)
-			}
+		}
+		if err := e.st.InsertLineage(ctx, tx, mat, read); err != nil {
+			return err
 		}
 		if err := e.markTerminal(ctx, tx, run, a, t.part, status, final.Reason, &fx); err != nil {
 			return err
@@ -378,15 +338,11 @@ func (e *Engine) unknownAsset(ctx context.Context, job *river.Job[jobArgs]) erro
 	args := job.Args
 	cause := fmt.Errorf("%w: %q is not in pipeline %s as bound in the process that received its job", ErrUnknownAsset, args.Asset, args.Pipeline)
 	err := e.be.inTx(ctx, func(tx txn) error {
-		n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?, finished_at = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?, ?)`,
-			string(StatusFailed), cause.Error(), now(), args.Run, args.Asset, args.Partition,
-			string(StatusQueued), string(StatusRunning), string(StatusWaiting))
-		if err != nil || n == 0 {
+		failed, err := e.st.FailAsset(ctx, tx, args.node(), cause.Error(), store.AssetQueued, store.AssetRunning, store.AssetWaiting)
+		if err != nil || !failed {
 			return err
 		}
-		_, err = tx.Exec(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ? AND status = ?`,
-			string(RunFailed), now(), args.Run, string(RunRunning))
+		_, err = e.st.FinishRun(ctx, tx, args.Run, store.RunFailed)
 		return err
 	})
 	if err != nil {
@@ -404,9 +360,7 @@ func (e *Engine) unknownAsset(ctx context.Context, job *river.Job[jobArgs]) erro
 // mark or is seen by the check.
 func (e *Engine) deadline(ctx context.Context, job *river.Job[jobArgs], run *runCtx, a *AssetDef) error {
 	args := job.Args
-	if _, err := e.be.pool().Exec(ctx, `UPDATE flowstone_run_assets SET early = 1
-		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
-		args.Run, args.Asset, args.Partition, string(StatusPending)); err != nil {
+	if err := e.st.MarkEarly(ctx, e.be.pool(), args.node()); err != nil {
 		return err
 	}
 	var fx effects
@@ -430,21 +384,18 @@ func (e *Engine) deadline(ctx context.Context, job *river.Job[jobArgs], run *run
 // recordFailure records a's final failure in tx: its status, a failed
 // materialization, and the arrivals at its dependents.
 func (e *Engine) recordFailure(ctx context.Context, tx txn, run *runCtx, a *AssetDef, args jobArgs, attempts int, msg string, fx *effects) error {
-	n, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?, finished_at = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
-		string(StatusFailed), msg, now(), args.Run, args.Asset, args.Partition, string(StatusRunning), string(StatusWaiting))
-	if err != nil || n == 0 {
+	failed, err := e.st.FailAsset(ctx, tx, args.node(), msg, store.AssetRunning, store.AssetWaiting)
+	if err != nil || !failed {
 		return err
 	}
 	mat := newID("mat_")
-	if _, err := tx.Exec(ctx, `INSERT INTO flowstone_materializations
-			(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, attempts, error, started_at, finished_at)
-			VALUES (?, ?, ?, ?, ?, 'failed', ?, '', '', ?, ?, ?, ?)`,
-		mat, run.p.name, a.Key, args.Partition, run.id, a.CodeVersion, attempts, msg, now(), now()); err != nil {
+	at := time.Now().UnixMicro()
+	if err := e.st.InsertMaterialization(ctx, tx, store.NewMaterialization{ID: mat, Pipeline: run.p.name, Asset: a.Key,
+		Partition: args.Partition, Run: run.id, Status: store.MatFailed, CodeVersion: a.CodeVersion,
+		Attempts: attempts, Error: msg, StartedAt: at, FinishedAt: at}); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, `UPDATE flowstone_run_assets SET materialization_id = ? WHERE run_id = ? AND asset = ? AND partition_key = ?`,
-		mat, args.Run, args.Asset, args.Partition); err != nil {
+	if err := e.st.SetMaterialization(ctx, tx, args.node(), mat); err != nil {
 		return err
 	}
 	return e.markTerminal(ctx, tx, run, a, flowstone.Partition(args.Partition), StatusFailed, msg, fx)

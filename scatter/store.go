@@ -3,12 +3,28 @@ package scatter
 import (
 	"context"
 	"database/sql"
+	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 )
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations returns the store's migrations: NNN_description.sql files
+// that create its tables, for the engine to apply (see
+// strategy.Migrator).
+func Migrations() fs.FS {
+	sub, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		panic(err) // the embedded directory exists
+	}
+	return sub
+}
 
 // Item statuses.
 const (

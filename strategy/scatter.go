@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -47,6 +48,15 @@ func launch(tx Tx, l scatter.Launch) error {
 func (s Scatter) orchestrator() scatter.Orchestrator {
 	return scatter.Orchestrator{Plan: scatter.Plan{Batch: s.Batch, MaxConcurrent: s.MaxConcurrent,
 		PerSecond: s.PerSecond, FailureThreshold: s.FailureThreshold}}
+}
+
+// Migrations implements Migrator: the scatter store's tables.
+func (Scatter) Migrations() (string, fs.FS) { return "scatter", scatter.Migrations() }
+
+// CancelRun implements RunCanceller: the run's barriers finish cancelled
+// and their items not yet run are cancelled.
+func (Scatter) CancelRun(ctx context.Context, q Querier, run string) error {
+	return scatter.CancelRun(ctx, q, run)
 }
 
 func scatterRef(t Task) scatter.Ref {

@@ -12,6 +12,7 @@ package strategy
 import (
 	"context"
 	"encoding/json"
+	"io/fs"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -67,7 +68,7 @@ type Result struct {
 
 // Querier runs SQL on the engine's database, with ? placeholders (the
 // PostgreSQL engine rewrites them). Strategies that keep their own tables
-// (scatter) use it; their tables are created by the runtime's migrations.
+// (scatter) use it; their tables come from their migrations (Migrator).
 // It is the scatter store's DB, so either passes for the other.
 type Querier = scatter.DB
 
@@ -177,6 +178,21 @@ type Peer struct {
 // error matching ErrUnfinished.
 type Deadliner interface {
 	Deadline() time.Duration
+}
+
+// Migrator is implemented by kinds that keep tables of their own. Open
+// applies the migrations of the kinds its bound pipelines use, once per
+// database, recorded under line (the kind's name, unique among kinds).
+// files holds NNN_description.sql files, applied in number order; each is
+// written for both SQLite and PostgreSQL.
+type Migrator interface {
+	Migrations() (line string, files fs.FS)
+}
+
+// RunCanceller is implemented by kinds whose tables hold work of a run:
+// cancelling a run calls it, in the transaction that cancels the run.
+type RunCanceller interface {
+	CancelRun(ctx context.Context, q Querier, run string) error
 }
 
 // SecretUser is implemented by strategies that sign or verify links with

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -34,11 +35,6 @@ It works in this process and prints the progress at most once a second,
 then exits 0 when every partition succeeded, 1 otherwise. The backfill is
 recorded in the database: with --detach, or after an interrupt, worker
 processes carry it on, and 'backfill status ID' shows it.`,
-		Example: strings.ReplaceAll(`  NAME backfill daily_counts --from 2024-01-01 --to 2024-01-31
-  NAME backfill daily_counts --partitions 2024-01-03,2024-01-09 --force
-  NAME backfill --from 2024-01-01 --to 2024-12-31 --max-concurrent 8 --detach
-  NAME backfill status bf_0123abcd
-  NAME backfill cancel bf_0123abcd`, "NAME", s.app.Name),
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			req := runtime.BackfillRequest{MaxConcurrent: maxConcurrent, Force: force,
@@ -47,11 +43,11 @@ processes carry it on, and 'backfill status ID' shows it.`,
 			case partitions != "" && (from != "" || to != ""):
 				return usageErr("give --partitions or --from and --to, not both")
 			case partitions != "":
-				for _, k := range strings.Split(partitions, ",") {
-					if k = strings.TrimSpace(k); k != "" {
-						req.Partitions = append(req.Partitions, flowstone.Partition(k))
-					}
+				keys, from, to, err := partitionList(partitions)
+				if err != nil {
+					return err
 				}
+				req.Partitions, req.From, req.To = keys, from, to
 			case from == "" || to == "":
 				return usageErr("backfill needs --from and --to (both included), or --partitions")
 			}
@@ -100,15 +96,36 @@ processes carry it on, and 'backfill status ID' shows it.`,
 		}),
 	}
 	f := c.Flags()
-	f.StringVar(&from, "from", "", "first partition key of the range, e.g. 2024-01-01")
+	f.StringVar(&from, "from", "", "first partition key of the range")
 	f.StringVar(&to, "to", "", "last partition key of the range (included)")
-	f.StringVar(&partitions, "partitions", "", "comma-separated partition keys, instead of a range")
+	f.StringVar(&partitions, "partitions", "", "comma-separated partition keys, or a range written FROM,...,TO")
 	f.IntVar(&maxConcurrent, "max-concurrent", 4, "how many partitions run at once")
 	f.StringVar(&config, "config", "", "run config as JSON, or @FILE to read it from a file; unknown fields are an error")
 	f.BoolVar(&force, "force", false, "recompute partitions that could be reused")
 	f.BoolVar(&detach, "detach", false, "record the backfill and exit; worker processes do the work")
 	c.AddCommand(s.backfillStatusCommand(), s.backfillCancelCommand())
 	return c
+}
+
+// partitionList reads --partitions: keys separated by commas, or a range
+// written FROM,...,TO (both included), as the docs write it.
+func partitionList(arg string) (keys []flowstone.Partition, from, to flowstone.Partition, err error) {
+	var parts []string
+	for _, k := range strings.Split(arg, ",") {
+		if k = strings.TrimSpace(k); k != "" {
+			parts = append(parts, k)
+		}
+	}
+	if !slices.Contains(parts, "...") && !slices.Contains(parts, "…") {
+		for _, k := range parts {
+			keys = append(keys, flowstone.Partition(k))
+		}
+		return keys, "", "", nil
+	}
+	if len(parts) != 3 || parts[0] == "..." || parts[2] == "..." || parts[0] == "…" || parts[2] == "…" {
+		return nil, "", "", usageErr("--partitions %s: write a range as FROM,...,TO, or list the keys", arg)
+	}
+	return nil, flowstone.Partition(parts[0]), flowstone.Partition(parts[2]), nil
 }
 
 func (s *session) backfillStatusCommand() *cobra.Command {

@@ -22,6 +22,8 @@
 // does not decode, an unknown target or partition).
 package cli
 
+//go:generate go run ./internal/clidoc ../../docs/cli.md
+
 import (
 	"context"
 	"errors"
@@ -35,9 +37,11 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/suggest"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // App describes the program that embeds the CLI.
@@ -48,7 +52,8 @@ type App struct {
 	Short string
 	// Bind returns the pipelines the program runs, each with the resources
 	// this process supplies. Every command calls it once, before it opens
-	// the engine.
+	// the engine, and --help calls it to speak of the pipelines' assets,
+	// partitions and config (with placeholders when it fails).
 	Bind func(ctx context.Context) ([]runtime.Binding, error)
 	// Configure, when set, adjusts the engine's configuration after the
 	// flags have filled it in (Concurrency, PollInterval, RetryDelay, ...).
@@ -86,7 +91,7 @@ func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s := &session{app: app, stdout: stdout, stderr: stderr, stopSignals: stop}
+	s := &session{app: app, stdout: stdout, stderr: stderr, stopSignals: stop, ctx: ctx}
 	root := s.rootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -96,7 +101,7 @@ func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer)
 	var ex *exitError
 	if !errors.As(err, &ex) {
 		// Cobra's own errors (unknown command or flag, wrong arguments).
-		ex = &exitError{code: ExitUsage, err: err}
+		ex = &exitError{code: ExitUsage, err: oneLineSuggestion(err)}
 	}
 	if ex.err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", app.Name, ex.err)
@@ -105,6 +110,16 @@ func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", app.Name)
 	}
 	return ex.code
+}
+
+// oneLineSuggestion folds cobra's "Did you mean this?" block after an
+// unknown command into the one-line error the CLI prints.
+func oneLineSuggestion(err error) error {
+	msg, block, ok := strings.Cut(err.Error(), "\n\nDid you mean this?\n")
+	if !ok {
+		return err
+	}
+	return fmt.Errorf("%s (did you mean %s?)", msg, strings.Join(strings.Fields(block), " or "))
 }
 
 // exitError carries a command's exit status; a nil err prints nothing.
@@ -138,6 +153,8 @@ type session struct {
 	// stopSignals hands SIGINT back to the default (quit at once), for a
 	// second interrupt while the worker drains.
 	stopSignals func()
+	// ctx is Main's, for calling Bind to describe the pipelines in help.
+	ctx context.Context
 }
 
 func (s *session) rootCommand() *cobra.Command {
@@ -156,10 +173,24 @@ func (s *session) rootCommand() *cobra.Command {
 	root.SetOut(s.stdout)
 	root.SetErr(s.stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if name, ok := strings.CutPrefix(err.Error(), "unknown flag: --"); ok {
+			var names []string
+			c.Flags().VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+			if near := suggest.Nearest(name, names); near != "" {
+				err = fmt.Errorf("%w (did you mean --%s?)", err, near)
+			}
+		}
 		return &exitError{code: ExitUsage, err: err}
 	})
+	// Help speaks of the program's own pipelines: their assets, partition
+	// keys and config fill in the examples.
+	defaultHelp := root.HelpFunc()
+	root.SetHelpFunc(func(c *cobra.Command, args []string) {
+		s.explain(c)
+		defaultHelp(c, args)
+	})
 	f := root.PersistentFlags()
-	f.StringVar(&s.database, "database", "", "database URL: sqlite://PATH or postgres://... (env "+EnvDatabase+"; default ./flowstone.db)")
+	f.StringVar(&s.database, "database", "", "database: a SQLite file (PATH or sqlite://PATH) or postgres://... (env "+EnvDatabase+"; default ./flowstone.db)")
 	f.StringVar(&s.schema, "schema", "", "PostgreSQL schema holding FlowStone's and River's tables (env "+EnvSchema+")")
 	f.StringVar(&s.pipeline, "pipeline", "", "pipeline to use when the program binds more than one")
 	f.StringVar(&s.logLevel, "log-level", "warn", "engine log level on stderr: debug, info, warn or error")
@@ -314,6 +345,8 @@ func (s *session) describeDatabase() string {
 		return "sqlite database ./flowstone.db"
 	case strings.HasPrefix(s.database, "sqlite:"):
 		return "sqlite database " + strings.TrimPrefix(strings.TrimPrefix(s.database, "sqlite:"), "//")
+	case !strings.Contains(s.database, "://"):
+		return "sqlite database " + s.database
 	}
 	d := s.database
 	if u, err := url.Parse(d); err == nil {

@@ -19,9 +19,6 @@ func (s *session) dynamicCommand() *cobra.Command {
 (flowstone.Dynamic): they are stored in the database, and a run of an asset
 in such a set is refused for a key that is not in it. SET is the name given
 to flowstone.Dynamic.`,
-		Example: strings.ReplaceAll(`  NAME dynamic add customers acme globex
-  NAME dynamic remove customers globex
-  NAME dynamic list customers`, "NAME", s.app.Name),
 	}
 	edit := func(use, short, verb string, apply func(*runtime.Engine, context.Context, string, ...flowstone.Partition) error) *cobra.Command {
 		return &cobra.Command{

@@ -89,8 +89,6 @@ that require it are marked upstream_failed.`
 holds the asset at one partition only. The decision is recorded with --by
 and --reason. Only the first decision counts: deciding a gate that was
 already approved, rejected or timed out is an error and changes nothing.`,
-		Example: fmt.Sprintf(`  %s %s run_0123abcd refund --by ana --reason "receipts checked"
-  %s %s run_0123abcd review --partition 2024-01-02T15 --by ana`, s.app.Name, action, s.app.Name, action),
 		Args: cobra.ExactArgs(2),
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
@@ -215,8 +213,7 @@ The token in it is signed with the secret (FLOWSTONE_SECRET or --secret);
 serve-gates, run with the same secret, answers it: opening the link shows
 what it will do and asks for a name and a reason, so a link preview changes
 nothing.`,
-		Example: fmt.Sprintf("  %s gate-link run_0123abcd refund --ttl 24h --base-url https://ops.example.com/gate", s.app.Name),
-		Args:    cobra.ExactArgs(2),
+		Args: cobra.ExactArgs(2),
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			runID, asset := args[0], args[1]

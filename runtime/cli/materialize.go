@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -44,9 +43,6 @@ only: their upstream is reused when up to date.
 
 With --detach it only records the run and exits: worker processes do the
 work, and status follows it.`,
-		Example: strings.ReplaceAll(`  NAME materialize --partition 2024-01-02 --config '{"currency":"EUR"}'
-  NAME materialize TARGET --partition 2024-01-02 --config @config.json --force
-  NAME materialize --detach --partition 2024-01-02 --config @config.json`, "NAME", s.app.Name),
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			bs, p, err := s.bindings(ctx)
@@ -88,7 +84,7 @@ work, and status follows it.`,
 		}),
 	}
 	f := c.Flags()
-	f.StringVarP(&partition, "partition", "p", "", "partition key of the run's partitioned assets, e.g. 2024-01-02")
+	f.StringVarP(&partition, "partition", "p", "", "partition key of the run's partitioned assets")
 	f.StringVar(&config, "config", "", "run config as JSON, or @FILE to read it from a file; unknown fields are an error")
 	f.BoolVar(&force, "force", false, "recompute the selected assets even if they could be reused (their upstream is still reused)")
 	f.BoolVar(&detach, "detach", false, "record the run and exit; worker processes do the work")
@@ -128,13 +124,7 @@ func runConfig(p *runtime.Pipeline, assets []*runtime.AssetDef, arg string) (any
 		if len(takers) == 0 || spec == nil {
 			return nil, nil
 		}
-		hint := ""
-		if zero, err := spec.Decode([]byte("{}")); err == nil {
-			if b, err := json.Marshal(zero); err == nil {
-				hint = fmt.Sprintf(", e.g. --config '%s'", b)
-			}
-		}
-		return nil, usageErr("--config is required: %s take%s a %s%s", strings.Join(takers, ", "), plural(len(takers) == 1, "s", ""), spec.TypeName(), hint)
+		return nil, usageErr("--config is required: %s take%s a %s, e.g. --config '%s'", strings.Join(takers, ", "), plural(len(takers) == 1, "s", ""), spec.TypeName(), configExample(spec))
 	}
 	if spec == nil {
 		return nil, usageErr("--config: pipeline %s takes no config", p.Name())

@@ -41,9 +41,6 @@ column per asset.
 The partitions listed are a range of the first asset's set (--from and --to,
 both included), its newest N keys up to now (--last N), or by default every
 partition with a record (and every key of a static or dynamic set).`,
-		Example: strings.ReplaceAll(`  NAME partitions daily_counts --from 2024-01-01 --to 2024-01-07
-  NAME partitions events --last 24
-  NAME partitions daily_counts running_total`, "NAME", s.app.Name),
 		Args: cobra.MinimumNArgs(1),
 		RunE: run(func(c *cobra.Command, assets []string) error {
 			ctx := c.Context()
@@ -87,7 +84,7 @@ partition with a record (and every key of a static or dynamic set).`,
 		}),
 	}
 	f := c.Flags()
-	f.StringVar(&from, "from", "", "first partition key, e.g. 2024-01-01")
+	f.StringVar(&from, "from", "", "first partition key")
 	f.StringVar(&to, "to", "", "last partition key (included)")
 	f.IntVar(&last, "last", 0, "the newest N partitions of the first asset's set, up to now")
 	return c

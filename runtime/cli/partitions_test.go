@@ -156,6 +156,17 @@ func TestBackfillFollowsProgressAndPartitionsShowsTheResult(t *testing.T) {
 			t.Fatalf("second backfill: %s", r)
 		}
 		wantLine(t, r, `backfill bf_\w+ succeeded in \S+: 2 succeeded`)
+
+		// A range written as docs/partitions.md writes it.
+		r = invoke(ctx, app, args(db, "backfill", "total", "--partitions", "2024-01-01,...,2024-01-03")...)
+		if r.code != 0 {
+			t.Fatalf("backfill of a FROM,...,TO range: %s", r)
+		}
+		wantLine(t, r, `backfill bf_\w+ started: pipeline days, 3 partitions 2024-01-01 … 2024-01-03, at most 4 at once`)
+		r = invoke(ctx, app, args(db, "backfill", "total", "--partitions", "2024-01-01,...")...)
+		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, "--partitions 2024-01-01,...: write a range as FROM,...,TO, or list the keys") {
+			t.Fatalf("a range without its end: %s", r)
+		}
 	})
 }
 

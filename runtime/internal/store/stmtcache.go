@@ -1,4 +1,4 @@
-package runtime
+package store
 
 import (
 	"context"
@@ -16,6 +16,10 @@ import (
 // maxCachedStmts bounds the cache: statements with variable-length VALUES
 // or IN lists have many texts.
 const maxCachedStmts = 512
+
+// SQLiteConnector opens modernc SQLite connections to dsn that cache their
+// prepared statements.
+func SQLiteConnector(dsn string) driver.Connector { return stmtCacheConnector{dsn: dsn} }
 
 // stmtCacheConnector opens modernc connections that cache statements.
 type stmtCacheConnector struct{ dsn string }

@@ -1,0 +1,112 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"strings"
+)
+
+// JobState is what a job reads of its run and node before it starts.
+type JobState struct {
+	RunStatus  RunStatus
+	Config     sql.NullString
+	ConfigHash string
+	Force      bool
+	// Targets is the run's targets as JSON.
+	Targets string
+	// Partition is the run's partition.
+	Partition string
+	Backfill  string
+	Status    AssetStatus
+	Attempts  int
+}
+
+// JobState reads n's state and its run's; found is false when n is not
+// recorded.
+func (Store) JobState(ctx context.Context, q Querier, n Node) (st JobState, found bool, err error) {
+	var force int
+	err = q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.targets, r.partition_key, r.backfill_id, ra.status, ra.attempts
+		FROM flowstone_runs r JOIN flowstone_run_assets ra ON ra.run_id = r.id
+		WHERE r.id = ? AND ra.asset = ? AND ra.partition_key = ?`, n.Run, n.Asset, n.Partition).
+		Scan(&st.RunStatus, &st.Config, &st.ConfigHash, &force, &st.Targets, &st.Partition, &st.Backfill, &st.Status, &st.Attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st, false, nil
+	}
+	st.Force = force == 1
+	return st, err == nil, err
+}
+
+// StartAttempt marks a queued (or running, when its worker died) node
+// running under job, counting the attempt; it reports false when the node
+// is in neither status.
+func (Store) StartAttempt(ctx context.Context, q Querier, n Node, job int64) (bool, error) {
+	c, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
+		started_at = COALESCE(started_at, ?), job_id = ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
+		AssetRunning, now(), job, n.Run, n.Asset, n.Partition, AssetQueued, AssetRunning)
+	return c == 1, err
+}
+
+// RetryAttempt puts a running node back to queued after a failed attempt,
+// with its error.
+func (Store) RetryAttempt(ctx context.Context, q Querier, n Node, msg string) error {
+	_, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
+		AssetQueued, msg, n.Run, n.Asset, n.Partition, AssetRunning)
+	return err
+}
+
+// SetWaiting marks a running or waiting node waiting, with why.
+func (Store) SetWaiting(ctx context.Context, q Querier, n Node, reason string) error {
+	_, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
+		AssetWaiting, reason, n.Run, n.Asset, n.Partition, AssetRunning, AssetWaiting)
+	return err
+}
+
+// FinishAttempt records a running or waiting node's outcome and
+// materialization and returns when it started; ok is false when the node
+// was in neither status (cancelled, or finished by another process).
+func (Store) FinishAttempt(ctx context.Context, q Querier, n Node, status AssetStatus, mat, reason string) (startedAt int64, ok bool, err error) {
+	err = q.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, materialization_id = ?, error = ?, finished_at = ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?) RETURNING COALESCE(started_at, 0)`,
+		status, mat, reason, now(), n.Run, n.Asset, n.Partition, AssetRunning, AssetWaiting).Scan(&startedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return startedAt, err == nil, err
+}
+
+// FailAsset marks n failed with msg if its status is one of from; it
+// reports false when it was not.
+func (Store) FailAsset(ctx context.Context, q Querier, n Node, msg string, from ...AssetStatus) (bool, error) {
+	args := []any{AssetFailed, msg, now(), n.Run, n.Asset, n.Partition}
+	for _, s := range from {
+		args = append(args, s)
+	}
+	c, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, error = ?, finished_at = ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (`+placeholders(len(from))+`)`, args...)
+	return c == 1, err
+}
+
+// SetMaterialization records the materialization of n.
+func (Store) SetMaterialization(ctx context.Context, q Querier, n Node, mat string) error {
+	_, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET materialization_id = ? WHERE run_id = ? AND asset = ? AND partition_key = ?`,
+		mat, n.Run, n.Asset, n.Partition)
+	return err
+}
+
+// MarkEarly lets a pending node start once its required dependencies have
+// arrived (its strategy's deadline passed).
+func (Store) MarkEarly(ctx context.Context, q Querier, n Node) error {
+	_, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET early = 1
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
+		n.Run, n.Asset, n.Partition, AssetPending)
+	return err
+}
+
+// placeholders returns n comma-separated placeholders.
+func placeholders(n int) string {
+	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
+}

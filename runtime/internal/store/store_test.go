@@ -1,0 +1,180 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"io/fs"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/flowstone-go/flowstone/internal/testdb"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// testDB is a database opened for the store alone: a querier and the
+// transactions migrations run in.
+type testDB struct {
+	q    Querier
+	inTx InTx
+}
+
+func open(t *testing.T, db testdb.DB) testDB {
+	t.Helper()
+	ctx := context.Background()
+	url, schema := db.New(t)
+	if db.Name == "sqlite" {
+		path := strings.TrimPrefix(url, "sqlite://")
+		sdb := sql.OpenDB(SQLiteConnector("file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate"))
+		sdb.SetMaxOpenConns(1)
+		t.Cleanup(func() { sdb.Close() })
+		return testDB{q: SQL(sdb), inTx: func(ctx context.Context, fn func(q Querier) error) error {
+			tx, err := sdb.BeginTx(ctx, nil)
+			if err != nil {
+				return err
+			}
+			if err := fn(SQL(tx)); err != nil {
+				_ = tx.Rollback()
+				return err
+			}
+			return tx.Commit()
+		}}
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := (Store{}).CreateSchema(ctx, Pgx(pool), schema); err != nil {
+		t.Fatal(err)
+	}
+	return testDB{q: Pgx(pool), inTx: func(ctx context.Context, fn func(q Querier) error) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(Pgx(tx)) })
+	}}
+}
+
+func eachDB(t *testing.T, fn func(t *testing.T, db testDB)) {
+	for _, db := range testdb.All(t) {
+		t.Run(db.Name, func(t *testing.T) {
+			t.Parallel()
+			fn(t, open(t, db))
+		})
+	}
+}
+
+func versions(t *testing.T, db testDB) []string {
+	t.Helper()
+	rs, err := db.q.Query(context.Background(), `SELECT line, name FROM flowstone_schema_versions ORDER BY line, version`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rs.Close()
+	var out []string
+	for rs.Next() {
+		var line, name string
+		if err := rs.Scan(&line, &name); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, line+"/"+name)
+	}
+	return out
+}
+
+// kindLine is a kind's own migrations, as a strategy.Migrator gives them.
+func kindLine() Line {
+	return Line{Name: "kind", Files: fstest.MapFS{
+		"001_items.sql": {Data: []byte("CREATE TABLE IF NOT EXISTS kind_items (id TEXT PRIMARY KEY);\n")},
+	}}
+}
+
+func TestMigrateCreatesEveryLineOnce(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		lines := []Line{Core(), kindLine()}
+		for range 2 {
+			if err := (Store{}).Migrate(ctx, db.inTx, lines); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := versions(t, db)
+		core, _ := fs.Glob(Core().Files, "*.sql")
+		if len(got) != len(core)+1 || got[len(got)-1] != "kind/001_items.sql" {
+			t.Fatalf("recorded %v", got)
+		}
+		if _, err := db.q.Exec(ctx, `INSERT INTO kind_items (id) VALUES (?)`, "a"); err != nil {
+			t.Fatalf("kind's table: %v", err)
+		}
+	})
+}
+
+// A database migrated before migrations came in lines records its versions
+// in flowstone_migrations: they are adopted, and nothing runs twice.
+func TestMigrateAdoptsTheVersionsOfEarlierDatabases(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		if err := (Store{}).Migrate(ctx, db.inTx, []Line{Core()}); err != nil {
+			t.Fatal(err)
+		}
+		want := versions(t, db)
+		// Back to the earlier layout: the same tables, the old record.
+		for _, stmt := range []string{
+			`DROP TABLE flowstone_schema_versions`,
+			`CREATE TABLE flowstone_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+			`INSERT INTO flowstone_migrations (version, name, applied_at) VALUES (1, '001_init.sql', 0), (2, '002_scatter.sql', 0),
+				(3, '003_run_keys.sql', 0), (4, '004_sensors.sql', 0), (5, '005_backfills.sql', 0), (6, '006_dynamic_partitions.sql', 0)`,
+		} {
+			if _, err := db.q.Exec(ctx, stmt); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := (Store{}).Migrate(ctx, db.inTx, []Line{Core()}); err != nil {
+			t.Fatalf("upgrade: %v", err)
+		}
+		if got := versions(t, db); len(got) != len(want) {
+			t.Fatalf("after upgrade %v, want %v", got, want)
+		}
+		var n int
+		if err := db.q.QueryRow(ctx, `SELECT count(*) FROM flowstone_runs`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestRetryableMatchesSQLiteBusyByCode(t *testing.T) {
+	t.Parallel()
+	path := t.TempDir() + "/busy.db"
+	dsn := "file:" + path + "?_pragma=journal_mode(WAL)&_txlock=immediate"
+	a := sql.OpenDB(SQLiteConnector(dsn))
+	b := sql.OpenDB(SQLiteConnector(dsn))
+	defer a.Close()
+	defer b.Close()
+	ctx := context.Background()
+	tx, err := a.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback() //nolint:errcheck
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE t (x INTEGER)`); err != nil {
+		t.Fatal(err)
+	}
+	_, err = b.BeginTx(ctx, nil)
+	if err == nil || !Retryable(err) {
+		t.Fatalf("a second writer: %v; want a retryable busy error", err)
+	}
+	_, err = a.ExecContext(ctx, `SELEC 1`)
+	if err == nil || Retryable(err) {
+		t.Fatalf("a syntax error: %v; want not retryable", err)
+	}
+	if Retryable(errors.New("database is locked")) {
+		t.Fatal("an error's text made it retryable")
+	}
+}
