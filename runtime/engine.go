@@ -41,6 +41,8 @@ type Engine struct {
 	// cancellers are the bound kinds that keep work of a run in tables of
 	// their own, one per kind.
 	cancellers []strategy.RunCanceller
+	// deleters delete the rows their kinds keep of runs Prune deletes.
+	deleters []strategy.RunDeleter
 	bindings   map[string]Binding
 	events     *broker
 	closed     atomic.Bool
@@ -102,7 +104,8 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 }
 
 // storeLines returns FlowStone's migrations and those of the kinds the
-// bound pipelines use, and records the kinds that cancel runs' work.
+// bound pipelines use, and records the kinds that cancel runs' work and
+// delete their rows.
 func (e *Engine) storeLines() []store.Line {
 	lines := []store.Line{store.Core()}
 	seen := map[string]bool{}
@@ -121,6 +124,9 @@ func (e *Engine) storeLines() []store.Line {
 			}
 			if c, ok := a.Strategy.(strategy.RunCanceller); ok {
 				e.cancellers = append(e.cancellers, c)
+			}
+			if d, ok := a.Strategy.(strategy.RunDeleter); ok {
+				e.deleters = append(e.deleters, d)
 			}
 		}
 	}

@@ -176,6 +176,11 @@ func (p *pruner) runs(ctx context.Context) error {
 			return err
 		}
 		err = p.e.be.inTx(ctx, func(tx txn) error {
+			for _, d := range p.e.deleters {
+				if err := d.DeleteRuns(ctx, tx, ids); err != nil {
+					return err
+				}
+			}
 			n, err := p.e.st.DeleteRuns(ctx, tx, ids)
 			p.res.Runs += n
 			return err

@@ -3,8 +3,6 @@ package store
 import (
 	"context"
 	"slices"
-
-	"github.com/flowstone-go/flowstone/scatter"
 )
 
 // PruneScope is what a prune reaches: the history that finished before
@@ -54,17 +52,15 @@ func (Store) PrunableRuns(ctx context.Context, q Querier, s PruneScope, limit in
 		slices.Concat([]any{s.Before}, args, []any{limit})...)
 }
 
-// DeleteRuns deletes runs with everything keyed by them: their nodes,
-// arrivals, edges, strategy state and scatter items.
+// DeleteRuns deletes runs with everything FlowStone's own tables keep of
+// them: their nodes, arrivals, edges and strategy state. (Kinds with tables
+// of their own delete theirs: strategy.RunDeleter.)
 func (Store) DeleteRuns(ctx context.Context, q Querier, runs []string) (int64, error) {
 	in, args := placeholders(len(runs)), anys(runs)
 	for _, table := range []string{"flowstone_run_assets", "flowstone_arrivals", "flowstone_run_edges", "flowstone_state"} {
 		if _, err := q.Exec(ctx, `DELETE FROM `+table+` WHERE run_id IN (`+in+`)`, args...); err != nil {
 			return 0, err
 		}
-	}
-	if err := scatter.DeleteRuns(ctx, q, runs); err != nil {
-		return 0, err
 	}
 	return q.Exec(ctx, `DELETE FROM flowstone_runs WHERE id IN (`+in+`)`, args...)
 }
