@@ -516,6 +516,10 @@ func (an *analyser) ident(a *asset, o *optValue) {
 	if path, iface, ok := identInterface(o.Name); ok && !implements(an.local, v.Type(), path, iface) {
 		pkgName := path[strings.LastIndexByte(path, '/')+1:]
 		an.errs.at(o.pos, msgIdentType, a.key, o.Name, name, name, an.typeString(v.Type()), pkgName+"."+iface)
+		return
+	}
+	if o.Name == "io" && storesParquet(v.Type()) {
+		an.parquetValue(a, o, name)
 	}
 }
 

@@ -177,6 +177,8 @@ const (
 	msgIdentMissing  = "asset %s: %s=%s: no package-level variable %s%s"
 	msgIdentNotVar   = "asset %s: %s=%s: %s is not a package-level variable"
 	msgIdentType     = "asset %s: %s=%s: %s has type %s, which does not implement %s"
+	msgParquetTable  = "asset %s: io=%s stores Parquet, which needs a slice of structs; the asset produces %s"
+	msgParquetField  = "asset %s: io=%s stores Parquet, which cannot hold %s of type %s: %s"
 
 	// Sensors.
 	msgSensorRequired   = "sensor %s: option %s is required: %s"

@@ -47,6 +47,7 @@ func load(ctx context.Context, dir string, patterns []string) ([]*loadedPackage,
 	var guessed *depsLoad
 	guess := guessDeps(dir, patterns)
 	if len(guess) > 0 {
+		guess = withInterfacePackages(guess)
 		guessed = loadDeps(ctx, dir, guess)
 		defer guessed.cancel()
 	}
@@ -65,7 +66,7 @@ func load(ctx context.Context, dir string, patterns []string) ([]*loadedPackage,
 			}
 		}
 	}
-	slices.Sort(deps)
+	deps = withInterfacePackages(deps)
 	dl := guessed
 	if dl == nil || !dl.covers(deps) {
 		dl = loadDeps(ctx, dir, deps)
@@ -90,6 +91,21 @@ func load(ctx context.Context, dir string, patterns []string) ([]*loadedPackage,
 		check(out[i], r, dl.byPath)
 	}
 	return out, nil
+}
+
+// withInterfacePackages adds, sorted, the packages declaring the interfaces
+// that io= and strategy= variables must implement. A variable whose type
+// comes from another package (parquetio.IO) would otherwise be checked
+// against that package's partial view of runtime, from its export data,
+// which lacks the interface.
+func withInterfacePackages(deps []string) []string {
+	for _, p := range []string{runtimePath, strategyPath} {
+		if !slices.Contains(deps, p) {
+			deps = append(deps, p)
+		}
+	}
+	slices.Sort(deps)
+	return deps
 }
 
 // depsLoad reads the export data of some packages in the background.

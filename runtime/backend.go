@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"time"
@@ -19,36 +18,6 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 )
-
-// jobArgs are the args of every FlowStone job. Everything a job needs
-// travels here or in the database: the run's config is read from its run
-// row by whichever process picks the job up.
-type jobArgs struct {
-	Pipeline  string          `json:"pipeline"`
-	Run       string          `json:"run"`
-	Asset     string          `json:"asset"`
-	Partition string          `json:"partition"`
-	Resume    json.RawMessage `json:"resume,omitempty"`
-	// Deadline marks the job a Deadliner strategy's deadline schedules.
-	Deadline bool `json:"deadline,omitempty"`
-	// Tick is the time (RFC 3339) of a schedule= tick of Asset; such a
-	// job belongs to no run yet: it starts one.
-	Tick string `json:"tick,omitempty"`
-	// Sensor names a sensor to evaluate; such a job belongs to no run.
-	Sensor string `json:"sensor,omitempty"`
-	// Backfill names a backfill to move on; such a job belongs to no run.
-	Backfill string `json:"backfill,omitempty"`
-}
-
-// Kind is per pipeline, so a process fetches only the pipelines it binds.
-func (a jobArgs) Kind() string { return jobKind(a.Pipeline) }
-
-// node is the run node the job works on.
-func (a jobArgs) node() store.Node {
-	return store.Node{Run: a.Run, Asset: a.Asset, Partition: a.Partition}
-}
-
-func jobKind(pipeline string) string { return "flowstone." + pipeline }
 
 // querier runs the store's statements: the pool or a transaction.
 type querier = store.Querier
@@ -75,7 +44,7 @@ type backend interface {
 type txn interface {
 	querier
 	insertJobs(ctx context.Context, params []river.InsertManyParams) error
-	completeJob(ctx context.Context, job *river.Job[jobArgs]) error
+	completeJob(ctx context.Context, job *rivertype.JobRow) error
 }
 
 type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
@@ -185,10 +154,18 @@ func (t *riverTx[D, T]) insertJobs(ctx context.Context, params []river.InsertMan
 	return err
 }
 
-func (t *riverTx[D, T]) completeJob(ctx context.Context, job *river.Job[jobArgs]) error {
-	_, err := river.JobCompleteTx[D](ctx, t.tx, job)
+// completeJob completes job, whichever its kind: River reads only its
+// ID and state.
+func (t *riverTx[D, T]) completeJob(ctx context.Context, job *rivertype.JobRow) error {
+	_, err := river.JobCompleteTx[D](ctx, t.tx, &river.Job[anyArgs]{JobRow: job})
 	return err
 }
+
+// anyArgs decodes the args of a job of any kind (as JobCompleteTx returns
+// them); it is never inserted.
+type anyArgs struct{}
+
+func (anyArgs) Kind() string { return "" }
 
 // openPostgres connects a pool whose search_path is schema, creates the
 // schema, and builds the River client on it.

@@ -403,10 +403,3 @@ func refused(err error) bool {
 	}
 	return false
 }
-
-// backfillJob is the job that moves backfill id on: enqueued when it
-// starts and by each of its runs that finishes or is cancelled.
-func backfillJob(pipeline, id string) river.InsertManyParams {
-	return river.InsertManyParams{Args: jobArgs{Pipeline: pipeline, Backfill: id},
-		InsertOpts: &river.InsertOpts{MaxAttempts: 1 + rescueHeadroom}}
-}

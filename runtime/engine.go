@@ -212,7 +212,7 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 	sort.Strings(names)
 	for _, name := range names {
 		b := e.bindings[name]
-		river.AddWorkerArgs(workers, jobArgs{Pipeline: name}, &worker{e: e, b: b})
+		e.addWorkers(workers, b)
 		for _, a := range b.pipeline.assets {
 			if a.Queue != "" {
 				queues[a.Queue] = river.QueueConfig{MaxWorkers: conc}

@@ -134,7 +134,7 @@ func (e *Engine) decide(ctx context.Context, ref Ref, d strategy.GateDecision) e
 		}
 		signal, _ := json.Marshal(strategy.GateSignal{})
 		run := &runCtx{id: ref.RunID, p: b.pipeline}
-		return tx.insertJobs(ctx, []river.InsertManyParams{e.jobParams(run, a, ref.Partition, signal)})
+		return tx.insertJobs(ctx, []river.InsertManyParams{e.resumeJob(run, a, ref.Partition, signal, time.Time{})})
 	})
 	if err != nil {
 		return err

@@ -14,6 +14,7 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // Request asks for a run.
@@ -174,10 +175,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 		}
 		for _, n := range plan.nodes {
 			if d, ok := n.a.Strategy.(strategy.Deadliner); ok && d.Deadline() > 0 && deps[nodeID(n.a.Key, n.key)] > 0 {
-				jp := e.jobParams(run, n.a, n.key, nil)
-				jp.Args = withDeadline(jp.Args)
-				jp.InsertOpts.ScheduledAt = time.Now().Add(d.Deadline())
-				fx.jobs = append(fx.jobs, jp)
+				fx.jobs = append(fx.jobs, e.deadlineJob(run, n.a, n.key, time.Now().Add(d.Deadline())))
 			}
 		}
 		if err := e.insertRunNodes(ctx, tx, run, plan, deps, required); err != nil {
@@ -224,12 +222,6 @@ func (e *Engine) plan(ctx context.Context, p *Pipeline, closure []*AssetDef, tar
 		}
 	}
 	return plan, nil
-}
-
-func withDeadline(args river.JobArgs) jobArgs {
-	a := args.(jobArgs)
-	a.Deadline = true
-	return a
 }
 
 func (e *Engine) insertRunNodes(ctx context.Context, tx txn, run *runCtx, plan *runPlan, deps, required map[string]int) error {
@@ -340,23 +332,8 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 	if !ok || err != nil {
 		return false, err
 	}
-	fx.jobs = append(fx.jobs, e.jobParams(run, a, part, nil))
+	fx.jobs = append(fx.jobs, e.attemptJob(run, a, part))
 	return true, nil
-}
-
-func (e *Engine) jobParams(run *runCtx, a *AssetDef, part flowstone.Partition, resume json.RawMessage) river.InsertManyParams {
-	opts := &river.InsertOpts{
-		MaxAttempts: a.Retries + 1 + rescueHeadroom,
-		Queue:       a.Queue,
-		Priority:    a.Priority,
-	}
-	if resume != nil {
-		opts.MaxAttempts = 1 + rescueHeadroom
-	}
-	return river.InsertManyParams{
-		Args:       jobArgs{Pipeline: run.p.name, Run: run.id, Asset: a.Key, Partition: string(part), Resume: resume},
-		InsertOpts: opts,
-	}
 }
 
 // markTerminal records, for each dependent of a in the run, that a has
@@ -386,7 +363,7 @@ func (e *Engine) markTerminal(ctx context.Context, tx txn, run *runCtx, a *Asset
 // exactly once: of the upstreams that finish together, the last to commit
 // sees every arrival, and the claim in resolve lets only one act. job, when
 // set, is completed in the first round.
-func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node, job *river.Job[jobArgs]) error {
+func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node, job *rivertype.JobRow) error {
 	for first := true; first || len(terminal) > 0; first = false {
 		var fx effects
 		err := e.be.inTx(ctx, func(tx txn) error {

@@ -54,7 +54,7 @@ func (e *Engine) periodicJobs() ([]*river.PeriodicJob, error) {
 			pipeline, asset := p.name, a.Key
 			jobs = append(jobs, river.NewPeriodicJob(sched, func() (river.JobArgs, *river.InsertOpts) {
 				tick := time.Now().UTC().Truncate(time.Second)
-				return jobArgs{Pipeline: pipeline, Asset: asset, Tick: tick.Format(time.RFC3339)}, nil
+				return tickArgs{Pipeline: pipeline, Asset: asset, Tick: tick.Format(time.RFC3339)}, nil
 			}, &river.PeriodicJobOpts{ID: "flowstone." + pipeline + "." + asset}))
 		}
 	}
@@ -64,10 +64,10 @@ func (e *Engine) periodicJobs() ([]*river.PeriodicJob, error) {
 // tick materializes a scheduled asset: the newest complete partition of a
 // time-partitioned asset (once per partition), or the asset itself (once
 // per tick).
-func (e *Engine) tick(ctx context.Context, job *river.Job[jobArgs], p *Pipeline, a *AssetDef) error {
-	at, err := time.Parse(time.RFC3339, job.Args.Tick)
+func (e *Engine) tick(ctx context.Context, args tickArgs, p *Pipeline, a *AssetDef) error {
+	at, err := time.Parse(time.RFC3339, args.Tick)
 	if err != nil {
-		return river.JobCancel(fmt.Errorf("schedule tick %q: %w", job.Args.Tick, err))
+		return river.JobCancel(fmt.Errorf("schedule tick %q: %w", args.Tick, err))
 	}
 	req := Request{Targets: []string{a.Key}, RunKey: "schedule:" + a.Key + ":" + at.Format(time.RFC3339)}
 	if a.Partitions != nil {

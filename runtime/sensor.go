@@ -22,7 +22,7 @@ func (e *Engine) sensorJobs() []*river.PeriodicJob {
 		for _, s := range p.sensors {
 			pipeline, name := p.name, s.Name
 			jobs = append(jobs, river.NewPeriodicJob(river.PeriodicInterval(s.Every), func() (river.JobArgs, *river.InsertOpts) {
-				return jobArgs{Pipeline: pipeline, Sensor: name}, &river.InsertOpts{
+				return sensorArgs{Pipeline: pipeline, Sensor: name}, &river.InsertOpts{
 					MaxAttempts: 1,
 					UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: []rivertype.JobState{
 						rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,

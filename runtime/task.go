@@ -25,7 +25,6 @@ type task struct {
 	asset     *AssetDef
 	part      flowstone.Partition
 	attempts  int
-	job       *river.Job[jobArgs]
 	config    any
 	hasConfig bool
 	log       *slog.Logger
@@ -68,6 +67,18 @@ func (t *task) AddMetadata(key string, value any) {
 
 // Logger implements flowstone.Recorder.
 func (t *task) Logger() *slog.Logger { return t.log }
+
+// Identity implements flowstone.IdentityOf's view of the task.
+func (t *task) Identity() flowstone.Identity {
+	return flowstone.Identity{Pipeline: t.run.p.name, RunID: t.run.id, Asset: t.asset.Key, Partition: t.part, Attempt: t.attempts}
+}
+
+// UpdateMetadata implements flowstone.UpdateMetadata.
+func (t *task) UpdateMetadata(key string, update func(old any) any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.meta[key] = update(t.meta[key])
+}
 
 func (t *task) metadata() map[string]any {
 	t.mu.Lock()
@@ -326,10 +337,6 @@ func (t *task) Resume(_ context.Context, at time.Time, payload any) error {
 	if string(data) == "null" {
 		data = []byte("{}")
 	}
-	p := t.e.jobParams(t.run, t.asset, t.part, data)
-	if at.After(time.Now()) { // a past time would wait for River's scheduler
-		p.InsertOpts.ScheduledAt = at
-	}
-	t.resumes = append(t.resumes, p)
+	t.resumes = append(t.resumes, t.e.resumeJob(t.run, t.asset, t.part, data, at))
 	return nil
 }

@@ -12,95 +12,62 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
-// worker executes the jobs of one bound pipeline. It asks the asset's
-// strategy to run and records the result; it never looks at the kind.
-type worker struct {
-	river.WorkerDefaults[jobArgs]
-	e *Engine
-	b Binding
-}
-
-func (w *worker) Timeout(job *river.Job[jobArgs]) time.Duration {
-	if a := w.b.pipeline.Asset(job.Args.Asset); a != nil && a.Timeout > 0 && job.Args.Resume == nil {
-		return a.Timeout
-	}
-	return 0 // the client's default: Config.DefaultTimeout
-}
-
-func (w *worker) NextRetry(job *river.Job[jobArgs]) time.Time {
-	return time.Now().Add(w.e.cfg.RetryDelay(job.Attempt))
-}
-
-func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
-	e, args := w.e, job.Args
-	p := w.b.pipeline
-	if args.Sensor != "" {
-		return e.evaluateSensor(ctx, p, w.b, args.Sensor)
-	}
-	if args.Backfill != "" {
-		return e.advanceBackfill(ctx, p, args.Backfill)
-	}
+// workNode runs an attempt or a continuation of a node's strategy and
+// records its result.
+func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
+	args := w.args
+	p := b.pipeline
 	a := p.Asset(args.Asset)
 	if a == nil {
-		return e.unknownAsset(ctx, job)
+		return e.unknownAsset(ctx, args)
 	}
-	if args.Tick != "" {
-		return e.tick(ctx, job, p, a)
-	}
-	st, found, err := e.st.JobState(ctx, e.be.pool(), args.node())
+	run, st, err := e.loadRun(ctx, p, args)
 	if err != nil {
 		return err
 	}
-	if !found {
-		return river.JobCancel(fmt.Errorf("%w: %s (asset %s)", ErrRunNotFound, args.Run, args.Asset))
-	}
-	run := &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.Partition), forced: forcedSet(p, st.Force, targetList(st)), configHash: st.ConfigHash, backfill: st.Backfill}
 	part := flowstone.Partition(args.Partition)
-
-	if args.Deadline {
-		return e.deadline(ctx, job, run, a)
-	}
 	// A job for work already done completes without running anything. Its
 	// asset may have been recorded by a process that died before moving the
 	// run on: advancing again is idempotent.
 	if st.RunStatus == store.RunCancelled {
-		return e.completeOnly(ctx, job)
+		return e.completeOnly(ctx, w.row)
 	}
 	if st.Status.Terminal() {
-		return e.advance(ctx, run, []node{{a, part}}, job)
+		return e.advance(ctx, run, []node{{a, part}}, w.row)
 	}
-	resuming := args.Resume != nil
+	resuming := w.resume != nil
 	if resuming && st.Status != store.AssetWaiting {
-		return e.completeOnly(ctx, job)
+		return e.completeOnly(ctx, w.row)
 	}
 
 	var cfg any
 	if st.Config.Valid && p.config != nil {
 		if cfg, err = p.config.Decode([]byte(st.Config.String)); err != nil {
-			return e.fail(ctx, job, run, a, st.Attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(err)))
+			return e.fail(ctx, w, run, a, st.Attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(err)))
 		}
 	}
 
 	attempts := st.Attempts
 	if !resuming {
-		started, err := e.st.StartAttempt(ctx, e.be.pool(), args.node(), job.ID)
+		started, err := e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID)
 		if err != nil {
 			return err
 		}
 		if !started {
-			return e.completeOnly(ctx, job)
+			return e.completeOnly(ctx, w.row)
 		}
 		attempts++
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}
 
-	t := &task{e: e, b: w.b, run: run, asset: a, part: part, attempts: attempts, job: job, config: cfg, hasConfig: st.Config.Valid,
+	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, config: cfg, hasConfig: st.Config.Valid,
 		meta: map[string]any{}}
 	t.log = e.log.With("run", run.id, "pipeline", p.name, "asset", a.Key, "partition", string(part))
 
-	res, err := t.execute(ctx, args.Resume)
+	res, err := t.execute(ctx, w.resume)
 	// The attempt's context may have ended (timeout, cancellation); its
 	// outcome is still recorded.
 	rctx := context.WithoutCancel(ctx)
@@ -108,9 +75,23 @@ func (w *worker) Work(ctx context.Context, job *river.Job[jobArgs]) error {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
 			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)
 		}
-		return e.fail(rctx, job, run, a, attempts, err)
+		return e.fail(rctx, w, run, a, attempts, err)
 	}
-	return e.record(rctx, job, run, t, res)
+	return e.record(rctx, w, run, t, res)
+}
+
+// loadRun reads what a node's job needs of its run; a run that is gone
+// cancels the job.
+func (e *Engine) loadRun(ctx context.Context, p *Pipeline, args nodeJob) (*runCtx, store.JobState, error) {
+	st, found, err := e.st.JobState(ctx, e.be.pool(), args.node())
+	if err != nil {
+		return nil, st, err
+	}
+	if !found {
+		return nil, st, river.JobCancel(fmt.Errorf("%w: %s (asset %s)", ErrRunNotFound, args.Run, args.Asset))
+	}
+	return &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.Partition), forced: forcedSet(p, st.Force, targetList(st)),
+		configHash: st.ConfigHash, backfill: st.Backfill}, st, nil
 }
 
 // targetList decodes the run's targets; a forced run recomputes them.
@@ -124,7 +105,7 @@ func targetList(st store.JobState) []string {
 }
 
 // completeOnly completes a job that has nothing left to do.
-func (e *Engine) completeOnly(ctx context.Context, job *river.Job[jobArgs]) error {
+func (e *Engine) completeOnly(ctx context.Context, job *rivertype.JobRow) error {
 	return e.be.inTx(ctx, func(tx txn) error { return tx.completeJob(ctx, job) })
 }
 
@@ -157,12 +138,12 @@ func (p *PanicError) Error() string { return fmt.Sprintf("panic: %v\n%s", p.Valu
 // fail records a failed attempt: a retry when attempts remain, otherwise
 // the asset's final failure, its dependents upstream_failed, and the job
 // cancelled so River does not retry it.
-func (e *Engine) fail(ctx context.Context, job *river.Job[jobArgs], run *runCtx, a *AssetDef, attempts int, cause error) error {
-	args := job.Args
+func (e *Engine) fail(ctx context.Context, w nodeWork, run *runCtx, a *AssetDef, attempts int, cause error) error {
+	args := w.args
 	msg := cause.Error()
 	// A continuation (Resume) that failed without saying it is permanent
 	// hit trouble outside the asset (the database): River retries its job.
-	final := errors.Is(cause, flowstone.ErrPermanent) || args.Resume == nil && attempts >= a.Retries+1
+	final := errors.Is(cause, flowstone.ErrPermanent) || w.resume == nil && attempts >= a.Retries+1
 	part := flowstone.Partition(args.Partition)
 	if !final {
 		if err := e.st.RetryAttempt(ctx, e.be.pool(), args.node(), msg); err != nil {
@@ -193,8 +174,8 @@ func (e *Engine) fail(ctx context.Context, job *river.Job[jobArgs], run *runCtx,
 // materialization and its lineage and the arrivals at its dependents, in
 // one transaction; then advance the run and complete the job in a second.
 // A result with a Commit hook is decided inside the first transaction.
-func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCtx, t *task, res strategy.Result) error {
-	a, args := t.asset, job.Args
+func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, res strategy.Result) error {
+	a, args := t.asset, w.args
 	mat := newID("mat_")
 	// The IO manager stores before the transaction, when the value is
 	// already known.
@@ -202,7 +183,7 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 	if res.Commit == nil && res.Status == strategy.Succeeded && a.HasValue && a.IO != nil {
 		ref := ValueRef{Pipeline: run.p.name, Asset: a.Key, Partition: t.part, Materialization: mat}
 		if err := a.IO.Store(ctx, ref, res.Value); err != nil {
-			return e.fail(ctx, job, run, a, t.attempts, fmt.Errorf("store value of %s: %w", a.Key, err))
+			return e.fail(ctx, w, run, a, t.attempts, fmt.Errorf("store value of %s: %w", a.Key, err))
 		}
 		external = true
 	}
@@ -241,7 +222,7 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 			if err := tx.insertJobs(ctx, resumes); err != nil {
 				return err
 			}
-			return tx.completeJob(ctx, job)
+			return tx.completeJob(ctx, w.row)
 		case strategy.Failed:
 			return e.recordFailure(ctx, tx, run, a, args, t.attempts, final.Reason, &fx)
 		case strategy.Succeeded, strategy.Skipped:
@@ -293,7 +274,7 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 		return tx.insertJobs(ctx, resumes)
 	})
 	if encodeErr != nil {
-		return e.fail(ctx, job, run, a, t.attempts, encodeErr)
+		return e.fail(ctx, w, run, a, t.attempts, encodeErr)
 	}
 	if err != nil {
 		return fmt.Errorf("record %s: %w", a.Key, err)
@@ -306,7 +287,7 @@ func (e *Engine) record(ctx context.Context, job *river.Job[jobArgs], run *runCt
 	// The dependents and the run move on in a second transaction, which
 	// also completes the job; should this process die in between, River
 	// redelivers the job and Work advances again.
-	return e.advance(ctx, run, fx.terminal, job)
+	return e.advance(ctx, run, fx.terminal, w.row)
 }
 
 // commitTx is the strategy.Tx a Commit hook gets.
@@ -323,19 +304,14 @@ func (c *commitTx) Resume(at time.Time, payload any) error {
 	if err != nil {
 		return fmt.Errorf("resume payload: %w", err)
 	}
-	p := c.e.jobParams(c.t.run, c.t.asset, c.t.part, data)
-	if at.After(time.Now()) { // a past time would wait for River's scheduler
-		p.InsertOpts.ScheduledAt = at
-	}
-	c.resumes = append(c.resumes, p)
+	c.resumes = append(c.resumes, c.e.resumeJob(c.t.run, c.t.asset, c.t.part, data, at))
 	return nil
 }
 
 // unknownAsset handles a job for an asset this process's version of the
 // pipeline does not define (processes on different versions): nothing runs;
 // the asset and its run are recorded failed, and River does not retry.
-func (e *Engine) unknownAsset(ctx context.Context, job *river.Job[jobArgs]) error {
-	args := job.Args
+func (e *Engine) unknownAsset(ctx context.Context, args nodeJob) error {
 	cause := fmt.Errorf("%w: %q is not in pipeline %s as bound in the process that received its job", ErrUnknownAsset, args.Asset, args.Pipeline)
 	err := e.be.inTx(ctx, func(tx txn) error {
 		failed, err := e.st.FailAsset(ctx, tx, args.node(), cause.Error(), store.AssetQueued, store.AssetRunning, store.AssetWaiting)
@@ -358,8 +334,7 @@ func (e *Engine) unknownAsset(ctx context.Context, job *river.Job[jobArgs]) erro
 // are); its tolerant ones arrive as they are. Marking it early commits
 // before the readiness check, so an upstream finishing meanwhile sees the
 // mark or is seen by the check.
-func (e *Engine) deadline(ctx context.Context, job *river.Job[jobArgs], run *runCtx, a *AssetDef) error {
-	args := job.Args
+func (e *Engine) deadline(ctx context.Context, job *rivertype.JobRow, args nodeJob, run *runCtx, a *AssetDef) error {
 	if err := e.st.MarkEarly(ctx, e.be.pool(), args.node()); err != nil {
 		return err
 	}
@@ -383,7 +358,7 @@ func (e *Engine) deadline(ctx context.Context, job *river.Job[jobArgs], run *run
 
 // recordFailure records a's final failure in tx: its status, a failed
 // materialization, and the arrivals at its dependents.
-func (e *Engine) recordFailure(ctx context.Context, tx txn, run *runCtx, a *AssetDef, args jobArgs, attempts int, msg string, fx *effects) error {
+func (e *Engine) recordFailure(ctx context.Context, tx txn, run *runCtx, a *AssetDef, args nodeJob, attempts int, msg string, fx *effects) error {
 	failed, err := e.st.FailAsset(ctx, tx, args.node(), msg, store.AssetRunning, store.AssetWaiting)
 	if err != nil || !failed {
 		return err

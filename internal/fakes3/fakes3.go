@@ -34,14 +34,27 @@ func Credentials() {
 // under prefix (which may be empty).
 func Start(t testing.TB, bucket, prefix string) string {
 	t.Helper()
-	be := s3mem.New()
-	if err := be.CreateBucket(bucket); err != nil {
+	u, stop, err := Serve(bucket, prefix)
+	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(stop)
+	return u
+}
+
+// Serve is Start for TestMain: the caller stops the server.
+func Serve(bucket, prefix string) (u string, stop func(), err error) {
+	be := s3mem.New()
+	if err := be.CreateBucket(bucket); err != nil {
+		return "", nil, err
+	}
 	srv := httptest.NewServer(gofakes3.New(be, gofakes3.WithLogger(gofakes3.DiscardLog())).Server())
-	t.Cleanup(srv.Close)
+	return bucketURL(srv.URL, bucket, prefix), srv.Close, nil
+}
+
+func bucketURL(endpoint, bucket, prefix string) string {
 	q := url.Values{}
-	q.Set("endpoint", srv.URL)
+	q.Set("endpoint", endpoint)
 	q.Set("region", "us-east-1")
 	q.Set("use_path_style", "true")
 	q.Set("disable_https", "true")

@@ -1,0 +1,72 @@
+package store
+
+import (
+	"context"
+	"testing"
+)
+
+func migrated(t *testing.T, db testDB) {
+	t.Helper()
+	if err := (Store{}).Migrate(context.Background(), db.inTx, []Line{Core()}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The conditional statements are what makes concurrent workers safe: a
+// run key starts one run, a node is claimed once, state is stored once,
+// and a backfill partition moves on only from the status its mover saw.
+func TestStatementsActOnce(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		migrated(t, db)
+		var s Store
+		q := db.q
+		for i, id := range []string{"run_a", "run_b"} {
+			inserted, err := s.InsertRun(ctx, q, NewRun{ID: id, Pipeline: "p", Targets: "[]", Total: 1, RunKey: "k"})
+			if err != nil || inserted != (i == 0) {
+				t.Fatalf("insert %s: %v, %v", id, inserted, err)
+			}
+		}
+		if id, err := s.RunIDByKey(ctx, q, "p", "k"); err != nil || id != "run_a" {
+			t.Fatalf("run by key: %q, %v", id, err)
+		}
+		if err := s.InsertRunAssets(ctx, q, "run_a", []NodeDeps{{Asset: "x"}}); err != nil {
+			t.Fatal(err)
+		}
+		n := Node{Run: "run_a", Asset: "x"}
+		for i := range 2 {
+			claimed, err := s.ClaimAsset(ctx, q, n, AssetQueued, "", "")
+			if err != nil || claimed != (i == 0) {
+				t.Fatalf("claim %d: %v, %v", i, claimed, err)
+			}
+		}
+		for i, v := range []string{`"first"`, `"second"`} {
+			saved, err := s.SaveState(ctx, q, n, "decision", v)
+			if err != nil || saved != (i == 0) {
+				t.Fatalf("save %s: %v, %v", v, saved, err)
+			}
+		}
+		if v, found, err := s.State(ctx, q, n, "decision"); err != nil || !found || v != `"first"` {
+			t.Fatalf("state: %q %v %v", v, found, err)
+		}
+		if _, found, _ := s.State(ctx, q, Node{Run: "run_a", Asset: "y"}, "decision"); found {
+			t.Fatal("another asset of the run sees the state")
+		}
+		if err := s.InsertBackfill(ctx, q, NewBackfill{ID: "bf", Pipeline: "p", Targets: "[]", MaxConcurrent: 1, Partitions: []string{"a", "b"}}); err != nil {
+			t.Fatal(err)
+		}
+		if ok, err := s.SetPartition(ctx, q, "bf", 0, PartitionPending, PartitionLaunching, ""); err != nil || !ok {
+			t.Fatalf("claim partition: %v, %v", ok, err)
+		}
+		if ok, err := s.SetPartition(ctx, q, "bf", 0, PartitionPending, PartitionLaunching, ""); err != nil || ok {
+			t.Fatalf("claim it again: %v, %v", ok, err)
+		}
+		if p, found, err := s.NextPartition(ctx, q, "bf", PartitionLaunching); err != nil || !found || p.Key != "a" {
+			t.Fatalf("launching: %+v %v %v", p, found, err)
+		}
+		if n, err := s.CountPartitions(ctx, q, "bf", PartitionPending, PartitionLaunching); err != nil || n != 2 {
+			t.Fatalf("count: %d, %v", n, err)
+		}
+	})
+}
