@@ -43,10 +43,10 @@ type Engine struct {
 	cancellers []strategy.RunCanceller
 	// deleters delete the rows their kinds keep of runs Prune deletes.
 	deleters []strategy.RunDeleter
-	bindings   map[string]Binding
-	events     *broker
-	closed     atomic.Bool
-	stopOnce   sync.Once
+	bindings map[string]Binding
+	events   *broker
+	closed   atomic.Bool
+	stopOnce sync.Once
 }
 
 // Open connects to cfg.Database, migrates River's and FlowStone's tables,
