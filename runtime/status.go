@@ -1,5 +1,7 @@
 package runtime
 
+import "github.com/flowstone-go/flowstone/runtime/internal/store"
+
 // RunStatus is a run's state.
 type RunStatus string
 
@@ -44,14 +46,9 @@ const (
 	StatusCancelled AssetStatus = "cancelled"
 )
 
-// Terminal reports whether the status is final for the run.
-func (s AssetStatus) Terminal() bool {
-	switch s {
-	case StatusSucceeded, StatusReused, StatusFailed, StatusSkipped, StatusUpstreamFailed, StatusCancelled:
-		return true
-	}
-	return false
-}
+// Terminal reports whether the status is final for the run. The values
+// are the store's statuses, which decides.
+func (s AssetStatus) Terminal() bool { return store.AssetStatus(s).Terminal() }
 
 // ok reports whether dependents that require the asset may run.
 func (s AssetStatus) ok() bool { return s == StatusSucceeded || s == StatusReused }

@@ -28,6 +28,7 @@ type task struct {
 	config    any
 	hasConfig bool
 	log       *slog.Logger
+	logs      *logCapture // what log keeps for the attempt's record
 
 	ups     []upstream // loaded on first use
 	resumes []river.InsertManyParams

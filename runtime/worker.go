@@ -65,12 +65,13 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 
 	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, config: cfg, hasConfig: st.Config.Valid,
 		meta: map[string]any{}}
-	t.log = e.log.With("run", run.id, "pipeline", p.name, "asset", a.Key, "partition", string(part))
+	t.log, t.logs = e.assetLogger(t)
 
 	res, err := t.execute(ctx, w.resume)
 	// The attempt's context may have ended (timeout, cancellation); its
 	// outcome is still recorded.
 	rctx := context.WithoutCancel(ctx)
+	e.saveLogs(rctx, t, w.row.ID)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
 			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)

@@ -162,21 +162,8 @@ func (Store) BackfillPartitions(ctx context.Context, q Querier, id string) ([]Ba
 
 // PartitionRuns lists the runs of the partitions of backfill id in status.
 func (Store) PartitionRuns(ctx context.Context, q Querier, id string, status PartitionStatus) ([]string, error) {
-	rs, err := q.Query(ctx, `SELECT run_id FROM flowstone_backfill_partitions WHERE backfill_id = ? AND status = ? AND run_id IS NOT NULL`,
+	return queryStrings(ctx, q, `SELECT run_id FROM flowstone_backfill_partitions WHERE backfill_id = ? AND status = ? AND run_id IS NOT NULL`,
 		id, status)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var runs []string
-	for rs.Next() {
-		var r string
-		if err := rs.Scan(&r); err != nil {
-			return nil, err
-		}
-		runs = append(runs, r)
-	}
-	return runs, rs.Err()
 }
 
 func nullString(s string) any {

@@ -17,20 +17,7 @@ func (Store) RemoveDynamicPartition(ctx context.Context, q Querier, set, key str
 
 // DynamicPartitions lists the keys of dynamic set, sorted.
 func (Store) DynamicPartitions(ctx context.Context, q Querier, set string) ([]string, error) {
-	rs, err := q.Query(ctx, `SELECT partition_key FROM flowstone_dynamic_partitions WHERE set_name = ? ORDER BY partition_key`, set)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []string
-	for rs.Next() {
-		var k string
-		if err := rs.Scan(&k); err != nil {
-			return nil, err
-		}
-		out = append(out, k)
-	}
-	return out, rs.Err()
+	return queryStrings(ctx, q, `SELECT partition_key FROM flowstone_dynamic_partitions WHERE set_name = ? ORDER BY partition_key`, set)
 }
 
 // HasDynamicPartition reports whether dynamic set holds key.

@@ -10,6 +10,7 @@ import (
 	"testing/fstest"
 
 	"github.com/flowstone-go/flowstone/internal/testdb"
+	"github.com/flowstone-go/flowstone/scatter"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -121,7 +122,10 @@ func TestMigrateAdoptsTheVersionsOfEarlierDatabases(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {
 		ctx := context.Background()
-		if err := (Store{}).Migrate(ctx, db.inTx, []Line{Core()}); err != nil {
+		// The scatter tables came with FlowStone's version 2; they are the
+		// scatter kind's line now, which finds them there.
+		lines := []Line{Core(), {Name: "scatter", Files: scatter.Migrations()}}
+		if err := (Store{}).Migrate(ctx, db.inTx, lines); err != nil {
 			t.Fatal(err)
 		}
 		want := versions(t, db)
@@ -136,15 +140,11 @@ func TestMigrateAdoptsTheVersionsOfEarlierDatabases(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if err := (Store{}).Migrate(ctx, db.inTx, []Line{Core()}); err != nil {
+		if err := (Store{}).Migrate(ctx, db.inTx, lines); err != nil {
 			t.Fatalf("upgrade: %v", err)
 		}
 		if got := versions(t, db); len(got) != len(want) {
 			t.Fatalf("after upgrade %v, want %v", got, want)
-		}
-		var n int
-		if err := db.q.QueryRow(ctx, `SELECT count(*) FROM flowstone_runs`).Scan(&n); err != nil {
-			t.Fatal(err)
 		}
 	})
 }
