@@ -111,11 +111,12 @@ func (b *IO) String() string {
 	return b.shown
 }
 
-// Close closes the bucket if it was opened; a later use opens it again.
+// Close closes the bucket if it was opened; a later use opens it again
+// (but for OpenBucket's, which stays closed).
 func (b *IO) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.bucket == nil || b.resolve == nil {
+	if b.bucket == nil {
 		return nil
 	}
 	err := b.bucket.Close()
@@ -128,6 +129,9 @@ func (b *IO) open(ctx context.Context) (*blob.Bucket, error) {
 	defer b.mu.Unlock()
 	if b.bucket != nil {
 		return b.bucket, nil
+	}
+	if b.resolve == nil {
+		return nil, errors.New("blobio: the bucket given to OpenBucket is closed")
 	}
 	raw, err := b.resolve()
 	if err != nil {
@@ -279,8 +283,14 @@ func (b *IO) ReadFile(ctx context.Context, key string) ([]byte, error) {
 	return data, nil
 }
 
-// Delete removes the object key; a missing one is not an error.
-func (b *IO) Delete(ctx context.Context, key string) error {
+// Delete removes the value of ref (Engine.Prune calls it for the values it
+// removes); a value already gone is not an error.
+func (b *IO) Delete(ctx context.Context, ref runtime.ValueRef) error {
+	return b.DeleteFile(ctx, Key(ref)+".json")
+}
+
+// DeleteFile removes the object key; a missing one is not an error.
+func (b *IO) DeleteFile(ctx context.Context, key string) error {
 	bucket, err := b.open(ctx)
 	if err != nil {
 		return err

@@ -215,3 +215,26 @@ func TestEngineKeepsValuesInBucket(t *testing.T) {
 		})
 	}
 }
+
+func TestDelete(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	for name, b := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			ref := runtime.ValueRef{Pipeline: "shop", Asset: "orders", Partition: "2024-01-04", Materialization: "mat_d"}
+			if err := b.Store(ctx, ref, 1); err != nil {
+				t.Fatal(err)
+			}
+			for range 2 { // the second finds nothing to delete, quietly
+				if err := b.Delete(ctx, ref); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var n int
+			if err := b.Load(ctx, ref, &n); !errors.Is(err, blobio.ErrNotFound) {
+				t.Fatalf("load after delete: %v", err)
+			}
+		})
+	}
+}

@@ -135,13 +135,18 @@ func (c *Client) Post(ctx context.Context, url, contentType string, body []byte)
 // it (http.NewRequest sets it for in-memory bodies).
 //
 // POST and PATCH requests get an Idempotency-Key header unless they have
-// one: IdempotencyKey(ctx, method+" "+URL), the same on every attempt of
-// the asset in its run.
+// one, derived with IdempotencyKey from the method, the URL and the body:
+// the same on every attempt of the asset in its run when the asset sends
+// the same request, different for different requests.
 func (c *Client) Do(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	if needsKey(req.Method) && req.Header.Get(IdempotencyHeader) == "" {
+		key, err := requestKey(ctx, req)
+		if err != nil {
+			return nil, err
+		}
 		req = req.Clone(ctx)
-		req.Header.Set(IdempotencyHeader, IdempotencyKey(ctx, req.Method+" "+req.URL.String()))
+		req.Header.Set(IdempotencyHeader, key)
 	}
 	retries := c.opt.Retries
 	if req.Body != nil && req.Body != http.NoBody && req.GetBody == nil {
@@ -251,6 +256,30 @@ func retryAfter(v string, now time.Time) (time.Duration, bool) {
 func drain(resp *http.Response) {
 	io.CopyN(io.Discard, resp.Body, 64<<10)
 	resp.Body.Close()
+}
+
+// requestKey is the default idempotency key of req: the method, the URL
+// and a hash of the body, so that an asset posting several things to one
+// endpoint gives each its own key while its retries repeat them. A body
+// that cannot be read twice (no GetBody) gets a random key: it is not
+// retried, and nothing says a later attempt sends the same.
+func requestKey(ctx context.Context, req *http.Request) (string, error) {
+	h := sha256.New()
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.GetBody == nil {
+			return crand.Text(), nil
+		}
+		body, err := req.GetBody()
+		if err != nil {
+			return "", err
+		}
+		_, err = io.Copy(h, body)
+		body.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return IdempotencyKey(ctx, req.Method+" "+req.URL.String()+" "+hex.EncodeToString(h.Sum(nil))), nil
 }
 
 // IdempotencyKey derives the Idempotency-Key for key (any string that names

@@ -197,14 +197,26 @@ func TestPostKeepsItsKeyAndBodyAcrossRetries(t *testing.T) {
 		}
 	}
 	// The asset's next attempt (the engine retrying it) sends the same key;
-	// another partition a different one.
+	// another partition, or another body, a different one.
+	keyOf := func(ctx context.Context, body string) string {
+		t.Helper()
+		resp, err := c.Post(ctx, url+"/charges", "application/json", []byte(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return s.headers[len(s.headers)-1].Get(IdempotencyHeader)
+	}
 	again, _ := assetCtx(t, 2)
-	if IdempotencyKey(again, "POST "+url+"/charges") != key {
+	if keyOf(again, `{"amount":42}`) != key {
 		t.Fatal("the key changed between attempts of the asset")
+	}
+	if keyOf(ctx, `{"amount":43}`) == key {
+		t.Fatal("two different requests share a key")
 	}
 	other, r := assetCtx(t, 1)
 	r.id.Partition = "2024-01-03"
-	if IdempotencyKey(other, "POST "+url+"/charges") == key {
+	if keyOf(other, `{"amount":42}`) == key {
 		t.Fatal("two partitions share a key")
 	}
 	// A key the caller set is kept.

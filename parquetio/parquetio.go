@@ -37,6 +37,8 @@ type Files interface {
 	WriteFile(ctx context.Context, key string, write func(io.Writer) error) error
 	// ReadFile returns the contents of key.
 	ReadFile(ctx context.Context, key string) ([]byte, error)
+	// DeleteFile removes key; a missing key is not an error.
+	DeleteFile(ctx context.Context, key string) error
 }
 
 // IO is a runtime.IOManager writing Parquet files through Files.
@@ -146,6 +148,12 @@ func schemaOf(row reflect.Type) (s *parquet.Schema, err error) {
 		}
 	}()
 	return parquet.SchemaOf(reflect.New(row).Interface()), nil
+}
+
+// Delete removes the file of ref (Engine.Prune calls it for the values it
+// removes); a file already gone is not an error.
+func (p *IO) Delete(ctx context.Context, ref runtime.ValueRef) error {
+	return p.files.DeleteFile(ctx, p.Key(ref))
 }
 
 // Load reads the file of ref into into, a pointer to a slice of structs.

@@ -165,7 +165,7 @@ func TestMissingObjectFailsLoudly(t *testing.T) {
 	}
 	defer bucket.Close()
 	key := "lake/trips/date=" + day + "/" + res.Assets[lake.AssetTrips].Materialization + ".parquet"
-	if err := bucket.Delete(ctx, key); err != nil {
+	if err := lake.Lake.Delete(ctx, runtime.ValueRef{Pipeline: "lake", Asset: lake.AssetTrips, Partition: day, Materialization: res.Assets[lake.AssetTrips].Materialization}); err != nil {
 		t.Fatal(err)
 	}
 	_, err = lake.LoadTrips(ctx, e, day)

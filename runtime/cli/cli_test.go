@@ -282,10 +282,8 @@ func TestBadInputIsAUsageError(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			// Its own deadline: a parallel subtest waits for a free slot,
-			// possibly longer than the parent's context lasts.
-			ctx := testContext(t)
-			r := invoke(ctx, tc.app, args(db, tc.args...)...)
+			// Its own deadline: a parallel subtest may wait long for its turn.
+			r := invoke(testContext(t), tc.app, args(db, tc.args...)...)
 			if r.code != cli.ExitUsage {
 				t.Fatalf("want exit %d: %s", cli.ExitUsage, r)
 			}

@@ -214,10 +214,8 @@ func TestDecideErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			// Its own deadline: a parallel subtest waits for a free slot,
-			// possibly longer than the parent's context lasts.
-			ctx := testContext(t)
-			r := invoke(ctx, app, args(db, tc.args...)...)
+			// Its own deadline: a parallel subtest may wait long for its turn.
+			r := invoke(testContext(t), app, args(db, tc.args...)...)
 			if r.code != tc.code || !strings.HasPrefix(r.stderr, tc.stderr) {
 				t.Errorf("got %s\nwant exit %d and stderr %q", r, tc.code, tc.stderr)
 			}

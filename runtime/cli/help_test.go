@@ -12,7 +12,6 @@ import (
 // examples of this repository are.
 func TestHelpSpeaksOfTheBoundPipeline(t *testing.T) {
 	t.Parallel()
-	ctx := testContext(t)
 	for _, tc := range []struct {
 		name      string
 		app       cli.App
@@ -44,7 +43,7 @@ func TestHelpSpeaksOfTheBoundPipeline(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := invoke(ctx, tc.app, tc.args...)
+			r := invoke(testContext(t), tc.app, tc.args...)
 			if r.code != 0 {
 				t.Fatalf("help: %s", r)
 			}
@@ -61,7 +60,7 @@ func TestHelpSpeaksOfTheBoundPipeline(t *testing.T) {
 		})
 	}
 	// A hidden command still runs.
-	if r := invoke(ctx, flakyApp(flaky("flaky")), "partitions", "--help"); r.code != 0 {
+	if r := invoke(testContext(t), flakyApp(flaky("flaky")), "partitions", "--help"); r.code != 0 {
 		t.Errorf("partitions --help: %s", r)
 	}
 }

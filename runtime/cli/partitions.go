@@ -31,9 +31,10 @@ func (s *session) partitionsCommand() *cobra.Command {
 	var from, to string
 	var last int
 	c := &cobra.Command{
-		Use:   "partitions ASSET [ASSET...] [--from KEY --to KEY | --last N]",
+		Use:   "partitions SELECTION... [--from KEY --to KEY | --last N]",
 		Short: "Show the status of each partition of assets",
-		Long: `Partitions shows the status of each partition of the assets: for one asset a
+		Long: `Partitions shows the status of each partition of the selected assets (names,
+or a selection as materialize takes: group:G, +NAME, ...): for one asset a
 table of its partitions with the last materialization's status, when it
 finished and the run; for several a matrix, one row per partition and one
 column per asset.
@@ -57,12 +58,16 @@ partition with a record (and every key of a static or dynamic set).`,
 			if err != nil {
 				return err
 			}
-			defs := make([]*runtime.AssetDef, len(assets))
-			for i, k := range assets {
-				if defs[i] = p.Asset(k); defs[i] == nil {
-					_, err := p.Closure([]string{k}) // names the nearest asset
+			// Names keep the order given (the first asset's set lists
+			// the keys); any other selection is in topological order.
+			if slices.ContainsFunc(assets, func(k string) bool { return p.Asset(k) == nil }) {
+				if assets, err = p.Select(strings.Join(assets, " ")); err != nil {
 					return &exitError{code: ExitUsage, err: err}
 				}
+			}
+			defs := make([]*runtime.AssetDef, len(assets))
+			for i, k := range assets {
+				defs[i] = p.Asset(k)
 			}
 			eng, err := s.open(ctx, bs, false)
 			if err != nil {

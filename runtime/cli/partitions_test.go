@@ -145,6 +145,15 @@ func TestBackfillFollowsProgressAndPartitionsShowsTheResult(t *testing.T) {
 		wantLine(t, r, `2024-01-11 · ·`)
 		wantLine(t, r, `✓ succeeded ✗ failed ~ running s skipped · none \(blank: not a partition of the asset\)`)
 
+		// A selection: total with its upstream, in topological order.
+		r = invoke(ctx, app, args(db, "partitions", "+total", "--from", "2024-01-04", "--to", "2024-01-05")...)
+		wantLine(t, r, `PARTITION raw total`)
+		wantLine(t, r, `2024-01-05 ✓ ✗`)
+		r = invoke(ctx, app, args(db, "partitions", "totl")...)
+		if r.code != cli.ExitUsage || !strings.Contains(r.stderr, `unknown asset: "totl" in pipeline days (did you mean total?)`) {
+			t.Errorf("partitions of an unknown asset: %s", r)
+		}
+
 		// By default: every partition with a record.
 		r = invoke(ctx, app, args(db, "partitions", "raw")...)
 		wantLine(t, r, `raw: 10 partitions: 10 succeeded`)
