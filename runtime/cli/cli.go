@@ -12,11 +12,11 @@
 //		}, os.Args[1:], os.Stdout, os.Stderr))
 //	}
 //
-// The commands are materialize, status, assets, graph, worker, migrate,
-// cancel, prune; backfill, partitions, dynamic and sensors for partitioned
-// pipelines; and for pipelines with gates: gates, approve, reject, gate-link
-// and serve-gates. docs/cli.md, docs/kinds.md and docs/partitions.md show
-// them with their output. Main returns the exit
+// The commands are materialize, status, assets, show, logs, graph, worker,
+// migrate, cancel, prune; backfill, partitions, dynamic and sensors for
+// partitioned pipelines; and for pipelines with gates: gates, approve,
+// reject, gate-link and serve-gates. docs/cli.md, docs/kinds.md and
+// docs/partitions.md show them with their output. Main returns the exit
 // status: 0 on success, 1 when the work failed (a failed run, a database
 // error), 2 on a usage error (unknown flag or command, config JSON that
 // does not decode, an unknown target or partition).
@@ -226,6 +226,8 @@ func (s *session) rootCommand() *cobra.Command {
 		s.partitionsCommand(),
 		s.dynamicCommand(),
 		s.sensorsCommand(),
+		s.logsCommand(),
+		s.showCommand(),
 		s.pruneCommand(),
 	)
 	return root
