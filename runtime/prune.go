@@ -124,7 +124,8 @@ func (e *Engine) checkRetention() error {
 // ones with their values; everything a kept materialization's lineage
 // points to (transitively, so lineage stays resolvable), without its value;
 // and every run still running with everything it points to. Load and reuse
-// work as before. It is safe while workers run.
+// work as before. It is safe while workers run. A read-only engine
+// (Config.ReadOnly) answers dry runs only.
 func (e *Engine) Prune(ctx context.Context, req PruneRequest) (PruneResult, error) {
 	p, err := newPrune(e, req, time.Now())
 	if err != nil {
@@ -132,6 +133,9 @@ func (e *Engine) Prune(ctx context.Context, req PruneRequest) (PruneResult, erro
 	}
 	if req.DryRun {
 		return p.count(ctx)
+	}
+	if err := e.writable(); err != nil {
+		return p.res, err
 	}
 	steps := []func(context.Context) error{p.runs, p.backfills, p.materializations, p.values, p.jobs}
 	for _, step := range steps {

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -43,7 +44,12 @@ AGE is a Go duration (720h, 90m) or a number of days (30d).`,
 			if keep < 0 || batch < 0 {
 				return usageErr("--keep-latest and --batch take positive numbers")
 			}
-			eng, _, err := s.openAll(ctx, false)
+			// A dry run only reads: it creates and migrates nothing.
+			open := func(ctx context.Context) (*runtime.Engine, []runtime.Binding, error) { return s.openAll(ctx, false) }
+			if dryRun {
+				open = s.openAllRead
+			}
+			eng, _, err := open(ctx)
 			if err != nil {
 				return err
 			}
