@@ -168,8 +168,8 @@ func listKeys(ctx context.Context, eng *runtime.Engine, defs []*runtime.AssetDef
 		add("")
 	case flowstone.TimeWindowSet:
 		if last > 0 {
-			k := s.Key(now)
-			if s.Validate(k) != nil { // before the start or past the end
+			k, ok := s.Last(now)
+			if !ok { // before the start
 				break
 			}
 			for range last {
