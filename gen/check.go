@@ -1,13 +1,13 @@
 package gen
 
 import (
-	"fmt"
 	"go/ast"
 	"go/token"
 	"go/types"
 	"strconv"
 	"strings"
 
+	"github.com/dave/jennifer/jen"
 	"github.com/flowstone-go/flowstone/strategy"
 )
 
@@ -242,55 +242,71 @@ func checkWrapperName(c *assetCheck) string {
 
 // checkDef lists the fields of one runtime.CheckDef; zero values are left
 // out.
-func (e *emitter) checkDef(c *assetCheck) []field {
-	out := []field{{"Name", strconv.Quote(c.name)}, {"Asset", "Asset" + c.on.ident}}
+func (e *emitter) checkDef(c *assetCheck) []jen.Code {
+	out := []jen.Code{field("Name", jen.Lit(c.name)), field("Asset", jen.Id("Asset"+c.on.ident))}
 	if c.desc != "" {
-		out = append(out, field{"Description", strconv.Quote(c.desc)})
+		out = append(out, field("Description", jen.Lit(c.desc)))
 	}
 	if c.blocking {
-		out = append(out, field{"Blocking", "true"})
+		out = append(out, field("Blocking", jen.True()))
 	}
 	switch c.severity {
 	case "warn":
-		out = append(out, field{"Severity", e.qual(flowstonePath, "flowstone", "SeverityWarn")})
+		out = append(out, field("Severity", e.qual(flowstonePath, "flowstone", "SeverityWarn")))
 	case "error":
-		out = append(out, field{"Severity", e.qual(flowstonePath, "flowstone", "SeverityError")})
+		out = append(out, field("Severity", e.qual(flowstonePath, "flowstone", "SeverityError")))
 	}
 	if len(c.resources) > 0 {
-		names := make([]string, len(c.resources))
-		for i, r := range c.resources {
-			names[i] = strconv.Quote(r)
-		}
-		out = append(out, field{"Resources", "[]string{" + strings.Join(names, ", ") + "}"})
+		out = append(out, field("Resources", jen.Index().String().Values(lits(c.resources)...)))
 	}
-	return append(out, field{"Run", checkWrapperName(c)})
+	return append(out, field("Run", jen.Id(checkWrapperName(c))))
 }
 
-// checkWrappers writes one typed wrapper per check: it loads the checked
-// materialization's value and passes it, with the resources, to the
-// function.
-func (e *emitter) checkWrappers() {
+// checkDefs is the Checks field of the PipelineDef; nil without checks.
+func (e *emitter) checkDefs() []jen.Code {
+	if len(e.p.checks) == 0 {
+		return nil
+	}
+	checks := make([]jen.Code, len(e.p.checks))
+	for i, c := range e.p.checks {
+		checks[i] = jen.Custom(multiline(), e.checkDef(c)...)
+	}
+	return []jen.Code{field("Checks", jen.Index().Add(e.rt("CheckDef")).Custom(multiline(), checks...))}
+}
+
+// checkWrappers declares one typed wrapper per check: it loads the
+// checked materialization's value and passes it, with the resources, to
+// the function.
+func (e *emitter) checkWrappers() part {
+	var out part
 	for _, c := range e.p.checks {
+		// The wrapper's names must not hide the function it calls.
 		ctx, in, res, v := "ctx", "in", "res", c.valueName
 		for _, n := range []*string{&ctx, &in, &res, &v} {
 			if *n == c.fn.Name.Name {
 				*n += "Arg"
 			}
 		}
-		e.decl(fmt.Sprintf("%s calls %s with the %s value it checks.", checkWrapperName(c), c.fn.Name.Name, c.on.key))
 		result := e.qual(flowstonePath, "flowstone", "CheckResult")
-		b := &e.out
-		b.WriteString("func " + checkWrapperName(c) + "(" + ctx + " " + e.qual("context", "context", "Context") + ", " +
-			in + " *" + e.rt("Inputs") + ") (" + result + ", error) {\n")
-		b.WriteString("\t" + v + ", err := " + e.rt("Input") + "[" + e.typ(c.on.value) + "](" + ctx + ", " + in + ", Asset" + c.on.ident + ")\n")
-		b.WriteString("\tif err != nil {\n\t\treturn " + result + "{}, err\n\t}\n")
-		args := []string{ctx, v}
+		body := []jen.Code{
+			jen.List(jen.Id(v), jen.Err()).Op(":=").Add(e.rt("Input")).Types(e.typ(c.on.value)).
+				Call(jen.Id(ctx), jen.Id(in), jen.Id("Asset"+c.on.ident)),
+			jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(result.Clone().Values(), jen.Err())),
+		}
+		args := []jen.Code{jen.Id(ctx), jen.Id(v)}
 		if len(c.params) > 0 {
-			b.WriteString("\t" + res + " := " + e.rt("ResourcesValue") + "[Resources](" + in + ")\n")
+			body = append(body, jen.Id(res).Op(":=").Add(e.rt("ResourcesValue")).Types(jen.Id("Resources")).Call(jen.Id(in)))
 			for _, pm := range c.params {
-				args = append(args, res+"."+pm.field)
+				args = append(args, jen.Id(res).Dot(pm.field))
 			}
 		}
-		b.WriteString("\treturn " + c.fn.Name.Name + "(" + strings.Join(args, ", ") + ")\n}\n")
+		body = append(body, jen.Return(jen.Id(c.fn.Name.Name).Call(args...)))
+		out = append(out,
+			jen.Commentf("%s calls %s with the %s value it checks.", checkWrapperName(c), c.fn.Name.Name, c.on.key),
+			jen.Func().Id(checkWrapperName(c)).Params(
+				jen.Id(ctx).Add(e.ctxType()), jen.Id(in).Op("*").Add(e.rt("Inputs")),
+			).Params(result, jen.Error()).Block(body...),
+		)
 	}
+	return out
 }

@@ -4,6 +4,7 @@ package checks
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -23,6 +24,12 @@ type Resources struct {
 	// Limit is the limit parameter of check round.
 	Limit int
 }
+
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed checks.go
+var flowstoneSources embed.FS
 
 // Pipeline returns the definition of the checks pipeline, its assets in
 // topological order.
@@ -56,6 +63,7 @@ func Pipeline() *runtime.Pipeline {
 				Run:      runCheckDailyRevenueNotHuge,
 			},
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -72,7 +80,8 @@ func defDailyRevenue() runtime.AssetDef {
 		Description: "DailyRevenue sums the day's orders.",
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "0fdd773835fc4b23",
+		CodeVersion: "f5172219baa5f807",
+		Source:      runtime.SourceRef{File: "checks.go", Func: "DailyRevenue", Hash: "f5172219baa5f807"},
 		HasValue:    true,
 		Resources:   []string{"db"},
 		ValueType:   "Revenue",

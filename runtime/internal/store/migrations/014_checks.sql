@@ -2,7 +2,7 @@
 -- materialization of its asset (run_id set) or run alone (run_id empty).
 -- A materialization is checked once per check: the key makes a redelivered
 -- check job record nothing twice.
-CREATE TABLE flowstone_check_results (
+CREATE TABLE IF NOT EXISTS flowstone_check_results (
     materialization_id TEXT NOT NULL,
     name               TEXT NOT NULL,
     pipeline           TEXT NOT NULL,
@@ -17,4 +17,4 @@ CREATE TABLE flowstone_check_results (
     created_at         BIGINT NOT NULL,
     PRIMARY KEY (materialization_id, name)
 );
-CREATE INDEX flowstone_check_results_asset ON flowstone_check_results (pipeline, asset, created_at);
+CREATE INDEX IF NOT EXISTS flowstone_check_results_asset ON flowstone_check_results (pipeline, asset, created_at);
