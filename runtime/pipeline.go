@@ -86,6 +86,11 @@ type AssetDef struct {
 	Group    string
 	Tags     []string
 	Schedule string
+	// Fresh is the freshness bound (fresh=): the asset is overdue when
+	// its newest materialization is older, or, for a time-partitioned
+	// asset, when its newest complete partition is not materialized this
+	// long after its window ended. Zero means no bound.
+	Fresh time.Duration
 	// ScheduleConfig is the run config of scheduled runs (config=): a
 	// value of the pipeline's config type, nil when the asset and its
 	// upstreams take none.

@@ -78,7 +78,7 @@ func Events(ctx context.Context, p flowstone.Partition) (EventBatch, error) {
 
 // DailyCounts rolls up one day's hours.
 //
-//flowstone:asset partitions=Days schedule="@daily"
+//flowstone:asset partitions=Days schedule="@daily" fresh=6h
 func DailyCounts(ctx context.Context, p flowstone.Partition, events map[flowstone.Partition]EventBatch) (Count, error) {
 	c := Count{Day: p, Hours: len(events), ByKind: map[string]int{}}
 	for _, hour := range slices.Sorted(maps.Keys(events)) {

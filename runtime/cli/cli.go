@@ -238,6 +238,7 @@ func (s *session) rootCommand() *cobra.Command {
 		s.sensorsCommand(),
 		s.checkCommand(),
 		s.checksCommand(),
+		s.freshnessCommand(),
 		s.logsCommand(),
 		s.showCommand(),
 		s.pruneCommand(),
