@@ -221,7 +221,7 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 			return err
 		}
 		defer conn.Release()
-		unlock, err := store.Store{}.LockMigrations(ctx, store.Pgx(conn))
+		unlock, err := store.Store{}.LockMigrations(ctx, store.Pgx(conn), schema)
 		if err != nil {
 			return err
 		}
