@@ -57,7 +57,11 @@ func TestStalenessReasons(t *testing.T) {
 			!slices.Equal(got["report"], []string{"upstream clean is stale"}) || len(got["raw"]) != 0 {
 			t.Fatalf("after raw changed: %q", got)
 		}
-		// A new version of clean's code, read by another process.
+		// A new version of clean's code, deployed: the old process stops
+		// (or it could work the new run's jobs with the old code).
+		if err := e.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
 		v2 := stalePipeline("v2")
 		e2 := openEngine(t, cfg, Bind(v2, nil))
 		got = reasons(e2, v2)
