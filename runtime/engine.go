@@ -43,6 +43,7 @@ type Engine struct {
 	cancellers []strategy.RunCanceller
 	bindings   map[string]Binding
 	events     *broker
+	tel        *telemetry // nil unless Config sets a provider
 	closed     atomic.Bool
 	stopOnce   sync.Once
 }
@@ -68,6 +69,12 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	if err := e.checkSecret(); err != nil {
 		return nil, err
 	}
+	if e.tel, err = newTelemetry(e); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if e.tel != nil {
+		e.events.observe = e.tel.observe
+	}
 
 	rcfg := e.riverConfig(db.dialect)
 	if err := e.addPeriodicJobs(rcfg); err != nil {
@@ -87,6 +94,12 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	if err := migrate(ctx); err != nil {
 		e.be.close()
 		return nil, err
+	}
+	if e.tel != nil {
+		if err := e.tel.observeRuns(); err != nil {
+			e.be.close()
+			return nil, fmt.Errorf("telemetry: %w", err)
+		}
 	}
 	if rcfg.Queues != nil {
 		// River stops when Start's context ends; the engine lives until Close.
@@ -167,6 +180,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 		// River's own retention keeps finished jobs a day; FlowStone's
 		// records are what users read.
 	}
+	if e.tel != nil {
+		rcfg.Middleware = append(rcfg.Middleware, e.tel.riverMiddleware())
+	}
 	if rcfg.JobTimeout <= 0 {
 		rcfg.JobTimeout = time.Hour
 	}
@@ -244,6 +260,9 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.closed.Store(true)
 		err = e.be.stop(ctx)
 		e.events.close()
+		if e.tel != nil {
+			e.tel.close()
+		}
 		e.be.close()
 	})
 	return err
