@@ -70,6 +70,23 @@ type Config struct {
 	// outcome, attempt duration, queue lag, runs in flight, scatter items)
 	// and River's. Nil measures nothing.
 	MeterProvider metric.MeterProvider
+	// Retention, when Every is set, prunes history on that schedule (see
+	// Engine.Prune). River's leader schedules it, so one process prunes
+	// at a time; give every worker process the same setting.
+	Retention Retention
+}
+
+// Retention is a pruning schedule: every Every, Engine.Prune with
+// OlderThan and KeepLatest.
+type Retention struct {
+	// Every is how often to prune; zero never does.
+	Every time.Duration
+	// OlderThan is the age past which history is pruned (required with
+	// Every).
+	OlderThan time.Duration
+	// KeepLatest is PruneRequest.KeepLatest: successful materializations
+	// kept with their values per asset and partition (at least 1).
+	KeepLatest int
 }
 
 type dbURL struct {
