@@ -38,6 +38,7 @@ type backend interface {
 	stop(ctx context.Context) error
 	close()
 	dialect() string
+	riverClient() any
 }
 
 // txn is a transaction on FlowStone's tables and River's jobs at once.
@@ -58,9 +59,10 @@ type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	started  bool
 }
 
-func (b *riverBackend[D, T]) pool() querier   { return b.db }
-func (b *riverBackend[D, T]) dialect() string { return b.name }
-func (b *riverBackend[D, T]) close()          { b.closeDB() }
+func (b *riverBackend[D, T]) pool() querier    { return b.db }
+func (b *riverBackend[D, T]) dialect() string  { return b.name }
+func (b *riverBackend[D, T]) riverClient() any { return b.client }
+func (b *riverBackend[D, T]) close()           { b.closeDB() }
 
 func (b *riverBackend[D, T]) start(ctx context.Context) error {
 	b.started = true
@@ -219,7 +221,7 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 			return err
 		}
 		defer conn.Release()
-		unlock, err := store.Store{}.LockMigrations(ctx, store.Pgx(conn))
+		unlock, err := store.Store{}.LockMigrations(ctx, store.Pgx(conn), schema)
 		if err != nil {
 			return err
 		}
