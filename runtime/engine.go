@@ -153,6 +153,9 @@ func (e *Engine) addBindings(bindings []Binding) error {
 				errs = append(errs, fmt.Errorf("bind %s: %w: %s left nil", p.Name(), ErrMissingResource, strings.Join(missing, ", ")))
 			}
 		}
+		if err := checkDynamicSets(p); err != nil {
+			errs = append(errs, err)
+		}
 		for _, a := range p.assets {
 			if a.Partitions != nil {
 				if err := a.Partitions.Err(); err != nil {
