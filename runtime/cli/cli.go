@@ -13,7 +13,8 @@
 //	}
 //
 // The commands are materialize, status, assets, show, logs, graph, worker,
-// migrate, cancel; backfill, partitions, dynamic and sensors for partitioned
+// migrate, cancel, serve (the web page: docs/ui.md); backfill, partitions,
+// dynamic and sensors for partitioned
 // pipelines; and for pipelines with gates: gates, approve, reject, gate-link
 // and serve-gates. docs/cli.md, docs/kinds.md and docs/partitions.md show
 // them with their output. Main returns the exit
@@ -237,6 +238,7 @@ func (s *session) rootCommand() *cobra.Command {
 		s.sensorsCommand(),
 		s.logsCommand(),
 		s.showCommand(),
+		s.serveCommand(),
 	)
 	return root
 }
