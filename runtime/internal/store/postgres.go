@@ -3,27 +3,25 @@ package store
 import (
 	"context"
 	"fmt"
-	"hash/fnv"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// migrationLockKey is the first half of the PostgreSQL advisory lock
-// migrators take ("flow"); the second is the schema's hash.
+// migrationLockKey is the PostgreSQL advisory lock migrators take ("flow").
 const migrationLockKey = 0x666c6f77
 
 // LockMigrations takes, on conn (one session), the PostgreSQL advisory lock
-// that lets one process at a time migrate schema; unlock releases it.
-// Migrators of other schemas of the database do not wait for it.
+// that lets one process at a time migrate schema ("" is the connection's
+// current schema); unlock releases it. The lock is per schema, so
+// processes migrating different schemas of one server do not wait on each
+// other.
 func (Store) LockMigrations(ctx context.Context, conn Querier, schema string) (unlock func(), err error) {
-	h := fnv.New32a()
-	h.Write([]byte(schema))
-	key := int32(h.Sum32())
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(?::int, ?::int)`, int32(migrationLockKey), key); err != nil {
+	const key = `hashtext(coalesce(nullif(?, ''), current_schema(), ''))`
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(?, `+key+`)`, migrationLockKey, schema); err != nil {
 		return nil, fmt.Errorf("migration lock: %w", err)
 	}
 	return func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(?::int, ?::int)`, int32(migrationLockKey), key)
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(?, `+key+`)`, migrationLockKey, schema)
 	}, nil
 }
 
