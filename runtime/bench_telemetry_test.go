@@ -38,10 +38,11 @@ func BenchmarkTelemetry(b *testing.B) {
 					b.Fatal(err)
 				}
 				on += w.elapsed
-				_ = tp.Shutdown(ctx)
-				if len(spans.GetSpans()) < benchWide {
-					b.Fatalf("%d spans for %d assets", len(spans.GetSpans()), benchWide+1)
+				_ = tp.ForceFlush(ctx) // Shutdown would empty the exporter
+				if n := len(spans.GetSpans()); n < benchWide {
+					b.Fatalf("%d spans for %d assets", n, benchWide+1)
 				}
+				_ = tp.Shutdown(ctx)
 			}
 			n := float64(iters)
 			offRate, onRate := (benchWide+1)*n/off.Seconds(), (benchWide+1)*n/on.Seconds()
