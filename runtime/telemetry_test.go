@@ -46,6 +46,25 @@ func (r recorded) waitSpan(t *testing.T, name string) sdktrace.ReadOnlySpan {
 	return nil
 }
 
+// waitAttempt waits for an ended attempt span of asset that did not fail
+// (a scatter's attempts end waiting for their items).
+func (r recorded) waitAttempt(t *testing.T, asset string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, s := range r.spans.Ended() {
+			if attrOf(s.Attributes(), attrAsset) != asset || attrOf(s.Attributes(), attrAttempt) == "" {
+				continue
+			}
+			if st := attrOf(s.Attributes(), attrStatus); st != "failed" {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("no final attempt span of %s among %v", asset, spanNames(r.spans.Ended()))
+}
+
 func spanNames(spans []sdktrace.ReadOnlySpan) []string {
 	var out []string
 	for _, s := range spans {
@@ -122,11 +141,18 @@ func TestTelemetryOfARun(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if res := waitRun(t, e, run.ID); res.Status != RunSucceeded {
+		res := waitRun(t, e, run.ID)
+		if res.Status != RunSucceeded {
 			t.Fatalf("run %s", res.Status)
 		}
 
 		runSpan := rec.waitSpan(t, "flowstone.run tel")
+		// The run ends inside the transaction that records its last
+		// attempt; that attempt's span ends just after: wait for every
+		// asset's final attempt.
+		for asset := range res.Assets {
+			rec.waitAttempt(t, asset)
+		}
 		root := rec.waitSpan(t, "flowstone.materialize tel")
 		traceID := root.SpanContext().TraceID()
 		if runSpan.SpanContext().TraceID() != traceID || attrOf(runSpan.Attributes(), attrStatus) != "succeeded" {
