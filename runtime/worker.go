@@ -52,7 +52,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 
 	attempts := st.Attempts
 	if !resuming {
-		started, err := e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID)
+		started, crashes, err := e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID)
 		if err != nil {
 			return err
 		}
@@ -60,6 +60,10 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 			return e.completeOnly(ctx, w.row)
 		}
 		attempts++
+		if crashes >= maxCrashes {
+			return e.fail(ctx, w, run, a, attempts, fmt.Errorf("asset %s: %w", a.Key,
+				flowstone.Permanentf("crashed its worker %d times in a row", crashes)))
+		}
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}
 
