@@ -6,7 +6,7 @@ PKGS := ./...
 
 # Generates the example pipeline, builds its command and materializes a day
 # on the embedded SQLite default, in a throwaway database under .demo/; then
-# lists the assets and draws the graph.
+# lists the assets, draws the graph and says how to open the web page.
 DEMO_DB := sqlite://$(CURDIR)/.demo/flowstone.db
 demo:
 	$(GO) run ./cmd/flowstonegen -C examples/orders
@@ -17,6 +17,10 @@ demo:
 	.demo/orders --database "$(DEMO_DB)" assets
 	@echo
 	.demo/orders --database "$(DEMO_DB)" graph
+	@echo
+	@echo "See the graph, runs and partitions in your browser:"
+	@echo "  .demo/orders --database \"$(DEMO_DB)\" serve"
+	@echo "  then open http://127.0.0.1:8090/"
 
 # Formatting, vet, generated files up to date, and the race-enabled suite.
 test: check-fmt vet check-generate test-race

@@ -162,15 +162,20 @@ type anyArgs struct{}
 
 func (anyArgs) Kind() string { return "" }
 
-// openPostgres connects a pool whose search_path is schema, creates the
-// schema, and builds the River client on it.
-func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, lines []store.Line) (*riverBackend[*riverpgxv5.Driver, pgx.Tx], func(context.Context) error, error) {
+// openPostgres connects a pool whose search_path is schema and builds the
+// River client on it; the migrate it returns creates the schema. A
+// readOnly pool's transactions are read-only.
+func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, lines []store.Line, readOnly bool) (*riverBackend[*riverpgxv5.Driver, pgx.Tx], func(context.Context) error, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres url: %w", err)
 	}
 	if schema != "" {
-		pcfg.ConnConfig.RuntimeParams["search_path"] = schema
+		// Quoted: an unquoted mixed-case name would be folded to lower case.
+		pcfg.ConnConfig.RuntimeParams["search_path"] = pgx.Identifier{schema}.Sanitize()
+	}
+	if readOnly {
+		pcfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
 	}
 	if pcfg.MaxConns < 8 {
 		pcfg.MaxConns = 8
@@ -234,11 +239,16 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 }
 
 // openSQLite opens the file (or :memory:) with WAL and one connection, as
-// River's SQLite driver documents, and builds the River client on it.
-func openSQLite(ctx context.Context, path string, rcfg *river.Config, lines []store.Line) (*riverBackend[*riversqlite.Driver, *sql.Tx], func(context.Context) error, error) {
+// River's SQLite driver documents, and builds the River client on it. A
+// readOnly connection leaves the journal mode as it is and refuses writes
+// (query_only).
+func openSQLite(ctx context.Context, path string, rcfg *river.Config, lines []store.Line, readOnly bool) (*riverBackend[*riversqlite.Driver, *sql.Tx], func(context.Context) error, error) {
 	dsn := "file:" + path + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	if path == ":memory:" {
+	switch {
+	case path == ":memory:":
 		dsn = "file::memory:?_pragma=busy_timeout(20000)&_txlock=immediate"
+	case readOnly:
+		dsn = "file:" + path + "?_pragma=busy_timeout(20000)&_pragma=query_only(1)"
 	}
 	db := sql.OpenDB(store.SQLiteConnector(dsn))
 	db.SetMaxOpenConns(1)

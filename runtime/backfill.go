@@ -60,6 +60,9 @@ type BackfillStatus struct {
 // a job in the database, so it goes on after every process restarted.
 // Partitions whose assets are up to date are reused unless Force.
 func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest) (string, error) {
+	if err := e.writable(); err != nil {
+		return "", err
+	}
 	if e.closed.Load() {
 		return "", ErrClosed
 	}
@@ -367,6 +370,9 @@ func (e *Engine) BackfillStatus(ctx context.Context, id string) (BackfillStatus,
 // CancelBackfill stops a backfill: pending partitions are cancelled, and so
 // are the runs of running ones.
 func (e *Engine) CancelBackfill(ctx context.Context, id string) error {
+	if err := e.writable(); err != nil {
+		return err
+	}
 	q := e.be.pool()
 	cancelled, err := e.st.FinishBackfill(ctx, q, id, store.BackfillCancelled)
 	if err != nil {

@@ -14,7 +14,11 @@ type Config struct {
 	// "postgres://" URL. Empty means ./flowstone.db.
 	Database string
 	// Schema isolates an engine's tables in a PostgreSQL schema (created if
-	// missing). Ignored for SQLite, where the file is the isolation.
+	// missing): letters, digits and underscores, starting with a letter or
+	// underscore, up to 46 bytes (River's rules), in any case (it is
+	// quoted everywhere). An invalid one is refused with ErrInvalidSchema
+	// before anything is created. SQLite has no
+	// schemas (the file is the isolation): setting one is an error.
 	Schema string
 	// Logger receives the engine's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -24,6 +28,15 @@ type Config struct {
 	// NoWorkers makes the engine enqueue, query and approve only: it works
 	// no jobs. An enqueuing process that exits at once uses it.
 	NoWorkers bool
+	// ReadOnly makes the engine query only: Open creates and migrates
+	// nothing (no file, schema or table), starts no workers, and does not
+	// check the bindings' resources or the secret, so a status page or a
+	// command that only reads needs neither. The connection itself is
+	// read-only (PostgreSQL's default_transaction_read_only, SQLite's
+	// query_only), and methods that write return ErrReadOnly. On a
+	// database FlowStone's tables are not in, or not up to date, Open
+	// returns ErrNotInitialised.
+	ReadOnly bool
 	// Queues, when set, limits this process to the named River queues
 	// ("default" is the queue of assets without queue=), so heavy assets
 	// can have dedicated workers.
@@ -78,6 +91,35 @@ func parseDatabase(s string) (dbURL, error) {
 		return dbURL{"sqlite", s}, nil
 	}
 	return dbURL{}, fmt.Errorf("database %q: want sqlite://PATH, sqlite::memory: or postgres://...", s)
+}
+
+// maxSchemaLen is River's limit: it prefixes LISTEN topics with the
+// schema, and PostgreSQL's identifiers end at 63 bytes.
+const maxSchemaLen = 46
+
+// checkSchema refuses a schema SQLite cannot have, or PostgreSQL or River
+// cannot use (River takes letters, digits and underscores). The name is
+// quoted wherever it is used, so its case is kept.
+func checkSchema(dialect, schema string) error {
+	if schema == "" {
+		return nil
+	}
+	bad := func(why string) error { return fmt.Errorf("%w %q: %s", ErrInvalidSchema, schema, why) }
+	switch {
+	case dialect != "postgres":
+		return bad("schemas are PostgreSQL's; a SQLite database is isolated by its file")
+	case len(schema) > maxSchemaLen:
+		return bad(fmt.Sprintf("%d bytes; at most %d", len(schema), maxSchemaLen))
+	case strings.HasPrefix(strings.ToLower(schema), "pg_"):
+		return bad("the pg_ prefix is reserved by PostgreSQL")
+	}
+	for i, r := range schema {
+		letter := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
+		if !letter && (i == 0 || r < '0' || r > '9') {
+			return bad("use letters, digits and underscores, starting with a letter or underscore")
+		}
+	}
+	return nil
 }
 
 func defaultRetryDelay(attempt int) time.Duration {

@@ -11,6 +11,9 @@ import (
 // AddPartitions adds keys to the dynamic partition set named set (see
 // flowstone.Dynamic). Adding a key twice is a no-op.
 func (e *Engine) AddPartitions(ctx context.Context, set string, keys ...flowstone.Partition) error {
+	if err := e.writable(); err != nil {
+		return err
+	}
 	ds, ok := flowstone.Dynamic(set).(*flowstone.DynamicSet)
 	if !ok {
 		return fmt.Errorf("dynamic set %q", set)
@@ -33,6 +36,9 @@ func (e *Engine) AddPartitions(ctx context.Context, set string, keys ...flowston
 // RemovePartitions removes keys from the dynamic set; their
 // materializations stay recorded.
 func (e *Engine) RemovePartitions(ctx context.Context, set string, keys ...flowstone.Partition) error {
+	if err := e.writable(); err != nil {
+		return err
+	}
 	return e.be.inTx(ctx, func(tx txn) error {
 		for _, k := range keys {
 			if err := e.st.RemoveDynamicPartition(ctx, tx, set, string(k)); err != nil {

@@ -51,10 +51,14 @@ type Engine struct {
 
 // Open connects to cfg.Database, migrates River's and FlowStone's tables,
 // validates the bindings and, unless cfg.NoWorkers, starts working jobs of
-// the bound pipelines.
+// the bound pipelines. With cfg.ReadOnly it only connects: see
+// Config.ReadOnly.
 func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error) {
 	db, err := parseDatabase(cfg.Database)
 	if err != nil {
+		return nil, err
+	}
+	if err := checkSchema(db.dialect, cfg.Schema); err != nil {
 		return nil, err
 	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, bindings: map[string]Binding{}, events: newBroker(), dialect: db.dialect}
@@ -66,6 +70,10 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	}
 	if err := e.addBindings(bindings); err != nil {
 		return nil, err
+	}
+	if cfg.ReadOnly {
+		e.cfg.NoWorkers = true
+		return e, e.openReadOnly(ctx, db)
 	}
 	if err := e.checkSecret(); err != nil {
 		return nil, err
@@ -79,9 +87,9 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	var migrate func(context.Context) error
 	switch db.dialect {
 	case "postgres":
-		e.be, migrate, err = openPostgres(ctx, db.target, cfg.Schema, rcfg, lines)
+		e.be, migrate, err = openPostgres(ctx, db.target, cfg.Schema, rcfg, lines, false)
 	default:
-		e.be, migrate, err = openSQLite(ctx, db.target, rcfg, lines)
+		e.be, migrate, err = openSQLite(ctx, db.target, rcfg, lines, false)
 	}
 	if err != nil {
 		return nil, err
@@ -139,7 +147,7 @@ func (e *Engine) addBindings(bindings []Binding) error {
 			errs = append(errs, fmt.Errorf("bind: two pipelines named %q", p.Name()))
 			continue
 		}
-		if p.resources != nil {
+		if p.resources != nil && !e.cfg.ReadOnly {
 			if b.resources == nil || !p.resources.check(b.resources) {
 				errs = append(errs, fmt.Errorf("bind %s: resources have type %T, want %s", p.Name(), b.resources, p.resources.typeName))
 				continue

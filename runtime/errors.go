@@ -23,6 +23,15 @@ var (
 	// ErrUnfinished: an Outcome dependency had not finished when a join's
 	// wait= deadline started it.
 	ErrUnfinished = errors.New("upstream not finished")
+	// ErrInvalidSchema: Config.Schema is not a usable PostgreSQL schema
+	// name, or is set for SQLite.
+	ErrInvalidSchema = errors.New("invalid schema")
+	// ErrNotInitialised: a read-only engine (Config.ReadOnly) found no
+	// FlowStone tables, or older ones: something that may write must
+	// create or migrate them first.
+	ErrNotInitialised = errors.New("not initialised: run migrate or a worker")
+	// ErrReadOnly: a read-only engine was asked to write.
+	ErrReadOnly = errors.New("read-only engine")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine closed")
 )

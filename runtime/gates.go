@@ -96,6 +96,9 @@ func (e *Engine) Reject(ctx context.Context, ref Ref, by, reason string) error {
 // decide stores the first decision for a waiting gate and schedules the
 // job that applies it, in one transaction.
 func (e *Engine) decide(ctx context.Context, ref Ref, d strategy.GateDecision) error {
+	if err := e.writable(); err != nil {
+		return err
+	}
 	if strings.TrimSpace(d.By) == "" {
 		return fmt.Errorf("%s of %s: say who decides", d.Action, ref.Asset)
 	}

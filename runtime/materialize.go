@@ -103,6 +103,9 @@ type effects struct {
 // ready, in one transaction: a request that fails validation leaves nothing
 // behind. Use Wait to follow the run.
 func (e *Engine) Materialize(ctx context.Context, p *Pipeline, req Request) (Run, error) {
+	if err := e.writable(); err != nil {
+		return Run{}, err
+	}
 	return e.materialize(ctx, p, req, "")
 }
 

@@ -147,6 +147,9 @@ func (e *Engine) Wait(ctx context.Context, id string) (RunResult, error) {
 // asked to stop (their results are discarded). Cancelling a finished run
 // is a no-op.
 func (e *Engine) Cancel(ctx context.Context, id string) error {
+	if err := e.writable(); err != nil {
+		return err
+	}
 	var jobIDs []int64
 	var found bool
 	err := e.be.inTx(ctx, func(tx txn) error {

@@ -17,7 +17,7 @@ names, when one is given) with their kind, group, tags, partition set and
 dependencies, and their newest materialization of any status and partition.`,
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			bs, p, err := s.bindings(ctx)
+			bs, p, err := s.readBindings(ctx)
 			if err != nil {
 				return err
 			}
@@ -32,7 +32,7 @@ dependencies, and their newest materialization of any status and partition.`,
 					shown = append(shown, p.Asset(k))
 				}
 			}
-			eng, err := s.open(ctx, bs, false)
+			eng, err := s.openRead(ctx, bs)
 			if err != nil {
 				return err
 			}

@@ -140,7 +140,7 @@ succeeded, 1 otherwise.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			eng, _, err := s.openAll(ctx, false)
+			eng, _, err := s.openAllRead(ctx)
 			if err != nil {
 				return err
 			}

@@ -12,8 +12,9 @@
 //		}, os.Args[1:], os.Stdout, os.Stderr))
 //	}
 //
-// The commands are materialize, status, assets, graph, worker, migrate,
-// cancel; backfill, partitions, dynamic and sensors for partitioned
+// The commands are materialize, status, assets, show, logs, graph, worker,
+// migrate, cancel, serve (the web page: docs/ui.md); backfill, partitions,
+// dynamic and sensors for partitioned
 // pipelines; and for pipelines with gates: gates, approve, reject, gate-link
 // and serve-gates. docs/cli.md, docs/kinds.md and docs/partitions.md show
 // them with their output. Main returns the exit
@@ -55,6 +56,13 @@ type App struct {
 	// the engine, and --help calls it to speak of the pipelines' assets,
 	// partitions and config (with placeholders when it fails).
 	Bind func(ctx context.Context) ([]runtime.Binding, error)
+	// Pipelines, when set, returns the program's pipelines without their
+	// resources. Commands that only read (status, assets, graph,
+	// partitions, gates, sensors, backfill status, dynamic list) use it
+	// instead of Bind, so they work where the resources cannot be built
+	// (no credentials, a service down). Without it they call Bind, and
+	// still neither check nor use the resources.
+	Pipelines func() []*runtime.Pipeline
 	// Configure, when set, adjusts the engine's configuration after the
 	// flags have filled it in (Concurrency, PollInterval, RetryDelay, ...).
 	Configure func(*runtime.Config)
@@ -203,6 +211,8 @@ func (s *session) rootCommand() *cobra.Command {
 		}
 		if !c.Flags().Changed("schema") {
 			s.schema = os.Getenv(EnvSchema)
+		} else if s.schema == "" {
+			return usageErr("--schema: empty; leave it out for the database's default schema")
 		}
 		if !c.Flags().Changed("secret") {
 			s.secret = os.Getenv(EnvSecret)
@@ -228,6 +238,9 @@ func (s *session) rootCommand() *cobra.Command {
 		s.partitionsCommand(),
 		s.dynamicCommand(),
 		s.sensorsCommand(),
+		s.logsCommand(),
+		s.showCommand(),
+		s.serveCommand(),
 	)
 	return root
 }
@@ -254,6 +267,25 @@ func (s *session) bindings(ctx context.Context) ([]runtime.Binding, *runtime.Pip
 	if err != nil {
 		return nil, nil, fmt.Errorf("bind pipelines: %w", err)
 	}
+	return s.pick(bs)
+}
+
+// readBindings is bindings for a command that only reads: App.Pipelines
+// when set, bound without resources.
+func (s *session) readBindings(ctx context.Context) ([]runtime.Binding, *runtime.Pipeline, error) {
+	if s.app.Pipelines == nil {
+		return s.bindings(ctx)
+	}
+	var bs []runtime.Binding
+	for _, p := range s.app.Pipelines() {
+		bs = append(bs, runtime.Bind(p, nil))
+	}
+	return s.pick(bs)
+}
+
+// pick picks the pipeline the command works on among bs: --pipeline's, or
+// the only one.
+func (s *session) pick(bs []runtime.Binding) ([]runtime.Binding, *runtime.Pipeline, error) {
 	var names []string
 	for _, b := range bs {
 		if p := b.Pipeline(); p != nil {
@@ -295,10 +327,62 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 	if errors.Is(err, runtime.ErrNoSecret) {
 		return nil, s.secretErr(bs, cfg.Secret)
 	}
+	if errors.Is(err, runtime.ErrInvalidSchema) {
+		return nil, usageErr("--schema: %w", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", s.describeDatabase(), err)
 	}
 	return eng, nil
+}
+
+// openRead opens a read-only engine (runtime.Config.ReadOnly): it creates
+// and migrates nothing, and says so on a database FlowStone has not
+// initialised.
+func (s *session) openRead(ctx context.Context, bs []runtime.Binding) (*runtime.Engine, error) {
+	cfg := runtime.Config{
+		Database: s.database,
+		Schema:   s.schema,
+		ReadOnly: true,
+		Logger:   slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
+	}
+	if s.secret != "" {
+		cfg.Secret = []byte(s.secret)
+	}
+	if s.app.Configure != nil {
+		s.app.Configure(&cfg)
+	}
+	eng, err := runtime.Open(ctx, cfg, bs...)
+	switch {
+	case errors.Is(err, runtime.ErrInvalidSchema):
+		return nil, usageErr("--schema: %w", err)
+	case errors.Is(err, runtime.ErrNotInitialised):
+		return nil, err // it names the database
+	case err != nil:
+		return nil, fmt.Errorf("open %s: %w", s.describeDatabase(), err)
+	}
+	return eng, nil
+}
+
+// openAllRead opens a read-only engine with every pipeline, for commands
+// that read and do not need one pipeline.
+func (s *session) openAllRead(ctx context.Context) (*runtime.Engine, []runtime.Binding, error) {
+	var bs []runtime.Binding
+	if s.app.Pipelines != nil {
+		for _, p := range s.app.Pipelines() {
+			bs = append(bs, runtime.Bind(p, nil))
+		}
+	} else {
+		if s.app.Bind == nil {
+			return nil, nil, errors.New("the program binds no pipelines (App.Bind is nil)")
+		}
+		var err error
+		if bs, err = s.app.Bind(ctx); err != nil {
+			return nil, nil, fmt.Errorf("bind pipelines: %w", err)
+		}
+	}
+	eng, err := s.openRead(ctx, bs)
+	return eng, bs, err
 }
 
 // openAll opens the engine with every binding, for commands that do not

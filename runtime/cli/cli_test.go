@@ -302,6 +302,9 @@ func TestStatusOfUnknownRunFails(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	db := databases(t)[0].flags(t)
+	if r := invoke(ctx, ordersApp(), args(db, "migrate")...); r.code != 0 {
+		t.Fatal(r)
+	}
 	r := invoke(ctx, ordersApp(), args(db, "status", "run_nope")...)
 	if r.code != 1 || r.stderr != "orders: run not found: run_nope\n" {
 		t.Fatalf("want exit 1 and a one-line error: %s", r)

@@ -27,7 +27,7 @@ to flowstone.Dynamic.`,
 			Args:  cobra.MinimumNArgs(2),
 			RunE: run(func(c *cobra.Command, args []string) error {
 				ctx := c.Context()
-				eng, set, err := s.openDynamic(ctx, args[0])
+				eng, set, err := s.openDynamic(ctx, args[0], false)
 				if err != nil {
 					return err
 				}
@@ -57,7 +57,7 @@ to flowstone.Dynamic.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			eng, set, err := s.openDynamic(ctx, args[0])
+			eng, set, err := s.openDynamic(ctx, args[0], true)
 			if err != nil {
 				return err
 			}
@@ -85,9 +85,14 @@ to flowstone.Dynamic.`,
 }
 
 // openDynamic checks that set names a dynamic set of the pipeline's assets,
-// so a misspelt name is not silently a new set, and opens the engine.
-func (s *session) openDynamic(ctx context.Context, set string) (*runtime.Engine, string, error) {
-	bs, p, err := s.bindings(ctx)
+// so a misspelt name is not silently a new set, and opens the engine,
+// read-only when the command only reads.
+func (s *session) openDynamic(ctx context.Context, set string, read bool) (*runtime.Engine, string, error) {
+	bindings := s.bindings
+	if read {
+		bindings = s.readBindings
+	}
+	bs, p, err := bindings(ctx)
 	if err != nil {
 		return nil, "", err
 	}
@@ -98,7 +103,13 @@ func (s *session) openDynamic(ctx context.Context, set string) (*runtime.Engine,
 		}
 		return nil, "", usageErr("dynamic set %s: not a set of pipeline %s (its dynamic sets: %s)", set, p.Name(), strings.Join(names, ", "))
 	}
-	eng, err := s.open(ctx, bs, false)
+	open := func(ctx context.Context, bs []runtime.Binding) (*runtime.Engine, error) {
+		return s.open(ctx, bs, false)
+	}
+	if read {
+		open = s.openRead
+	}
+	eng, err := open(ctx, bs)
 	return eng, set, err
 }
 

@@ -36,7 +36,7 @@ someone to approve or reject it, oldest first: of the pipeline chosen with
 		Args: cobra.NoArgs,
 		RunE: run(func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			eng, bs, err := s.openAll(ctx, false)
+			eng, bs, err := s.openAllRead(ctx)
 			if err != nil {
 				return err
 			}

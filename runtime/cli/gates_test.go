@@ -329,12 +329,12 @@ func TestSecretFromEnvironment(t *testing.T) {
 	app, db := gatedApp(), databases(t)[0].flags(t)
 
 	t.Setenv(cli.EnvSecret, "")
-	r := invoke(ctx, app, args(db, "gates")...)
+	r := invoke(ctx, app, args(db, "migrate")...)
 	const hint = "set FLOWSTONE_SECRET (or --secret) to a random string of 16 bytes or more, the same in every process, e.g. export FLOWSTONE_SECRET=$(openssl rand -hex 32)\n"
 	if r.code != cli.ExitFailure || r.stderr != "gated: no secret for gate links: the gate gated.refund signs its approval links and no secret is set; "+hint {
 		t.Errorf("no secret: %s", r)
 	}
-	r = invoke(ctx, app, args(db, "--secret", "hunter2", "gates")...)
+	r = invoke(ctx, app, args(db, "--secret", "hunter2", "migrate")...)
 	if r.code != cli.ExitFailure || !strings.Contains(r.stderr, "the secret is 7 bytes; "+hint) {
 		t.Errorf("short secret: %s", r)
 	}

@@ -20,7 +20,7 @@ labelled with their kind (outcome, partitions, previous). It reads no
 database.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(c *cobra.Command, _ []string) error {
-			_, p, err := s.bindings(c.Context())
+			_, p, err := s.readBindings(c.Context())
 			if err != nil {
 				return err
 			}

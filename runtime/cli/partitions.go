@@ -60,7 +60,7 @@ partition with a record (and every key of a static or dynamic set).`,
 			if last < 0 {
 				return usageErr("--last %d: want a positive number", last)
 			}
-			bs, p, err := s.bindings(ctx)
+			bs, p, err := s.readBindings(ctx)
 			if err != nil {
 				return err
 			}
@@ -75,7 +75,7 @@ partition with a record (and every key of a static or dynamic set).`,
 			for i, k := range assets {
 				defs[i] = p.Asset(k)
 			}
-			eng, err := s.open(ctx, bs, false)
+			eng, err := s.openRead(ctx, bs)
 			if err != nil {
 				return err
 			}

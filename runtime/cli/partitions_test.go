@@ -250,7 +250,9 @@ func TestDynamicCommands(t *testing.T) {
 	eachDB(t, func(t *testing.T, db []string) {
 		ctx := testContext(t)
 		app := daysApp(noSensors(0))
-
+		if r := invoke(ctx, app, args(db, "migrate")...); r.code != 0 {
+			t.Fatal(r)
+		}
 		r := invoke(ctx, app, args(db, "dynamic", "list", "customers")...)
 		if r.code != 0 || r.stdout != "" || !strings.Contains(r.stderr, "dynamic set customers has no keys; add some with: days dynamic add customers KEY...") {
 			t.Fatalf("empty list: %s", r)
@@ -300,7 +302,9 @@ func TestSensorsCommand(t *testing.T) {
 	eachDB(t, func(t *testing.T, db []string) {
 		ctx := testContext(t)
 		app := daysApp(daysPipeline(0))
-
+		if r := invoke(ctx, app, args(db, "migrate")...); r.code != 0 {
+			t.Fatal(r)
+		}
 		r := invoke(ctx, app, args(db, "sensors")...)
 		if r.code != 0 {
 			t.Fatalf("sensors: %s", r)

@@ -19,7 +19,7 @@ sensor not evaluated yet shows "never".`,
 		Args: cobra.NoArgs,
 		RunE: run(func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
-			eng, bs, err := s.openAll(ctx, false)
+			eng, bs, err := s.openAllRead(ctx)
 			if err != nil {
 				return err
 			}

@@ -39,7 +39,7 @@ cancelled.`,
 			if byPartition && (len(args) == 0 || watch) {
 				return usageErr("status --partition needs a run ID, without --follow")
 			}
-			eng, bs, err := s.openAll(ctx, false)
+			eng, bs, err := s.openAllRead(ctx)
 			if err != nil {
 				return err
 			}

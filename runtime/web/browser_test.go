@@ -1,0 +1,192 @@
+package web_test
+
+import (
+	"context"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+	"github.com/flowstone-go/flowstone/examples/refunds"
+	"github.com/flowstone-go/flowstone/flowstonetest"
+	"github.com/flowstone-go/flowstone/runtime"
+	"github.com/flowstone-go/flowstone/runtime/web"
+)
+
+// screenshots, when set, is where TestBrowser saves a PNG of each page
+// (docs/ui.md shows them): go test ./runtime/web -run TestBrowser -screenshots ../../docs/ui
+var screenshots = flag.String("screenshots", "", "directory to save the page screenshots in")
+
+// chromium finds the browser: the Debian package's chromium, or another
+// Chromium or Chrome on PATH. CI installs it (.ci/run); elsewhere a missing
+// browser skips the test.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if path, err := exec.LookPath(name); err == nil {
+			return path
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatal("no chromium on PATH; CI requires the browser test (apt-get install chromium)")
+	}
+	t.Skip("no chromium on PATH: install the chromium package to run the browser test")
+	return ""
+}
+
+// browser starts a headless Chromium for the test and returns a context of
+// its first tab.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium(t)),
+		chromedp.NoSandbox, // tests run as root in CI containers
+		chromedp.DisableGPU,
+		chromedp.Flag("disable-quic", true),
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 800),
+	)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+	t.Cleanup(cancel)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	t.Cleanup(cancelAlloc)
+	tab, cancelTab := chromedp.NewContext(alloc)
+	t.Cleanup(cancelTab)
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return tab
+}
+
+// shot saves the tab's viewport as name.png when -screenshots is set.
+func shot(t *testing.T, name string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		if *screenshots == "" {
+			return nil
+		}
+		png, err := chromedp.CaptureScreenshot()(ctx, tg)
+		if err != nil {
+			return err
+		}
+		t.Logf("screenshot %s.png", name)
+		return os.WriteFile(filepath.Join(*screenshots, name+".png"), png, 0o644)
+	})
+}
+
+// TestBrowser drives the page in headless Chromium: the refunds example's
+// graph, an asset's partitions, a run followed live to success while its
+// gate is approved through the page in another tab.
+func TestBrowser(t *testing.T) {
+	t.Parallel()
+	tab := browser(t)
+	eng := flowstonetest.Open(t, refunds.Pipeline(), refunds.Resources{Bank: refunds.NewBank()}, flowstonetest.SQLite())
+	river := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<!doctype html><title>River</title><h1 id=river>River's view</h1>"))
+	})
+	h, err := web.New(eng, web.Options{Users: map[string]string{"ana": "pw-for-ana"}, River: river})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	run, err := eng.Materialize(t.Context(), refunds.Pipeline(), runtime.Request{Partition: day})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitGate(t, eng, run.ID)
+
+	// The graph of the example: every asset, kinds marked; a click opens
+	// the asset with its partitions.
+	err = chromedp.Do(tab,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(`g.node[data-asset="triage"]`),
+		shot(t, "graph"),
+		chromedp.SendKeys(`#search`, "review"),
+		chromedp.WaitVisible(`g.node.hit[data-asset="manual_review"]`),
+		chromedp.Click(`g.node[data-asset="triage"]`),
+		chromedp.WaitVisible(`#partitions a[data-partition="`+string(day)+`"].st-succeeded`),
+		chromedp.WaitVisible(`#preview`),
+		shot(t, "asset"),
+	)
+	if err != nil {
+		t.Fatalf("graph and asset pages: %v", err)
+	}
+	if kinds, err := chromedp.Run(tab, chromedp.TextContent(`#main h1`)); err != nil || !strings.Contains(kinds, "triage") {
+		t.Errorf("the asset page is titled %q (%v), want triage's", kinds, err)
+	}
+	if kinds, err := chromedp.Run(tab, chromedp.TextContent(`dl.props`)); err != nil || !strings.Contains(kinds, "router") {
+		t.Errorf("triage's definition reads %q (%v), want kind router", kinds, err)
+	}
+
+	// Tab one follows the run, waiting at its gate; tab two approves it.
+	err = chromedp.Do(tab,
+		chromedp.Navigate(srv.URL+"/#/run/"+run.ID),
+		chromedp.WaitVisible(`#run-status .st-running`),
+		chromedp.WaitVisible(`#nodes tr[data-asset="refund"] .st-waiting`),
+		chromedp.WaitVisible(`#gantt rect.bar`),
+		shot(t, "run-waiting"),
+	)
+	if err != nil {
+		t.Fatalf("run page: %v", err)
+	}
+	gates, cancelGates := chromedp.NewContext(tab)
+	defer cancelGates()
+	err = chromedp.Do(gates,
+		chromedp.Navigate(srv.URL+"/#/gates"),
+		chromedp.WaitVisible(`#signin`),
+		chromedp.SendKeys(`#signin input[name=user]`, "ana"),
+		chromedp.SendKeys(`#signin input[name=password]`, "pw-for-ana"),
+		chromedp.Click(`#signin button`),
+		chromedp.WaitVisible(`#user`),
+		chromedp.WaitVisible(`#gates tr[data-run="`+run.ID+`"] button.approve`),
+		chromedp.SendKeys(`#gates tr[data-run="`+run.ID+`"] input.reason`, "receipts checked"),
+		shot(t, "gates"),
+		chromedp.Click(`#gates tr[data-run="`+run.ID+`"] button.approve`),
+		chromedp.WaitVisible(`#message.muted`),
+	)
+	if err != nil {
+		t.Fatalf("gates page: %v", err)
+	}
+	if msg, err := chromedp.Run(gates, chromedp.Text(`#message`)); err != nil || !strings.Contains(msg, "ana approved refund") {
+		t.Errorf("after approving, the page says %q (%v)", msg, err)
+	}
+	err = chromedp.Do(tab,
+		chromedp.WaitVisible(`#run-status .st-succeeded`),
+		chromedp.WaitVisible(`#nodes tr[data-asset="payout"] .st-succeeded`),
+		shot(t, "run"),
+	)
+	if err != nil {
+		t.Fatalf("the run page never showed the run succeed: %v", err)
+	}
+	res, err := eng.Run(t.Context(), run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Status != runtime.RunSucceeded {
+		t.Errorf("run %s, want succeeded", res.Status)
+	}
+
+	// The runs listing filters, and River's view is mounted.
+	err = chromedp.Do(tab,
+		chromedp.Navigate(srv.URL+"/#/runs?status=succeeded"),
+		chromedp.WaitVisible(`#runs a[href="#/run/`+run.ID+`"]`),
+		shot(t, "runs"),
+		chromedp.Navigate(srv.URL+"/river/"),
+		chromedp.WaitVisible(`#river`),
+	)
+	if err != nil {
+		t.Fatalf("runs and River pages: %v", err)
+	}
+}

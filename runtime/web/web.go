@@ -1,0 +1,186 @@
+// Package web is FlowStone's web page: the asset graph of every bound
+// pipeline, each asset's partitions and materializations, runs with their
+// timeline (live while running), gates to approve or reject, backfills,
+// schedules and sensors. New returns an http.Handler; the command line's
+// serve mounts it, and a program can mount it in its own server:
+//
+//	h, err := web.New(eng, web.Options{Users: map[string]string{"ana": pw}})
+//	mux.Handle("/flowstone/", http.StripPrefix("/flowstone", h))
+//
+// Reading needs no sign-in (bind it to a trusted address: serve listens on
+// 127.0.0.1 unless told otherwise). Writing (approve, reject, cancel) needs
+// an authenticated user, by HTTP basic auth with one of Options.Users or a
+// bearer Options.Token, and a basic-auth write also carries the page's
+// CSRF token (the X-CSRF-Token header) from the same origin. The page and
+// its layout library are embedded: it works offline.
+package web
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"embed"
+	"encoding/hex"
+	"errors"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/flowstone-go/flowstone/runtime"
+)
+
+//go:embed static
+var static embed.FS
+
+// Options configure the handler.
+type Options struct {
+	// Users may write (approve, reject, cancel), signing in with HTTP basic
+	// auth as name and password; their name is recorded as who decided.
+	Users map[string]string
+	// Token, when set, lets API clients write with "Authorization: Bearer
+	// TOKEN"; their decisions are recorded under the request's "by" field
+	// (or "token"). Bearer requests need no CSRF token: browsers never
+	// attach one on their own.
+	Token string
+	// River, when set, is River's own web view, mounted under /river/.
+	River http.Handler
+	// Logger receives errors the handler answers with 500; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Handler serves the page and its JSON API.
+type Handler struct {
+	eng  *runtime.Engine
+	opts Options
+	log  *slog.Logger
+	csrf string
+	mux  *http.ServeMux
+}
+
+// ErrNoWriters: New was given neither Users nor Token, so every write is
+// refused. It is not returned by New; writes answer 403 with it.
+var ErrNoWriters = errors.New("writes are disabled: no users or token are configured")
+
+// New returns the page and API of the pipelines bound to eng.
+func New(eng *runtime.Engine, opts Options) (*Handler, error) {
+	if eng == nil {
+		return nil, errors.New("web: nil engine")
+	}
+	var b [24]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	h := &Handler{eng: eng, opts: opts, log: opts.Logger, csrf: hex.EncodeToString(b[:]), mux: http.NewServeMux()}
+	if h.log == nil {
+		h.log = slog.Default()
+	}
+	files, err := fs.Sub(static, "static")
+	if err != nil {
+		return nil, err
+	}
+	h.routes(http.FileServerFS(files))
+	return h, nil
+}
+
+func (h *Handler) routes(files http.Handler) {
+	m := h.mux
+	m.Handle("GET /", files)
+	m.HandleFunc("GET /api/session", h.session)
+	m.HandleFunc("GET /api/graph", h.graph)
+	m.HandleFunc("GET /api/pipelines/{pipeline}/assets/{asset}", h.asset)
+	m.HandleFunc("GET /api/runs", h.runs)
+	m.HandleFunc("GET /api/runs/{id}", h.run)
+	m.HandleFunc("GET /api/runs/{id}/events", h.runEvents)
+	m.HandleFunc("POST /api/runs/{id}/cancel", h.write(h.cancelRun))
+	m.HandleFunc("GET /api/gates", h.gates)
+	m.HandleFunc("POST /api/gates/{action}", h.write(h.decide))
+	m.HandleFunc("GET /api/backfills", h.backfills)
+	m.HandleFunc("POST /api/backfills/{id}/cancel", h.write(h.cancelBackfill))
+	m.HandleFunc("GET /api/schedules", h.schedules)
+}
+
+// ServeHTTP serves the page, the API and, when mounted, River's view.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Frame-Options", "DENY")
+	if h.opts.River != nil && (r.URL.Path == "/river" || strings.HasPrefix(r.URL.Path, "/river/")) {
+		// River's view brings its own scripts and policy.
+		h.opts.River.ServeHTTP(w, r)
+		return
+	}
+	// FlowStone's pages load only their own files.
+	hdr := w.Header()
+	hdr.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	h.mux.ServeHTTP(w, r)
+}
+
+// session tells the page what it may do: whether writes are possible, the
+// CSRF token writes carry, and whether River's view is mounted.
+func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
+	var pipelines []string
+	for _, p := range h.eng.Pipelines() {
+		pipelines = append(pipelines, p.Name())
+	}
+	h.json(w, map[string]any{
+		"csrf":      h.csrf,
+		"writable":  len(h.opts.Users) > 0 || h.opts.Token != "",
+		"river":     h.opts.River != nil,
+		"database":  h.eng.Dialect(),
+		"pipelines": pipelines,
+	})
+}
+
+// write wraps a handler that changes state: it needs an authenticated
+// user and, for basic auth (which browsers attach on their own), the CSRF
+// token from the same origin.
+func (h *Handler) write(fn func(w http.ResponseWriter, r *http.Request, user string)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if len(h.opts.Users) == 0 && h.opts.Token == "" {
+			h.fail(w, http.StatusForbidden, ErrNoWriters.Error()+" (serve --user NAME:PASSWORD or --token)")
+			return
+		}
+		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && h.opts.Token != "" {
+			if subtle.ConstantTimeCompare([]byte(tok), []byte(h.opts.Token)) != 1 {
+				h.unauthorized(w)
+				return
+			}
+			fn(w, r, "")
+			return
+		}
+		name, pass, ok := r.BasicAuth()
+		want, known := h.opts.Users[name]
+		if !ok || !known || subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
+			h.unauthorized(w)
+			return
+		}
+		if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(h.csrf)) != 1 {
+			h.fail(w, http.StatusForbidden, "missing or wrong CSRF token, or a cross-origin request: write from the page")
+			return
+		}
+		fn(w, r, name)
+	}
+}
+
+func (h *Handler) unauthorized(w http.ResponseWriter) {
+	// No WWW-Authenticate challenge: the page asks for the name and password
+	// itself, rather than the browser's dialog popping up over a fetch.
+	h.fail(w, http.StatusUnauthorized, "sign in to write: a user name and password, or the bearer token")
+}
+
+// sameOrigin refuses requests a browser marks as coming from another site.
+func sameOrigin(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "", "same-origin", "none":
+	default:
+		return false
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host == r.Host
+}
