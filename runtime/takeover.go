@@ -24,9 +24,19 @@ import (
 // defaultTakeoverAfter is how long a silent process keeps its jobs.
 const defaultTakeoverAfter = 30 * time.Second
 
-// maxCrashes is how many attempts in a row may end with their process
-// dying before the node is failed instead of tried again.
+// maxCrashes is how many attempts of a job may end with their process
+// dying before its node is failed instead of tried again.
 const maxCrashes = 3
+
+// rescues is how many times job was taken over from a process that died
+// mid-attempt (River counts it in the job's metadata).
+func rescues(job *rivertype.JobRow) int {
+	var meta struct {
+		Rescues int `json:"river:rescue_count"`
+	}
+	_ = json.Unmarshal(job.Metadata, &meta)
+	return meta.Rescues
+}
 
 // liveness is the heartbeat loop of a working engine.
 type liveness struct {

@@ -52,7 +52,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 
 	attempts := st.Attempts
 	if !resuming {
-		started, crashes, err := e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID)
+		started, err := e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID)
 		if err != nil {
 			return err
 		}
@@ -60,9 +60,9 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 			return e.completeOnly(ctx, w.row)
 		}
 		attempts++
-		if crashes >= maxCrashes {
+		if crashes := rescues(w.row); crashes >= maxCrashes {
 			return e.fail(ctx, w, run, a, attempts, fmt.Errorf("asset %s: %w", a.Key,
-				flowstone.Permanentf("crashed its worker %d times in a row", crashes)))
+				flowstone.Permanentf("crashed its worker %d times", crashes)))
 		}
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}

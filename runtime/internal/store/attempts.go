@@ -39,19 +39,13 @@ func (Store) JobState(ctx context.Context, q Querier, n Node) (st JobState, foun
 
 // StartAttempt marks a queued (or running, when its worker died) node
 // running under job, counting the attempt; it reports false when the node
-// is in neither status. crashes counts the attempts in a row, this one
-// included, that found the node still running: their previous attempt
-// never recorded an end (its process died).
-func (Store) StartAttempt(ctx context.Context, q Querier, n Node, job int64) (started bool, crashes int, err error) {
-	err = q.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
-		crashes = CASE WHEN status = ? THEN crashes + 1 ELSE 0 END,
+// is in neither status.
+func (Store) StartAttempt(ctx context.Context, q Querier, n Node, job int64) (bool, error) {
+	c, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
 		started_at = COALESCE(started_at, ?), job_id = ?
-		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?) RETURNING crashes`,
-		AssetRunning, AssetRunning, now(), job, n.Run, n.Asset, n.Partition, AssetQueued, AssetRunning).Scan(&crashes)
-	if errors.Is(err, sql.ErrNoRows) {
-		return false, 0, nil
-	}
-	return err == nil, crashes, err
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
+		AssetRunning, now(), job, n.Run, n.Asset, n.Partition, AssetQueued, AssetRunning)
+	return c == 1, err
 }
 
 // RetryAttempt puts a running node back to queued after a failed attempt,

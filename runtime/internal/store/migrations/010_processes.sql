@@ -1,8 +1,6 @@
 -- The engine processes working jobs, one row per River client, each
 -- refreshed every few seconds: a row left stale names a process that died,
--- whose running jobs another process takes over. A node's crashes count
--- the attempts in a row that started while its previous attempt had never
--- recorded an end.
+-- whose running jobs another process takes over.
 CREATE TABLE IF NOT EXISTS flowstone_processes (
     id           TEXT PRIMARY KEY,
     host         TEXT NOT NULL,
@@ -10,5 +8,3 @@ CREATE TABLE IF NOT EXISTS flowstone_processes (
     started_at   BIGINT NOT NULL,
     heartbeat_at BIGINT NOT NULL
 );
-
-ALTER TABLE flowstone_run_assets ADD COLUMN crashes INTEGER NOT NULL DEFAULT 0;
