@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -16,6 +17,11 @@ type Partition string
 // ErrInvalidPartition is matched (errors.Is) by every error a partition set
 // returns for a key it does not contain.
 var ErrInvalidPartition = errors.New("invalid partition")
+
+// ErrFuturePartition is matched, with ErrInvalidPartition, by the error for
+// a key of a time set past its newest partition: a window that has not
+// ended yet (see EndOffset).
+var ErrFuturePartition = errors.New("its window has not ended yet")
 
 // PartitionSet is the set of partition keys of an asset. Sets are values
 // declared at package level and named by the partitions= option.
@@ -48,6 +54,17 @@ func End(end string) TimeOption {
 		}
 		s.end = t
 	}
+}
+
+// EndOffset lets a time set reach n windows past its newest complete
+// window. Without it (n = 0) a time set ends at the newest complete
+// window: yesterday for a daily set, the previous hour for an hourly one;
+// the window still in progress, and later ones, are refused with
+// ErrFuturePartition. EndOffset(1) admits the window in progress (today's
+// partition of a daily set). End still bounds the set when it comes
+// first.
+func EndOffset(n int) TimeOption {
+	return func(s *timeSet) { s.offset = n }
 }
 
 // InLocation sets the time zone (an IANA name such as "Europe/Berlin") in
@@ -100,6 +117,10 @@ type TimeWindowSet interface {
 	Next(key Partition) (Partition, bool)
 	// Location is the time zone windows start in.
 	Location() *time.Location
+	// Last returns the set's newest key at time now: the newest complete
+	// window (moved by EndOffset), or the set's End; false when the set
+	// has no key yet.
+	Last(now time.Time) (Partition, bool)
 }
 
 type timeSet struct {
@@ -108,7 +129,8 @@ type timeSet struct {
 	loc      *time.Location
 	rawStart string
 	start    time.Time
-	end      time.Time // zero: open-ended
+	end      time.Time // zero: bounded by the clock alone
+	offset   int       // windows past the newest complete one (EndOffset)
 	err      error
 }
 
@@ -226,7 +248,32 @@ func (s *timeSet) Validate(key Partition) error {
 	if !s.end.IsZero() && !t.Before(s.end) {
 		return fmt.Errorf("%w %q: at or after the %s set's end %q", ErrInvalidPartition, key, s.kind, s.format(s.end))
 	}
+	if limit := s.limit(time.Now()); !t.Before(limit) {
+		last := "none yet"
+		if l, ok := s.Last(time.Now()); ok {
+			last = strconv.Quote(string(l))
+		}
+		return fmt.Errorf("%w %q: %w: the %s set's newest partition is %s (flowstone.EndOffset(n) reaches n windows further)",
+			ErrInvalidPartition, key, ErrFuturePartition, s.kind, last)
+	}
 	return nil
+}
+
+// limit is the start of the first window past the set at time now: the
+// window in progress, moved by the end offset.
+func (s *timeSet) limit(now time.Time) time.Time {
+	return s.step(s.earliest(s.floor(now)), s.offset)
+}
+
+func (s *timeSet) Last(now time.Time) (Partition, bool) {
+	end := s.limit(now)
+	if !s.end.IsZero() && s.end.Before(end) {
+		end = s.end
+	}
+	if s.err != nil || !s.start.Before(end) {
+		return "", false
+	}
+	return s.format(s.step(end, -1)), true
 }
 
 func (s *timeSet) Window(key Partition) (time.Time, time.Time, error) {
@@ -253,7 +300,7 @@ func (s *timeSet) Next(key Partition) (Partition, bool) {
 		return "", false
 	}
 	n := s.step(t, 1)
-	if !s.end.IsZero() && !n.Before(s.end) {
+	if !s.end.IsZero() && !n.Before(s.end) || !n.Before(s.limit(time.Now())) {
 		return "", false
 	}
 	return s.format(n), true

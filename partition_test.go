@@ -67,3 +67,51 @@ func TestSetsValidateWithExamples(t *testing.T) {
 		t.Error("a malformed start is not reported")
 	}
 }
+
+func TestTimeSetsEndAtTheNewestCompleteWindow(t *testing.T) {
+	t.Parallel()
+	now := time.Now().UTC()
+	day := func(d int) flowstone.Partition { return flowstone.Partition(now.AddDate(0, 0, d).Format("2006-01-02")) }
+	hour := func(h int) flowstone.Partition {
+		return flowstone.Partition(now.Add(time.Duration(h) * time.Hour).Format("2006-01-02T15"))
+	}
+	days := flowstone.Daily("2024-01-01").(flowstone.TimeWindowSet)
+	ahead := flowstone.Daily("2024-01-01", flowstone.EndOffset(1)).(flowstone.TimeWindowSet)
+	hours := flowstone.Hourly("2024-01-01T00").(flowstone.TimeWindowSet)
+	for _, c := range []struct {
+		name string
+		set  flowstone.TimeWindowSet
+		key  flowstone.Partition
+		ok   bool
+	}{
+		{"yesterday", days, day(-1), true},
+		{"today, still in progress", days, day(0), false},
+		{"far future", days, "2099-01-01", false},
+		{"today with EndOffset(1)", ahead, day(0), true},
+		{"tomorrow with EndOffset(1)", ahead, day(1), false},
+		{"previous hour", hours, hour(-1), true},
+		{"this hour", hours, hour(0), false},
+	} {
+		err := c.set.Validate(c.key)
+		if c.ok && err != nil {
+			t.Errorf("%s: %q refused: %v", c.name, c.key, err)
+		}
+		if !c.ok && (!errors.Is(err, flowstone.ErrFuturePartition) || !errors.Is(err, flowstone.ErrInvalidPartition)) {
+			t.Errorf("%s: %q: %v; want ErrFuturePartition", c.name, c.key, err)
+		}
+	}
+	if last, ok := days.Last(now); !ok || last != day(-1) {
+		t.Errorf("Last = %q, %v; want yesterday %q", last, ok, day(-1))
+	}
+	if last, ok := ahead.Last(now); !ok || last != day(0) {
+		t.Errorf("Last with EndOffset(1) = %q, %v; want today %q", last, ok, day(0))
+	}
+	if _, ok := days.Next(day(-1)); ok {
+		t.Error("Next went past the newest complete window")
+	}
+	err := days.Validate("2099-01-01")
+	want := `invalid partition "2099-01-01": its window has not ended yet: the daily set's newest partition is "` + string(day(-1)) + `" (flowstone.EndOffset(n) reaches n windows further)`
+	if err == nil || err.Error() != want {
+		t.Errorf("error:\n got %v\nwant %s", err, want)
+	}
+}

@@ -9,8 +9,14 @@ type SensorResult struct {
 
 // RunRequest asks for one run. A non-empty RunKey makes the request happen
 // at most once, however often the sensor returns it.
+//
+// The run computes the sensor's targets, as a scheduled run does: a
+// request means "compute this now". Their upstreams are reused when up to
+// date. Reuse lets the targets be reused too when nothing they depend on
+// changed (same code, inputs and config).
 type RunRequest struct {
 	RunKey    string
 	Partition Partition
 	Config    any
+	Reuse     bool
 }

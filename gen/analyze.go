@@ -36,6 +36,11 @@ func analyse(p *pipelineDecl, table *optionTable, errs *errorList) {
 	for _, a := range p.assets {
 		an.signature(a)
 	}
+	if p.config != nil {
+		if problem := roundTripProblem(p.config.Type(), an.qual); problem != "" {
+			errs.at(p.cfgPos, msgConfigRoundTrip, p.config.Name(), problem)
+		}
+	}
 	for _, a := range p.assets {
 		an.selectKind(a)
 	}
@@ -50,11 +55,12 @@ func analyse(p *pipelineDecl, table *optionTable, errs *errorList) {
 		an.references(a)
 	}
 	an.routers()
+	an.scheduleConfigs()
 	an.sensors()
 	an.resources()
 	an.generatedNames()
 	an.order()
-	codeVersions(p.pkg.Fset, p.assets)
+	codeVersions(p)
 }
 
 func (an *analyser) typeString(t types.Type) string { return types.TypeString(t, an.qual) }
@@ -97,8 +103,14 @@ func (an *analyser) signature(a *asset) {
 	case res.Len() == 2 && isErr(res.At(1).Type()):
 		a.result = res.At(0).Type()
 		a.value = a.result
-		if !an.checkType(a.subject(), a.fn.Type.Results.List[0].Type, "result", a.result) {
+		expr := a.fn.Type.Results.List[0].Type
+		if !an.checkType(a.subject(), expr, "result", a.result) {
 			a.broken = true
+		} else if a.opts["io"] == nil {
+			// An IO manager is the codec of its assets' values.
+			if problem := roundTripProblem(a.result, an.qual); problem != "" {
+				an.errs.at(expr.Pos(), msgRoundTrip, a.key, an.typeString(a.result), problem)
+			}
 		}
 	default:
 		at := a.fn.Type.Pos()
@@ -513,6 +525,10 @@ func (an *analyser) ident(a *asset, o *optValue) {
 		an.errs.at(o.pos, msgIdentNotVar, a.key, o.Name, name, name)
 		return
 	}
+	if o.Name == "config" {
+		an.configDefault(a, o, v)
+		return
+	}
 	if path, iface, ok := identInterface(o.Name); ok && !implements(an.local, v.Type(), path, iface) {
 		pkgName := path[strings.LastIndexByte(path, '/')+1:]
 		an.errs.at(o.pos, msgIdentType, a.key, o.Name, name, name, an.typeString(v.Type()), pkgName+"."+iface)
@@ -521,6 +537,53 @@ func (an *analyser) ident(a *asset, o *optValue) {
 	if o.Name == "io" && storesParquet(v.Type()) {
 		an.parquetValue(a, o, name)
 	}
+}
+
+// configDefault checks config=: a value of the pipeline's config type.
+func (an *analyser) configDefault(a *asset, o *optValue, v *types.Var) {
+	switch cfg := an.p.config; {
+	case cfg == nil:
+		an.errs.at(o.pos, msgConfigNoType, a.key, v.Name())
+	case !types.Identical(v.Type(), cfg.Type()) && !types.Identical(v.Type(), types.NewPointer(cfg.Type())):
+		an.errs.at(o.pos, msgConfigDefaultType, a.key, v.Name(), v.Name(), an.typeString(v.Type()), cfg.Name())
+	}
+}
+
+// scheduleConfigs reports a scheduled asset whose run needs a config
+// (the asset or an upstream takes it) but that names no config= default:
+// every tick would fail.
+func (an *analyser) scheduleConfigs() {
+	for _, a := range an.p.assets {
+		sched := a.opts["schedule"]
+		if sched == nil || a.opts["config"] != nil || an.p.config == nil {
+			continue
+		}
+		if user := configUser(a, map[*asset]bool{}); user != nil {
+			who := "it takes"
+			if user != a {
+				who = "its upstream " + user.key + " takes"
+			}
+			an.errs.at(sched.pos, msgScheduleConfig, a.key, who, an.p.config.Name(), an.p.config.Name())
+		}
+	}
+}
+
+// configUser returns a or an asset it depends on that takes the run
+// config, or nil.
+func configUser(a *asset, seen map[*asset]bool) *asset {
+	if seen[a] {
+		return nil
+	}
+	seen[a] = true
+	if a.usesConfig {
+		return a
+	}
+	for _, d := range a.deps {
+		if u := configUser(d.on, seen); u != nil {
+			return u
+		}
+	}
+	return nil
 }
 
 // paramFor returns the parameter through which a depends on up, or nil.
@@ -606,7 +669,7 @@ func (an *analyser) generatedNames() {
 		}
 		return obj
 	}
-	for _, name := range []string{"Pipeline", "Resources"} {
+	for _, name := range []string{"Pipeline", "Resources", sourcesVar} {
 		if obj := clash(name); obj != nil {
 			an.errs.at(obj.Pos(), msgReservedName, name)
 		}

@@ -8,6 +8,7 @@ import (
 	"go/scanner"
 	"go/token"
 	"go/types"
+	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -22,7 +23,10 @@ type loadedPackage struct {
 	Name, PkgPath, Dir string
 	Fset               *token.FileSet
 	Syntax             []*ast.File
-	Types              *types.Package
+	// Sources holds each file's bytes by absolute name, for the code
+	// versions.
+	Sources map[string][]byte
+	Types   *types.Package
 	// Errors are list and parse errors, reported as they are.
 	Errors []error
 	// TypeErrors are left to go build, except where they make an asset
@@ -203,12 +207,18 @@ func guessDeps(dir string, patterns []string) []string {
 
 // parse reads one listed package's files.
 func parse(fset *token.FileSet, r *packages.Package) *loadedPackage {
-	lp := &loadedPackage{Name: r.Name, PkgPath: r.PkgPath, Dir: r.Dir, Fset: fset}
+	lp := &loadedPackage{Name: r.Name, PkgPath: r.PkgPath, Dir: r.Dir, Fset: fset, Sources: map[string][]byte{}}
 	for _, e := range r.Errors {
 		lp.Errors = append(lp.Errors, packageError(e))
 	}
 	for _, name := range r.GoFiles {
-		f, err := parser.ParseFile(fset, name, nil, parser.ParseComments|parser.SkipObjectResolution)
+		src, err := os.ReadFile(name)
+		if err != nil {
+			lp.Errors = append(lp.Errors, err)
+			continue
+		}
+		lp.Sources[name] = src
+		f, err := parser.ParseFile(fset, name, src, parser.ParseComments|parser.SkipObjectResolution)
 		if list, ok := err.(scanner.ErrorList); ok {
 			for _, e := range list {
 				lp.Errors = append(lp.Errors, &Error{Pos: e.Pos, Msg: e.Msg})

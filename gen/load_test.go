@@ -17,7 +17,7 @@ func TestGuessDeps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"context", "github.com/flowstone-go/flowstone", "net/url", "time"}
+	want := []string{"context", "github.com/flowstone-go/flowstone", "math/big", "time"}
 	for _, pats := range [][]string{{"."}, {dir}} {
 		if diff := cmp.Diff(want, guessDeps(dir, pats)); diff != "" {
 			t.Errorf("guessDeps(%q) (-want +got):\n%s", pats, diff)

@@ -73,6 +73,8 @@ type asset struct {
 	resources   []string
 	usesConfig  bool
 	codeVersion string
+	srcFile     string   // base name of the file declaring the function
+	srcHash     string   // internal/codeversion's hash of the function
 	branches    []*asset // a router's routed assets
 }
 

@@ -8,6 +8,10 @@ import (
 
 // snakeCase turns a Go identifier into an asset key: DailyRevenue →
 // daily_revenue, HTTPLogs → http_logs, cleanOrders → clean_orders.
+// Initialisms are words: a run of capitals is one word, except that its
+// last capital starts the next word when lower-case letters follow
+// (HTTPServer → http_server), unless that is a lone plural s
+// (TopStoryIDs → top_story_ids, StoryURLs → story_urls).
 func snakeCase(name string) string {
 	rs := []rune(name)
 	var b strings.Builder
@@ -15,7 +19,7 @@ func snakeCase(name string) string {
 	for i, r := range rs {
 		if unicode.IsUpper(r) && i > 0 {
 			prev := rs[i-1]
-			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1])
+			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1]) && !pluralS(rs, i+1)
 			if prev != '_' && (unicode.IsLower(prev) || unicode.IsDigit(prev) || (unicode.IsUpper(prev) && nextLower)) {
 				b.WriteByte('_')
 			}
@@ -23,6 +27,15 @@ func snakeCase(name string) string {
 		b.WriteRune(unicode.ToLower(r))
 	}
 	return b.String()
+}
+
+// pluralS reports whether rs[i] is an s that ends a run of at least two
+// capitals as its plural: the s of IDs or URLs.
+func pluralS(rs []rune, i int) bool {
+	if rs[i] != 's' || i < 2 || !unicode.IsUpper(rs[i-1]) || !unicode.IsUpper(rs[i-2]) {
+		return false
+	}
+	return i+1 == len(rs) || !unicode.IsLower(rs[i+1])
 }
 
 // camelCase turns an asset key into the exported suffix of its generated

@@ -19,6 +19,15 @@ func TestSnakeCase(t *testing.T) {
 		"orders2":      "orders2",
 		"clean_orders": "clean_orders",
 		"A":            "a",
+		"TopStoryIDs":  "top_story_ids",
+		"topStoryIDs":  "top_story_ids",
+		"StoryURLs":    "story_urls",
+		"storyURLs":    "story_urls",
+		"IDsByURL":     "ids_by_url",
+		"HTTPServer":   "http_server",
+		"IDs":          "ids",
+		"AStory":       "a_story",
+		"URLsOf":       "urls_of",
 	} {
 		if got := snakeCase(in); got != want {
 			t.Errorf("snakeCase(%q) = %q, want %q", in, got, want)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/cronexpr"
 	"github.com/flowstone-go/flowstone/strategy"
 )
 
@@ -182,67 +183,11 @@ func typeWord(t strategy.OptionType) string {
 	return "value"
 }
 
-// checkCron validates a five-field cron expression or a descriptor; it
-// returns "" when s is valid.
+// checkCron validates a schedule expression with the runtime's own
+// parser; it returns "" when s is valid.
 func checkCron(s string) string {
-	if d, ok := strings.CutPrefix(s, "@every "); ok {
-		if dur, err := time.ParseDuration(strings.TrimSpace(d)); err != nil || dur <= 0 {
-			return "@every needs a positive Go duration"
-		}
-		return ""
-	}
-	if strings.HasPrefix(s, "@") {
-		switch s {
-		case "@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly":
-			return ""
-		}
-		return "unknown descriptor " + s + " (want @yearly, @monthly, @weekly, @daily, @hourly or @every D)"
-	}
-	fields := strings.Fields(s)
-	if len(fields) != 5 {
-		return fmt.Sprintf("want 5 cron fields (minute hour day-of-month month day-of-week), got %d", len(fields))
-	}
-	limits := [5]struct {
-		name     string
-		lo, hi   int
-		names    []string
-		nameBase int
-	}{
-		{"minute", 0, 59, nil, 0},
-		{"hour", 0, 23, nil, 0},
-		{"day-of-month", 1, 31, nil, 0},
-		{"month", 1, 12, []string{"jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"}, 1},
-		{"day-of-week", 0, 7, []string{"sun", "mon", "tue", "wed", "thu", "fri", "sat"}, 0},
-	}
-	for i, f := range fields {
-		l := limits[i]
-		num := func(x string) (int, bool) {
-			if j := slices.Index(l.names, strings.ToLower(x)); j >= 0 {
-				return j + l.nameBase, true
-			}
-			n, err := strconv.Atoi(x)
-			return n, err == nil && n >= l.lo && n <= l.hi
-		}
-		for item := range strings.SplitSeq(f, ",") {
-			rng, step, hasStep := strings.Cut(item, "/")
-			if hasStep {
-				if n, err := strconv.Atoi(step); err != nil || n < 1 {
-					return fmt.Sprintf("cron %s field %q: bad step", l.name, f)
-				}
-			}
-			if rng == "*" {
-				continue
-			}
-			a, b, isRange := strings.Cut(rng, "-")
-			x, ok1 := num(a)
-			y, ok2 := x, true
-			if isRange {
-				y, ok2 = num(b)
-			}
-			if !ok1 || !ok2 || y < x {
-				return fmt.Sprintf("cron %s field %q: want values from %d to %d", l.name, f, l.lo, l.hi)
-			}
-		}
+	if _, err := cronexpr.Parse(s); err != nil {
+		return "want a cron expression (minute hour day-of-month month day-of-week 0-6, or @daily, @every 1h): " + err.Error()
 	}
 	return ""
 }

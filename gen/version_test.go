@@ -18,7 +18,7 @@ func versions(t *testing.T, dir string) map[string]string {
 		t.Fatalf("Generate: %v", errs)
 	}
 	out := map[string]string{}
-	re := regexp.MustCompile(`Key:\s+Asset(\w+),[\s\S]*?CodeVersion:\s+"([0-9a-f]+)"`)
+	re := regexp.MustCompile(`Key:\s+Asset(\w+),[\s\S]*?CodeVersion:\s+"([^"]+)"`)
 	for _, m := range re.FindAllStringSubmatch(string(files[0].Content), -1) {
 		out[m[1]] = m[2]
 	}

@@ -30,6 +30,10 @@ type backend interface {
 	inTx(ctx context.Context, fn func(tx txn) error) error
 	insertJobs(ctx context.Context, params []river.InsertManyParams) error
 	cancelJob(ctx context.Context, id int64) error
+	// deleteFinishedJobs deletes at most limit finished jobs (completed,
+	// cancelled, discarded) matching where, a River JobDeleteMany
+	// predicate, and returns how many it deleted.
+	deleteFinishedJobs(ctx context.Context, where string, args river.NamedArgs, limit int) (int, error)
 	start(ctx context.Context) error
 	stop(ctx context.Context) error
 	close()
@@ -41,6 +45,7 @@ type backend interface {
 	// horizon available again (discarded when out of attempts) and returns
 	// the discarded ones.
 	takeOver(ctx context.Context, dead []string, horizon time.Time, reason string) (discarded []*rivertype.JobRow, n int, err error)
+	riverClient() any
 }
 
 // txn is a transaction on FlowStone's tables and River's jobs at once.
@@ -63,9 +68,10 @@ type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	started  bool
 }
 
-func (b *riverBackend[D, T]) pool() querier   { return b.db }
-func (b *riverBackend[D, T]) dialect() string { return b.name }
-func (b *riverBackend[D, T]) close()          { b.closeDB() }
+func (b *riverBackend[D, T]) pool() querier    { return b.db }
+func (b *riverBackend[D, T]) dialect() string  { return b.name }
+func (b *riverBackend[D, T]) riverClient() any { return b.client }
+func (b *riverBackend[D, T]) close()           { b.closeDB() }
 
 func (b *riverBackend[D, T]) start(ctx context.Context) error {
 	b.started = true
@@ -90,6 +96,16 @@ func (b *riverBackend[D, T]) insertJobs(ctx context.Context, params []river.Inse
 func (b *riverBackend[D, T]) cancelJob(ctx context.Context, id int64) error {
 	_, err := b.client.JobCancel(ctx, id)
 	return err
+}
+
+func (b *riverBackend[D, T]) deleteFinishedJobs(ctx context.Context, where string, args river.NamedArgs, limit int) (int, error) {
+	res, err := b.client.JobDeleteMany(ctx, river.NewJobDeleteManyParams().
+		States(rivertype.JobStateCompleted, rivertype.JobStateCancelled, rivertype.JobStateDiscarded).
+		Where(where, args).First(limit))
+	if err != nil {
+		return 0, err
+	}
+	return len(res.Jobs), nil
 }
 
 // inTx runs fn in a transaction, running it again from the start when it

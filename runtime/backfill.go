@@ -75,7 +75,10 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 	if err != nil {
 		return "", err
 	}
-	keys, err := backfillKeys(p, assets, req)
+	keys, clipped, err := backfillKeys(p, assets, req)
+	if clipped != "" {
+		e.log.WarnContext(ctx, "backfill range clipped: the later partitions have not ended yet", "pipeline", p.name, "to", req.To, "ends_at", clipped)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrBadBackfill, err)
 	}
@@ -133,17 +136,19 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 	return id, nil
 }
 
-// backfillKeys lists the request's partitions.
-func backfillKeys(p *Pipeline, assets []*AssetDef, req BackfillRequest) ([]flowstone.Partition, error) {
+// backfillKeys lists the request's partitions. A range of a time set whose
+// end has not happened yet is clipped at the set's newest partition, which
+// clipped returns.
+func backfillKeys(p *Pipeline, assets []*AssetDef, req BackfillRequest) (keys []flowstone.Partition, clipped flowstone.Partition, err error) {
 	if len(req.Partitions) > 0 {
 		seen := map[flowstone.Partition]bool{}
 		for _, k := range req.Partitions {
 			if seen[k] {
-				return nil, fmt.Errorf("partition %q listed twice", k)
+				return nil, "", fmt.Errorf("partition %q listed twice", k)
 			}
 			seen[k] = true
 		}
-		return req.Partitions, nil
+		return req.Partitions, "", nil
 	}
 	// The keys are the targets' (an upstream may be finer: hourly under
 	// a daily target).
@@ -161,31 +166,35 @@ func backfillKeys(p *Pipeline, assets []*AssetDef, req BackfillRequest) ([]flows
 		}
 	}
 	if set == nil {
-		return nil, errors.New("the targets are unpartitioned")
+		return nil, "", errors.New("the targets are unpartitioned")
 	}
 	if req.From == "" || req.To == "" {
-		return nil, fmt.Errorf("give Partitions, or From and To (e.g. %q)", set.Example())
+		return nil, "", fmt.Errorf("give Partitions, or From and To (e.g. %q)", set.Example())
+	}
+	if ts, ok := set.(flowstone.TimeWindowSet); ok && errors.Is(set.Validate(req.To), flowstone.ErrFuturePartition) {
+		if last, ok := ts.Last(time.Now()); ok && set.Validate(req.From) == nil {
+			req.To, clipped = last, last
+		}
 	}
 	for _, k := range []flowstone.Partition{req.From, req.To} {
 		if err := set.Validate(k); err != nil {
-			return nil, fmt.Errorf("%w", err)
+			return nil, "", fmt.Errorf("%w", err)
 		}
 	}
-	var keys []flowstone.Partition
 	switch s := set.(type) {
 	case flowstone.TimeWindowSet:
 		from, _, _ := s.Window(req.From)
 		to, _, _ := s.Window(req.To)
 		if to.Before(from) {
-			return nil, fmt.Errorf("%q is before %q", req.To, req.From)
+			return nil, "", fmt.Errorf("%q is before %q", req.To, req.From)
 		}
 		for k, ok := req.From, true; ok; k, ok = s.Next(k) {
 			keys = append(keys, k)
 			if k == req.To {
-				return keys, nil
+				return keys, clipped, nil
 			}
 		}
-		return nil, fmt.Errorf("%q is past the set's end", req.To)
+		return nil, "", fmt.Errorf("%q is past the set's end", req.To)
 	case interface{ Keys() []flowstone.Partition }:
 		in := false
 		for _, k := range s.Keys() {
@@ -194,12 +203,12 @@ func backfillKeys(p *Pipeline, assets []*AssetDef, req BackfillRequest) ([]flows
 				keys = append(keys, k)
 			}
 			if in && k == req.To {
-				return keys, nil
+				return keys, clipped, nil
 			}
 		}
-		return nil, fmt.Errorf("%q does not come after %q in the set", req.To, req.From)
+		return nil, "", fmt.Errorf("%q does not come after %q in the set", req.To, req.From)
 	}
-	return nil, fmt.Errorf("a %s set has no ranges; list the partitions", set.Kind())
+	return nil, "", fmt.Errorf("a %s set has no ranges; list the partitions", set.Kind())
 }
 
 // advanceBackfill brings a backfill's partitions up to date with their

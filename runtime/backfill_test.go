@@ -199,3 +199,35 @@ func TestBackfillRecoversPartitionsLeftLaunching(t *testing.T) {
 		}
 	})
 }
+
+func TestFuturePartitionsAreRefusedAndRangesClipped(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		var calls atomic.Int64
+		p := backfillPipeline(0, &calls)
+		e := openEngine(t, db.config(t), Bind(p, nil))
+		day := func(d int) flowstone.Partition {
+			return flowstone.Partition(time.Now().UTC().AddDate(0, 0, d).Format("2006-01-02"))
+		}
+		for _, k := range []flowstone.Partition{day(0), "2099-01-01"} {
+			_, err := e.Materialize(ctx, p, Request{Targets: []string{"total"}, Partition: k})
+			if !errors.Is(err, flowstone.ErrFuturePartition) {
+				t.Errorf("Materialize %s: %v; want ErrFuturePartition", k, err)
+			}
+		}
+		// A range reaching into the future is clipped at yesterday.
+		id, err := e.Backfill(ctx, p, BackfillRequest{Targets: []string{"total"}, From: day(-2), To: day(30)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := waitBackfill(t, e, id)
+		if b.Status != "succeeded" || b.Total != 2 || b.Order[1] != day(-1) {
+			t.Fatalf("backfill: %+v; want %s and %s only", b, day(-2), day(-1))
+		}
+		// A range wholly in the future has nothing to clip to.
+		if _, err := e.Backfill(ctx, p, BackfillRequest{Targets: []string{"total"}, From: day(1), To: day(3)}); !errors.Is(err, flowstone.ErrFuturePartition) {
+			t.Errorf("future backfill: %v; want ErrFuturePartition", err)
+		}
+	})
+}

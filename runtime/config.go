@@ -62,6 +62,23 @@ type Config struct {
 	// RetryDelay is the wait before retry number attempt (1 for the first
 	// retry). Nil means 1s doubling per attempt, at most 5 minutes.
 	RetryDelay func(attempt int) time.Duration
+	// Retention, when Every is set, prunes history on that schedule (see
+	// Engine.Prune). River's leader schedules it, so one process prunes
+	// at a time; give every worker process the same setting.
+	Retention Retention
+}
+
+// Retention is a pruning schedule: every Every, Engine.Prune with
+// OlderThan and KeepLatest.
+type Retention struct {
+	// Every is how often to prune; zero never does.
+	Every time.Duration
+	// OlderThan is the age past which history is pruned (required with
+	// Every).
+	OlderThan time.Duration
+	// KeepLatest is PruneRequest.KeepLatest: successful materializations
+	// kept with their values per asset and partition (at least 1).
+	KeepLatest int
 }
 
 type dbURL struct {

@@ -41,10 +41,12 @@ type Engine struct {
 	// cancellers are the bound kinds that keep work of a run in tables of
 	// their own, one per kind.
 	cancellers []strategy.RunCanceller
-	bindings   map[string]Binding
-	events     *broker
-	closed     atomic.Bool
-	stopOnce   sync.Once
+	// deleters delete the rows their kinds keep of runs Prune deletes.
+	deleters []strategy.RunDeleter
+	bindings map[string]Binding
+	events   *broker
+	closed   atomic.Bool
+	stopOnce sync.Once
 	// live beats for this process while it works jobs.
 	live *liveness
 }
@@ -76,6 +78,9 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 		return e, e.openReadOnly(ctx, db)
 	}
 	if err := e.checkSecret(); err != nil {
+		return nil, err
+	}
+	if err := e.checkRetention(); err != nil {
 		return nil, err
 	}
 
@@ -110,7 +115,8 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 }
 
 // storeLines returns FlowStone's migrations and those of the kinds the
-// bound pipelines use, and records the kinds that cancel runs' work.
+// bound pipelines use, and records the kinds that cancel runs' work and
+// delete their rows.
 func (e *Engine) storeLines() []store.Line {
 	lines := []store.Line{store.Core()}
 	seen := map[string]bool{}
@@ -129,6 +135,9 @@ func (e *Engine) storeLines() []store.Line {
 			}
 			if c, ok := a.Strategy.(strategy.RunCanceller); ok {
 				e.cancellers = append(e.cancellers, c)
+			}
+			if d, ok := a.Strategy.(strategy.RunDeleter); ok {
+				e.deleters = append(e.deleters, d)
 			}
 		}
 	}
@@ -155,6 +164,9 @@ func (e *Engine) addBindings(bindings []Binding) error {
 			if missing := nilFields(b.resources); len(missing) > 0 {
 				errs = append(errs, fmt.Errorf("bind %s: %w: %s left nil", p.Name(), ErrMissingResource, strings.Join(missing, ", ")))
 			}
+		}
+		if err := p.checkSources(); err != nil {
+			errs = append(errs, err)
 		}
 		for _, a := range p.assets {
 			if a.Partitions != nil {
@@ -243,6 +255,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 			queues[q] = river.QueueConfig{MaxWorkers: conc}
 		}
 	}
+	if e.cfg.Retention.Every > 0 {
+		river.AddWorker(workers, &pruneWorker{e: e})
+	}
 	rcfg.Workers = workers
 	rcfg.Queues = queues
 	return rcfg
@@ -256,6 +271,9 @@ func (e *Engine) addPeriodicJobs(rcfg *river.Config) error {
 	}
 	jobs, err := e.periodicJobs()
 	rcfg.PeriodicJobs = append(jobs, e.sensorJobs()...)
+	if e.cfg.Retention.Every > 0 {
+		rcfg.PeriodicJobs = append(rcfg.PeriodicJobs, e.retentionJob())
+	}
 	return err
 }
 

@@ -23,6 +23,10 @@ var (
 	// ErrUnfinished: an Outcome dependency had not finished when a join's
 	// wait= deadline started it.
 	ErrUnfinished = errors.New("upstream not finished")
+	// ErrStale: asset code was edited after flowstone_gen.go was
+	// generated; Open refuses the pipeline rather than reuse results of
+	// the old code.
+	ErrStale = errors.New("flowstone_gen.go is stale: run go generate")
 	// ErrInvalidSchema: Config.Schema is not a usable PostgreSQL schema
 	// name, or is set for SQLite.
 	ErrInvalidSchema = errors.New("invalid schema")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -64,4 +65,16 @@ func (f FileIO) Load(_ context.Context, ref ValueRef, into any) error {
 		return err
 	}
 	return decodeJSON(data, into)
+}
+
+var _ ValueDeleter = FileIO{}
+
+// Delete removes the value's file (Engine.Prune); a file already gone is
+// not an error.
+func (f FileIO) Delete(_ context.Context, ref ValueRef) error {
+	err := os.Remove(f.path(ref))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	return err
 }

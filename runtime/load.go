@@ -32,7 +32,7 @@ func (e *Engine) loadMaterialization(ctx context.Context, p *Pipeline, asset, id
 	if !value.Valid {
 		return fmt.Errorf("%w: asset %s partition %q materialization %s has no value", ErrNotMaterialized, asset, part, id)
 	}
-	if err := decodeJSON([]byte(value.String), into); err != nil {
+	if err := decodeValue([]byte(value.String), into); err != nil {
 		return fmt.Errorf("%w: asset %s partition %q materialization %s into %T: %v", ErrDecode, asset, part, id, into, err)
 	}
 	return nil

@@ -319,7 +319,7 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 			cfgHash = run.configHash
 		}
 		mat, found, err := e.st.Reusable(ctx, tx, store.ReuseKey{Pipeline: run.p.name, Asset: a.Key, Partition: string(part),
-			CodeVersion: a.CodeVersion, ConfigHash: cfgHash, InputHash: inputHash(ups)})
+			CodeVersion: a.CodeVersion, ConfigHash: cfgHash, InputHash: inputHash(ups), Lock: e.dialect == "postgres"})
 		if err != nil {
 			return false, fmt.Errorf("reuse check %s: %w", a.Key, err)
 		}

@@ -3,11 +3,14 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/codeversion"
 	"github.com/flowstone-go/flowstone/strategy"
 )
 
@@ -83,8 +86,15 @@ type AssetDef struct {
 	Group    string
 	Tags     []string
 	Schedule string
-	// CodeVersion hashes the function's source and directive.
+	// ScheduleConfig is the run config of scheduled runs (config=): a
+	// value of the pipeline's config type, nil when the asset and its
+	// upstreams take none.
+	ScheduleConfig any
+	// CodeVersion hashes the function's source and directive, or is the
+	// version code_version= pins.
 	CodeVersion string
+	// Source locates the function in PipelineDef.Sources; Open checks it.
+	Source SourceRef
 	// HasValue is false for an asset whose function returns only error.
 	HasValue   bool
 	UsesConfig bool
@@ -107,6 +117,16 @@ type PipelineDef struct {
 	Assets []AssetDef
 	// Sensors of the pipeline (//flowstone:sensor).
 	Sensors []SensorDef
+	// Sources holds the annotated files (embedded by the generated file):
+	// Open computes each asset's source hash from them again and refuses
+	// the pipeline when one differs from its Source.Hash.
+	Sources fs.FS
+}
+
+// SourceRef names where an asset's function is declared and the hash of
+// its source (internal/codeversion) when flowstone_gen.go was generated.
+type SourceRef struct {
+	File, Func, Hash string
 }
 
 // SensorFunc is a generated wrapper that calls a //flowstone:sensor
@@ -137,6 +157,7 @@ type Pipeline struct {
 	byKey      map[string]*AssetDef
 	downstream map[string][]string
 	sensors    []*SensorDef
+	sources    fs.FS
 }
 
 // NewPipeline validates def and returns the pipeline. Generated code calls
@@ -158,6 +179,7 @@ func buildPipeline(def PipelineDef) (*Pipeline, error) {
 		name:       def.Name,
 		config:     def.Config,
 		resources:  def.Resources,
+		sources:    def.Sources,
 		byKey:      make(map[string]*AssetDef, len(def.Assets)),
 		downstream: map[string][]string{},
 	}
@@ -219,6 +241,38 @@ func buildPipeline(def PipelineDef) (*Pipeline, error) {
 		p.sensors = append(p.sensors, &s)
 	}
 	return p, nil
+}
+
+// checkSources recomputes the source hash of every asset from the
+// embedded files and returns ErrStale naming the assets whose code changed
+// since the generated file was written: running it would record results
+// under the old code version.
+func (p *Pipeline) checkSources() error {
+	if p.sources == nil {
+		return nil
+	}
+	byFile := map[string]map[string]string{}
+	var stale []string
+	for _, a := range p.assets {
+		if a.Source.File == "" {
+			continue
+		}
+		versions, ok := byFile[a.Source.File]
+		if !ok {
+			src, err := fs.ReadFile(p.sources, a.Source.File)
+			if err == nil {
+				versions = codeversion.Funcs(src)
+			}
+			byFile[a.Source.File] = versions
+		}
+		if versions[a.Source.Func] != a.Source.Hash {
+			stale = append(stale, a.Key)
+		}
+	}
+	if len(stale) > 0 {
+		return fmt.Errorf("pipeline %s: %w (the code of %s changed since it was generated)", p.name, ErrStale, strings.Join(stale, ", "))
+	}
+	return nil
 }
 
 // Sensors returns the pipeline's sensors.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -295,23 +297,77 @@ func (e *Engine) MaterializationByID(ctx context.Context, id string) (Materializ
 	return ms[0], nil
 }
 
-// withLineage converts stored materializations, reading what each read.
+// withLineage converts stored materializations, reading what each read
+// (one query per 500 of them).
 func (e *Engine) withLineage(ctx context.Context, rows []store.Materialization) ([]Materialization, error) {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	read, err := e.st.LineageOf(ctx, e.be.pool(), ids)
+	if err != nil {
+		return nil, err
+	}
 	out := make([]Materialization, len(rows))
 	for i, r := range rows {
-		m := Materialization{ID: r.ID, Pipeline: r.Pipeline, Asset: r.Asset, Partition: flowstone.Partition(r.Partition), RunID: r.Run,
-			Status: string(r.Status), CodeVersion: r.CodeVersion, Attempts: r.Attempts, Error: r.Error,
-			StartedAt: time.UnixMicro(r.StartedAt), FinishedAt: time.UnixMicro(r.FinishedAt)}
-		_ = json.Unmarshal([]byte(r.Metadata), &m.Metadata)
-		read, err := e.st.LineageOf(ctx, e.be.pool(), r.ID)
-		if err != nil {
-			return nil, err
+		out[i] = materialization(r)
+		for _, l := range read[r.ID] {
+			out[i].Upstream = append(out[i].Upstream, LineageEdge{Asset: l.Asset, Partition: flowstone.Partition(l.Partition), Materialization: l.Materialization})
 		}
-		for _, l := range read {
-			m.Upstream = append(m.Upstream, LineageEdge{Asset: l.Asset, Partition: flowstone.Partition(l.Partition), Materialization: l.Materialization})
-		}
-		out[i] = m
 	}
+	return out, nil
+}
+
+// materialization converts a stored materialization, without its lineage.
+func materialization(r store.Materialization) Materialization {
+	m := Materialization{ID: r.ID, Pipeline: r.Pipeline, Asset: r.Asset, Partition: flowstone.Partition(r.Partition), RunID: r.Run,
+		Status: string(r.Status), CodeVersion: r.CodeVersion, Attempts: r.Attempts, Error: r.Error,
+		StartedAt: time.UnixMicro(r.StartedAt), FinishedAt: time.UnixMicro(r.FinishedAt)}
+	_ = json.Unmarshal([]byte(r.Metadata), &m.Metadata)
+	return m
+}
+
+// PartitionStatus is what is known of one partition of an asset.
+type PartitionStatus struct {
+	Partition flowstone.Partition
+	// Latest is the partition's newest materialization of any status,
+	// without its lineage; its ID is empty when the partition has none.
+	Latest Materialization
+	// RunningIn is a run working on the partition now (pending, queued,
+	// running or waiting in it), empty when none.
+	RunningIn string
+}
+
+// PartitionStatuses returns one entry per partition of asset that has a
+// materialization or is being worked on, ordered by partition key. The
+// database picks each partition's newest materialization with one index
+// probe per partition, so the cost follows the number of partitions, not
+// the length of their history.
+func (e *Engine) PartitionStatuses(ctx context.Context, pipeline, asset string) ([]PartitionStatus, error) {
+	rows, err := e.st.NewestByPartition(ctx, e.be.pool(), pipeline, asset)
+	if err != nil {
+		return nil, err
+	}
+	working, err := e.st.Working(ctx, e.be.pool(), pipeline, asset)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PartitionStatus, 0, len(rows)+len(working))
+	index := make(map[flowstone.Partition]int, len(rows))
+	for _, r := range rows {
+		index[flowstone.Partition(r.Partition)] = len(out)
+		out = append(out, PartitionStatus{Partition: flowstone.Partition(r.Partition), Latest: materialization(r)})
+	}
+	for _, w := range working {
+		k := flowstone.Partition(w.Partition)
+		i, ok := index[k]
+		if !ok {
+			i, index[k] = len(out), len(out)
+			out = append(out, PartitionStatus{Partition: k})
+		}
+		out[i].RunningIn = w.Run
+	}
+	slices.SortFunc(out, func(a, b PartitionStatus) int { return strings.Compare(string(a.Partition), string(b.Partition)) })
 	return out, nil
 }
 

@@ -126,6 +126,17 @@ func TestScatterKeepsOrderAndToleratesFailuresBelowThreshold(t *testing.T) {
 		if err != nil || prog.Total != 100 || prog.Done != 100 || prog.Failed != 10 || prog.Status != "completed" {
 			t.Fatalf("progress = %+v, %v", prog, err)
 		}
+		// Pruning the run deletes its items too; the values stay.
+		if _, err := e.Prune(ctx, PruneRequest{Before: time.Now()}); err != nil {
+			t.Fatal(err)
+		}
+		var items int
+		if err := e.be.pool().QueryRow(ctx, `SELECT count(*) FROM flowstone_scatter_items`).Scan(&items); err != nil || items != 0 {
+			t.Fatalf("after prune: %d scatter items, %v", items, err)
+		}
+		if ids, err := Load[[]int](ctx, e, "scatter", "report", ""); err != nil || len(ids) != 90 {
+			t.Fatalf("report after prune: %d ids, %v", len(ids), err)
+		}
 	})
 }
 

@@ -7,13 +7,10 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/cronexpr"
 	"github.com/riverqueue/river"
 	"github.com/robfig/cron/v3"
 )
-
-// cronParser reads schedule= expressions: five fields, or descriptors such
-// as @daily and @every 90s.
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
 // cronSchedule is a cron schedule evaluated in a time zone, as River's
 // periodic job scheduler wants it.
@@ -45,7 +42,7 @@ func (e *Engine) periodicJobs() ([]*river.PeriodicJob, error) {
 			if a.Schedule == "" {
 				continue
 			}
-			s, err := cronParser.Parse(a.Schedule)
+			s, err := cronexpr.Parse(a.Schedule)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("pipeline %s asset %s: schedule %q: %w", p.name, a.Key, a.Schedule, err))
 				continue
@@ -63,13 +60,16 @@ func (e *Engine) periodicJobs() ([]*river.PeriodicJob, error) {
 
 // tick materializes a scheduled asset: the newest complete partition of a
 // time-partitioned asset (once per partition), or the asset itself (once
-// per tick).
+// per tick). The asset is computed, not reused; a scheduled run with
+// config= runs with that config.
 func (e *Engine) tick(ctx context.Context, args tickArgs, p *Pipeline, a *AssetDef) error {
 	at, err := time.Parse(time.RFC3339, args.Tick)
 	if err != nil {
 		return river.JobCancel(fmt.Errorf("schedule tick %q: %w", args.Tick, err))
 	}
-	req := Request{Targets: []string{a.Key}, RunKey: "schedule:" + a.Key + ":" + at.Format(time.RFC3339)}
+	// A tick means "compute this now": the asset is forced, its upstreams
+	// reused when up to date.
+	req := Request{Targets: []string{a.Key}, Config: a.ScheduleConfig, Force: true, RunKey: "schedule:" + a.Key + ":" + at.Format(time.RFC3339)}
 	if a.Partitions != nil {
 		ts, ok := a.Partitions.(flowstone.TimeWindowSet)
 		if !ok {

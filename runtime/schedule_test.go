@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,4 +95,62 @@ func TestBadScheduleRefusesToOpen(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `asset a: schedule "every day at noon"`) {
 		t.Fatalf("err = %v", err)
 	}
+}
+
+// schedCfg is the run config of TestScheduledAssetRecomputesEachTick.
+type schedCfg struct{ Base int }
+
+func TestScheduledAssetRecomputesEachTick(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		var calls atomic.Int64
+		base := def("base", func(ctx context.Context, in *Inputs) (any, error) { return 1, nil })
+		now := def("now", func(ctx context.Context, in *Inputs) (any, error) {
+			cfg, err := ConfigValue[schedCfg](in)
+			if err != nil {
+				return nil, err
+			}
+			return cfg.Base + int(calls.Add(1)), nil
+		}, on("base"))
+		now.Schedule, now.UsesConfig, now.ScheduleConfig = "@every 1s", true, schedCfg{Base: 100}
+		p := NewPipeline(PipelineDef{Name: "ticks", Config: ConfigOf[schedCfg](), Assets: []AssetDef{base, now}})
+		e := openEngine(t, db.config(t), Bind(p, nil))
+
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			runs, err := e.Runs(ctx, "ticks", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			done, baseReused := 0, 0
+			for _, r := range runs {
+				res, err := e.Run(ctx, r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res.Assets["base"].Status == StatusReused {
+					baseReused++
+				}
+				switch st := res.Assets["now"].Status; st {
+				case StatusSucceeded:
+					done++
+				case StatusReused:
+					t.Fatalf("run %s reused the scheduled asset; a tick must compute it", r.ID)
+				}
+			}
+			// The upstream is computed by the first tick and reused after.
+			if done >= 3 && baseReused >= 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("after 60s: %d scheduled runs computed the asset, %d reused its upstream", done, baseReused)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		v, err := Load[int](ctx, e, "ticks", "now", "")
+		if err != nil || v <= 102 {
+			t.Fatalf("now = %d, %v; want the default config's 100 plus three or more calls", v, err)
+		}
+	})
 }

@@ -92,7 +92,8 @@ func (e *Engine) evaluateSensor(ctx context.Context, p *Pipeline, b Binding, nam
 	started := 0
 	var errs []string
 	for i, r := range res.Requests {
-		req := Request{Targets: s.Targets, Partition: r.Partition, Config: r.Config}
+		// A request computes its targets unless it opts into reuse.
+		req := Request{Targets: s.Targets, Partition: r.Partition, Config: r.Config, Force: !r.Reuse}
 		if r.RunKey != "" {
 			req.RunKey = "sensor:" + name + ":" + r.RunKey
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -95,6 +96,65 @@ func TestSensorsRequestRunsOnceAndKeepTheirCursor(t *testing.T) {
 		}
 		if runs, _ := e2.Runs(ctx, "sensors", 100); len(runs) != 9 || state(e2)["new_files"].Cursor != "9" {
 			t.Fatalf("after restart: %d runs, cursor %q", len(runs), state(e2)["new_files"].Cursor)
+		}
+	})
+}
+
+func TestSensorRequestsComputeTheirTargetsUnlessTheyOptIntoReuse(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		var ready atomic.Bool
+		front := def("front_page", func(ctx context.Context, in *Inputs) (any, error) { return time.Now().UnixNano(), nil })
+		p := NewPipeline(PipelineDef{Name: "refresh", Assets: []AssetDef{front}, Sensors: []SensorDef{
+			{Name: "poll", Every: 100 * time.Millisecond, Targets: []string{"front_page"},
+				Run: func(ctx context.Context, cursor string, in *Inputs) (flowstone.SensorResult, error) {
+					if !ready.Load() {
+						return flowstone.SensorResult{}, nil
+					}
+					return flowstone.SensorResult{Requests: []flowstone.RunRequest{
+						{RunKey: "reuse", Reuse: true},
+						{RunKey: "fresh"},
+					}}, nil
+				}},
+		}})
+		e := openEngine(t, db.config(t), Bind(p, nil))
+		run, err := e.Materialize(ctx, p, Request{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitRun(t, e, run.ID)
+		ready.Store(true)
+		statuses := map[string]AssetStatus{} // by run ID
+		deadline := time.Now().Add(40 * time.Second)
+		for len(statuses) < 2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("sensor runs after 40s: %v", statuses)
+			}
+			time.Sleep(100 * time.Millisecond)
+			runs, err := e.Runs(ctx, "refresh", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, r := range runs {
+				if r.ID == run.ID {
+					continue
+				}
+				res, err := e.Run(ctx, r.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if st := res.Assets["front_page"].Status; st.Terminal() {
+					statuses[r.ID] = st
+				}
+			}
+		}
+		count := map[AssetStatus]int{}
+		for _, st := range statuses {
+			count[st]++
+		}
+		if count[StatusReused] != 1 || count[StatusSucceeded] != 1 {
+			t.Errorf("sensor runs: %v; want the Reuse request reused and the other computed", statuses)
 		}
 	})
 }

@@ -242,7 +242,7 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 			Status: matStatus, CodeVersion: a.CodeVersion, ConfigHash: cfgHash, InputHash: inputHash(ups),
 			External: external, Metadata: string(meta), Attempts: t.attempts, Error: final.Reason}
 		if final.Status == strategy.Succeeded && a.HasValue && !external {
-			data, err := json.Marshal(final.Value)
+			data, err := encodeValue(final.Value)
 			if err != nil {
 				encodeErr = flowstone.Permanentf("asset %s: value of type %T does not encode as JSON: %v", a.Key, final.Value, err)
 				return encodeErr

@@ -275,3 +275,22 @@ func CancelRun(ctx context.Context, db DB, run string) error {
 		WHERE run_id = ? AND status = ?`, Cancelled, time.Now().UnixMicro(), run, Running)
 	return err
 }
+
+// DeleteRuns deletes the barriers and items of runs (Engine.Prune, for
+// finished runs).
+func DeleteRuns(ctx context.Context, db DB, runs []string) error {
+	if len(runs) == 0 {
+		return nil
+	}
+	in := strings.TrimSuffix(strings.Repeat("?, ", len(runs)), ", ")
+	args := make([]any, len(runs))
+	for i, r := range runs {
+		args[i] = r
+	}
+	for _, table := range []string{"flowstone_scatter_items", "flowstone_scatter_barriers"} {
+		if _, err := db.Exec(ctx, `DELETE FROM `+table+` WHERE run_id IN (`+in+`)`, args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}

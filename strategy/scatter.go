@@ -59,6 +59,11 @@ func (Scatter) CancelRun(ctx context.Context, q Querier, run string) error {
 	return scatter.CancelRun(ctx, q, run)
 }
 
+// DeleteRuns implements RunDeleter: the runs' barriers and items go.
+func (Scatter) DeleteRuns(ctx context.Context, q Querier, runs []string) error {
+	return scatter.DeleteRuns(ctx, q, runs)
+}
+
 func scatterRef(t Task) scatter.Ref {
 	return scatter.Ref{Run: t.RunID(), Asset: t.Asset().Key(), Partition: string(t.Partition())}
 }

@@ -83,6 +83,8 @@ func CommonOptions() []Option {
 		{Name: "group", Type: String, Doc: "display group"},
 		{Name: "tags", Type: Names, Doc: "labels for selection"},
 		{Name: "schedule", Type: Cron, Doc: "materialize on a cron schedule"},
+		{Name: "config", Type: Ident, Requires: "schedule", Doc: "a package-level value of the config type: the config of scheduled runs"},
+		{Name: "code_version", Type: String, Doc: "pins the code version by hand instead of hashing the source"},
 	}
 }
 

@@ -195,6 +195,13 @@ type RunCanceller interface {
 	CancelRun(ctx context.Context, q Querier, run string) error
 }
 
+// RunDeleter is implemented by kinds whose tables hold rows of a run:
+// Engine.Prune calls it with finished runs it deletes, in the transaction
+// that deletes them.
+type RunDeleter interface {
+	DeleteRuns(ctx context.Context, q Querier, runs []string) error
+}
+
 // SecretUser is implemented by strategies that sign or verify links with
 // the engine's secret; an engine refuses to start without one when a bound
 // asset's strategy reports true.

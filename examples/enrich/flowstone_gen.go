@@ -4,6 +4,7 @@ package enrich
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -28,6 +29,12 @@ type Resources struct {
 	Crm *CRM
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed enrich.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the enrich pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -40,6 +47,7 @@ func Pipeline() *runtime.Pipeline {
 			defSegments(),
 			defQuality(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -75,7 +83,8 @@ func defRecords() runtime.AssetDef {
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
 		Group:       "ingest",
-		CodeVersion: "cae1c65c96f9d6b2",
+		CodeVersion: "94a51d0d85fe1608",
+		Source:      runtime.SourceRef{File: "enrich.go", Func: "Records", Hash: "94a51d0d85fe1608"},
 		HasValue:    true,
 		ValueType:   "[]Record",
 		Run:         runRecords,
@@ -104,7 +113,8 @@ func defEnrich() runtime.AssetDef {
 		},
 		Retries:     2,
 		Group:       "enrich",
-		CodeVersion: "9cd6196c4fb36de1",
+		CodeVersion: "dba27efcfb1a3fd6",
+		Source:      runtime.SourceRef{File: "enrich.go", Func: "Enrich", Hash: "dba27efcfb1a3fd6"},
 		HasValue:    true,
 		Resources:   []string{"crm"},
 		ValueType:   "[]Enriched",
@@ -134,7 +144,8 @@ func defSegments() runtime.AssetDef {
 			{Asset: AssetEnriched, Kind: runtime.DepValue},
 		},
 		Group:       "enrich",
-		CodeVersion: "e94c9c7e02309c79",
+		CodeVersion: "1835dc4ac2e199ba",
+		Source:      runtime.SourceRef{File: "enrich.go", Func: "Segments", Hash: "1835dc4ac2e199ba"},
 		HasValue:    true,
 		ValueType:   "[]Segment",
 		Run:         runSegments,
@@ -162,7 +173,8 @@ func defQuality() runtime.AssetDef {
 			{Asset: AssetEnriched, Kind: runtime.DepValue},
 		},
 		Group:       "enrich",
-		CodeVersion: "cc9fcbd7cb243de2",
+		CodeVersion: "fb66905ca73a8ff9",
+		Source:      runtime.SourceRef{File: "enrich.go", Func: "Quality", Hash: "fb66905ca73a8ff9"},
 		HasValue:    true,
 		ValueType:   "QualityReport",
 		Run:         runQuality,

@@ -4,6 +4,7 @@ package ingest
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -33,6 +34,12 @@ type Resources struct {
 	Drop *DropDir
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed ingest.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the ingest pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -54,6 +61,7 @@ func Pipeline() *runtime.Pipeline {
 				Run:         runSensorArrivedDays,
 			},
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -83,7 +91,8 @@ func defEvents() runtime.AssetDef {
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
 		Partitions:  Hours,
-		CodeVersion: "46cd010aa28f3ee8",
+		CodeVersion: "a5f87bdcde71ff02",
+		Source:      runtime.SourceRef{File: "ingest.go", Func: "Events", Hash: "a5f87bdcde71ff02"},
 		HasValue:    true,
 		ValueType:   "EventBatch",
 		Run:         runEvents,
@@ -107,7 +116,8 @@ func defDailyCounts() runtime.AssetDef {
 		},
 		Partitions:  Days,
 		Schedule:    "@daily",
-		CodeVersion: "a0ea513ea57d9d6a",
+		CodeVersion: "7aa16428fb10a0ce",
+		Source:      runtime.SourceRef{File: "ingest.go", Func: "DailyCounts", Hash: "7aa16428fb10a0ce"},
 		HasValue:    true,
 		ValueType:   "Count",
 		Run:         runDailyCounts,
@@ -135,7 +145,8 @@ func defRunningTotal() runtime.AssetDef {
 			{Asset: AssetRunningTotal, Kind: runtime.DepPrevious},
 		},
 		Partitions:  Days,
-		CodeVersion: "caf1bafc149ddeb0",
+		CodeVersion: "e6a046c98a5afd05",
+		Source:      runtime.SourceRef{File: "ingest.go", Func: "RunningTotal", Hash: "e6a046c98a5afd05"},
 		HasValue:    true,
 		ValueType:   "Total",
 		Run:         runRunningTotal,

@@ -4,6 +4,7 @@ package lake
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -28,6 +29,12 @@ type Resources struct {
 	Fx *FX
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed lake.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the lake pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -40,6 +47,7 @@ func Pipeline() *runtime.Pipeline {
 			defDriverTotals(),
 			defPublished(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -76,7 +84,8 @@ func defTrips() runtime.AssetDef {
 		Strategy:    strategy.Standard{},
 		Partitions:  Days,
 		IO:          Lake,
-		CodeVersion: "0e0aff0f1c84615f",
+		CodeVersion: "d28a44c115acfac4",
+		Source:      runtime.SourceRef{File: "lake.go", Func: "Trips", Hash: "d28a44c115acfac4"},
 		HasValue:    true,
 		ValueType:   "[]Trip",
 		Run:         runTrips,
@@ -97,7 +106,8 @@ func defFXRates() runtime.AssetDef {
 		Strategy:    strategy.Standard{},
 		Partitions:  Days,
 		Retries:     2,
-		CodeVersion: "55855629ed652f1c",
+		CodeVersion: "c84defac2a32e7c5",
+		Source:      runtime.SourceRef{File: "lake.go", Func: "FXRates", Hash: "c84defac2a32e7c5"},
 		HasValue:    true,
 		Resources:   []string{"fx"},
 		ValueType:   "Rate",
@@ -124,7 +134,8 @@ func defDriverTotals() runtime.AssetDef {
 		},
 		Partitions:  Days,
 		IO:          Lake,
-		CodeVersion: "1148b3c8c4e14aa8",
+		CodeVersion: "07e9a8b21cc46516",
+		Source:      runtime.SourceRef{File: "lake.go", Func: "DriverTotals", Hash: "07e9a8b21cc46516"},
 		HasValue:    true,
 		ValueType:   "[]DriverTotal",
 		Run:         runDriverTotals,
@@ -156,7 +167,8 @@ func defPublished() runtime.AssetDef {
 		},
 		Partitions:  Days,
 		Retries:     2,
-		CodeVersion: "9b130327dce05c7a",
+		CodeVersion: "1d85a68797a8255c",
+		Source:      runtime.SourceRef{File: "lake.go", Func: "Published", Hash: "1d85a68797a8255c"},
 		HasValue:    true,
 		Resources:   []string{"fx"},
 		ValueType:   "Receipt",

@@ -4,6 +4,7 @@ package orders
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -29,6 +30,12 @@ type Resources struct {
 	Rates *FXClient
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed orders.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the orders pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -42,6 +49,7 @@ func Pipeline() *runtime.Pipeline {
 			defDailyRevenue(),
 			defPublishReport(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -75,7 +83,8 @@ func defRawOrders() runtime.AssetDef {
 		Timeout:     1 * time.Minute,
 		Group:       "ingest",
 		Tags:        []string{"shop", "raw"},
-		CodeVersion: "41079152926d7d44",
+		CodeVersion: "614fb9a5a4c53cef",
+		Source:      runtime.SourceRef{File: "orders.go", Func: "RawOrders", Hash: "614fb9a5a4c53cef"},
 		HasValue:    true,
 		ValueType:   "[]Order",
 		Run:         runRawOrders,
@@ -98,7 +107,8 @@ func defCleanOrders() runtime.AssetDef {
 			{Asset: AssetRawOrders, Kind: runtime.DepValue},
 		},
 		Partitions:  Days,
-		CodeVersion: "98c7ce102f0bec2f",
+		CodeVersion: "91199cc35c688a65",
+		Source:      runtime.SourceRef{File: "orders.go", Func: "CleanOrders", Hash: "91199cc35c688a65"},
 		HasValue:    true,
 		ValueType:   "[]Order",
 		Run:         runCleanOrders,
@@ -127,7 +137,8 @@ func defDailyRevenue() runtime.AssetDef {
 		Partitions:  Days,
 		Retries:     3,
 		Timeout:     5 * time.Minute,
-		CodeVersion: "2f3371aaf8fbca16",
+		CodeVersion: "5efd962a83302907",
+		Source:      runtime.SourceRef{File: "orders.go", Func: "DailyRevenue", Hash: "5efd962a83302907"},
 		HasValue:    true,
 		UsesConfig:  true,
 		Resources:   []string{"rates"},
@@ -161,7 +172,8 @@ func defPublishReport() runtime.AssetDef {
 			{Asset: AssetDailyRevenue, Kind: runtime.DepOrder},
 		},
 		Partitions:  Days,
-		CodeVersion: "76ac8e642c5e2327",
+		CodeVersion: "5d2838929afabb33",
+		Source:      runtime.SourceRef{File: "orders.go", Func: "PublishReport", Hash: "5d2838929afabb33"},
 		Run:         runPublishReport,
 	}
 }

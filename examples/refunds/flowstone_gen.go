@@ -4,6 +4,7 @@ package refunds
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -37,6 +38,12 @@ type Resources struct {
 	Bank *Bank
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed refunds.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the refunds pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -53,6 +60,7 @@ func Pipeline() *runtime.Pipeline {
 			defPayout(),
 			defFollowUpCalls(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -109,7 +117,8 @@ func defRefundRequests() runtime.AssetDef {
 		Retries:     3,
 		Timeout:     1 * time.Minute,
 		Group:       "intake",
-		CodeVersion: "222589a0c7765973",
+		CodeVersion: "1ae609ce4fce0adb",
+		Source:      runtime.SourceRef{File: "refunds.go", Func: "RefundRequests", Hash: "1ae609ce4fce0adb"},
 		HasValue:    true,
 		ValueType:   "[]Request",
 		Run:         runRefundRequests,
@@ -134,7 +143,8 @@ func defTriage() runtime.AssetDef {
 			{Asset: AssetRefundRequests, Kind: runtime.DepValue},
 		},
 		Partitions:  Days,
-		CodeVersion: "776701a08ae237bd",
+		CodeVersion: "13880f52d2aa4ef5",
+		Source:      runtime.SourceRef{File: "refunds.go", Func: "Triage", Hash: "13880f52d2aa4ef5"},
 		HasValue:    true,
 		ValueType:   "flowstone.Route",
 		Run:         runTriage,
@@ -165,7 +175,8 @@ func defManualReview() runtime.AssetDef {
 		},
 		Partitions:  Days,
 		Retries:     2,
-		CodeVersion: "350f62ec69ee211c",
+		CodeVersion: "e2d8b85a4e454957",
+		Source:      runtime.SourceRef{File: "refunds.go", Func: "ManualReview", Hash: "e2d8b85a4e454957"},
 		HasValue:    true,
 		ValueType:   "Review",
 		Run:         runManualReview,
@@ -195,7 +206,8 @@ func defAutoApprove() runtime.AssetDef {
 			{Asset: AssetTriage, Kind: runtime.DepOrder},
 		},
 		Partitions:  Days,
-		CodeVersion: "4fac155d69a0de7b",
+		CodeVersion: "725b39884159bac4",
+		Source:      runtime.SourceRef{File: "refunds.go", Func: "AutoApprove", Hash: "725b39884159bac4"},
 		HasValue:    true,
 		ValueType:   "Review",
 		Run:         runAutoApprove,
@@ -226,7 +238,8 @@ func defDecision() runtime.AssetDef {
 			{Asset: AssetAutoApprove, Kind: runtime.DepOutcome},
 		},
 		Partitions:  Days,
-		CodeVersion: "7d47d97ad2fb745c",
+		CodeVersion: "ac3dae8753e6fc04",
+		Source:      runtime.SourceRef{File: "refunds.go", Func: "Decision", Hash: "ac3dae8753e6fc04"},
 		HasValue:    true,
 		ValueType:   "Verdict",
 		Run:         runDecision,
@@ -258,7 +271,8 @@ func defRefund() runtime.AssetDef {
 			{Asset: AssetDecision, Kind: runtime.DepValue},
 		},
 		Partitions:  Days,
-		CodeVersion: "f148f8325be71a53",
+		CodeVersion: "152bafb56b16338a",
+		Source:      runtime.SourceRef{File: "refunds.go", Func: "Refund", Hash: "152bafb56b16338a"},
 		HasValue:    true,
 		ValueType:   "Batch",
 		Run:         runRefund,
@@ -287,7 +301,8 @@ func defPayout() runtime.AssetDef {
 		Partitions:  Days,
 		Retries:     5,
 		Timeout:     2 * time.Minute,
-		CodeVersion: "eff11ac2d2185dab",
+		CodeVersion: "0ff2782a2f4bf974",
+		Source:      runtime.SourceRef{File: "refunds.go", Func: "Payout", Hash: "0ff2782a2f4bf974"},
 		HasValue:    true,
 		Resources:   []string{"bank"},
 		ValueType:   "Receipt",
@@ -316,7 +331,8 @@ func defFollowUpCalls() runtime.AssetDef {
 			{Asset: AssetPayout, Kind: runtime.DepValue},
 		},
 		Partitions:  Days,
-		CodeVersion: "486fec63d149c190",
+		CodeVersion: "093a5c1c21efed1b",
+		Source:      runtime.SourceRef{File: "refunds.go", Func: "FollowUpCalls", Hash: "093a5c1c21efed1b"},
 		Run:         runFollowUpCalls,
 	}
 }

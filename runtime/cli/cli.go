@@ -13,11 +13,11 @@
 //	}
 //
 // The commands are materialize, status, assets, show, logs, graph, worker,
-// migrate, cancel, serve (the web page: docs/ui.md); backfill, partitions,
-// dynamic and sensors for partitioned
-// pipelines; and for pipelines with gates: gates, approve, reject, gate-link
-// and serve-gates. docs/cli.md, docs/kinds.md and docs/partitions.md show
-// them with their output. Main returns the exit
+// migrate, cancel, prune, serve (the web page: docs/ui.md); backfill,
+// partitions, dynamic and sensors for partitioned pipelines; and for
+// pipelines with gates: gates, approve, reject, gate-link and serve-gates.
+// docs/cli.md, docs/kinds.md and docs/partitions.md show them with their
+// output. Main returns the exit
 // status: 0 on success, 1 when the work failed (a failed run, a database
 // error), 2 on a usage error (unknown flag or command, config JSON that
 // does not decode, an unknown target or partition).
@@ -240,6 +240,7 @@ func (s *session) rootCommand() *cobra.Command {
 		s.sensorsCommand(),
 		s.logsCommand(),
 		s.showCommand(),
+		s.pruneCommand(),
 		s.serveCommand(),
 	)
 	return root

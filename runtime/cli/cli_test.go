@@ -268,6 +268,8 @@ func TestBadInputIsAUsageError(t *testing.T) {
 			`orders: --config: bad run config: decoding orders.Settings: null: want a JSON object`},
 		{"partition outside the set", ordersApp(), []string{"materialize", "-p", "2023-12-31", "--config", `{}`},
 			`orders: asset raw_orders: invalid partition "2023-12-31"`},
+		{"partition not ended yet", ordersApp(), []string{"materialize", "-p", "2099-01-01", "--config", `{}`},
+			`orders: asset raw_orders: invalid partition "2099-01-01": its window has not ended yet: the daily set's newest partition is "`},
 		{"partition missing", ordersApp(), []string{"materialize", "--config", `{}`},
 			`orders: invalid partition: asset raw_orders is partitioned (daily): give a partition key`},
 		{"unknown command", ordersApp(), []string{"materialise"}, `orders: unknown command "materialise" for "orders"`},

@@ -14,14 +14,8 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// materializationsScanned bounds how many materializations of an asset the
-// partitions command reads: the engine has no per-partition query, so the
-// newest of each partition is picked from its history.
-const materializationsScanned = 100_000
-
-// runsScanned is how many of the newest runs are searched for partitions
-// being worked on now.
-const runsScanned = 200
+// rangeLimit bounds the keys a --from/--to range lists.
+const rangeLimit = 100_000
 
 // The one-character cells of the partitions matrix.
 const (
@@ -101,54 +95,23 @@ partition with a record (and every key of a static or dynamic set).`,
 	return c
 }
 
-// partitionState is what is known of one asset's partition.
-type partitionState struct {
-	mat     runtime.Materialization // newest; zero ID when none
-	running string                  // the run working on it now, if any
-}
-
 // states maps asset, then partition key, to its state.
-type states map[string]map[flowstone.Partition]partitionState
+type states map[string]map[flowstone.Partition]runtime.PartitionStatus
 
 // readPartitionStates reads the newest materialization of each partition
-// of the assets, and the partitions the newest running runs are working on.
+// of the assets, and the runs working on them now.
 func readPartitionStates(ctx context.Context, eng *runtime.Engine, p *runtime.Pipeline, assets []string) (states, error) {
 	st := states{}
 	for _, a := range assets {
-		ms, err := eng.Materializations(ctx, p.Name(), a, materializationsScanned)
+		ps, err := eng.PartitionStatuses(ctx, p.Name(), a)
 		if err != nil {
 			return nil, err
 		}
-		byKey := map[flowstone.Partition]partitionState{}
-		for _, m := range ms { // newest first
-			if _, ok := byKey[m.Partition]; !ok {
-				byKey[m.Partition] = partitionState{mat: m}
-			}
+		byKey := make(map[flowstone.Partition]runtime.PartitionStatus, len(ps))
+		for _, s := range ps {
+			byKey[s.Partition] = s
 		}
 		st[a] = byKey
-	}
-	runs, err := eng.Runs(ctx, p.Name(), runsScanned)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range runs {
-		if r.Status.Terminal() {
-			continue
-		}
-		res, err := eng.Run(ctx, r.ID)
-		if err != nil {
-			return nil, err
-		}
-		for _, a := range assets {
-			for k, ar := range res.ByPartition[a] {
-				switch ar.Status {
-				case runtime.StatusPending, runtime.StatusQueued, runtime.StatusRunning, runtime.StatusWaiting:
-					ps := st[a][k]
-					ps.running = r.ID
-					st[a][k] = ps
-				}
-			}
-		}
 	}
 	return st, nil
 }
@@ -177,7 +140,7 @@ func listKeys(ctx context.Context, eng *runtime.Engine, defs []*runtime.AssetDef
 				if k == to {
 					return keys, nil
 				}
-				if len(keys) > materializationsScanned {
+				if len(keys) > rangeLimit {
 					break
 				}
 			}
@@ -205,8 +168,8 @@ func listKeys(ctx context.Context, eng *runtime.Engine, defs []*runtime.AssetDef
 		add("")
 	case flowstone.TimeWindowSet:
 		if last > 0 {
-			k := s.Key(now)
-			if s.Validate(k) != nil { // before the start or past the end
+			k, ok := s.Last(now)
+			if !ok { // before the start
 				break
 			}
 			for range last {
@@ -251,12 +214,12 @@ func listKeys(ctx context.Context, eng *runtime.Engine, defs []*runtime.AssetDef
 
 // statusOf is a partition's status word: the newest materialization's, or
 // running while a run works on it, or "" when it has no record.
-func statusOf(ps partitionState) string {
+func statusOf(ps runtime.PartitionStatus) string {
 	switch {
-	case ps.running != "":
+	case ps.RunningIn != "":
 		return "running"
-	case ps.mat.ID != "":
-		return ps.mat.Status
+	case ps.Latest.ID != "":
+		return ps.Latest.Status
 	}
 	return ""
 }
@@ -280,11 +243,11 @@ func partitionTable(w io.Writer, a *runtime.AssetDef, keys []flowstone.Partition
 		if status == "" {
 			status = "none"
 		}
-		run := ps.mat.RunID
-		if ps.running != "" {
-			run = ps.running
+		run := ps.Latest.RunID
+		if ps.RunningIn != "" {
+			run = ps.RunningIn
 		}
-		rows = append(rows, []string{string(k), status, timestamp(ps.mat.FinishedAt), run, oneLine(ps.mat.Error)})
+		rows = append(rows, []string{string(k), status, timestamp(ps.Latest.FinishedAt), run, oneLine(ps.Latest.Error)})
 	}
 	if err := table(w, []string{"PARTITION", "STATUS", "MATERIALIZED", "RUN", "ERROR"}, rows); err != nil {
 		return err
@@ -312,7 +275,7 @@ func tally(n int, counts map[string]int) string {
 }
 
 // cell is a partition's one-character status in the matrix.
-func cell(a *runtime.AssetDef, k flowstone.Partition, ps partitionState) string {
+func cell(a *runtime.AssetDef, k flowstone.Partition, ps runtime.PartitionStatus) string {
 	if !inSet(a, k) {
 		return cellNotInSet
 	}

@@ -234,6 +234,7 @@ func TestBackfillUsageErrors(t *testing.T) {
 		{[]string{"backfill", "total", "--from", "2024-13-01", "--to", "2024-01-02"}, `invalid partition "2024-13-01" for daily set`},
 		{[]string{"backfill", "total", "--from", "2024-01-09", "--to", "2024-01-02"}, `"2024-01-02" is before "2024-01-09"`},
 		{[]string{"backfill", "totl", "--from", "2024-01-01", "--to", "2024-01-02"}, "totl"},
+		{[]string{"backfill", "total", "--from", "2099-01-01", "--to", "2099-01-02"}, `invalid partition "2099-01-01": its window has not ended yet`},
 		{[]string{"partitions", "total", "--from", "2024-01-01"}, "give both --from and --to"},
 		{[]string{"partitions", "totl"}, "totl"},
 		{[]string{"partitions", "total", "--from", "2024-1-1", "--to", "2024-01-02"}, `invalid partition "2024-1-1"`},

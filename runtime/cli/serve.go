@@ -63,7 +63,7 @@ jobs unless --workers is given.`,
 			}
 			defer closeEngine(ctx, eng, closeTimeout)
 			opts.Logger = slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level}))
-			if opts.River, err = riverView(ctx, eng); err != nil {
+			if opts.River, err = riverView(ctx, eng, opts.Logger, s.stderr); err != nil {
 				return err
 			}
 			h, err := web.New(eng, opts)

@@ -144,9 +144,64 @@ func (h *Handler) asset(w http.ResponseWriter, r *http.Request) {
 	if a.HasValue {
 		out["preview"] = h.preview(ctx, p.Name(), key, part)
 	}
-	// Logs of each attempt are not stored yet; the page leaves their place.
-	out["logs"] = nil
+	if m, ok := shown(mats, part, a.Partitions != nil); ok {
+		logs, err := h.eng.Logs(ctx, runtime.Ref{RunID: m.RunID, Asset: key, Partition: m.Partition})
+		if err != nil {
+			h.failErr(w, r, err)
+			return
+		}
+		out["logs"] = toLogs(logs)
+		out["logsOf"] = map[string]any{"run": m.RunID, "partition": m.Partition}
+	}
 	h.json(w, out)
+}
+
+// shown picks the materialization whose logs the asset page shows: the
+// newest, of the chosen partition when the asset is partitioned.
+func shown(mats []runtime.Materialization, part flowstone.Partition, partitioned bool) (runtime.Materialization, bool) {
+	for _, m := range mats {
+		if !partitioned || m.Partition == part {
+			return m, true
+		}
+	}
+	return runtime.Materialization{}, false
+}
+
+type logAttemptJSON struct {
+	Asset     string              `json:"asset"`
+	Partition flowstone.Partition `json:"partition"`
+	Attempt   int                 `json:"attempt"`
+	Truncated bool                `json:"truncated,omitempty"`
+	Lines     []logLineJSON       `json:"lines"`
+}
+
+type logLineJSON struct {
+	Time    *time.Time     `json:"time"`
+	Level   string         `json:"level"`
+	Message string         `json:"message"`
+	Attrs   map[string]any `json:"attrs,omitempty"`
+}
+
+func toLogs(attempts []runtime.LogAttempt) []logAttemptJSON {
+	out := make([]logAttemptJSON, len(attempts))
+	for i, a := range attempts {
+		la := logAttemptJSON{Asset: a.Ref.Asset, Partition: a.Ref.Partition, Attempt: a.Attempt, Truncated: a.Truncated, Lines: []logLineJSON{}}
+		for _, l := range a.Lines {
+			la.Lines = append(la.Lines, logLineJSON{Time: timeJSON(l.Time), Level: l.Level.String(), Message: l.Message, Attrs: l.Attrs})
+		}
+		out[i] = la
+	}
+	return out
+}
+
+// runLogs answers what asset code logged in a run, attempt by attempt.
+func (h *Handler) runLogs(w http.ResponseWriter, r *http.Request) {
+	logs, err := h.eng.Logs(r.Context(), runtime.Ref{RunID: r.PathValue("id")})
+	if err != nil {
+		h.failErr(w, r, err)
+		return
+	}
+	h.json(w, toLogs(logs))
 }
 
 type previewJSON struct {

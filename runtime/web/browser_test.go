@@ -3,7 +3,7 @@ package web_test
 import (
 	"context"
 	"flag"
-	"net/http"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -17,6 +17,7 @@ import (
 	"github.com/flowstone-go/flowstone/flowstonetest"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/runtime/web"
+	"github.com/flowstone-go/flowstone/runtime/web/riverview"
 )
 
 // screenshots, when set, is where TestBrowser saves a PNG of each page
@@ -90,10 +91,10 @@ func TestBrowser(t *testing.T) {
 	t.Parallel()
 	tab := browser(t)
 	eng := flowstonetest.Open(t, refunds.Pipeline(), refunds.Resources{Bank: refunds.NewBank()}, flowstonetest.SQLite())
-	river := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/html")
-		_, _ = w.Write([]byte("<!doctype html><title>River</title><h1 id=river>River's view</h1>"))
-	})
+	river, err := riverview.New(t.Context(), eng, "/river", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
 	h, err := web.New(eng, web.Options{Users: map[string]string{"ana": "pw-for-ana"}, River: river})
 	if err != nil {
 		t.Fatal(err)
@@ -183,9 +184,15 @@ func TestBrowser(t *testing.T) {
 		chromedp.Navigate(srv.URL+"/#/runs?status=succeeded"),
 		chromedp.WaitVisible(`#runs a[href="#/run/`+run.ID+`"]`),
 		shot(t, "runs"),
-		chromedp.Navigate(srv.URL+"/river/"),
-		chromedp.WaitVisible(`#river`),
+		chromedp.Navigate(srv.URL+"/river/jobs?state=completed"),
 	)
+	if err == nil {
+		// River's view lists the run's completed jobs.
+		_, err = chromedp.Run(tab, chromedp.Poll[bool](`document.body.innerText.includes("flowstone.refunds")`))
+	}
+	if err == nil {
+		err = chromedp.Do(tab, shot(t, "river"))
+	}
 	if err != nil {
 		t.Fatalf("runs and River pages: %v", err)
 	}

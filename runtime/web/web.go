@@ -93,11 +93,12 @@ func (h *Handler) routes(files http.Handler) {
 	m.HandleFunc("GET /api/runs", h.runs)
 	m.HandleFunc("GET /api/runs/{id}", h.run)
 	m.HandleFunc("GET /api/runs/{id}/events", h.runEvents)
-	m.HandleFunc("POST /api/runs/{id}/cancel", h.write(h.cancelRun))
+	m.HandleFunc("GET /api/runs/{id}/logs", h.runLogs)
+	m.HandleFunc("POST /api/runs/{id}/cancel", h.write(h.cancelRun, true))
 	m.HandleFunc("GET /api/gates", h.gates)
-	m.HandleFunc("POST /api/gates/{action}", h.write(h.decide))
+	m.HandleFunc("POST /api/gates/{action}", h.write(h.decide, true))
 	m.HandleFunc("GET /api/backfills", h.backfills)
-	m.HandleFunc("POST /api/backfills/{id}/cancel", h.write(h.cancelBackfill))
+	m.HandleFunc("POST /api/backfills/{id}/cancel", h.write(h.cancelBackfill, true))
 	m.HandleFunc("GET /api/schedules", h.schedules)
 }
 
@@ -105,8 +106,15 @@ func (h *Handler) routes(files http.Handler) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Frame-Options", "DENY")
 	if h.opts.River != nil && (r.URL.Path == "/river" || strings.HasPrefix(r.URL.Path, "/river/")) {
-		// River's view brings its own scripts and policy.
-		h.opts.River.ServeHTTP(w, r)
+		// River's view brings its own scripts and policy. Its writes
+		// (cancel, retry, delete jobs) need a user like the page's, asked
+		// for by the browser's own dialog as River's script sends no
+		// credentials, and only from the same origin.
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.opts.River.ServeHTTP(w, r)
+			return
+		}
+		h.write(func(w http.ResponseWriter, r *http.Request, _ string) { h.opts.River.ServeHTTP(w, r) }, false)(w, r)
 		return
 	}
 	// FlowStone's pages load only their own files.
@@ -136,7 +144,7 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request) {
 // write wraps a handler that changes state: it needs an authenticated
 // user and, for basic auth (which browsers attach on their own), the CSRF
 // token from the same origin.
-func (h *Handler) write(fn func(w http.ResponseWriter, r *http.Request, user string)) http.HandlerFunc {
+func (h *Handler) write(fn func(w http.ResponseWriter, r *http.Request, user string), csrf bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if len(h.opts.Users) == 0 && h.opts.Token == "" {
 			h.fail(w, http.StatusForbidden, ErrNoWriters.Error()+" (serve --user NAME:PASSWORD or --token)")
@@ -144,7 +152,7 @@ func (h *Handler) write(fn func(w http.ResponseWriter, r *http.Request, user str
 		}
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && h.opts.Token != "" {
 			if subtle.ConstantTimeCompare([]byte(tok), []byte(h.opts.Token)) != 1 {
-				h.unauthorized(w)
+				h.unauthorized(w, csrf)
 				return
 			}
 			fn(w, r, "")
@@ -153,10 +161,10 @@ func (h *Handler) write(fn func(w http.ResponseWriter, r *http.Request, user str
 		name, pass, ok := r.BasicAuth()
 		want, known := h.opts.Users[name]
 		if !ok || !known || subtle.ConstantTimeCompare([]byte(pass), []byte(want)) != 1 {
-			h.unauthorized(w)
+			h.unauthorized(w, csrf)
 			return
 		}
-		if !sameOrigin(r) || subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(h.csrf)) != 1 {
+		if !sameOrigin(r) || csrf && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(h.csrf)) != 1 {
 			h.fail(w, http.StatusForbidden, "missing or wrong CSRF token, or a cross-origin request: write from the page")
 			return
 		}
@@ -164,9 +172,13 @@ func (h *Handler) write(fn func(w http.ResponseWriter, r *http.Request, user str
 	}
 }
 
-func (h *Handler) unauthorized(w http.ResponseWriter) {
-	// No WWW-Authenticate challenge: the page asks for the name and password
-	// itself, rather than the browser's dialog popping up over a fetch.
+func (h *Handler) unauthorized(w http.ResponseWriter, page bool) {
+	// The page asks for the name and password itself, rather than the
+	// browser's dialog popping up over a fetch; River's view leaves it to
+	// the browser.
+	if !page {
+		w.Header().Set("WWW-Authenticate", `Basic realm="FlowStone", charset="UTF-8"`)
+	}
 	h.fail(w, http.StatusUnauthorized, "sign in to write: a user name and password, or the bearer token")
 }
 

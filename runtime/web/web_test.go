@@ -197,6 +197,18 @@ func TestReadEndpoints(t *testing.T) {
 			t.Errorf("run = %+v, want it running with the refund gate waiting", run)
 		}
 
+		var logs []struct {
+			Asset   string
+			Attempt int
+			Lines   []struct{ Level, Message string }
+		}
+		s.get(t, "/api/runs/"+s.run+"/logs", &logs)
+		for _, l := range logs {
+			if l.Attempt < 1 || l.Asset == "" {
+				t.Errorf("run logs: attempt %+v names no asset or attempt", l)
+			}
+		}
+
 		var gates []struct{ Run, Asset, Partition string }
 		s.get(t, "/api/gates", &gates)
 		if len(gates) != 1 || gates[0].Run != s.run || gates[0].Asset != refunds.AssetRefund || gates[0].Partition != string(day) {
@@ -224,7 +236,7 @@ func TestNotFound(t *testing.T) {
 	t.Parallel()
 	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
 		s := newSite(t, db, web.Options{Users: users})
-		for _, path := range []string{"/api/runs/no-such-run", "/api/pipelines/refunds/assets/nope", "/api/pipelines/nope/assets/triage", "/api/runs/no-such-run/events"} {
+		for _, path := range []string{"/api/runs/no-such-run", "/api/pipelines/refunds/assets/nope", "/api/pipelines/nope/assets/triage", "/api/runs/no-such-run/events", "/api/runs/no-such-run/logs"} {
 			res, err := http.Get(s.URL + path)
 			if err != nil {
 				t.Fatal(err)
@@ -416,6 +428,32 @@ func TestSecurityHeaders(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/river/", nil))
 		if rec.Body.String() != "river view" || rec.Header().Get("X-Frame-Options") != "DENY" {
 			t.Errorf("GET /river/: %q %v", rec.Body, rec.Header())
+		}
+		for _, tc := range []struct {
+			name string
+			hdr  map[string]string
+			want int
+		}{
+			{"anonymous", nil, http.StatusUnauthorized},
+			{"other origin", map[string]string{"Authorization": basic("ana", "pw"), "Origin": "https://evil.example"}, http.StatusForbidden},
+			{"signed in", map[string]string{"Authorization": basic("ana", "pw")}, http.StatusOK},
+		} {
+			h, err := web.New(eng, web.Options{River: river, Users: map[string]string{"ana": "pw"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := httptest.NewRequest(http.MethodPost, "/river/api/jobs/cancel", nil)
+			for k, v := range tc.hdr {
+				req.Header.Set(k, v)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Errorf("River write, %s: %d %s, want %d", tc.name, rec.Code, rec.Body, tc.want)
+			}
+			if tc.want == http.StatusUnauthorized && rec.Header().Get("WWW-Authenticate") == "" {
+				t.Errorf("River write, %s: no basic auth challenge", tc.name)
+			}
 		}
 		var sess map[string]any
 		if err := json.Unmarshal(func() []byte {

@@ -15,6 +15,9 @@ type Settings struct {
 	Currency string `json:"currency"`
 }
 
+// Defaults is the config of scheduled runs.
+var Defaults = Settings{Currency: "EUR"}
+
 type Order struct{ Amount float64 }
 
 type Revenue struct{ Total float64 }
@@ -26,7 +29,7 @@ type FXClient struct{}
 //flowstone:asset partitions=Days retries=3 timeout=90s queue=ingest priority=2 group=shop tags=raw,orders
 func RawOrders(ctx context.Context, p flowstone.Partition) ([]Order, error) { return nil, nil }
 
-//flowstone:asset partitions=Days
+//flowstone:asset partitions=Days code_version="v3"
 func CleanOrders(ctx context.Context, rawOrders []Order) ([]Order, error) { return rawOrders, nil }
 
 // DailyRevenue sums the cleaned orders of one day.
@@ -38,5 +41,5 @@ func DailyRevenue(ctx context.Context, p flowstone.Partition, cleanOrders []Orde
 
 // Publish has no value.
 //
-//flowstone:asset partitions=Days deps=daily_revenue schedule="0 6 * * *"
+//flowstone:asset partitions=Days deps=daily_revenue schedule="0 6 * * *" config=Defaults
 func Publish(ctx context.Context) error { return nil }

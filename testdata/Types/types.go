@@ -4,7 +4,7 @@ package types
 
 import (
 	"context"
-	"net/url"
+	"math/big"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -15,7 +15,7 @@ type Window struct{ From, To time.Time }
 // In has a key that is also a wrapper parameter name.
 //
 //flowstone:asset
-func In(_ context.Context) (map[string]*url.URL, error) { return nil, nil }
+func In(_ context.Context) (map[string]*big.Int, error) { return nil, nil }
 
 //flowstone:asset
 func Err(ctx context.Context) (struct {
@@ -29,7 +29,7 @@ func Err(ctx context.Context) (struct {
 }
 
 //flowstone:asset timeout=1500ms
-func Win(ctx context.Context, in map[string]*url.URL, err struct {
+func Win(ctx context.Context, in map[string]*big.Int, err struct {
 	N    int `json:"n"`
 	Seen []time.Duration
 }, clock func() time.Time, events chan<- string, _ flowstone.Partition) (*Window, error) {

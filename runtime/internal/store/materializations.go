@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 )
 
 // NewMaterialization is a terminal materialization to record.
@@ -67,14 +68,23 @@ func (Store) InsertLineage(ctx context.Context, q Querier, mat string, read []Li
 type ReuseKey struct {
 	Pipeline, Asset, Partition         string
 	CodeVersion, ConfigHash, InputHash string
+	// Lock keeps the row found locked until the transaction ends
+	// (PostgreSQL's FOR SHARE; SQLite's write transactions are exclusive
+	// already), so Prune, which locks before it deletes, either waits and
+	// then sees the claim, or has deleted it and the next one is found.
+	Lock bool
 }
 
 // Reusable returns the newest succeeded materialization matching k.
 func (Store) Reusable(ctx context.Context, q Querier, k ReuseKey) (id string, found bool, err error) {
+	lock := ""
+	if k.Lock {
+		lock = " FOR SHARE"
+	}
 	err = q.QueryRow(ctx, `SELECT id FROM flowstone_materializations
 		WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = ?
 		AND code_version = ? AND config_hash = ? AND input_hash = ?
-		ORDER BY finished_at DESC LIMIT 1`,
+		ORDER BY finished_at DESC, id DESC LIMIT 1`+lock,
 		k.Pipeline, k.Asset, k.Partition, MatSucceeded, k.CodeVersion, k.ConfigHash, k.InputHash).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
@@ -87,7 +97,7 @@ func (Store) Reusable(ctx context.Context, q Querier, k ReuseKey) (id string, fo
 func (Store) LatestSucceeded(ctx context.Context, q Querier, pipeline, asset, partition string) (id string, found bool, err error) {
 	err = q.QueryRow(ctx, `SELECT id FROM flowstone_materializations
 		WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = ?
-		ORDER BY finished_at DESC LIMIT 1`, pipeline, asset, partition, MatSucceeded).Scan(&id)
+		ORDER BY finished_at DESC, id DESC LIMIT 1`, pipeline, asset, partition, MatSucceeded).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", false, nil
 	}
@@ -170,11 +180,21 @@ func (s Store) Materializations(ctx context.Context, q Querier, pipeline, asset 
 	return s.queryMaterializations(ctx, q, `WHERE pipeline = ? AND asset = ? ORDER BY finished_at DESC, id DESC LIMIT ?`, pipeline, asset, limit)
 }
 
-// Latest returns the newest materializations, of any status, of each asset
-// of pipeline.
+// Latest returns the newest materialization, of any status, of each asset
+// of pipeline. The recursive part walks the pipeline's distinct assets
+// through the index (one probe per asset, not a scan of the history); each
+// asset's newest row is then one more probe.
 func (s Store) Latest(ctx context.Context, q Querier, pipeline string) ([]Materialization, error) {
-	return s.queryMaterializations(ctx, q, `WHERE pipeline = ? AND finished_at = (SELECT max(x.finished_at) FROM flowstone_materializations x
-		WHERE x.pipeline = flowstone_materializations.pipeline AND x.asset = flowstone_materializations.asset)`, pipeline)
+	return s.queryMaterializations(ctx, q, `WHERE id IN (
+		WITH RECURSIVE assets(asset) AS (
+			SELECT min(asset) FROM flowstone_materializations WHERE pipeline = ?
+			UNION ALL
+			SELECT (SELECT min(m.asset) FROM flowstone_materializations m WHERE m.pipeline = ? AND m.asset > assets.asset)
+			FROM assets WHERE assets.asset IS NOT NULL
+		)
+		SELECT (SELECT x.id FROM flowstone_materializations x WHERE x.pipeline = ? AND x.asset = assets.asset
+			ORDER BY x.finished_at DESC, x.id DESC LIMIT 1)
+		FROM assets WHERE assets.asset IS NOT NULL)`, pipeline, pipeline, pipeline)
 }
 
 // Materialization reads one materialization.
@@ -204,22 +224,34 @@ func (Store) queryMaterializations(ctx context.Context, q Querier, where string,
 	return out, rs.Err()
 }
 
-// LineageOf returns the upstream materializations mat read, ordered by
-// asset and partition.
-func (Store) LineageOf(ctx context.Context, q Querier, mat string) ([]Lineage, error) {
-	rs, err := q.Query(ctx, `SELECT upstream_asset, upstream_partition, upstream_materialization_id FROM flowstone_lineage
-		WHERE materialization_id = ? ORDER BY upstream_asset, upstream_partition`, mat)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []Lineage
-	for rs.Next() {
-		var l Lineage
-		if err := rs.Scan(&l.Asset, &l.Partition, &l.Materialization); err != nil {
+// lineageChunk bounds the ids bound in one lineage query (PostgreSQL takes
+// 65,535 parameters, SQLite 32,766).
+const lineageChunk = 500
+
+// LineageOf returns the upstream materializations each of mats read,
+// ordered by asset and partition: one query per 500 of them.
+func (Store) LineageOf(ctx context.Context, q Querier, mats []string) (map[string][]Lineage, error) {
+	out := make(map[string][]Lineage, len(mats))
+	for chunk := range slices.Chunk(mats, lineageChunk) {
+		rs, err := q.Query(ctx, `SELECT materialization_id, upstream_asset, upstream_partition, upstream_materialization_id
+			FROM flowstone_lineage WHERE materialization_id IN (`+placeholders(len(chunk))+`)
+			ORDER BY materialization_id, upstream_asset, upstream_partition`, anys(chunk)...)
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, l)
+		for rs.Next() {
+			var mat string
+			var l Lineage
+			if err := rs.Scan(&mat, &l.Asset, &l.Partition, &l.Materialization); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			out[mat] = append(out[mat], l)
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
 	}
-	return out, rs.Err()
+	return out, nil
 }

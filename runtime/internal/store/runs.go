@@ -371,13 +371,17 @@ type RunSummary struct {
 
 // Runs lists the newest runs of pipeline (every pipeline when empty).
 func (Store) Runs(ctx context.Context, q Querier, pipeline string, limit int) ([]RunSummary, error) {
+	// Two statements rather than "? = '' OR pipeline = ?", which no index
+	// serves: each reads its index newest first and stops at limit.
+	where, args := ``, []any{AssetPending, AssetQueued, AssetRunning, AssetWaiting, AssetFailed, AssetUpstreamFailed}
+	if pipeline != "" {
+		where, args = `WHERE r.pipeline = ?`, append(args, pipeline)
+	}
 	rs, err := q.Query(ctx, `SELECT r.id, r.pipeline, r.partition_key, r.status,
 		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?, ?, ?)),
 		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?)),
 		r.created_at, COALESCE(r.finished_at, 0)
-		FROM flowstone_runs r WHERE ? = '' OR r.pipeline = ? ORDER BY r.created_at DESC, r.id DESC LIMIT ?`,
-		AssetPending, AssetQueued, AssetRunning, AssetWaiting,
-		AssetFailed, AssetUpstreamFailed, pipeline, pipeline, limit)
+		FROM flowstone_runs r `+where+` ORDER BY r.created_at DESC, r.id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
 	}

@@ -302,12 +302,20 @@ async function assetPage(pipeline, key, query) {
     kids.push(el("h2", {}, "Value" + (pv.partition ? " of partition " + pv.partition : "")),
       pv.error ? el("p", { class: "muted" }, pv.error) : el("pre", { id: "preview" }, pv.text + (pv.truncated ? "\n… (" + pv.size + " bytes, cut)" : "")));
   }
-  kids.push(el("h2", {}, "Logs"), d.logs ? logsBlock(d.logs) : el("p", { class: "muted", id: "logs" }, "Asset logs are not stored by this version of FlowStone; they go to the worker's stderr."));
+  kids.push(el("h2", {}, "Logs" + (d.logsOf ? " of run " + d.logsOf.run + (d.logsOf.partition ? ", partition " + d.logsOf.partition : "") : "")),
+    d.logs ? logsBlock(d.logs, false) : el("p", { class: "muted", id: "logs" }, "Not materialized yet."));
   show(...kids);
 }
 
-function logsBlock(logs) {
-  return el("pre", { id: "logs" }, logs.map((l) => [l.time, l.level, l.message, l.attrs ? JSON.stringify(l.attrs) : ""].filter(Boolean).join(" ")).join("\n"));
+// logsBlock shows what asset code logged (flowstone.Logger), attempt by
+// attempt; withAsset names each attempt's asset (a run's logs).
+function logsBlock(logs, withAsset) {
+  if (!logs.length) return el("p", { class: "muted", id: "logs" }, "Nothing logged at Info level or above.");
+  const line = (l) => [new Date(l.time).toLocaleTimeString(), l.level.padEnd(5), l.message,
+    ...Object.entries(l.attrs || {}).map(([k, v]) => k + "=" + (typeof v === "object" ? JSON.stringify(v) : v))].join(" ");
+  return el("div", { id: "logs" }, logs.map((a) => [
+    el("div", { class: "muted" }, (withAsset ? a.asset + (a.partition ? " [" + a.partition + "]" : "") + ", " : "") + "attempt " + a.attempt + (a.truncated ? " (truncated)" : "")),
+    el("pre", {}, a.lines.map(line).join("\n"))]));
 }
 
 function partitionsMatrix(pipeline, key, parts, selected) {
@@ -414,11 +422,23 @@ async function runPage(id) {
           n.status === "waiting" && n.kind === "gate" ? [" ", el("a", { href: "#/gates" }, "decide")] : null),
         el("td", {}, n.attempts), el("td", {}, dur(n.startedAt, n.finishedAt)), el("td", { class: "error" }, n.error || "")))));
   };
+  const logs = el("div", {});
+  const loadLogs = async () => {
+    try { logs.replaceChildren(el("h2", {}, "Logs"), logsBlock(await api("runs/" + encodeURIComponent(id) + "/logs"), true)); } catch (err) { logs.replaceChildren(el("p", { class: "error" }, err.message)); }
+  };
+  main().append(logs);
   render(await api("runs/" + encodeURIComponent(id)));
+  loadLogs();
   const es = new EventSource("api/runs/" + encodeURIComponent(id) + "/events");
   state.stream = es;
-  es.addEventListener("run", (ev) => render(JSON.parse(ev.data)));
-  es.addEventListener("end", () => es.close());
+  let seen = 0;
+  es.addEventListener("run", (ev) => {
+    const run = JSON.parse(ev.data);
+    render(run);
+    const done = run.nodes.filter((n) => n.finishedAt).length;
+    if (done !== seen) { seen = done; loadLogs(); }
+  });
+  es.addEventListener("end", () => { es.close(); loadLogs(); });
 }
 
 // ganttChart draws one row per node: a bar from its start to its end (now

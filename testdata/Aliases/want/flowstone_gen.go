@@ -4,6 +4,7 @@ package aliases
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -25,6 +26,12 @@ type Resources struct {
 	Thing other.Opaque
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed aliases.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the aliases pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -35,6 +42,7 @@ func Pipeline() *runtime.Pipeline {
 			defHidden(),
 			defReader(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -50,7 +58,8 @@ func defHidden() runtime.AssetDef {
 		Key:         AssetHidden,
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "8cf6daa1cb8fd027",
+		CodeVersion: "1d272e0d2478afda",
+		Source:      runtime.SourceRef{File: "aliases.go", Func: "Hidden", Hash: "1d272e0d2478afda"},
 		HasValue:    true,
 		ValueType:   "other.Opaque",
 		Run:         runHidden,
@@ -68,7 +77,8 @@ func defReader() runtime.AssetDef {
 		Key:         AssetReader,
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "aa79f30e9dfa9ed9",
+		CodeVersion: "ef3305f5fc03a7db",
+		Source:      runtime.SourceRef{File: "aliases.go", Func: "Reader", Hash: "ef3305f5fc03a7db"},
 		Resources:   []string{"thing"},
 		Run:         runReader,
 	}

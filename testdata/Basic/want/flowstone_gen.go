@@ -4,6 +4,7 @@ package basic
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -29,6 +30,12 @@ type Resources struct {
 	Rates *FXClient
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed basic.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the basic pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -42,6 +49,7 @@ func Pipeline() *runtime.Pipeline {
 			defDailyRevenue(),
 			defPublish(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -77,7 +85,8 @@ func defRawOrders() runtime.AssetDef {
 		Priority:    2,
 		Group:       "shop",
 		Tags:        []string{"raw", "orders"},
-		CodeVersion: "5699815e0365b5f1",
+		CodeVersion: "aa3bb1f518ff301b",
+		Source:      runtime.SourceRef{File: "basic.go", Func: "RawOrders", Hash: "aa3bb1f518ff301b"},
 		HasValue:    true,
 		ValueType:   "[]Order",
 		Run:         runRawOrders,
@@ -99,7 +108,8 @@ func defCleanOrders() runtime.AssetDef {
 			{Asset: AssetRawOrders, Kind: runtime.DepValue},
 		},
 		Partitions:  Days,
-		CodeVersion: "8e4eb9a3c8a75499",
+		CodeVersion: "v3",
+		Source:      runtime.SourceRef{File: "basic.go", Func: "CleanOrders", Hash: "3bcb10448ace4803"},
 		HasValue:    true,
 		ValueType:   "[]Order",
 		Run:         runCleanOrders,
@@ -128,7 +138,8 @@ func defDailyRevenue() runtime.AssetDef {
 		Partitions:  Days,
 		Retries:     3,
 		Timeout:     5 * time.Minute,
-		CodeVersion: "135833e98f5afaae",
+		CodeVersion: "1dfee7550b56e327",
+		Source:      runtime.SourceRef{File: "basic.go", Func: "DailyRevenue", Hash: "1dfee7550b56e327"},
 		HasValue:    true,
 		UsesConfig:  true,
 		Resources:   []string{"rates"},
@@ -161,10 +172,12 @@ func defPublish() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetDailyRevenue, Kind: runtime.DepOrder},
 		},
-		Partitions:  Days,
-		Schedule:    "0 6 * * *",
-		CodeVersion: "2efd67b1d24215e3",
-		Run:         runPublish,
+		Partitions:     Days,
+		Schedule:       "0 6 * * *",
+		ScheduleConfig: Defaults,
+		CodeVersion:    "2be2a494d23cae16",
+		Source:         runtime.SourceRef{File: "basic.go", Func: "Publish", Hash: "2be2a494d23cae16"},
+		Run:            runPublish,
 	}
 }
 

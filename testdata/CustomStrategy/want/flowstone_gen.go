@@ -4,6 +4,7 @@ package custom
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 )
@@ -18,6 +19,12 @@ const (
 // per run: one field per resource parameter. Supply it with runtime.Bind.
 type Resources struct{}
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed custom.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the custom_pipeline pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -27,6 +34,7 @@ func Pipeline() *runtime.Pipeline {
 		Assets: []runtime.AssetDef{
 			defCounter(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -43,7 +51,8 @@ func defCounter() runtime.AssetDef {
 		Kind:        "custom",
 		Strategy:    Twice,
 		IO:          Memory,
-		CodeVersion: "a66869ee1356acb6",
+		CodeVersion: "ba8752480dd258d4",
+		Source:      runtime.SourceRef{File: "custom.go", Func: "Counter", Hash: "ba8752480dd258d4"},
 		HasValue:    true,
 		ValueType:   "int",
 		Run:         runCounter,

@@ -4,6 +4,7 @@ package kinds
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -43,6 +44,12 @@ type Resources struct {
 	Crm *CRMClient
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed kinds.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the kinds pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -62,6 +69,7 @@ func Pipeline() *runtime.Pipeline {
 			defSummary(),
 			defAudit(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -131,7 +139,8 @@ func defCleanOrders() runtime.AssetDef {
 		Key:         AssetCleanOrders,
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "e08008e4af201055",
+		CodeVersion: "d290ed1fedd65a81",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "CleanOrders", Hash: "d290ed1fedd65a81"},
 		HasValue:    true,
 		ValueType:   "[]Order",
 		Run:         runCleanOrders,
@@ -154,7 +163,8 @@ func defTriage() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetCleanOrders, Kind: runtime.DepValue},
 		},
-		CodeVersion: "0c0c35b86b85aeb9",
+		CodeVersion: "8124c2649ff7d591",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "Triage", Hash: "8124c2649ff7d591"},
 		HasValue:    true,
 		ValueType:   "flowstone.Route",
 		Run:         runTriage,
@@ -182,7 +192,8 @@ func defManualReview() runtime.AssetDef {
 			{Asset: AssetCleanOrders, Kind: runtime.DepValue},
 			{Asset: AssetTriage, Kind: runtime.DepOrder},
 		},
-		CodeVersion: "43c53d802276aea8",
+		CodeVersion: "fe2af89ecee2f6b5",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "ManualReview", Hash: "fe2af89ecee2f6b5"},
 		HasValue:    true,
 		ValueType:   "Review",
 		Run:         runManualReview,
@@ -210,7 +221,8 @@ func defAutoApprove() runtime.AssetDef {
 			{Asset: AssetCleanOrders, Kind: runtime.DepValue},
 			{Asset: AssetTriage, Kind: runtime.DepOrder},
 		},
-		CodeVersion: "12c00720aba61d83",
+		CodeVersion: "4fedd48a966c8003",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "AutoApprove", Hash: "4fedd48a966c8003"},
 		HasValue:    true,
 		ValueType:   "Review",
 		Run:         runAutoApprove,
@@ -239,7 +251,8 @@ func defDecision() runtime.AssetDef {
 			{Asset: AssetManualReview, Kind: runtime.DepOutcome},
 			{Asset: AssetAutoApprove, Kind: runtime.DepOutcome},
 		},
-		CodeVersion: "4479f226680a4ae6",
+		CodeVersion: "aa21a7f1aa7f9525",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "Decision", Hash: "aa21a7f1aa7f9525"},
 		HasValue:    true,
 		ValueType:   "Verdict",
 		Run:         runDecision,
@@ -263,7 +276,8 @@ func defTolerant() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetDecision, Kind: runtime.DepOutcome},
 		},
-		CodeVersion: "f2941620489b8290",
+		CodeVersion: "c47432292509d9bf",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "Tolerant", Hash: "c47432292509d9bf"},
 		Run:         runTolerant,
 	}
 }
@@ -286,7 +300,8 @@ func defRefundRequest() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetDecision, Kind: runtime.DepValue},
 		},
-		CodeVersion: "8a6902ad193bc982",
+		CodeVersion: "ebb02cce3355b4ce",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "RefundRequest", Hash: "ebb02cce3355b4ce"},
 		HasValue:    true,
 		ValueType:   "Refund",
 		Run:         runRefundRequest,
@@ -308,7 +323,8 @@ func defCustomers() runtime.AssetDef {
 		Key:         AssetCustomers,
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "2804873cdf757933",
+		CodeVersion: "39eab260fc9a5aba",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "Customers", Hash: "39eab260fc9a5aba"},
 		HasValue:    true,
 		ValueType:   "[]Customer",
 		Run:         runCustomers,
@@ -335,7 +351,8 @@ func defProfiles() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetCustomers, Kind: runtime.DepOrder},
 		},
-		CodeVersion: "760a2c9eb826eea9",
+		CodeVersion: "614dc2e849975df7",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "Profiles", Hash: "614dc2e849975df7"},
 		HasValue:    true,
 		Resources:   []string{"crm"},
 		ValueType:   "[]Profile",
@@ -363,7 +380,8 @@ func defSummary() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetProfiles, Kind: runtime.DepValue},
 		},
-		CodeVersion: "6a5811c3faf6e710",
+		CodeVersion: "6b7bcb3078de61e4",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "Summary", Hash: "6b7bcb3078de61e4"},
 		HasValue:    true,
 		ValueType:   "int",
 		Run:         runSummary,
@@ -388,7 +406,8 @@ func defAudit() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetProfiles, Kind: runtime.DepValue},
 		},
-		CodeVersion: "e933ba9648ce4353",
+		CodeVersion: "016f272c3ec37b84",
+		Source:      runtime.SourceRef{File: "kinds.go", Func: "Audit", Hash: "016f272c3ec37b84"},
 		HasValue:    true,
 		ValueType:   "int",
 		Run:         runAudit,

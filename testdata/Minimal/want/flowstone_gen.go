@@ -4,6 +4,7 @@ package minimal
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -19,6 +20,12 @@ const (
 // per run: one field per resource parameter. Supply it with runtime.Bind.
 type Resources struct{}
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed minimal.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the minimal pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -28,6 +35,7 @@ func Pipeline() *runtime.Pipeline {
 		Assets: []runtime.AssetDef{
 			defHello(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -43,7 +51,8 @@ func defHello() runtime.AssetDef {
 		Key:         AssetHello,
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "06599ed683bf89b8",
+		CodeVersion: "ccdb33e1239e1db4",
+		Source:      runtime.SourceRef{File: "minimal.go", Func: "Hello", Hash: "ccdb33e1239e1db4"},
 		HasValue:    true,
 		ValueType:   "string",
 		Run:         runHello,

@@ -4,6 +4,7 @@ package partitions
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -29,6 +30,12 @@ const (
 // per run: one field per resource parameter. Supply it with runtime.Bind.
 type Resources struct{}
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed partitions.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the partitions pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -43,6 +50,7 @@ func Pipeline() *runtime.Pipeline {
 			defReference(),
 			defEnriched(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -89,7 +97,8 @@ func defHTTPLogs() runtime.AssetDef {
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
 		Partitions:  Hours,
-		CodeVersion: "973ea20a7885fd87",
+		CodeVersion: "3e620fc87dc45e82",
+		Source:      runtime.SourceRef{File: "partitions.go", Func: "HTTPLogs", Hash: "3e620fc87dc45e82"},
 		HasValue:    true,
 		ValueType:   "[]string",
 		Run:         runHTTPLogs,
@@ -112,7 +121,8 @@ func defDailyHits() runtime.AssetDef {
 			{Asset: AssetHTTPLogs, Kind: runtime.DepPartitions},
 		},
 		Partitions:  Days,
-		CodeVersion: "13302431506a3f7a",
+		CodeVersion: "44c29ee20781a9f1",
+		Source:      runtime.SourceRef{File: "partitions.go", Func: "DailyHits", Hash: "44c29ee20781a9f1"},
 		HasValue:    true,
 		ValueType:   "int",
 		Run:         runDailyHits,
@@ -141,7 +151,8 @@ func defTotal() runtime.AssetDef {
 		},
 		Partitions:  Days,
 		Schedule:    "@daily",
-		CodeVersion: "de12cb49b7da4dc2",
+		CodeVersion: "eed88585c9dee05d",
+		Source:      runtime.SourceRef{File: "partitions.go", Func: "Total", Hash: "eed88585c9dee05d"},
 		HasValue:    true,
 		ValueType:   "int",
 		Run:         runTotal,
@@ -172,7 +183,8 @@ func defAllTime() runtime.AssetDef {
 			{Asset: AssetTotal, Kind: runtime.DepPartitions},
 		},
 		Schedule:    "@every 1h30m",
-		CodeVersion: "e71283e2fa69848e",
+		CodeVersion: "5d94e5fe3a97a507",
+		Source:      runtime.SourceRef{File: "partitions.go", Func: "AllTime", Hash: "5d94e5fe3a97a507"},
 		HasValue:    true,
 		ValueType:   "int",
 		Run:         runAllTime,
@@ -195,7 +207,8 @@ func defReference() runtime.AssetDef {
 		Description: "Reference is unpartitioned and read by a partitioned asset.",
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "83d9dd490db2a365",
+		CodeVersion: "c4fa17ceeead11c2",
+		Source:      runtime.SourceRef{File: "partitions.go", Func: "Reference", Hash: "c4fa17ceeead11c2"},
 		HasValue:    true,
 		ValueType:   "map[string]string",
 		Run:         runReference,
@@ -218,7 +231,8 @@ func defEnriched() runtime.AssetDef {
 			{Asset: AssetHitsPerDay, Kind: runtime.DepValue},
 		},
 		Partitions:  Days,
-		CodeVersion: "f098fc03ef6e670a",
+		CodeVersion: "691982f21bf6b340",
+		Source:      runtime.SourceRef{File: "partitions.go", Func: "Enriched", Hash: "691982f21bf6b340"},
 		HasValue:    true,
 		ValueType:   "string",
 		Run:         runEnriched,

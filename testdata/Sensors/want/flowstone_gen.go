@@ -4,6 +4,7 @@ package sensors
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -36,6 +37,12 @@ type Resources struct {
 	// Db is the db parameter of asset raw_orders.
 	Db *DB
 }
+
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed sensors.go
+var flowstoneSources embed.FS
 
 // Pipeline returns the definition of the sensors pipeline, its assets in
 // topological order.
@@ -71,6 +78,7 @@ func Pipeline() *runtime.Pipeline {
 				Run:         runSensorInbox,
 			},
 		},
+		Sources: flowstoneSources,
 	})
 }
 
@@ -93,7 +101,8 @@ func defRawOrders() runtime.AssetDef {
 		Description: "RawOrders reads the day's orders.",
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "bcc02918e1dce9e6",
+		CodeVersion: "da7365387bae4798",
+		Source:      runtime.SourceRef{File: "sensors.go", Func: "RawOrders", Hash: "da7365387bae4798"},
 		HasValue:    true,
 		Resources:   []string{"db"},
 		ValueType:   "[]Order",
@@ -117,7 +126,8 @@ func defOrderCount() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetRawOrders, Kind: runtime.DepValue},
 		},
-		CodeVersion: "64798f6c2bfffe29",
+		CodeVersion: "501f822025bfc51e",
+		Source:      runtime.SourceRef{File: "sensors.go", Func: "OrderCount", Hash: "501f822025bfc51e"},
 		HasValue:    true,
 		ValueType:   "int",
 		Run:         runOrderCount,

@@ -4,10 +4,11 @@ package types
 
 import (
 	"context"
+	"embed"
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
-	"net/url"
+	"math/big"
 	"time"
 )
 
@@ -36,6 +37,12 @@ type Resources struct {
 	}
 }
 
+// flowstoneSources holds the files declaring the assets: Open computes
+// their code versions again and refuses a stale flowstone_gen.go.
+//
+//go:embed types.go
+var flowstoneSources embed.FS
+
 // Pipeline returns the definition of the types pipeline, its assets in
 // topological order.
 func Pipeline() *runtime.Pipeline {
@@ -48,13 +55,14 @@ func Pipeline() *runtime.Pipeline {
 			defWin(),
 			defLastWindow(),
 		},
+		Sources: flowstoneSources,
 	})
 }
 
 // LoadIn returns the newest successful value of in for partition p
 // ("" for an unpartitioned asset).
-func LoadIn(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (map[string]*url.URL, error) {
-	return runtime.Load[map[string]*url.URL](ctx, e, "types", AssetIn, p)
+func LoadIn(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (map[string]*big.Int, error) {
+	return runtime.Load[map[string]*big.Int](ctx, e, "types", AssetIn, p)
 }
 
 // LoadErr returns the newest successful value of err for partition p
@@ -82,9 +90,10 @@ func defIn() runtime.AssetDef {
 		Description: "In has a key that is also a wrapper parameter name.",
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "1604d5919364b7bf",
+		CodeVersion: "6c1792ae932d68d9",
+		Source:      runtime.SourceRef{File: "types.go", Func: "In", Hash: "6c1792ae932d68d9"},
 		HasValue:    true,
-		ValueType:   "map[string]*url.URL",
+		ValueType:   "map[string]*big.Int",
 		Run:         runIn,
 	}
 }
@@ -100,7 +109,8 @@ func defErr() runtime.AssetDef {
 		Key:         AssetErr,
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
-		CodeVersion: "6b0dd52396a7f167",
+		CodeVersion: "de72532a696f42c8",
+		Source:      runtime.SourceRef{File: "types.go", Func: "Err", Hash: "de72532a696f42c8"},
 		HasValue:    true,
 		ValueType:   "struct{N int \"json:\\\"n\\\"\"; Seen []time.Duration}",
 		Run:         runErr,
@@ -123,7 +133,8 @@ func defWin() runtime.AssetDef {
 			{Asset: AssetErr, Kind: runtime.DepValue},
 		},
 		Timeout:     1500 * time.Millisecond,
-		CodeVersion: "722f3a6538412fcf",
+		CodeVersion: "c377af968101c207",
+		Source:      runtime.SourceRef{File: "types.go", Func: "Win", Hash: "c377af968101c207"},
 		HasValue:    true,
 		Resources:   []string{"clock", "events"},
 		ValueType:   "*Window",
@@ -134,7 +145,7 @@ func defWin() runtime.AssetDef {
 // runWin calls Win with its inputs.
 func runWin(ctx context.Context, in *runtime.Inputs) (any, error) {
 	res := runtime.ResourcesValue[Resources](in)
-	inArg, err := runtime.Input[map[string]*url.URL](ctx, in, AssetIn)
+	inArg, err := runtime.Input[map[string]*big.Int](ctx, in, AssetIn)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +168,8 @@ func defLastWindow() runtime.AssetDef {
 		Deps: []runtime.Dep{
 			{Asset: AssetWin, Kind: runtime.DepValue},
 		},
-		CodeVersion: "9185b516882717bb",
+		CodeVersion: "77851ca69732fac2",
+		Source:      runtime.SourceRef{File: "types.go", Func: "lastWindow", Hash: "77851ca69732fac2"},
 		Resources:   []string{"sink"},
 		Run:         runLastWindow,
 	}
@@ -176,12 +188,12 @@ func runLastWindow(ctx context.Context, in *runtime.Inputs) (any, error) {
 // Compile-time guards: an asset's signature edited without regenerating
 // breaks the build here. Run go generate.
 var (
-	_ func(context.Context) (map[string]*url.URL, error) = In
+	_ func(context.Context) (map[string]*big.Int, error) = In
 	_ func(context.Context) (struct {
 		N    int `json:"n"`
 		Seen []time.Duration
 	}, error) = Err
-	_ func(context.Context, map[string]*url.URL, struct {
+	_ func(context.Context, map[string]*big.Int, struct {
 		N    int `json:"n"`
 		Seen []time.Duration
 	}, func() time.Time, chan<- string, flowstone.Partition) (*Window, error) = Win

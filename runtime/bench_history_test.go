@@ -1,0 +1,134 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+)
+
+// historySizes are the history lengths BenchmarkHistory compares: the same
+// asset over the same 1,000 daily partitions, materialized once each, then
+// 100 times each. Every query returns the same rows at both sizes.
+var historySizes = []int{1_000, 100_000}
+
+// BenchmarkHistory times the history queries on a history inserted directly
+// (see insertHistory) of 1,000 and of 100,000 materializations, and reports
+// each query's median time at both sizes and their ratio: a query that
+// costs what it returns has a ratio near 1.
+func BenchmarkHistory(b *testing.B) {
+	for _, db := range benchDatabases(b) {
+		b.Run(db.name, func(b *testing.B) {
+			ctx := context.Background()
+			engines := make([]*Engine, len(historySizes))
+			for i, size := range historySizes {
+				cfg := benchConfig(db.fresh(b), benchProfile{})
+				cfg.NoWorkers = true
+				e, err := Open(ctx, cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = e.Close(context.Background()) })
+				start := time.Now()
+				insertHistory(b, e, benchHistory(size))
+				if e.Dialect() == "postgres" {
+					// What autovacuum does to a table that grew; the test
+					// server runs without it.
+					if _, err := e.be.pool().Exec(ctx, "ANALYZE flowstone_runs, flowstone_run_assets, flowstone_materializations, flowstone_lineage"); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.Logf("%s: %d materializations inserted in %s", db.name, size, time.Since(start).Round(time.Millisecond))
+				engines[i] = e
+			}
+			for _, q := range historyQueries() {
+				b.Run(q.name, func(b *testing.B) {
+					times := make([]time.Duration, len(engines))
+					for b.Loop() {
+						for i, e := range engines {
+							times[i] = medianTime(b, 15, func() error { return q.run(ctx, e) })
+						}
+					}
+					for i, size := range historySizes {
+						b.ReportMetric(float64(times[i].Microseconds())/1000, fmt.Sprintf("ms_at_%dk", size/1000))
+					}
+					b.ReportMetric(float64(times[len(times)-1])/float64(max(times[0], 1)), "ratio")
+				})
+			}
+		})
+	}
+}
+
+func benchHistory(size int) history {
+	return history{pipeline: "hist", asset: "events", partitions: 1000, rounds: size / 1000, waiting: 10,
+		failed: func(r, k int) bool { return (r+k)%7 == 0 }}
+}
+
+type historyQuery struct {
+	name string
+	// run runs the query once and checks it returned what every size
+	// returns.
+	run func(ctx context.Context, e *Engine) error
+}
+
+func historyQueries() []historyQuery {
+	want := func(what string, got, want int) error {
+		if got != want {
+			return fmt.Errorf("%s: %d rows, want %d", what, got, want)
+		}
+		return nil
+	}
+	return []historyQuery{
+		{"latest", func(ctx context.Context, e *Engine) error {
+			ms, err := e.Latest(ctx, "hist")
+			if err != nil {
+				return err
+			}
+			return want("Latest", len(ms), 1)
+		}},
+		{"materializations_10", func(ctx context.Context, e *Engine) error {
+			ms, err := e.Materializations(ctx, "hist", "events", 10)
+			if err != nil {
+				return err
+			}
+			return want("Materializations", len(ms), 10)
+		}},
+		{"partitions_1000", func(ctx context.Context, e *Engine) error {
+			ps, err := e.PartitionStatuses(ctx, "hist", "events")
+			if err != nil {
+				return err
+			}
+			return want("PartitionStatuses", len(ps), 1000)
+		}},
+		{"gates", func(ctx context.Context, e *Engine) error {
+			gs, err := e.Gates(ctx, "hist")
+			if err != nil {
+				return err
+			}
+			return want("Gates", len(gs), 10)
+		}},
+		{"runs_20", func(ctx context.Context, e *Engine) error {
+			rs, err := e.Runs(ctx, "hist", 20)
+			if err != nil {
+				return err
+			}
+			return want("Runs", len(rs), 20)
+		}},
+	}
+}
+
+// medianTime runs fn n times and returns the median duration.
+func medianTime(b *testing.B, n int, fn func() error) time.Duration {
+	b.Helper()
+	ds := make([]time.Duration, n)
+	for i := range ds {
+		start := time.Now()
+		if err := fn(); err != nil {
+			b.Fatal(err)
+		}
+		ds[i] = time.Since(start)
+	}
+	slices.Sort(ds)
+	return ds[n/2]
+}
