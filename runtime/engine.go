@@ -212,6 +212,7 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 			rcfg.FetchPollInterval = 50 * time.Millisecond
 		}
 	}
+	rcfg.ErrorHandler = discardHandler{e}
 	// River fetches at most once per cooldown; its 100ms default caps a
 	// process at Concurrency/0.1s jobs per second.
 	rcfg.FetchCooldown = min(20*time.Millisecond, rcfg.FetchPollInterval)
