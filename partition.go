@@ -362,25 +362,45 @@ func (s *staticSet) Validate(key Partition) error {
 }
 
 // Dynamic returns a set whose keys are added and removed at run time through
-// the engine; name identifies the set in the database.
-func Dynamic(name string) PartitionSet {
+// the engine; name identifies the set in the database. The set's keys
+// belong to its pipeline: two pipelines with a set named "customers" each
+// have their own keys, unless both declare the set Shared.
+func Dynamic(name string, opts ...DynamicOption) PartitionSet {
 	s := &DynamicSet{name: name}
 	if name == "" {
 		s.err = errors.New("dynamic set: empty name")
 	}
+	for _, o := range opts {
+		o(s)
+	}
 	return s
+}
+
+// DynamicOption adjusts a dynamic partition set.
+type DynamicOption func(*DynamicSet)
+
+// Shared makes a dynamic set's keys common to every pipeline that declares
+// a shared set of that name, instead of its own pipeline's.
+func Shared() DynamicOption {
+	return func(s *DynamicSet) { s.shared = true }
 }
 
 // DynamicSet is the set Dynamic returns. Its membership lives in the
 // engine's database, so Validate only checks the key's form; the runtime
 // checks membership.
 type DynamicSet struct {
-	name string
-	err  error
+	name   string
+	shared bool
+	err    error
 }
 
 // Name is the set's name in the database.
-func (s *DynamicSet) Name() string       { return s.name }
+func (s *DynamicSet) Name() string { return s.name }
+
+// Shared reports whether the set's keys are common to every pipeline that
+// declares it Shared, rather than its own pipeline's.
+func (s *DynamicSet) Shared() bool { return s.shared }
+
 func (s *DynamicSet) Kind() string       { return "dynamic" }
 func (s *DynamicSet) Err() error         { return s.err }
 func (s *DynamicSet) Example() Partition { return "customer-42" }

@@ -225,14 +225,14 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 		closeDB:  pool.Close,
 	}
 	migrate := func(ctx context.Context) error {
-		// One migrator at a time across processes: a session advisory lock
-		// on a dedicated connection.
+		// One migrator of the schema at a time across processes: a session
+		// advisory lock on a dedicated connection.
 		conn, err := pool.Acquire(ctx)
 		if err != nil {
 			return err
 		}
 		defer conn.Release()
-		unlock, err := store.Store{}.LockMigrations(ctx, store.Pgx(conn))
+		unlock, err := store.Store{}.LockMigrations(ctx, store.Pgx(conn), schema)
 		if err != nil {
 			return err
 		}

@@ -165,6 +165,9 @@ func (e *Engine) addBindings(bindings []Binding) error {
 				errs = append(errs, fmt.Errorf("bind %s: %w: %s left nil", p.Name(), ErrMissingResource, strings.Join(missing, ", ")))
 			}
 		}
+		if err := checkDynamicSets(p); err != nil {
+			errs = append(errs, err)
+		}
 		if err := p.checkSources(); err != nil {
 			errs = append(errs, err)
 		}

@@ -220,7 +220,7 @@ func (e *Engine) plan(ctx context.Context, p *Pipeline, closure []*AssetDef, tar
 		return nil, err
 	}
 	for _, n := range plan.nodes {
-		if err := e.checkDynamic(ctx, []*AssetDef{n.a}, n.key); err != nil {
+		if err := e.checkDynamic(ctx, p, []*AssetDef{n.a}, n.key); err != nil {
 			return nil, err
 		}
 	}

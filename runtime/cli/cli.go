@@ -58,7 +58,7 @@ type App struct {
 	Bind func(ctx context.Context) ([]runtime.Binding, error)
 	// Pipelines, when set, returns the program's pipelines without their
 	// resources. Commands that only read (status, assets, graph,
-	// partitions, gates, sensors, backfill status, dynamic list) use it
+	// partitions, gates, sensors, logs, backfill status, dynamic list) use it
 	// instead of Bind, so they work where the resources cannot be built
 	// (no credentials, a service down). Without it they call Bind, and
 	// still neither check nor use the resources.

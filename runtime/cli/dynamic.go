@@ -20,14 +20,14 @@ func (s *session) dynamicCommand() *cobra.Command {
 in such a set is refused for a key that is not in it. SET is the name given
 to flowstone.Dynamic.`,
 	}
-	edit := func(use, short, verb string, apply func(*runtime.Engine, context.Context, string, ...flowstone.Partition) error) *cobra.Command {
+	edit := func(use, short, verb string, apply func(*runtime.Engine, context.Context, *runtime.Pipeline, string, ...flowstone.Partition) error) *cobra.Command {
 		return &cobra.Command{
 			Use:   use + " SET KEY...",
 			Short: short,
 			Args:  cobra.MinimumNArgs(2),
 			RunE: run(func(c *cobra.Command, args []string) error {
 				ctx := c.Context()
-				eng, set, err := s.openDynamic(ctx, args[0], false)
+				eng, p, set, err := s.openDynamic(ctx, args[0], false)
 				if err != nil {
 					return err
 				}
@@ -39,10 +39,10 @@ to flowstone.Dynamic.`,
 						return &exitError{code: ExitUsage, err: err}
 					}
 				}
-				if err := apply(eng, ctx, set, keys...); err != nil {
+				if err := apply(eng, ctx, p, set, keys...); err != nil {
 					return err
 				}
-				all, err := eng.DynamicPartitions(ctx, set)
+				all, err := eng.DynamicPartitions(ctx, p, set)
 				if err != nil {
 					return err
 				}
@@ -57,12 +57,12 @@ to flowstone.Dynamic.`,
 		Args:  cobra.ExactArgs(1),
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
-			eng, set, err := s.openDynamic(ctx, args[0], true)
+			eng, p, set, err := s.openDynamic(ctx, args[0], true)
 			if err != nil {
 				return err
 			}
 			defer closeEngine(ctx, eng, closeTimeout)
-			keys, err := eng.DynamicPartitions(ctx, set)
+			keys, err := eng.DynamicPartitions(ctx, p, set)
 			if err != nil {
 				return err
 			}
@@ -87,21 +87,21 @@ to flowstone.Dynamic.`,
 // openDynamic checks that set names a dynamic set of the pipeline's assets,
 // so a misspelt name is not silently a new set, and opens the engine,
 // read-only when the command only reads.
-func (s *session) openDynamic(ctx context.Context, set string, read bool) (*runtime.Engine, string, error) {
+func (s *session) openDynamic(ctx context.Context, set string, read bool) (*runtime.Engine, *runtime.Pipeline, string, error) {
 	bindings := s.bindings
 	if read {
 		bindings = s.readBindings
 	}
 	bs, p, err := bindings(ctx)
 	if err != nil {
-		return nil, "", err
+		return nil, nil, "", err
 	}
 	names := dynamicSets(p)
 	if !slices.Contains(names, set) {
 		if len(names) == 0 {
-			return nil, "", usageErr("dynamic set %s: pipeline %s has no dynamic partition sets", set, p.Name())
+			return nil, nil, "", usageErr("dynamic set %s: pipeline %s has no dynamic partition sets", set, p.Name())
 		}
-		return nil, "", usageErr("dynamic set %s: not a set of pipeline %s (its dynamic sets: %s)", set, p.Name(), strings.Join(names, ", "))
+		return nil, nil, "", usageErr("dynamic set %s: not a set of pipeline %s (its dynamic sets: %s)", set, p.Name(), strings.Join(names, ", "))
 	}
 	open := func(ctx context.Context, bs []runtime.Binding) (*runtime.Engine, error) {
 		return s.open(ctx, bs, false)
@@ -110,31 +110,15 @@ func (s *session) openDynamic(ctx context.Context, set string, read bool) (*runt
 		open = s.openRead
 	}
 	eng, err := open(ctx, bs)
-	return eng, set, err
+	return eng, p, set, err
 }
 
 // dynamicSets names the dynamic sets of the pipeline's assets, including
 // the dimensions of multi sets, sorted.
 func dynamicSets(p *runtime.Pipeline) []string {
 	var names []string
-	var visit func(flowstone.PartitionSet)
-	visit = func(ps flowstone.PartitionSet) {
-		switch s := ps.(type) {
-		case *flowstone.DynamicSet:
-			if !slices.Contains(names, s.Name()) {
-				names = append(names, s.Name())
-			}
-		case interface {
-			Dimensions() []flowstone.PartitionSet
-		}:
-			for _, d := range s.Dimensions() {
-				visit(d)
-			}
-		}
+	for _, s := range p.DynamicSets() {
+		names = append(names, s.Name())
 	}
-	for _, a := range p.Assets() {
-		visit(a.Partitions)
-	}
-	slices.Sort(names)
 	return names
 }

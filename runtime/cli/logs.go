@@ -33,7 +33,7 @@ one asset's, at one partition with --partition. Each attempt keeps up to
 			if byPartition && len(args) < 2 {
 				return usageErr("logs --partition needs an asset")
 			}
-			eng, _, err := s.openAll(ctx, false)
+			eng, _, err := s.openAllRead(ctx)
 			if err != nil {
 				return err
 			}

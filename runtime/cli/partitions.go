@@ -78,7 +78,7 @@ partition with a record (and every key of a static or dynamic set).`,
 			if err != nil {
 				return err
 			}
-			keys, err := listKeys(ctx, eng, defs, st, flowstone.Partition(from), flowstone.Partition(to), last, time.Now())
+			keys, err := listKeys(ctx, eng, p, defs, st, flowstone.Partition(from), flowstone.Partition(to), last, time.Now())
 			if err != nil {
 				return err
 			}
@@ -119,7 +119,7 @@ func readPartitionStates(ctx context.Context, eng *runtime.Engine, p *runtime.Pi
 // listKeys chooses the rows: a range or the newest N keys of the first
 // asset's set, or every key with a record (with a static or dynamic set's
 // keys).
-func listKeys(ctx context.Context, eng *runtime.Engine, defs []*runtime.AssetDef, st states, from, to flowstone.Partition, last int, now time.Time) ([]flowstone.Partition, error) {
+func listKeys(ctx context.Context, eng *runtime.Engine, p *runtime.Pipeline, defs []*runtime.AssetDef, st states, from, to flowstone.Partition, last int, now time.Time) ([]flowstone.Partition, error) {
 	set := defs[0].Partitions
 	if set == nil {
 		if from != "" || last > 0 {
@@ -187,7 +187,7 @@ func listKeys(ctx context.Context, eng *runtime.Engine, defs []*runtime.AssetDef
 			add(k)
 		}
 	case *flowstone.DynamicSet:
-		ks, err := eng.DynamicPartitions(ctx, s.Name())
+		ks, err := eng.DynamicPartitions(ctx, p, s.Name())
 		if err != nil {
 			return nil, err
 		}

@@ -289,7 +289,7 @@ func TestDynamicCommands(t *testing.T) {
 			t.Fatalf("materialize acme: %s", r)
 		}
 		r = invoke(ctx, app, args(db, "materialize", "per_customer", "--partition", "initech")...)
-		if r.code != 2 || !strings.Contains(r.stderr, `not in dynamic set customers (e.g. acme, globex)`) {
+		if r.code != 2 || !strings.Contains(r.stderr, `not in dynamic set customers of pipeline days (e.g. acme, globex)`) {
 			t.Fatalf("materialize a removed key: %s", r)
 		}
 		r = invoke(ctx, app, args(db, "partitions", "per_customer")...)

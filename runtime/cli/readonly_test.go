@@ -26,6 +26,7 @@ var readCommands = [][]string{
 	{"sensors"},
 	{"backfill", "status", "bf_nope"},
 	{"dynamic", "list", "customers"},
+	{"logs", "run_nope"},
 }
 
 func TestReadCommandsCreateNothing(t *testing.T) {
@@ -100,7 +101,7 @@ func TestReadCommandsNeedNoResources(t *testing.T) {
 		}
 		for _, cmd := range readCommands {
 			if cmd[len(cmd)-1] == "run_nope" {
-				cmd = []string{"status", id}
+				cmd = []string{cmd[0], id}
 			}
 			if cmd[0] == "backfill" {
 				continue // no backfill to show

@@ -3,6 +3,7 @@ package web_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/runtime/web"
 	"github.com/flowstone-go/flowstone/runtime/web/riverview"
+	"github.com/flowstone-go/flowstone/strategy"
 )
 
 // screenshots, when set, is where TestBrowser saves a PNG of each page
@@ -195,5 +197,60 @@ func TestBrowser(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("runs and River pages: %v", err)
+	}
+}
+
+// TestBrowserLargeGraph lays out a pipeline of 500 assets in 25 groups and
+// searches it: the graph must stay usable at that size.
+func TestBrowserLargeGraph(t *testing.T) {
+	t.Parallel()
+	tab := browser(t)
+	const layers, width = 50, 10
+	var assets []runtime.AssetDef
+	noop := func(context.Context, *runtime.Inputs) (any, error) { return 1, nil }
+	for l := range layers {
+		for i := range width {
+			a := runtime.AssetDef{Key: fmt.Sprintf("a_%02d_%d", l, i), Kind: "standard", Strategy: strategy.Standard{}, HasValue: true,
+				CodeVersion: "v1", Group: fmt.Sprintf("g%02d", l/2), Run: noop}
+			if l > 0 {
+				a.Deps = []runtime.Dep{{Asset: fmt.Sprintf("a_%02d_%d", l-1, i), Kind: runtime.DepValue},
+					{Asset: fmt.Sprintf("a_%02d_%d", l-1, (i+1)%width), Kind: runtime.DepOutcome}}
+			}
+			assets = append(assets, a)
+		}
+	}
+	p := runtime.NewPipeline(runtime.PipelineDef{Name: "large", Assets: assets})
+	eng := flowstonetest.Open(t, p, nil, flowstonetest.SQLite())
+	h, err := web.New(eng, web.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+
+	start := time.Now()
+	err = chromedp.Do(tab,
+		chromedp.Navigate(srv.URL+"/"),
+		chromedp.WaitVisible(`g.node[data-asset="a_49_9"]`),
+	)
+	if err != nil {
+		t.Fatalf("graph of 500 assets: %v", err)
+	}
+	ms, _ := chromedp.Run(tab, chromedp.Evaluate[string](`document.getElementById("graph").dataset.layoutMs`))
+	t.Logf("500 assets laid out and drawn in %s (layout %s ms)", time.Since(start).Round(time.Millisecond), ms)
+	n, err := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelectorAll("g.node").length`))
+	if err != nil || n != layers*width {
+		t.Fatalf("%d assets drawn (%v), want %d", n, err, layers*width)
+	}
+	err = chromedp.Do(tab,
+		chromedp.SendKeys(`#search`, "a_17_3\n"),
+		chromedp.WaitVisible(`g.node.hit[data-asset="a_17_3"]`),
+		shot(t, "graph-500"),
+	)
+	if err != nil {
+		t.Fatalf("search the large graph: %v", err)
+	}
+	if hits, err := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelectorAll("g.node.hit").length`)); err != nil || hits != 1 {
+		t.Errorf("searching a_17_3 highlights %d assets (%v), want 1", hits, err)
 	}
 }

@@ -126,21 +126,20 @@ type partitionJSON struct {
 	FinishedAt      *time.Time          `json:"finishedAt"`
 }
 
-// partitions lists asset's partitions that have a materialization, by key.
+// partitions lists asset's partitions that have a materialization or a
+// run working on them, by key.
 func (h *Handler) partitions(ctx context.Context, pipeline, asset string) ([]partitionJSON, error) {
-	mats, err := h.eng.Materializations(ctx, pipeline, asset, 1000)
+	parts, err := h.eng.PartitionStatuses(ctx, pipeline, asset)
 	if err != nil {
 		return nil, err
 	}
-	seen := map[flowstone.Partition]partitionJSON{}
-	for _, m := range mats {
-		if _, ok := seen[m.Partition]; !ok {
-			seen[m.Partition] = partitionJSON{Partition: m.Partition, Status: m.Status, Materialization: m.ID, Run: m.RunID, FinishedAt: timeJSON(m.FinishedAt)}
+	out := make([]partitionJSON, len(parts))
+	for i, p := range parts {
+		pj := partitionJSON{Partition: p.Partition, Status: p.Latest.Status, Materialization: p.Latest.ID, Run: p.Latest.RunID, FinishedAt: timeJSON(p.Latest.FinishedAt)}
+		if p.RunningIn != "" {
+			pj.Status, pj.Run = "running", p.RunningIn
 		}
-	}
-	out := make([]partitionJSON, 0, len(seen))
-	for _, k := range slices.Sorted(maps.Keys(seen)) {
-		out = append(out, seen[k])
+		out[i] = pj
 	}
 	return out, nil
 }

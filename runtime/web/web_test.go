@@ -339,6 +339,26 @@ func TestCancelAndReadOnly(t *testing.T) {
 		if code, body := s.post(t, "/api/backfills/nope/cancel", nil, map[string]string{"Authorization": "Bearer tok"}); code != http.StatusNotFound {
 			t.Errorf("cancel an unknown backfill: %d %s, want 404", code, body)
 		}
+		id, err := s.eng.Backfill(t.Context(), refunds.Pipeline(), runtime.BackfillRequest{From: "2024-03-02", To: "2024-03-04"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bfs []struct {
+			ID, Status string
+			Total      int
+			Order      []string
+		}
+		s.get(t, "/api/backfills", &bfs)
+		if len(bfs) != 1 || bfs[0].ID != id || bfs[0].Total != 3 || bfs[0].Status != "running" || len(bfs[0].Order) != 3 {
+			t.Fatalf("backfills = %+v, want %s running over 3 partitions", bfs, id)
+		}
+		if code, body := s.post(t, "/api/backfills/"+id+"/cancel", nil, map[string]string{"Authorization": "Bearer tok"}); code != http.StatusOK {
+			t.Fatalf("cancel the backfill: %d %s", code, body)
+		}
+		s.get(t, "/api/backfills", &bfs)
+		if len(bfs) != 1 || bfs[0].Status != "cancelled" {
+			t.Errorf("after cancel, backfills = %+v", bfs)
+		}
 
 		ro, err := web.New(s.eng, web.Options{})
 		if err != nil {

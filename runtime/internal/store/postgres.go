@@ -11,13 +11,17 @@ import (
 const migrationLockKey = 0x666c6f77
 
 // LockMigrations takes, on conn (one session), the PostgreSQL advisory lock
-// that lets one process migrate at a time; unlock releases it.
-func (Store) LockMigrations(ctx context.Context, conn Querier) (unlock func(), err error) {
-	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(?)`, migrationLockKey); err != nil {
+// that lets one process at a time migrate schema ("" is the connection's
+// current schema); unlock releases it. The lock is per schema, so
+// processes migrating different schemas of one server do not wait on each
+// other.
+func (Store) LockMigrations(ctx context.Context, conn Querier, schema string) (unlock func(), err error) {
+	const key = `hashtext(coalesce(nullif(?, ''), current_schema(), ''))`
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock(?, `+key+`)`, migrationLockKey, schema); err != nil {
 		return nil, fmt.Errorf("migration lock: %w", err)
 	}
 	return func() {
-		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(?)`, migrationLockKey)
+		_, _ = conn.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(?, `+key+`)`, migrationLockKey, schema)
 	}, nil
 }
 

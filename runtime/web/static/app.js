@@ -141,20 +141,28 @@ function legend() {
 }
 
 function drawGraph(svg, p, search) {
-  const g = new dagre.graphlib.Graph({ compound: true, multigraph: true });
-  g.setGraph({ rankdir: "LR", nodesep: 18, ranksep: 60, marginx: 20, marginy: 20 });
-  g.setDefaultEdgeLabel(() => ({}));
+  // Groups are drawn as clusters up to a few hundred assets; dagre's
+  // compound layout grows too slow past that, and the group joins the
+  // asset's second line instead.
   const groups = new Set(p.assets.map((a) => a.group).filter(Boolean));
-  for (const grp of groups) g.setNode("group:" + grp, { label: grp, clusterLabelPos: "top" });
+  const compound = groups.size > 0 && p.assets.length <= 200;
+  const g = new dagre.graphlib.Graph({ compound });
+  // Past a few hundred assets the quicker longest-path ranker keeps the
+  // layout within a second or two.
+  g.setGraph({ rankdir: "LR", nodesep: 18, ranksep: 60, marginx: 20, marginy: 20, ranker: p.assets.length > 200 ? "longest-path" : "network-simplex" });
+  g.setDefaultEdgeLabel(() => ({}));
+  if (compound) for (const grp of groups) g.setNode("group:" + grp, { label: grp, clusterLabelPos: "top" });
   for (const a of p.assets) {
     g.setNode(a.key, { width: NODE_W, height: NODE_H, asset: a });
-    if (a.group) g.setParent(a.key, "group:" + a.group);
+    if (compound && a.group) g.setParent(a.key, "group:" + a.group);
   }
-  for (const a of p.assets) for (const d of a.deps) if (g.hasNode(d.asset)) g.setEdge(d.asset, a.key, { kind: d.kind }, d.kind);
+  for (const a of p.assets) for (const d of a.deps) if (g.hasNode(d.asset)) g.setEdge(d.asset, a.key, { kind: d.kind });
+  const t0 = performance.now();
   dagre.layout(g);
+  svg.dataset.layoutMs = Math.round(performance.now() - t0);
 
   const view = el("g", { id: "viewport" });
-  for (const grp of groups) {
+  if (compound) for (const grp of groups) {
     const c = g.node("group:" + grp);
     view.append(el("g", { class: "cluster" }, el("rect", { x: c.x - c.width / 2, y: c.y - c.height / 2, width: c.width, height: c.height }),
       el("text", { x: c.x - c.width / 2 + 8, y: c.y - c.height / 2 + 13 }, grp)));
@@ -173,7 +181,7 @@ function drawGraph(svg, p, search) {
       el("title", {}, [a.key, a.description, a.stale ? "stale: " + a.stale : "", a.status ? "newest: " + a.status + " " + when(a.finishedAt) : "never materialized"].filter(Boolean).join("\n")),
       el("rect", { class: "box", width: NODE_W, height: NODE_H }),
       el("text", { x: 8, y: 17 }, a.key.length > 24 ? a.key.slice(0, 23) + "…" : a.key),
-      el("text", { class: "sub", x: 8, y: 31 }, [a.partitions, a.schedule ? "⏱ " + a.schedule : ""].filter(Boolean).join(" · ") || (a.status || "never materialized")));
+      el("text", { class: "sub", x: 8, y: 31 }, [compound ? "" : a.group, a.partitions, a.schedule ? "⏱ " + a.schedule : ""].filter(Boolean).join(" · ") || (a.status || "never materialized")));
     if (a.kind && a.kind !== "standard") ge.append(el("text", { class: "kind", x: NODE_W - 6, y: 13, "text-anchor": "end" }, a.kind));
     if (a.stale) ge.append(el("text", { class: "stale", x: NODE_W - 6, y: 31, "text-anchor": "end" }, "stale"));
     if (a.health) ge.append(healthBar(a.health, 8, NODE_H - 12, NODE_W - 16, 6));
