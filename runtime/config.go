@@ -5,6 +5,9 @@ import (
 	"log/slog"
 	"strings"
 	"time"
+
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures an Engine.
@@ -62,6 +65,14 @@ type Config struct {
 	// RetryDelay is the wait before retry number attempt (1 for the first
 	// retry). Nil means 1s doubling per attempt, at most 5 minutes.
 	RetryDelay func(attempt int) time.Duration
+	// TracerProvider, when set, traces every run: a span per run and per
+	// asset attempt, in one trace per run whichever processes work it,
+	// and River's own spans (docs/observability.md). Nil traces nothing.
+	TracerProvider trace.TracerProvider
+	// MeterProvider, when set, receives FlowStone's metrics (attempts by
+	// outcome, attempt duration, queue lag, runs in flight, scatter items)
+	// and River's. Nil measures nothing.
+	MeterProvider metric.MeterProvider
 	// Retention, when Every is set, prunes history on that schedule (see
 	// Engine.Prune). River's leader schedules it, so one process prunes
 	// at a time; give every worker process the same setting.

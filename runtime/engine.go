@@ -45,6 +45,7 @@ type Engine struct {
 	deleters []strategy.RunDeleter
 	bindings map[string]Binding
 	events   *broker
+	tel      *telemetry // nil unless Config sets a provider
 	closed   atomic.Bool
 	stopOnce sync.Once
 	// live beats for this process while it works jobs.
@@ -83,6 +84,12 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	if err := e.checkRetention(); err != nil {
 		return nil, err
 	}
+	if e.tel, err = newTelemetry(e); err != nil {
+		return nil, fmt.Errorf("telemetry: %w", err)
+	}
+	if e.tel != nil {
+		e.events.observe = e.tel.observe
+	}
 
 	rcfg := e.riverConfig(db.dialect)
 	if err := e.addPeriodicJobs(rcfg); err != nil {
@@ -102,6 +109,12 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	if err := migrate(ctx); err != nil {
 		e.be.close()
 		return nil, err
+	}
+	if e.tel != nil {
+		if err := e.tel.observeRuns(); err != nil {
+			e.be.close()
+			return nil, fmt.Errorf("telemetry: %w", err)
+		}
 	}
 	if rcfg.Queues != nil {
 		// River stops when Start's context ends; the engine lives until Close.
@@ -195,6 +208,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 		MaxAttempts:         25,
 		// River's own retention keeps finished jobs a day; FlowStone's
 		// records are what users read.
+	}
+	if e.tel != nil {
+		rcfg.Middleware = append(rcfg.Middleware, e.tel.riverMiddleware())
 	}
 	if rcfg.JobTimeout <= 0 {
 		rcfg.JobTimeout = time.Hour
@@ -290,6 +306,9 @@ func (e *Engine) Close(ctx context.Context) error {
 		err = e.be.stop(ctx)
 		e.stopLiveness(context.WithoutCancel(ctx))
 		e.events.close()
+		if e.tel != nil {
+			e.tel.close()
+		}
 		e.be.close()
 	})
 	return err

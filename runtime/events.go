@@ -41,6 +41,8 @@ type broker struct {
 	mu     sync.Mutex
 	subs   map[chan Event]struct{}
 	closed bool
+	// observe, when set, sees every event first (telemetry).
+	observe func(Event)
 }
 
 func newBroker() *broker { return &broker{subs: map[chan Event]struct{}{}} }
@@ -49,12 +51,17 @@ func (b *broker) publish(evs ...Event) {
 	if len(evs) == 0 {
 		return
 	}
+	for i := range evs {
+		if evs[i].Time.IsZero() {
+			evs[i].Time = time.Now()
+		}
+		if b.observe != nil {
+			b.observe(evs[i])
+		}
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, ev := range evs {
-		if ev.Time.IsZero() {
-			ev.Time = time.Now()
-		}
 		for ch := range b.subs {
 			select {
 			case ch <- ev:

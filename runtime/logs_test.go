@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/flowstone-go/flowstone"
 )
@@ -79,6 +80,14 @@ func TestLogsAreKeptPerAttempt(t *testing.T) {
 		}
 		if _, err := e.Logs(ctx, Ref{RunID: "run_missing"}); !errors.Is(err, ErrRunNotFound) {
 			t.Errorf("a missing run: %v, want ErrRunNotFound", err)
+		}
+
+		// Pruning the run deletes its logs.
+		if _, err := e.Prune(ctx, PruneRequest{Before: time.Now().Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := e.st.Logs(ctx, e.be.pool(), run.ID, "", "", true); err != nil || len(n) != 0 {
+			t.Errorf("after Prune %d log rows (%v), want none", len(n), err)
 		}
 	})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/rivertype"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Request asks for a run.
@@ -153,6 +154,14 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 		run.configHash = hex.EncodeToString(sum[:12])
 	}
 
+	traceparent := ""
+	if e.tel != nil {
+		var span trace.Span
+		if ctx, span, traceparent = e.tel.startRun(ctx, p, run.id, req.Partition); span != nil {
+			defer span.End()
+		}
+	}
+
 	var fx effects
 	existing := ""
 	err = e.be.inTx(ctx, func(tx txn) error {
@@ -162,6 +171,11 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 			RunKey: req.RunKey, Backfill: backfill})
 		if err != nil {
 			return err
+		}
+		if traceparent != "" && inserted {
+			if err := e.st.SaveRunTrace(ctx, tx, run.id, traceparent); err != nil {
+				return err
+			}
 		}
 		if !inserted && req.RunKey != "" {
 			existing, err = e.st.RunIDByKey(ctx, tx, p.name, req.RunKey)

@@ -97,7 +97,11 @@ func (t *task) CallItem(ctx context.Context, item json.RawMessage) (any, error) 
 	if item == nil {
 		item = json.RawMessage("null")
 	}
-	return t.call(ctx, item)
+	v, err := t.call(ctx, item)
+	if t.e.tel != nil {
+		t.e.tel.scatterItem(ctx, t, err)
+	}
+	return v, err
 }
 
 func (t *task) call(ctx context.Context, item []byte) (v any, err error) {

@@ -70,19 +70,29 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, config: cfg, hasConfig: st.Config.Valid,
 		meta: map[string]any{}}
 	t.log, t.logs = e.assetLogger(t)
+	var obs *attemptObs
+	if e.tel != nil {
+		ctx, obs = e.tel.startAttempt(ctx, t, w.row)
+	}
 
 	res, err := t.execute(ctx, w.resume)
 	// The attempt's context may have ended (timeout, cancellation); its
 	// outcome is still recorded.
 	rctx := context.WithoutCancel(ctx)
 	e.saveLogs(rctx, t, w.row.ID)
+	var out error
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
 			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)
 		}
-		return e.fail(rctx, w, run, a, attempts, err)
+		out = e.fail(rctx, w, run, a, attempts, err)
+	} else {
+		out = e.record(rctx, w, run, t, res)
 	}
-	return e.record(rctx, w, run, t, res)
+	if obs != nil {
+		obs.end(rctx, err, res, out)
+	}
+	return out
 }
 
 // loadRun reads what a node's job needs of its run; a run that is gone

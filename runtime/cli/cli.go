@@ -41,6 +41,7 @@ import (
 	"github.com/flowstone-go/flowstone/internal/suggest"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -103,6 +104,9 @@ func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer)
 	root := s.rootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
+	if terr := s.stopTelemetry(); terr != nil {
+		fmt.Fprintf(stderr, "%s: telemetry: %v\n", app.Name, terr)
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -165,6 +169,12 @@ type session struct {
 	stopSignals func()
 	// ctx is Main's, for calling Bind to describe the pipelines in help.
 	ctx context.Context
+	// otlpEndpoint exports traces over OTLP/HTTP (--otlp-endpoint).
+	otlpEndpoint string
+	// metrics, when a command serves /metrics, receives the engine's.
+	metrics *prometheus.Registry
+	// shutdown stops what telemetry started.
+	shutdown []func(context.Context) error
 }
 
 func (s *session) rootCommand() *cobra.Command {
@@ -204,6 +214,7 @@ func (s *session) rootCommand() *cobra.Command {
 	f.StringVar(&s.schema, "schema", "", "PostgreSQL schema holding FlowStone's and River's tables (env "+EnvSchema+")")
 	f.StringVar(&s.pipeline, "pipeline", "", "pipeline to use when the program binds more than one")
 	f.StringVar(&s.logLevel, "log-level", "warn", "engine log level on stderr: debug, info, warn or error")
+	f.StringVar(&s.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP to this URL, e.g. http://localhost:4318 (env "+EnvOTLPEndpoint+" and the other OTEL_ variables)")
 	f.StringVar(&s.secret, "secret", "", "secret signing gate links, 16 bytes or more, the same in every process; required by pipelines with gates (env "+EnvSecret+", better than the flag, which ps shows)")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		if !c.Flags().Changed("database") {
@@ -320,6 +331,9 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)
+	}
+	if err := s.telemetry(ctx, &cfg); err != nil {
+		return nil, err
 	}
 	if s.app.Configure != nil {
 		s.app.Configure(&cfg)

@@ -35,7 +35,8 @@ func (s *session) serveCommand() *cobra.Command {
 		Long: `Serve answers the web page on --addr (127.0.0.1 unless told otherwise)
 until SIGINT or SIGTERM: the asset graph of every bound pipeline, each
 asset's partitions, materializations and value, runs with a live timeline,
-gates waiting for a decision, backfills, schedules and sensors.
+gates waiting for a decision, backfills, schedules and sensors; and the
+engine's metrics for Prometheus at /metrics.
 Anyone who reaches the address can read; approving, rejecting and
 cancelling need a user (--user NAME:PASSWORD, or FLOWSTONE_WEB_USERS) or,
 for API clients, the bearer --token (or FLOWSTONE_WEB_TOKEN). It works no
@@ -57,6 +58,7 @@ jobs unless --workers is given.`,
 				}
 				opts.Users[name] = pass
 			}
+			metrics := s.serveMetrics()
 			eng, _, err := s.openAll(ctx, workers)
 			if err != nil {
 				return err
@@ -78,7 +80,7 @@ jobs unless --workers is given.`,
 			// streams of running runs do not hold it up.
 			base, stopRequests := context.WithCancel(context.WithoutCancel(ctx))
 			defer stopRequests()
-			srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return base }}
+			srv := &http.Server{Handler: withMetrics(h, metrics), ReadHeaderTimeout: 10 * time.Second, BaseContext: func(net.Listener) context.Context { return base }}
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()
 			fmt.Fprintf(s.stdout, "serving the FlowStone page for %s at http://%s/; stop with Ctrl-C or SIGTERM\n", s.describeDatabase(), ln.Addr())

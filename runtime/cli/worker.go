@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 func (s *session) workerCommand() *cobra.Command {
 	var drain time.Duration
+	var metricsAddr string
 	c := &cobra.Command{
 		Use:   "worker",
 		Short: "Work jobs of the bound pipelines until interrupted",
@@ -18,7 +20,8 @@ pipeline the program binds, whichever process started their runs, until
 SIGINT or SIGTERM. It then stops fetching jobs and waits up to --drain for
 the running ones to finish; a job still running after that is taken over by
 another worker once this process's heartbeat is older than --takeover-after.
-A second interrupt quits at once.
+A second interrupt quits at once. With --metrics-addr it serves the engine's
+metrics for Prometheus at /metrics on that address.
 
 While it runs, the worker beats in the database every --takeover-after/6;
 a worker that is killed loses its running jobs to the others about
@@ -26,9 +29,21 @@ a worker that is killed loses its running jobs to the others about
 		Args: cobra.NoArgs,
 		RunE: run(func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
+			var metrics http.Handler
+			if metricsAddr != "" {
+				metrics = s.serveMetrics()
+			}
 			eng, bs, err := s.openAll(ctx, true)
 			if err != nil {
 				return err
+			}
+			if metrics != nil {
+				stop, err := s.listenMetrics(metricsAddr, metrics)
+				if err != nil {
+					_ = closeEngine(ctx, eng, closeTimeout)
+					return err
+				}
+				defer stop()
 			}
 			var names []string
 			for _, b := range bs {
@@ -48,6 +63,7 @@ a worker that is killed loses its running jobs to the others about
 		}),
 	}
 	c.Flags().DurationVar(&drain, "drain", time.Minute, "how long to wait for running jobs when stopping")
+	c.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464")
 	c.Flags().DurationVar(&s.takeoverAfter, "takeover-after", 30*time.Second, "how long a worker may go without its heartbeat before others take its jobs over")
 	return c
 }

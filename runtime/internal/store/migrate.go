@@ -62,6 +62,13 @@ func (l Line) load() ([]migration, error) {
 		out = append(out, migration{version: v, name: e.Name(), sql: string(body)})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	// Two files with one number (two branches merged) would leave one of
+	// them unapplied without a word: refuse instead.
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations of %s: %s and %s share version %d", l.Name, out[i-1].name, out[i].name, out[i].version)
+		}
+	}
 	return out, nil
 }
 

@@ -53,11 +53,11 @@ func (Store) PrunableRuns(ctx context.Context, q Querier, s PruneScope, limit in
 }
 
 // DeleteRuns deletes runs with everything FlowStone's own tables keep of
-// them: their nodes, arrivals, edges, strategy state and logs. (Kinds with tables
+// them: their nodes, arrivals, edges, strategy state, logs and trace. (Kinds with tables
 // of their own delete theirs: strategy.RunDeleter.)
 func (Store) DeleteRuns(ctx context.Context, q Querier, runs []string) (int64, error) {
 	in, args := placeholders(len(runs)), anys(runs)
-	for _, table := range []string{"flowstone_run_assets", "flowstone_arrivals", "flowstone_run_edges", "flowstone_state", "flowstone_logs"} {
+	for _, table := range []string{"flowstone_run_assets", "flowstone_arrivals", "flowstone_run_edges", "flowstone_state", "flowstone_logs", "flowstone_run_traces"} {
 		if _, err := q.Exec(ctx, `DELETE FROM `+table+` WHERE run_id IN (`+in+`)`, args...); err != nil {
 			return 0, err
 		}

@@ -178,3 +178,19 @@ func TestRetryableMatchesSQLiteBusyByCode(t *testing.T) {
 		t.Fatal("an error's text made it retryable")
 	}
 }
+
+// Two migrations with one number (two branches merged) are refused, not
+// half applied; FlowStone's own line has none.
+func TestMigrationNumbersAreUnique(t *testing.T) {
+	t.Parallel()
+	if _, err := Core().load(); err != nil {
+		t.Fatal(err)
+	}
+	dup := Line{Name: "kind", Files: fstest.MapFS{
+		"001_a.sql": {Data: []byte("SELECT 1")},
+		"001_b.sql": {Data: []byte("SELECT 1")},
+	}}
+	if _, err := dup.load(); err == nil || !strings.Contains(err.Error(), "share version 1") {
+		t.Fatalf("load of two 001 migrations: %v, want a 'share version 1' error", err)
+	}
+}
