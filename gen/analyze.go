@@ -57,6 +57,7 @@ func analyse(p *pipelineDecl, table *optionTable, errs *errorList) {
 	an.routers()
 	an.scheduleConfigs()
 	an.sensors()
+	an.checks()
 	an.resources()
 	an.generatedNames()
 	an.order()
@@ -655,6 +656,11 @@ func (an *analyser) resources() {
 			}
 		}
 	}
+	for _, c := range an.p.checks {
+		for _, pm := range c.params {
+			add(c.subject(), pm)
+		}
+	}
 	slices.SortFunc(an.p.resources, func(x, y resource) int { return strings.Compare(x.field, y.field) })
 }
 
@@ -694,6 +700,9 @@ func (an *analyser) generatedNames() {
 	}
 	for _, s := range an.p.sensors {
 		claim(s.subject(), s.fn.Name.Pos(), []string{"Sensor" + s.ident, sensorWrapperName(s)})
+	}
+	for _, c := range an.p.checks {
+		claim(c.subject(), c.fn.Name.Pos(), []string{checkWrapperName(c)})
 	}
 }
 

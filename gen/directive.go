@@ -8,7 +8,7 @@ import (
 )
 
 // The directive verbs flowstonegen understands.
-var verbs = [...]string{"asset", "config", "pipeline", "sensor"}
+var verbs = [...]string{"asset", "check", "config", "pipeline", "sensor"}
 
 const directivePrefix = "//flowstone:"
 

@@ -71,7 +71,7 @@ func emit(p *pipelineDecl) ([]byte, error) {
 		}
 		parts = append(parts, decls)
 	}
-	parts = append(parts, e.sensorWrappers(), e.guards())
+	parts = append(parts, e.sensorWrappers(), e.checkWrappers(), e.guards())
 	hints := e.importNames()
 
 	out := make([][]byte, len(parts))
@@ -280,6 +280,7 @@ func (e *emitter) pipeline() part {
 		}
 		def = append(def, field("Sensors", jen.Index().Add(e.rt("SensorDef")).Custom(multiline(), sensors...)))
 	}
+	def = append(def, e.checkDefs()...)
 	def = append(def, field("Sources", jen.Id(sourcesVar)))
 	return part{
 		jen.Commentf("Pipeline returns the definition of the %s pipeline, its assets in", e.p.name),
@@ -611,6 +612,9 @@ func (e *emitter) guards() part {
 	for _, s := range e.p.sensors {
 		defs = append(defs, jen.Id("_").Add(e.typ(s.sig)).Op("=").Id(s.fn.Name.Name))
 	}
+	for _, c := range e.p.checks {
+		defs = append(defs, jen.Id("_").Add(e.typ(c.sig)).Op("=").Id(c.fn.Name.Name))
+	}
 	if len(defs) == 0 {
 		return nil
 	}
@@ -618,7 +622,7 @@ func (e *emitter) guards() part {
 		jen.Comment("Compile-time guards: an asset's signature edited without regenerating"),
 		jen.Comment("breaks the build here. Run go generate."),
 	}
-	if len(e.p.sensors) > 0 {
+	if len(e.p.sensors) > 0 || len(e.p.checks) > 0 {
 		comment = part{
 			jen.Comment("Compile-time guards: an asset's or a sensor's signature edited without"),
 			jen.Comment("regenerating breaks the build here. Run go generate."),

@@ -194,6 +194,16 @@ const (
 	msgSensorParamAsset = "sensor %s: parameter %s is named after asset %s, but a sensor takes no asset values; give the resource another name"
 	msgDuplicateSensor  = "sensor %s: duplicate sensor name (also %s at %s)"
 
+	// Checks.
+	msgCheckAsset     = "check %s: option asset is required: asset=KEY, the asset it checks"
+	msgCheckName      = "check %s: name %q is not a valid check name: use lower-case letters, digits and underscores, starting with a letter"
+	msgCheckFlagValue = "check %s: option %s takes no value (write %s alone)"
+	msgCheckNoValue   = "check %s: asset %s returns only an error, so there is no value to check"
+	msgCheckValue     = "check %s: the second parameter must be the value of asset %s, of type %s (found %s)"
+	msgCheckReturns   = "check %s: must return (flowstone.CheckResult, error), not %s"
+	msgCheckParam     = "check %s: parameter %s has type %s; after ctx and the checked value a check takes only resources"
+	msgDuplicateCheck = "check %s: asset %s already has a check of that name (%s at %s)"
+
 	// Packages.
 	msgNoAssets = "no //flowstone:asset functions in %s"
 )

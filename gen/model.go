@@ -30,6 +30,7 @@ type pipelineDecl struct {
 	assets  []*asset // in source order
 	byKey   map[string]*asset
 	sensors []*sensor       // in source order
+	checks  []*assetCheck   // in source order
 	config  *types.TypeName // nil without //flowstone:config
 	cfgPos  token.Pos
 	// typeErrs holds the package's type errors by position; the generator

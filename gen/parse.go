@@ -147,6 +147,14 @@ func (p *pipelineDecl) parseFile(f *ast.File, table *optionTable, errs *errorLis
 				if s := p.parseSensor(owner.fn, d, errs); s != nil {
 					p.sensors = append(p.sensors, s)
 				}
+			case "check":
+				if owner.fn == nil {
+					errs.at(d.pos, msgMisplacedFunc, d.verb)
+					continue
+				}
+				if c := p.parseCheck(owner.fn, d, errs); c != nil {
+					p.checks = append(p.checks, c)
+				}
 			case "config":
 				if owner.typ == nil {
 					errs.at(d.pos, msgMisplacedConfig)

@@ -93,6 +93,7 @@ func (e *Engine) addWorkers(workers *river.Workers, b Binding) {
 	river.AddWorkerArgs(workers, tickArgs{Pipeline: n.Pipeline}, &tickWorker{e: e, b: b})
 	river.AddWorkerArgs(workers, sensorArgs{Pipeline: n.Pipeline}, &sensorWorker{e: e, b: b})
 	river.AddWorkerArgs(workers, backfillArgs{Pipeline: n.Pipeline}, &backfillWorker{e: e, b: b})
+	river.AddWorkerArgs(workers, checkArgs{nodeJob: n}, &checkWorker{e: e, b: b})
 }
 
 // attemptWorker runs a node's strategy and records the result; it never

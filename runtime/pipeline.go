@@ -86,6 +86,11 @@ type AssetDef struct {
 	Group    string
 	Tags     []string
 	Schedule string
+	// Fresh is the freshness bound (fresh=): the asset is overdue when
+	// its newest materialization is older, or, for a time-partitioned
+	// asset, when its newest complete partition is not materialized this
+	// long after its window ended. Zero means no bound.
+	Fresh time.Duration
 	// ScheduleConfig is the run config of scheduled runs (config=): a
 	// value of the pipeline's config type, nil when the asset and its
 	// upstreams take none.
@@ -117,6 +122,8 @@ type PipelineDef struct {
 	Assets []AssetDef
 	// Sensors of the pipeline (//flowstone:sensor).
 	Sensors []SensorDef
+	// Checks of the pipeline's assets (//flowstone:check).
+	Checks []CheckDef
 	// Sources holds the annotated files (embedded by the generated file):
 	// Open computes each asset's source hash from them again and refuses
 	// the pipeline when one differs from its Source.Hash.
@@ -158,6 +165,8 @@ type Pipeline struct {
 	downstream map[string][]string
 	sensors    []*SensorDef
 	sources    fs.FS
+	// checks of each asset, by asset key, in declaration order.
+	checks map[string][]*CheckDef
 }
 
 // NewPipeline validates def and returns the pipeline. Generated code calls
@@ -239,6 +248,9 @@ func buildPipeline(def PipelineDef) (*Pipeline, error) {
 		}
 		names[s.Name] = true
 		p.sensors = append(p.sensors, &s)
+	}
+	if err := p.addChecks(def.Checks); err != nil {
+		return nil, err
 	}
 	return p, nil
 }

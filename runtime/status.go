@@ -31,6 +31,9 @@ const (
 	StatusRunning AssetStatus = "running"
 	// StatusWaiting: its strategy continues later (a gate, a join's wait).
 	StatusWaiting AssetStatus = "waiting"
+	// StatusChecking: materialized; its blocking checks are running, and
+	// its dependents wait for them.
+	StatusChecking AssetStatus = "checking"
 	// StatusSucceeded: materialized in this run.
 	StatusSucceeded AssetStatus = "succeeded"
 	// StatusReused: an up-to-date materialization from before was reused.

@@ -283,7 +283,7 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 		if err := e.st.InsertLineage(ctx, tx, mat, read); err != nil {
 			return err
 		}
-		if err := e.markTerminal(ctx, tx, run, a, t.part, status, final.Reason, &fx); err != nil {
+		if err := e.materialized(ctx, tx, run, a, t.part, mat, status, final.Reason, &fx); err != nil {
 			return err
 		}
 		return tx.insertJobs(ctx, resumes)

@@ -85,6 +85,7 @@ func CommonOptions() []Option {
 		{Name: "schedule", Type: Cron, Doc: "materialize on a cron schedule"},
 		{Name: "config", Type: Ident, Requires: "schedule", Doc: "a package-level value of the config type: the config of scheduled runs"},
 		{Name: "code_version", Type: String, Doc: "pins the code version by hand instead of hashing the source"},
+		{Name: "fresh", Type: Duration, Doc: "overdue when the newest materialization (of the newest complete partition) is older than this"},
 	}
 }
 

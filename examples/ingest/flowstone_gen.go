@@ -61,6 +61,22 @@ func Pipeline() *runtime.Pipeline {
 				Run:         runSensorArrivedDays,
 			},
 		},
+		Checks: []runtime.CheckDef{
+			{
+				Name:        "complete_day",
+				Asset:       AssetDailyCounts,
+				Description: "CompleteDay fails a day that did not roll up all its hours; it is\nblocking, so running_total does not add an incomplete day.",
+				Blocking:    true,
+				Run:         runCheckDailyCountsCompleteDay,
+			},
+			{
+				Name:        "has_purchases",
+				Asset:       AssetDailyCounts,
+				Description: "HasPurchases warns about a day without a purchase.",
+				Severity:    flowstone.SeverityWarn,
+				Run:         runCheckDailyCountsHasPurchases,
+			},
+		},
 		Sources: flowstoneSources,
 	})
 }
@@ -116,8 +132,9 @@ func defDailyCounts() runtime.AssetDef {
 		},
 		Partitions:  Days,
 		Schedule:    "@daily",
-		CodeVersion: "7aa16428fb10a0ce",
-		Source:      runtime.SourceRef{File: "ingest.go", Func: "DailyCounts", Hash: "7aa16428fb10a0ce"},
+		Fresh:       6 * time.Hour,
+		CodeVersion: "d96b6047ab1459b7",
+		Source:      runtime.SourceRef{File: "ingest.go", Func: "DailyCounts", Hash: "d96b6047ab1459b7"},
 		HasValue:    true,
 		ValueType:   "Count",
 		Run:         runDailyCounts,
@@ -172,6 +189,24 @@ func runSensorArrivedDays(ctx context.Context, cursor string, in *runtime.Inputs
 	return ArrivedDays(ctx, cursor, res.Drop)
 }
 
+// runCheckDailyCountsCompleteDay calls CompleteDay with the daily_counts value it checks.
+func runCheckDailyCountsCompleteDay(ctx context.Context, in *runtime.Inputs) (flowstone.CheckResult, error) {
+	value, err := runtime.Input[Count](ctx, in, AssetDailyCounts)
+	if err != nil {
+		return flowstone.CheckResult{}, err
+	}
+	return CompleteDay(ctx, value)
+}
+
+// runCheckDailyCountsHasPurchases calls HasPurchases with the daily_counts value it checks.
+func runCheckDailyCountsHasPurchases(ctx context.Context, in *runtime.Inputs) (flowstone.CheckResult, error) {
+	value, err := runtime.Input[Count](ctx, in, AssetDailyCounts)
+	if err != nil {
+		return flowstone.CheckResult{}, err
+	}
+	return HasPurchases(ctx, value)
+}
+
 // Compile-time guards: an asset's or a sensor's signature edited without
 // regenerating breaks the build here. Run go generate.
 var (
@@ -179,4 +214,6 @@ var (
 	_ func(context.Context, flowstone.Partition, map[flowstone.Partition]EventBatch) (Count, error) = DailyCounts
 	_ func(context.Context, flowstone.Partition, Count, flowstone.Previous[Total]) (Total, error)   = RunningTotal
 	_ func(context.Context, string, *DropDir) (flowstone.SensorResult, error)                       = ArrivedDays
+	_ func(context.Context, Count) (flowstone.CheckResult, error)                                   = CompleteDay
+	_ func(context.Context, Count) (flowstone.CheckResult, error)                                   = HasPurchases
 )

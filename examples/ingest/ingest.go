@@ -78,7 +78,7 @@ func Events(ctx context.Context, p flowstone.Partition) (EventBatch, error) {
 
 // DailyCounts rolls up one day's hours.
 //
-//flowstone:asset partitions=Days schedule="@daily"
+//flowstone:asset partitions=Days schedule="@daily" fresh=6h
 func DailyCounts(ctx context.Context, p flowstone.Partition, events map[flowstone.Partition]EventBatch) (Count, error) {
 	c := Count{Day: p, Hours: len(events), ByKind: map[string]int{}}
 	for _, hour := range slices.Sorted(maps.Keys(events)) {
@@ -117,4 +117,24 @@ func ArrivedDays(ctx context.Context, cursor string, drop *DropDir) (flowstone.S
 		res.Requests = append(res.Requests, flowstone.RunRequest{RunKey: f, Partition: day})
 	}
 	return res, nil
+}
+
+// CompleteDay fails a day that did not roll up all its hours; it is
+// blocking, so running_total does not add an incomplete day.
+//
+//flowstone:check asset=daily_counts blocking
+func CompleteDay(ctx context.Context, dailyCounts Count) (flowstone.CheckResult, error) {
+	return flowstone.CheckResult{
+		Passed:      dailyCounts.Hours == 24,
+		Description: fmt.Sprintf("%d of 24 hours rolled up", dailyCounts.Hours),
+		Metadata:    map[string]any{"hours": dailyCounts.Hours, "events": dailyCounts.Events},
+	}, nil
+}
+
+// HasPurchases warns about a day without a purchase.
+//
+//flowstone:check asset=daily_counts severity=warn
+func HasPurchases(ctx context.Context, dailyCounts Count) (flowstone.CheckResult, error) {
+	n := dailyCounts.ByKind["purchase"]
+	return flowstone.CheckResult{Passed: n > 0, Description: fmt.Sprintf("%d purchases", n), Metadata: map[string]any{"purchases": n}}, nil
 }

@@ -323,3 +323,34 @@ func TestAssetsWithStubbedInputs(t *testing.T) {
 		t.Fatalf("first running_total = %+v, %v", first, err)
 	}
 }
+
+func TestChecksJudgeEachDay(t *testing.T) {
+	t.Parallel()
+	flowstonetest.EachDatabase(t, func(t *testing.T, db flowstonetest.Database) {
+		ctx := t.Context()
+		res := flowstonetest.Materialize(t, ingest.Pipeline(), resources(), db, concurrent,
+			flowstonetest.Select(ingest.AssetRunningTotal), flowstonetest.Partition("2024-01-01"))
+		if s := res.AssetStatus(ingest.AssetRunningTotal); s != runtime.StatusSucceeded {
+			t.Fatalf("running_total after a complete day: %s", s)
+		}
+		// The blocking check reported before running_total started.
+		recs, err := res.Engine().MaterializationChecks(ctx, res.Assets[ingest.AssetDailyCounts].Materialization)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var day *runtime.CheckRecord
+		for i := range recs {
+			if recs[i].Check == "complete_day" {
+				day = &recs[i]
+			}
+		}
+		if day == nil || !day.Passed || !day.Blocking || day.Description != "24 of 24 hours rolled up" || day.Metadata["hours"] != float64(24) {
+			t.Fatalf("complete_day: %+v", recs)
+		}
+		// Run alone, both checks judge the day again.
+		again, err := res.Engine().Check(ctx, ingest.Pipeline(), ingest.AssetDailyCounts, "", "2024-01-01")
+		if err != nil || len(again) != 2 || !again[0].Passed || !again[1].Passed {
+			t.Fatalf("checks run alone: %+v %v", again, err)
+		}
+	})
+}

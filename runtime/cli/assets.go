@@ -14,7 +14,10 @@ func (s *session) assetsCommand() *cobra.Command {
 		Short: "List the pipeline's assets with their groups, tags and last materialization",
 		Long: `Assets lists the pipeline's assets in topological order (those a selection
 names, when one is given) with their kind, group, tags, partition set and
-dependencies, and their newest materialization of any status and partition.`,
+dependencies, and their newest materialization of any status and partition.
+Below the table, each stale asset is listed with why: its code version
+changed, or an upstream was materialized again, since its newest
+successful materialization (or an upstream is stale).`,
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			bs, p, err := s.readBindings(ctx)
@@ -55,7 +58,10 @@ dependencies, and their newest materialization of any status and partition.`,
 				}
 				rows = append(rows, row)
 			}
-			return table(s.stdout, []string{"ASSET", "KIND", "GROUP", "TAGS", "PARTITIONS", "DEPS", "LAST STATUS", "PARTITION", "MATERIALIZED"}, rows)
+			if err := table(s.stdout, []string{"ASSET", "KIND", "GROUP", "TAGS", "PARTITIONS", "DEPS", "LAST STATUS", "PARTITION", "MATERIALIZED"}, rows); err != nil {
+				return err
+			}
+			return s.printStale(ctx, eng, p, shown)
 		}),
 	}
 }

@@ -193,6 +193,12 @@ value.`,
 				}
 				fmt.Fprintf(tw, "read:\t%s%s %s\n", u.Asset, at, u.Materialization)
 			}
+			if err := showChecks(ctx, tw, eng, m.ID); err != nil {
+				return err
+			}
+			if err := showStale(ctx, tw, eng, p, a.Key); err != nil {
+				return err
+			}
 			if err := tw.Flush(); err != nil {
 				return err
 			}

@@ -75,7 +75,8 @@ type ReuseKey struct {
 	Lock bool
 }
 
-// Reusable returns the newest succeeded materialization matching k.
+// Reusable returns the newest succeeded materialization matching k that
+// no blocking check failed.
 func (Store) Reusable(ctx context.Context, q Querier, k ReuseKey) (id string, found bool, err error) {
 	lock := ""
 	if k.Lock {
@@ -84,6 +85,8 @@ func (Store) Reusable(ctx context.Context, q Querier, k ReuseKey) (id string, fo
 	err = q.QueryRow(ctx, `SELECT id FROM flowstone_materializations
 		WHERE pipeline = ? AND asset = ? AND partition_key = ? AND status = ?
 		AND code_version = ? AND config_hash = ? AND input_hash = ?
+		AND NOT EXISTS (SELECT 1 FROM flowstone_check_results c WHERE c.materialization_id = flowstone_materializations.id
+			AND c.blocking = 1 AND c.passed = 0 AND c.severity = 'error')
 		ORDER BY finished_at DESC, id DESC LIMIT 1`+lock,
 		k.Pipeline, k.Asset, k.Partition, MatSucceeded, k.CodeVersion, k.ConfigHash, k.InputHash).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {

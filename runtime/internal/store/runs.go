@@ -250,8 +250,8 @@ func (Store) Blocker(ctx context.Context, q Querier, n Node) (up Node, block Blo
 func (Store) RunOpen(ctx context.Context, q Querier, run string) (bool, error) {
 	var open int
 	err := q.QueryRow(ctx, `SELECT count(*) FROM (SELECT 1 FROM flowstone_run_assets
-		WHERE run_id = ? AND status IN (?, ?, ?, ?) LIMIT 1) x`,
-		run, AssetPending, AssetQueued, AssetRunning, AssetWaiting).Scan(&open)
+		WHERE run_id = ? AND status IN (?, ?, ?, ?, ?) LIMIT 1) x`,
+		run, AssetPending, AssetQueued, AssetRunning, AssetWaiting, AssetChecking).Scan(&open)
 	return open > 0, err
 }
 
@@ -342,8 +342,8 @@ func (Store) CancelRun(ctx context.Context, q Querier, id string) (pipeline, bac
 // returns the River jobs of those that had one.
 func (Store) CancelRunAssets(ctx context.Context, q Querier, id string) ([]int64, error) {
 	rs, err := q.Query(ctx, `UPDATE flowstone_run_assets SET status = ?, finished_at = ?, error = 'cancelled'
-		WHERE run_id = ? AND status IN (?, ?, ?, ?) RETURNING COALESCE(job_id, 0)`,
-		AssetCancelled, now(), id, AssetPending, AssetQueued, AssetRunning, AssetWaiting)
+		WHERE run_id = ? AND status IN (?, ?, ?, ?, ?) RETURNING COALESCE(job_id, 0)`,
+		AssetCancelled, now(), id, AssetPending, AssetQueued, AssetRunning, AssetWaiting, AssetChecking)
 	if err != nil {
 		return nil, err
 	}

@@ -20,6 +20,7 @@ const (
 	AssetQueued         AssetStatus = "queued"
 	AssetRunning        AssetStatus = "running"
 	AssetWaiting        AssetStatus = "waiting"
+	AssetChecking       AssetStatus = "checking"
 	AssetSucceeded      AssetStatus = "succeeded"
 	AssetReused         AssetStatus = "reused"
 	AssetFailed         AssetStatus = "failed"
