@@ -38,6 +38,13 @@ type backend interface {
 	stop(ctx context.Context) error
 	close()
 	dialect() string
+	// clientID names this process's River client, as River records it in
+	// the jobs it works.
+	clientID() string
+	// takeOver makes the jobs running under the dead clients since before
+	// horizon available again (discarded when out of attempts) and returns
+	// the discarded ones.
+	takeOver(ctx context.Context, dead []string, horizon time.Time, reason string) (discarded []*rivertype.JobRow, n int, err error)
 	riverClient() any
 }
 
@@ -51,6 +58,8 @@ type txn interface {
 type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	name     string
 	client   *river.Client[TTx]
+	driver   TDriver
+	schema   string
 	db       querier
 	begin    func(ctx context.Context) (TTx, querier, error)
 	commit   func(ctx context.Context, tx TTx) error
@@ -201,6 +210,8 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 	b := &riverBackend[*riverpgxv5.Driver, pgx.Tx]{
 		name:   "postgres",
 		client: client,
+		driver: driver,
+		schema: schema,
 		db:     store.Pgx(pool),
 		begin: func(ctx context.Context) (pgx.Tx, querier, error) {
 			tx, err := pool.Begin(ctx)
@@ -285,6 +296,7 @@ func openSQLite(ctx context.Context, path string, rcfg *river.Config, lines []st
 	b := &riverBackend[*riversqlite.Driver, *sql.Tx]{
 		name:   "sqlite",
 		client: client,
+		driver: driver,
 		db:     store.SQL(db),
 		begin: func(ctx context.Context) (*sql.Tx, querier, error) {
 			tx, err := db.BeginTx(ctx, nil)

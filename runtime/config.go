@@ -49,12 +49,15 @@ type Config struct {
 	// engine bound to a pipeline with gates refuses to open without one.
 	Secret []byte
 	// DefaultTimeout limits one attempt of an asset that has no timeout=.
-	// It also decides when the job of a worker that died is taken over by
-	// another process: River's rescuer (which looks every 30 seconds)
-	// retries a job still running past its timeout, timeout= or this one.
-	// Zero means one hour; lower it when workers may be killed and assets
-	// are short.
+	// Zero means one hour. It bounds the work of a live process; the jobs
+	// of a process that died are taken over after TakeoverAfter instead.
 	DefaultTimeout time.Duration
+	// TakeoverAfter is how long a working process may go without its
+	// heartbeat (every TakeoverAfter/6) before another process puts its
+	// running jobs back in the queue: a worker that was killed loses its
+	// jobs to the others within about this long. Zero means 30 seconds.
+	// Processes' clocks must agree to well within it.
+	TakeoverAfter time.Duration
 	// PollInterval is how often idle workers look for jobs. Zero means 1s
 	// on PostgreSQL (which is also woken by LISTEN/NOTIFY) and 50ms on
 	// SQLite.

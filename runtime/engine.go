@@ -48,6 +48,8 @@ type Engine struct {
 	tel      *telemetry // nil unless Config sets a provider
 	closed   atomic.Bool
 	stopOnce sync.Once
+	// live beats for this process while it works jobs.
+	live *liveness
 }
 
 // Open connects to cfg.Database, migrates River's and FlowStone's tables,
@@ -120,6 +122,7 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 			e.be.close()
 			return nil, fmt.Errorf("start workers: %w", err)
 		}
+		e.startLiveness()
 	}
 	return e, nil
 }
@@ -195,6 +198,9 @@ func (e *Engine) addBindings(bindings []Binding) error {
 
 func (e *Engine) riverConfig(dialect string) *river.Config {
 	rcfg := &river.Config{
+		// A process's own ID, as River records it in the jobs it works
+		// and the engine in its heartbeat.
+		ID:                  newID("proc_"),
 		Logger:              e.log.With("component", "river"),
 		JobTimeout:          e.cfg.DefaultTimeout,
 		FetchOnlyKnownKinds: true,
@@ -209,13 +215,23 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 	if rcfg.JobTimeout <= 0 {
 		rcfg.JobTimeout = time.Hour
 	}
+	// Jobs of a process that died are taken over once it stops beating
+	// (takeover.go); River's rescuer is the last resort, past the longest
+	// timeout of a live attempt, so it never retries one that is running.
 	rcfg.RescueStuckJobsAfter = rcfg.JobTimeout
+	for _, b := range e.bindings {
+		for _, a := range b.pipeline.assets {
+			rcfg.RescueStuckJobsAfter = max(rcfg.RescueStuckJobsAfter, a.Timeout)
+		}
+	}
+	rcfg.RescueStuckJobsAfter += time.Minute
 	if rcfg.FetchPollInterval == 0 {
 		rcfg.FetchPollInterval = time.Second
 		if dialect == "sqlite" {
 			rcfg.FetchPollInterval = 50 * time.Millisecond
 		}
 	}
+	rcfg.ErrorHandler = discardHandler{e}
 	// River fetches at most once per cooldown; its 100ms default caps a
 	// process at Concurrency/0.1s jobs per second.
 	rcfg.FetchCooldown = min(20*time.Millisecond, rcfg.FetchPollInterval)
@@ -288,6 +304,7 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.stopOnce.Do(func() {
 		e.closed.Store(true)
 		err = e.be.stop(ctx)
+		e.stopLiveness(context.WithoutCancel(ctx))
 		e.events.close()
 		if e.tel != nil {
 			e.tel.close()

@@ -107,7 +107,12 @@ type attemptWorker struct {
 // Timeout is the asset's timeout=, else the client's default
 // (Config.DefaultTimeout).
 func (w *attemptWorker) Timeout(job *river.Job[attemptArgs]) time.Duration {
-	if a := w.b.pipeline.Asset(job.Args.Asset); a != nil && a.Timeout > 0 {
+	return assetTimeout(w.b, job.Args.Asset)
+}
+
+// assetTimeout is asset's timeout=, or 0 for the client's default.
+func assetTimeout(b Binding, asset string) time.Duration {
+	if a := b.pipeline.Asset(asset); a != nil && a.Timeout > 0 {
 		return a.Timeout
 	}
 	return 0
@@ -126,6 +131,12 @@ type resumeWorker struct {
 	river.WorkerDefaults[resumeArgs]
 	e *Engine
 	b Binding
+}
+
+// Timeout is the asset's timeout=, as for an attempt: a continuation
+// (a scatter batch, a gate's decision) is part of it.
+func (w *resumeWorker) Timeout(job *river.Job[resumeArgs]) time.Duration {
+	return assetTimeout(w.b, job.Args.Asset)
 }
 
 func (w *resumeWorker) NextRetry(job *river.Job[resumeArgs]) time.Time {

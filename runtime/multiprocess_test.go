@@ -3,8 +3,8 @@ package runtime
 import (
 	"bufio"
 	"context"
+	"database/sql"
 	"fmt"
-	"github.com/flowstone-go/flowstone/strategy"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -14,6 +14,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flowstone-go/flowstone/strategy"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // The multi-process test re-executes this test binary in three roles,
@@ -103,19 +110,27 @@ func TestProcessRole(t *testing.T) {
 		t.Skip("helper process for TestKilledWorkersLoseNothing")
 	}
 	cfg := Config{
-		Database: os.Getenv("FLOWSTONE_TEST_DATABASE_URL"),
+		Database: os.Getenv("FLOWSTONE_PROC_DATABASE"),
 		Schema:   os.Getenv("FLOWSTONE_PROC_SCHEMA"),
-		// A killed worker's jobs are retried once past this; River's
-		// rescuer looks every 30s.
-		DefaultTimeout: 3 * time.Second,
-		Concurrency:    8,
-		Logger:         slog.New(slog.DiscardHandler),
-		RetryDelay:     func(int) time.Duration { return 50 * time.Millisecond },
+		// A killed worker's jobs are taken over once it is silent for
+		// this long; DefaultTimeout stays at its hour.
+		TakeoverAfter: 2 * time.Second,
+		Concurrency:   8,
+		Logger:        slog.New(slog.DiscardHandler),
+		RetryDelay:    func(int) time.Duration { return 50 * time.Millisecond },
 	}
 	ctx := context.Background()
 	p := stressPipeline()
-	if os.Getenv("FLOWSTONE_PROC_PIPELINE") == "scatter" {
+	switch os.Getenv("FLOWSTONE_PROC_PIPELINE") {
+	case "scatter":
 		p = stressScatterPipeline()
+	case "poison":
+		p = NewPipeline(PipelineDef{Name: "stress", Config: ConfigOf[stressConfig](), Assets: []AssetDef{
+			def("poison", func(ctx context.Context, in *Inputs) (any, error) {
+				os.Exit(7) // a crash: the process dies mid-job
+				return nil, nil
+			}),
+		}})
 	}
 	switch role {
 	case "enqueue":
@@ -174,57 +189,127 @@ func TestKilledWorkersMidScatterLoseNoItem(t *testing.T) {
 	})
 }
 
-// killWorkers runs the pipeline named by which ("" or "scatter") with an
-// enqueuer that exits at once and two worker processes, SIGKILLs one of
-// them at random moments, waits for the run, and hands it to check.
-func killWorkers(t *testing.T, which string, check func(t *testing.T, q querier, runID string, res RunResult)) {
-	url := os.Getenv("FLOWSTONE_TEST_DATABASE_URL")
-	if url == "" {
-		if os.Getenv("CI") != "" {
-			t.Fatal("FLOWSTONE_TEST_DATABASE_URL is not set")
+// startRole starts this test binary as a TestProcessRole process and
+// waits for it to announce itself; it returns the enqueued run's ID.
+func startRole(t *testing.T, role, url, schema, which string) (*exec.Cmd, string) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestProcessRole$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "FLOWSTONE_PROC_ROLE="+role, "FLOWSTONE_PROC_DATABASE="+url,
+		"FLOWSTONE_PROC_SCHEMA="+schema, "FLOWSTONE_PROC_PIPELINE="+which)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "RUN ") || line == "READY" {
+			go func() {
+				for sc.Scan() {
+				}
+			}()
+			return cmd, strings.TrimPrefix(line, "RUN ")
 		}
-		t.Skip("needs PostgreSQL (FLOWSTONE_TEST_DATABASE_URL)")
 	}
-	if testing.Short() {
-		t.Skip("slow: waits for River's rescuer")
-	}
-	schema := testSchema(t, url)
-	ctx := context.Background()
+	t.Fatalf("%s process ended without announcing itself", role)
+	return nil, ""
+}
 
+// A job whose asset kills its own process is taken over each time, and
+// after maxCrashes crashes in a row its node fails and the run ends.
+func TestCrashingJobFailsItsRun(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("slow: restarts processes")
+	}
+	eachDB(t, func(t *testing.T, db testDB) {
+		cfg := db.config(t)
+		if cfg.Schema == "" {
+			cfg.Database = "sqlite://" + t.TempDir() + "/crash.db"
+		}
+		observer := openEngine(t, Config{Database: cfg.Database, Schema: cfg.Schema, NoWorkers: true})
+		enq, runID := startRole(t, "enqueue", cfg.Database, cfg.Schema, "poison")
+		if err := enq.Wait(); err != nil {
+			t.Fatalf("enqueuer: %v", err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
+		defer cancel()
+		for crashes := 0; ; crashes++ {
+			w, _ := startRole(t, "worker", cfg.Database, cfg.Schema, "poison")
+			done := make(chan error, 1)
+			go func() { done <- w.Wait() }()
+			var res RunResult
+			for crashed := false; !crashed; {
+				select {
+				case <-done:
+					crashed = true
+				case <-ctx.Done():
+					t.Fatalf("run not finished after %d crashes", crashes)
+				case <-time.After(100 * time.Millisecond):
+				}
+				r, err := observer.Run(ctx, runID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if res = r; r.Status.Terminal() {
+					break
+				}
+			}
+			_ = w.Process.Signal(syscall.SIGTERM)
+			if res.Status.Terminal() {
+				if res.Status != RunFailed || !strings.Contains(res.Assets["poison"].Error, "crashed its worker 3 times") {
+					t.Fatalf("run %s, asset error %q; want failed, crashed its worker 3 times", res.Status, res.Assets["poison"].Error)
+				}
+				if crashes != maxCrashes {
+					t.Fatalf("the worker crashed %d times; want %d", crashes, maxCrashes)
+				}
+				return
+			}
+			if crashes > maxCrashes {
+				t.Fatalf("run still %s after %d crashes", res.Status, crashes)
+			}
+		}
+	})
+}
+
+// killWorkers runs the pipeline named by which ("" or "scatter") with an
+// enqueuer that exits at once and worker processes (two on PostgreSQL, one
+// on SQLite), SIGKILLs the first at random moments, restarting it, waits
+// for the run, and hands it to check. DefaultTimeout stays at its hour:
+// only the heartbeat takes the killed worker's jobs over.
+func killWorkers(t *testing.T, which string, check func(t *testing.T, q querier, runID string, res RunResult)) {
+	if testing.Short() {
+		t.Skip("slow: kills and restarts processes")
+	}
+	for _, db := range databases(t) {
+		t.Run(db.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, workerCount := db.config(t), 2
+			if cfg.Schema == "" { // SQLite: one process, killed and restarted
+				cfg.Database, workerCount = "sqlite://"+t.TempDir()+"/kill.db", 1
+			}
+			killAndCheck(t, which, cfg.Database, cfg.Schema, workerCount, check)
+		})
+	}
+}
+
+func killAndCheck(t *testing.T, which, url, schema string, workerCount int, check func(t *testing.T, q querier, runID string, res RunResult)) {
+	ctx := context.Background()
 	// Migrate once so the roles start fast.
 	observer := openEngine(t, Config{Database: url, Schema: schema, NoWorkers: true})
 
-	start := func(role string) (*exec.Cmd, string) {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestProcessRole$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "FLOWSTONE_PROC_ROLE="+role, "FLOWSTONE_PROC_SCHEMA="+schema, "FLOWSTONE_PROC_PIPELINE="+which)
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			line := sc.Text()
-			if strings.HasPrefix(line, "RUN ") || line == "READY" {
-				go func() {
-					for sc.Scan() {
-					}
-				}()
-				return cmd, strings.TrimPrefix(line, "RUN ")
-			}
-		}
-		t.Fatalf("%s process ended without announcing itself", role)
-		return nil, ""
-	}
+	start := func(role string) (*exec.Cmd, string) { return startRole(t, role, url, schema, which) }
 
+	began := time.Now()
 	enq, runID := start("enqueue")
 	if err := enq.Wait(); err != nil {
 		t.Fatalf("enqueuer: %v", err)
 	}
-	workers := []*exec.Cmd{nil, nil}
+	workers := make([]*exec.Cmd, workerCount)
 	for i := range workers {
 		workers[i], _ = start("worker")
 	}
@@ -237,8 +322,8 @@ func killWorkers(t *testing.T, which string, check func(t *testing.T, q querier,
 
 	// Kill worker 0 at random moments while the run is young, restarting
 	// it each time.
-	kills := 0
-	for kills < 4 {
+	var kills []time.Time
+	for len(kills) < 4 {
 		time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
 		r, err := observer.Run(ctx, runID)
 		if err != nil {
@@ -248,33 +333,88 @@ func killWorkers(t *testing.T, which string, check func(t *testing.T, q querier,
 			break
 		}
 		_ = workers[0].Process.Signal(syscall.SIGKILL)
+		kills = append(kills, time.Now())
 		_ = workers[0].Wait()
-		kills++
 		workers[0], _ = start("worker")
 	}
-	t.Logf("killed a worker %d times", kills)
 
 	wctx, cancel := context.WithTimeout(ctx, 100*time.Second)
 	defer cancel()
 	res, err := observer.Wait(wctx, runID)
 	if err != nil {
 		r, _ := observer.Run(ctx, runID)
-		rs, qerr := observer.be.pool().Query(ctx, `SELECT state, attempt, count(*) FROM river_job GROUP BY state, attempt ORDER BY 1, 2`)
-		if qerr == nil {
-			for rs.Next() {
-				var st string
-				var att, n int
-				_ = rs.Scan(&st, &att, &n)
-				t.Logf("river jobs: %s attempt %d: %d", st, att, n)
-			}
-			rs.Close()
-		}
 		t.Fatalf("%v; asset statuses %v", err, r.Counts())
 	}
 	if res.Status != RunSucceeded {
 		t.Fatalf("run %s: %v", res.Status, res.Counts())
 	}
+	taken, worst := takeoverDelays(t, observer, kills)
+	t.Logf("killed a worker %d times; run finished in %s; %d jobs taken over, at most %s from a kill to their next start",
+		len(kills), time.Since(began).Round(time.Millisecond), taken, worst.Round(time.Millisecond))
 	check(t, observer.be.pool(), runID, res)
+}
+
+// takeoverDelays finds the jobs taken over from a killed worker and the
+// longest time from a kill to such a job's next start (for the jobs taken
+// over once, whose last start is that one).
+func takeoverDelays(t *testing.T, e *Engine, kills []time.Time) (int, time.Duration) {
+	t.Helper()
+	jobs := listAllJobs(t, e)
+	taken, worst := 0, time.Duration(0)
+	for _, j := range jobs {
+		var takeovers []rivertype.AttemptError
+		for _, ae := range j.Errors {
+			if strings.Contains(ae.Error, "worker process stopped") {
+				takeovers = append(takeovers, ae)
+			}
+		}
+		if len(takeovers) == 0 {
+			continue
+		}
+		taken++
+		if len(takeovers) > 1 || j.AttemptedAt == nil {
+			continue
+		}
+		var kill time.Time
+		for _, k := range kills {
+			if !k.After(takeovers[0].At) {
+				kill = k
+			}
+		}
+		if !kill.IsZero() {
+			worst = max(worst, j.AttemptedAt.Sub(kill))
+		}
+	}
+	return taken, worst
+}
+
+// listAllJobs lists every River job of e's database.
+func listAllJobs(t *testing.T, e *Engine) []*rivertype.JobRow {
+	t.Helper()
+	var list func(context.Context, *river.JobListParams) (*river.JobListResult, error)
+	switch b := e.be.(type) {
+	case *riverBackend[*riverpgxv5.Driver, pgx.Tx]:
+		list = b.client.JobList
+	case *riverBackend[*riversqlite.Driver, *sql.Tx]:
+		list = b.client.JobList
+	default:
+		t.Fatalf("backend %T", e.be)
+	}
+	var out []*rivertype.JobRow
+	params := river.NewJobListParams().States(rivertype.JobStateCompleted, rivertype.JobStateCancelled,
+		rivertype.JobStateDiscarded, rivertype.JobStateRunning, rivertype.JobStateAvailable,
+		rivertype.JobStateRetryable, rivertype.JobStateScheduled).First(10000)
+	for {
+		res, err := list(context.Background(), params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, res.Jobs...)
+		if len(res.Jobs) < 10000 {
+			return out
+		}
+		params = params.After(res.LastCursor)
+	}
 }
 
 // checkOneSuccessEach asserts exactly one successful materialization per

@@ -60,6 +60,10 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 			return e.completeOnly(ctx, w.row)
 		}
 		attempts++
+		if crashes := rescues(w.row); crashes >= maxCrashes {
+			return e.fail(ctx, w, run, a, attempts, fmt.Errorf("asset %s: %w", a.Key,
+				flowstone.Permanentf("crashed its worker %d times", crashes)))
+		}
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}
 

@@ -161,7 +161,9 @@ type session struct {
 	database, schema, pipeline, logLevel string
 	// secret signs and verifies gate links; pipelines with gates need it.
 	secret string
-	level  slog.Level
+	// takeoverAfter is worker's --takeover-after.
+	takeoverAfter time.Duration
+	level         slog.Level
 	// stopSignals hands SIGINT back to the default (quit at once), for a
 	// second interrupt while the worker drains.
 	stopSignals func()
@@ -327,6 +329,8 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		Schema:    s.schema,
 		NoWorkers: !workers,
 		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
+		// Other commands that work jobs (materialize) keep the default.
+		TakeoverAfter: s.takeoverAfter,
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)

@@ -19,9 +19,13 @@ func (s *session) workerCommand() *cobra.Command {
 pipeline the program binds, whichever process started their runs, until
 SIGINT or SIGTERM. It then stops fetching jobs and waits up to --drain for
 the running ones to finish; a job still running after that is taken over by
-another worker once it is considered stuck. A second interrupt quits at once.
-With --metrics-addr it serves the engine's metrics for Prometheus at
-/metrics on that address.`,
+another worker once this process's heartbeat is older than --takeover-after.
+A second interrupt quits at once. With --metrics-addr it serves the engine's
+metrics for Prometheus at /metrics on that address.
+
+While it runs, the worker beats in the database every --takeover-after/6;
+a worker that is killed loses its running jobs to the others about
+--takeover-after later.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
@@ -60,6 +64,7 @@ With --metrics-addr it serves the engine's metrics for Prometheus at
 	}
 	c.Flags().DurationVar(&drain, "drain", time.Minute, "how long to wait for running jobs when stopping")
 	c.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464")
+	c.Flags().DurationVar(&s.takeoverAfter, "takeover-after", 30*time.Second, "how long a worker may go without its heartbeat before others take its jobs over")
 	return c
 }
 

@@ -1,0 +1,219 @@
+package runtime
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/rivertype"
+)
+
+// Every process that works jobs beats in flowstone_processes every few
+// seconds. Its running jobs belong to it for as long as it beats: once its
+// row is older than Config.TakeoverAfter, any other working process puts
+// them back in the queue (guarded by River's own rescue statement, which
+// touches only jobs still running since before the look). timeout= and
+// Config.DefaultTimeout bound an attempt of a live process; River's
+// rescuer, past the longest of them, remains the last resort.
+
+// defaultTakeoverAfter is how long a silent process keeps its jobs.
+const defaultTakeoverAfter = 30 * time.Second
+
+// maxCrashes is how many attempts of a job may end with their process
+// dying before its node is failed instead of tried again.
+const maxCrashes = 3
+
+// rescues is how many times job was taken over from a process that died
+// mid-attempt (River counts it in the job's metadata).
+func rescues(job *rivertype.JobRow) int {
+	var meta struct {
+		Rescues int `json:"river:rescue_count"`
+	}
+	_ = json.Unmarshal(job.Metadata, &meta)
+	return meta.Rescues
+}
+
+// liveness is the heartbeat loop of a working engine.
+type liveness struct {
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+// startLiveness starts beating for this process and taking over the jobs
+// of processes that stopped.
+func (e *Engine) startLiveness() {
+	after := e.cfg.TakeoverAfter
+	if after <= 0 {
+		after = defaultTakeoverAfter
+	}
+	every := max(after/6, 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &liveness{stop: cancel, done: make(chan struct{})}
+	e.live = l
+	go func() {
+		defer close(l.done)
+		host, _ := os.Hostname()
+		id, pid := e.be.clientID(), os.Getpid()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		failing := false
+		for {
+			err := e.st.Heartbeat(ctx, e.be.pool(), id, host, pid)
+			if err == nil {
+				err = e.takeOverDead(ctx, id, after)
+			}
+			switch {
+			case ctx.Err() != nil:
+			case err != nil && !failing:
+				e.log.WarnContext(ctx, "heartbeat failed; retrying", "error", err)
+				failing = true
+			case err == nil && failing:
+				e.log.InfoContext(ctx, "heartbeat recovered")
+				failing = false
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+}
+
+// stopLiveness stops beating and removes this process's row, so nobody
+// waits for it.
+func (e *Engine) stopLiveness(ctx context.Context) {
+	if e.live == nil {
+		return
+	}
+	e.live.stop()
+	<-e.live.done
+	_ = e.st.ForgetProcess(ctx, e.be.pool(), e.be.clientID())
+}
+
+// takeOverDead puts the running jobs of processes silent for longer than
+// after back in the queue, and fails the nodes of those out of attempts.
+func (e *Engine) takeOverDead(ctx context.Context, self string, after time.Duration) error {
+	horizon := time.Now()
+	stale, err := e.st.StaleProcesses(ctx, e.be.pool(), horizon.Add(-after))
+	if err != nil || len(stale) == 0 {
+		return err
+	}
+	dead := stale[:0]
+	for _, id := range stale {
+		if id != self {
+			dead = append(dead, id)
+		}
+	}
+	if len(dead) == 0 {
+		return nil
+	}
+	reason := fmt.Sprintf("its worker process stopped for more than %s", after)
+	discarded, n, err := e.be.takeOver(ctx, dead, horizon, reason)
+	if err != nil {
+		return fmt.Errorf("take over jobs: %w", err)
+	}
+	if n > 0 {
+		e.log.WarnContext(ctx, "took over the jobs of worker processes that stopped", "processes", dead, "jobs", n)
+	}
+	var errs []error
+	for _, job := range discarded {
+		errs = append(errs, e.jobDiscarded(ctx, job, reason))
+	}
+	for _, id := range dead {
+		errs = append(errs, e.st.ForgetProcess(ctx, e.be.pool(), id))
+	}
+	return errors.Join(errs...)
+}
+
+func (b *riverBackend[D, T]) clientID() string { return b.client.ID() }
+
+func (b *riverBackend[D, T]) takeOver(ctx context.Context, dead []string, horizon time.Time, reason string) ([]*rivertype.JobRow, int, error) {
+	isDead := map[string]bool{}
+	for _, id := range dead {
+		isDead[id] = true
+	}
+	const page = 1000
+	now := time.Now().UTC()
+	rescue := &riverdriver.JobRescueManyParams{Schema: b.schema, StuckHorizon: horizon.UTC()}
+	var discarded []*rivertype.JobRow
+	params := river.NewJobListParams().States(rivertype.JobStateRunning).First(page)
+	for {
+		res, err := b.client.JobList(ctx, params)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, j := range res.Jobs {
+			if len(j.AttemptedBy) == 0 || !isDead[j.AttemptedBy[len(j.AttemptedBy)-1]] {
+				continue
+			}
+			data, err := json.Marshal(rivertype.AttemptError{At: now, Attempt: j.Attempt, Error: reason})
+			if err != nil {
+				return nil, 0, err
+			}
+			state, finalized := rivertype.JobStateAvailable, (*time.Time)(nil)
+			if j.Attempt >= j.MaxAttempts {
+				state, finalized = rivertype.JobStateDiscarded, &now
+				discarded = append(discarded, j)
+			}
+			rescue.ID = append(rescue.ID, j.ID)
+			rescue.Error = append(rescue.Error, data)
+			rescue.FinalizedAt = append(rescue.FinalizedAt, finalized)
+			rescue.ScheduledAt = append(rescue.ScheduledAt, now)
+			rescue.State = append(rescue.State, string(state))
+		}
+		if len(res.Jobs) < page {
+			break
+		}
+		params = params.After(res.LastCursor)
+	}
+	if len(rescue.ID) == 0 {
+		return nil, 0, nil
+	}
+	if _, err := b.driver.GetExecutor().JobRescueMany(ctx, rescue); err != nil {
+		return nil, 0, err
+	}
+	return discarded, len(rescue.ID), nil
+}
+
+// jobDiscarded records the end of a node whose job the queue gave up on
+// for good, so its run ends: the node fails with why, its dependents are
+// upstream_failed and the run advances. Jobs of other kinds end nothing.
+func (e *Engine) jobDiscarded(ctx context.Context, job *rivertype.JobRow, reason string) error {
+	var args nodeJob
+	if err := json.Unmarshal(job.EncodedArgs, &args); err != nil || args.Run == "" || args.Asset == "" {
+		return nil
+	}
+	b, ok := e.bindings[args.Pipeline]
+	if !ok {
+		return nil
+	}
+	a := b.pipeline.Asset(args.Asset)
+	if a == nil {
+		return nil
+	}
+	run, st, err := e.loadRun(ctx, b.pipeline, args)
+	if err != nil {
+		if errors.Is(err, ErrRunNotFound) {
+			return nil // the run is gone
+		}
+		return err
+	}
+	msg := fmt.Sprintf("asset %s: its job was given up after %d attempts: %s", a.Key, job.Attempt, reason)
+	var fx effects
+	err = e.be.inTx(ctx, func(tx txn) error {
+		fx = effects{}
+		return e.recordFailure(ctx, tx, run, a, args, st.Attempts, msg, &fx)
+	})
+	if err != nil {
+		return err
+	}
+	e.log.ErrorContext(ctx, "asset failed", "run", args.Run, "asset", a.Key, "partition", args.Partition, "error", msg)
+	e.events.publish(fx.events...)
+	return e.advance(ctx, run, fx.terminal, nil)
+}
