@@ -4,7 +4,6 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
-	"strconv"
 	"strings"
 
 	"github.com/dave/jennifer/jen"
@@ -62,64 +61,23 @@ func (p *pipelineDecl) parseCheck(fd *ast.FuncDecl, d *directive, errs *errorLis
 			break
 		}
 	}
-	table := checkOptions()
-	names := make([]string, len(table))
-	for i, o := range table {
-		names[i] = o.Name
-	}
-	seen := map[string]bool{}
-	for _, o := range d.opts {
-		pos := d.pos + token.Pos(o.off)
-		var opt *strategy.Option
-		for i := range table {
-			if table[i].Name == o.name {
-				opt = &table[i]
-			}
-		}
-		switch {
-		case opt == nil:
-			hint := didYouMean(o.name, names)
-			if hint == "" {
-				hint = " (known: " + strings.Join(names, ", ") + ")"
-			}
-			errs.at(pos, msgUnknownOption, c.subject(), o.name, hint)
-			continue
-		case seen[o.name]:
-			errs.at(pos, msgDuplicateOption, c.subject(), o.name)
-			continue
-		case opt.Type == strategy.Flag && o.hasValue:
-			errs.at(pos, msgCheckFlagValue, c.name, o.name, o.name)
-			continue
-		}
-		seen[o.name] = true
-		if opt.Type == strategy.Flag {
-			c.blocking = true
-			continue
-		}
-		if !o.hasValue {
-			example := map[string]string{"asset": "asset_key", "name": "check_name", "severity": "warn"}[o.name]
-			errs.at(pos, msgMissingValue, c.subject(), o.name, o.name, example)
-			continue
-		}
-		if o.name == "name" {
-			continue // read above
-		}
-		v, problem := parseValue(*opt, o.value)
-		if problem != "" {
-			shown := o.value
-			if strings.ContainsAny(shown, " \t\"") {
-				shown = strconv.Quote(shown)
-			}
-			errs.at(pos, msgBadValue, c.subject(), o.name, shown, problem)
-			continue
-		}
+	seen := grammar{
+		table:   checkOptions(),
+		subject: c.subject(),
+		example: func(o strategy.Option) string {
+			return map[string]string{"asset": "asset_key", "name": "check_name", "severity": "warn"}[o.Name]
+		},
+		flagValue: func(pos token.Pos, name string) { errs.at(pos, msgCheckFlagValue, c.name, name, name) },
+	}.parse(d, errs, func(o rawOption, pos token.Pos, v any) {
 		switch o.name {
+		case "blocking":
+			c.blocking = true
 		case "asset":
 			c.assetKey, c.assetAt = v.(string), pos+token.Pos(len("asset="))
 		case "severity":
 			c.severity = v.(string)
 		}
-	}
+	})
 	if !seen["asset"] {
 		errs.at(d.pos, msgCheckAsset, c.name)
 	}

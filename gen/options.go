@@ -191,3 +191,69 @@ func checkCron(s string) string {
 	}
 	return ""
 }
+
+// grammar is the option table of a directive other than //flowstone:asset
+// (sensor, check): one fixed list of options, the same checks.
+type grammar struct {
+	table   []strategy.Option
+	subject string
+	// example is the value shown for an option written without one.
+	example func(strategy.Option) string
+	// flagValue reports a flag written with a value.
+	flagValue func(pos token.Pos, name string)
+}
+
+// parse checks d's options against g: unknown names (with the nearest
+// one), duplicates, flags given values, missing and bad values. It calls
+// apply with each valid option but name=, which callers read first (their
+// messages name the directive by it), and returns the names seen.
+func (g grammar) parse(d *directive, errs *errorList, apply func(o rawOption, pos token.Pos, v any)) map[string]bool {
+	names := make([]string, len(g.table))
+	for i, o := range g.table {
+		names[i] = o.Name
+	}
+	seen := map[string]bool{}
+	for _, o := range d.opts {
+		pos := d.pos + token.Pos(o.off)
+		i := slices.IndexFunc(g.table, func(opt strategy.Option) bool { return opt.Name == o.name })
+		switch {
+		case i < 0:
+			hint := didYouMean(o.name, names)
+			if hint == "" {
+				hint = " (known: " + strings.Join(names, ", ") + ")"
+			}
+			errs.at(pos, msgUnknownOption, g.subject, o.name, hint)
+			continue
+		case seen[o.name]:
+			errs.at(pos, msgDuplicateOption, g.subject, o.name)
+			continue
+		case g.table[i].Type == strategy.Flag && o.hasValue:
+			g.flagValue(pos, o.name)
+			continue
+		}
+		opt := g.table[i]
+		seen[o.name] = true
+		if opt.Type == strategy.Flag {
+			apply(o, pos, true)
+			continue
+		}
+		if !o.hasValue {
+			errs.at(pos, msgMissingValue, g.subject, o.name, o.name, g.example(opt))
+			continue
+		}
+		if o.name == "name" {
+			continue
+		}
+		v, problem := parseValue(opt, o.value)
+		if problem != "" {
+			shown := o.value
+			if strings.ContainsAny(shown, " \t\"") {
+				shown = strconv.Quote(shown)
+			}
+			errs.at(pos, msgBadValue, g.subject, o.name, shown, problem)
+			continue
+		}
+		apply(o, pos, v)
+	}
+	return seen
+}

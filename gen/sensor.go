@@ -5,7 +5,6 @@ import (
 	"go/ast"
 	"go/token"
 	"go/types"
-	"strconv"
 	"strings"
 	"time"
 
@@ -43,53 +42,16 @@ func (p *pipelineDecl) parseSensor(fd *ast.FuncDecl, d *directive, errs *errorLi
 			break
 		}
 	}
-	table := sensorOptions()
-	names := make([]string, len(table))
-	for i, o := range table {
-		names[i] = o.Name
-	}
-	seen := map[string]bool{}
-	for _, o := range d.opts {
-		pos := d.pos + token.Pos(o.off)
-		var opt *strategy.Option
-		for i := range table {
-			if table[i].Name == o.name {
-				opt = &table[i]
+	seen := grammar{
+		table:   sensorOptions(),
+		subject: s.subject(),
+		example: func(o strategy.Option) string {
+			if o.Name == "name" {
+				return "sensor_name"
 			}
-		}
-		switch {
-		case opt == nil:
-			hint := didYouMean(o.name, names)
-			if hint == "" {
-				hint = " (known: " + strings.Join(names, ", ") + ")"
-			}
-			errs.at(pos, msgUnknownOption, s.subject(), o.name, hint)
-			continue
-		case seen[o.name]:
-			errs.at(pos, msgDuplicateOption, s.subject(), o.name)
-			continue
-		}
-		seen[o.name] = true
-		if !o.hasValue {
-			example := typeWord(opt.Type)
-			if o.name == "name" {
-				example = "sensor_name"
-			}
-			errs.at(pos, msgMissingValue, s.subject(), o.name, o.name, example)
-			continue
-		}
-		if o.name == "name" {
-			continue // read above
-		}
-		v, problem := parseValue(*opt, o.value)
-		if problem != "" {
-			shown := o.value
-			if strings.ContainsAny(shown, " \t\"") {
-				shown = strconv.Quote(shown)
-			}
-			errs.at(pos, msgBadValue, s.subject(), o.name, shown, problem)
-			continue
-		}
+			return typeWord(o.Type)
+		},
+	}.parse(d, errs, func(o rawOption, pos token.Pos, v any) {
 		switch o.name {
 		case "every":
 			s.every = v.(time.Duration)
@@ -108,7 +70,7 @@ func (p *pipelineDecl) parseSensor(fd *ast.FuncDecl, d *directive, errs *errorLi
 				}
 			}
 		}
-	}
+	})
 	if !seen["every"] {
 		errs.at(d.pos, msgSensorRequired, s.name, "every", "every=D, how often the engine evaluates the sensor (every=30s)")
 	}
