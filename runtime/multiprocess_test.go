@@ -242,6 +242,10 @@ func TestCrashingJobFailsItsRun(t *testing.T) {
 			w, _ := startRole(t, "worker", cfg.Database, cfg.Schema, "poison")
 			done := make(chan error, 1)
 			go func() { done <- w.Wait() }()
+			// A worker left running (the run ended, or the test failed) is
+			// killed: it must not outlive the test.
+			// (Its Wait result may have been taken by the loop below.)
+			t.Cleanup(func() { _ = w.Process.Kill() })
 			var res RunResult
 			for crashed := false; !crashed; {
 				select {
@@ -259,7 +263,6 @@ func TestCrashingJobFailsItsRun(t *testing.T) {
 					break
 				}
 			}
-			_ = w.Process.Signal(syscall.SIGTERM)
 			if res.Status.Terminal() {
 				if res.Status != RunFailed || !strings.Contains(res.Assets["poison"].Error, "crashed its worker 3 times") {
 					t.Fatalf("run %s, asset error %q; want failed, crashed its worker 3 times", res.Status, res.Assets["poison"].Error)
