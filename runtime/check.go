@@ -271,6 +271,18 @@ func checkRow(r CheckRecord) (store.CheckResult, error) {
 		Description: r.Description, Metadata: string(meta)}, nil
 }
 
+// checkRecords converts stored results, passing a query's error through.
+func checkRecords(rows []store.CheckResult, err error) ([]CheckRecord, error) {
+	if err != nil {
+		return nil, err
+	}
+	out := make([]CheckRecord, len(rows))
+	for i, r := range rows {
+		out[i] = checkRecord(r)
+	}
+	return out, nil
+}
+
 func checkRecord(r store.CheckResult) CheckRecord {
 	var meta map[string]any
 	if r.Metadata != "" && r.Metadata != "{}" {
@@ -339,28 +351,14 @@ func (e *Engine) CheckResults(ctx context.Context, pipeline, asset string, limit
 		limit = 50
 	}
 	rows, err := e.st.AssetCheckResults(ctx, e.be.pool(), pipeline, asset, limit)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]CheckRecord, len(rows))
-	for i, r := range rows {
-		out[i] = checkRecord(r)
-	}
-	return out, nil
+	return checkRecords(rows, err)
 }
 
 // MaterializationChecks returns the check results recorded about
 // materialization mat, by check name.
 func (e *Engine) MaterializationChecks(ctx context.Context, mat string) ([]CheckRecord, error) {
 	rows, err := e.st.CheckResults(ctx, e.be.pool(), mat)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]CheckRecord, len(rows))
-	for i, r := range rows {
-		out[i] = checkRecord(r)
-	}
-	return out, nil
+	return checkRecords(rows, err)
 }
 
 // checkSource gives a check the value of the materialization it checks.

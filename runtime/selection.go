@@ -160,6 +160,15 @@ func appendNew(list []string, s string) []string {
 	return append(list, s)
 }
 
+// Lookup returns the asset named key, or an error matching ErrUnknownAsset
+// that suggests the nearest key.
+func (p *Pipeline) Lookup(key string) (*AssetDef, error) {
+	if a := p.byKey[key]; a != nil {
+		return a, nil
+	}
+	return nil, p.unknownAsset(key)
+}
+
 // unknownAsset is the error for a key the pipeline does not have: it
 // suggests the nearest key, or lists them all when none is near.
 func (p *Pipeline) unknownAsset(key string) error {

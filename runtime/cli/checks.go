@@ -31,8 +31,8 @@ each materialization; this reruns them, after fixing a check or the data.`,
 			if err != nil {
 				return err
 			}
-			if p.Asset(args[0]) == nil {
-				return usageErr("pipeline %s has no asset %q", p.Name(), args[0])
+			if _, err := p.Lookup(args[0]); err != nil {
+				return usageErr("%v", err)
 			}
 			if len(p.Checks(args[0])) == 0 {
 				return usageErr("asset %s has no checks: declare one with //flowstone:check asset=%s", args[0], args[0])
@@ -81,8 +81,9 @@ check run alone with the check command has no run).`,
 			}
 			asset := ""
 			if len(args) == 1 {
-				if asset = args[0]; p.Asset(asset) == nil {
-					return usageErr("pipeline %s has no asset %q", p.Name(), asset)
+				asset = args[0]
+				if _, err := p.Lookup(asset); err != nil {
+					return usageErr("%v", err)
 				}
 			}
 			eng, err := s.openRead(ctx, bs)

@@ -43,6 +43,9 @@ func TestChecksAreShownAndRunAlone(t *testing.T) {
 		if r := invoke(ctx, app, args(db, "check", "running_total")...); r.code != cli.ExitUsage {
 			t.Errorf("check of an asset without checks: %s", r)
 		}
+		if r := invoke(ctx, app, args(db, "check", "daily_count")...); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "did you mean daily_counts?") {
+			t.Errorf("check of a misspelt asset: %s", r)
+		}
 
 		// An hour materialized again makes its day stale.
 		if r := invoke(ctx, app, args(db, "materialize", "events", "--partition", "2024-01-01T03", "--force")...); r.code != 0 {

@@ -135,9 +135,9 @@ value.`,
 			if err != nil {
 				return err
 			}
-			a := p.Asset(args[0])
-			if a == nil {
-				return usageErr("pipeline %s has no asset %q", p.Name(), args[0])
+			a, err := p.Lookup(args[0])
+			if err != nil {
+				return usageErr("%v", err)
 			}
 			eng, err := s.open(ctx, bs, false)
 			if err != nil {
