@@ -335,6 +335,9 @@ func (e *Engine) finishBackfill(ctx context.Context, id string, running int) err
 func (e *Engine) BackfillStatus(ctx context.Context, id string) (BackfillStatus, error) {
 	q := e.be.pool()
 	b := BackfillStatus{ID: id, Partitions: map[flowstone.Partition]string{}}
+	if err := flowstone.ValidateKey("backfill ID", id); err != nil {
+		return b, err
+	}
 	bf, found, err := e.st.Backfill(ctx, q, id)
 	if err != nil {
 		return b, err
@@ -382,6 +385,9 @@ func (e *Engine) CancelBackfill(ctx context.Context, id string) error {
 	if err := e.writable(); err != nil {
 		return err
 	}
+	if err := flowstone.ValidateKey("backfill ID", id); err != nil {
+		return err
+	}
 	q := e.be.pool()
 	cancelled, err := e.st.FinishBackfill(ctx, q, id, store.BackfillCancelled)
 	if err != nil {
@@ -411,7 +417,7 @@ func (e *Engine) CancelBackfill(ctx context.Context, id string) error {
 // refused reports whether Materialize rejected the request itself, so
 // retrying it cannot help.
 func refused(err error) bool {
-	for _, target := range []error{flowstone.ErrInvalidPartition, ErrBadConfig, ErrMissingConfig, ErrUnknownAsset, ErrUnknownPipeline} {
+	for _, target := range []error{flowstone.ErrInvalidPartition, flowstone.ErrInvalidKey, ErrBadConfig, ErrMissingConfig, ErrUnknownAsset, ErrUnknownPipeline} {
 		if errors.Is(err, target) {
 			return true
 		}

@@ -118,6 +118,9 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	if p == nil {
 		return Run{}, fmt.Errorf("%w: nil pipeline", ErrUnknownPipeline)
 	}
+	if err := flowstone.ValidateKey("run key", req.RunKey); err != nil {
+		return Run{}, err
+	}
 	targets, err := p.targets(req.Targets, req.Select)
 	if err != nil {
 		return Run{}, err
@@ -229,6 +232,9 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 // plan maps the request's key over the closure and checks every key,
 // dynamic set membership included.
 func (e *Engine) plan(ctx context.Context, p *Pipeline, closure []*AssetDef, targets []string, key flowstone.Partition) (*runPlan, error) {
+	if err := flowstone.ValidateKey("partition key", string(key)); err != nil {
+		return nil, fmt.Errorf("%w: %w", flowstone.ErrInvalidPartition, err)
+	}
 	plan, err := planRun(p, closure, targets, key)
 	if err != nil {
 		return nil, err

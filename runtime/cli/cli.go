@@ -38,6 +38,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/internal/suggest"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -268,6 +269,10 @@ func run(fn func(c *cobra.Command, args []string) error) func(*cobra.Command, []
 		var ex *exitError
 		if err == nil || errors.As(err, &ex) {
 			return err
+		}
+		if errors.Is(err, flowstone.ErrInvalidKey) {
+			// A key the engine refuses, wherever it was given.
+			return &exitError{code: ExitUsage, err: err}
 		}
 		return &exitError{code: ExitFailure, err: err}
 	}

@@ -146,7 +146,7 @@ func runConfig(p *runtime.Pipeline, assets []*runtime.AssetDef, arg string) (any
 // isBadRequest reports whether Materialize refused the request itself,
 // which is the user's to fix, rather than failed to record it.
 func isBadRequest(err error) bool {
-	for _, target := range []error{runtime.ErrUnknownAsset, runtime.ErrBadSelection, runtime.ErrBadConfig, runtime.ErrMissingConfig, flowstone.ErrInvalidPartition} {
+	for _, target := range []error{runtime.ErrUnknownAsset, runtime.ErrBadSelection, runtime.ErrBadConfig, runtime.ErrMissingConfig, flowstone.ErrInvalidPartition, flowstone.ErrInvalidKey} {
 		if errors.Is(err, target) {
 			return true
 		}

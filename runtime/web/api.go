@@ -40,7 +40,7 @@ func (h *Handler) failErr(w http.ResponseWriter, r *http.Request, err error) {
 		h.fail(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, runtime.ErrGateResolved), errors.Is(err, runtime.ErrNotWaiting):
 		h.fail(w, http.StatusConflict, err.Error())
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, errBadRequest), errors.Is(err, flowstone.ErrInvalidKey):
 		h.fail(w, http.StatusBadRequest, err.Error())
 	default:
 		h.log.ErrorContext(r.Context(), "web: "+r.Method+" "+r.URL.Path, "error", err)
