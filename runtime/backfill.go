@@ -95,6 +95,9 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 		if cfgJSON, err = p.config.Encode(req.Config); err != nil {
 			return "", err
 		}
+		if err := e.checkConfigSize(p, cfgJSON); err != nil {
+			return "", err
+		}
 	} else {
 		for _, a := range assets {
 			if a.UsesConfig {
@@ -230,11 +233,11 @@ func (e *Engine) advanceBackfill(ctx context.Context, p *Pipeline, id string) er
 	}
 	var targets []string
 	_ = json.Unmarshal([]byte(bf.Targets), &targets)
-	var config any
+	// The backfill's config, checked when it was recorded, goes to each
+	// run as it is stored.
+	var config []byte
 	if bf.Config.Valid && p.config != nil {
-		if config, err = p.config.Decode([]byte(bf.Config.String)); err != nil {
-			return river.JobCancel(err)
-		}
+		config = []byte(bf.Config.String)
 	}
 	// Partitions found launching when the advance starts were left so by
 	// one that died (or are being launched by another: launching twice
@@ -289,7 +292,7 @@ func (e *Engine) advanceBackfill(ctx context.Context, p *Pipeline, id string) er
 		if part.Status == store.PartitionLaunching {
 			stuck--
 		}
-		run, err := e.materialize(ctx, p, Request{Targets: targets, Partition: flowstone.Partition(part.Key), Config: config,
+		run, err := e.materialize(ctx, p, Request{Targets: targets, Partition: flowstone.Partition(part.Key), rawConfig: config,
 			Force: bf.Force, RunKey: "backfill:" + id + ":" + part.Key}, id)
 		if err != nil {
 			if !refused(err) { // this process is closing, or the database failed: later

@@ -73,6 +73,12 @@ type Config struct {
 	// outcome, attempt duration, queue lag, runs in flight, scatter items)
 	// and River's. Nil measures nothing.
 	MeterProvider metric.MeterProvider
+	// MaxRunConfigBytes is the largest run config, encoded as JSON, that
+	// Materialize, Backfill, schedules and sensors accept; a larger one
+	// is refused with ErrBadConfig. Zero means 1 MB
+	// (DefaultMaxRunConfigBytes). A config is stored with each run and
+	// decoded once per process and run, by the assets that take it.
+	MaxRunConfigBytes int
 	// Retention, when Every is set, prunes history on that schedule (see
 	// Engine.Prune). River's leader schedules it, so one process prunes
 	// at a time; give every worker process the same setting.

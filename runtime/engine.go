@@ -50,6 +50,8 @@ type Engine struct {
 	stopOnce sync.Once
 	// live beats for this process while it works jobs.
 	live *liveness
+	// configs holds the decoded configs of the runs this process works.
+	configs runConfigs
 }
 
 // Open connects to cfg.Database, migrates River's and FlowStone's tables,

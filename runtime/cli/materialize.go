@@ -24,7 +24,7 @@ const pollEvery = 200 * time.Millisecond
 const progressEvery = time.Second
 
 func (s *session) materializeCommand() *cobra.Command {
-	var partition, config string
+	var partition, config, runKey string
 	var force, detach bool
 	c := &cobra.Command{
 		Use:   "materialize [SELECTION...]",
@@ -42,7 +42,11 @@ a union, A and B an intersection. --force recomputes the selected assets
 only: their upstream is reused when up to date.
 
 With --detach it only records the run and exits: worker processes do the
-work, and status follows it.`,
+work, and status follows it.
+
+With --run-key the request happens once per pipeline: a key already used
+starts nothing, and the command says so and follows the run that key
+started, as it was first requested (its partition, assets and config).`,
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			bs, p, err := s.bindings(ctx)
@@ -68,6 +72,7 @@ work, and status follows it.`,
 				Partition: flowstone.Partition(partition),
 				Config:    cfg,
 				Force:     force,
+				RunKey:    runKey,
 			})
 			if err != nil {
 				if isBadRequest(err) {
@@ -75,7 +80,12 @@ work, and status follows it.`,
 				}
 				return err
 			}
-			fmt.Fprintf(s.stdout, "run %s started: pipeline %s%s, %d assets\n", r.ID, r.Pipeline, partitionNote(r.Partition), len(r.Assets))
+			if r.Existing {
+				fmt.Fprintf(s.stdout, "run %s already requested with run key %q: not started again (pipeline %s%s, %d assets)\n",
+					r.ID, runKey, r.Pipeline, partitionNote(r.Partition), len(r.Assets))
+			} else {
+				fmt.Fprintf(s.stdout, "run %s started: pipeline %s%s, %d assets\n", r.ID, r.Pipeline, partitionNote(r.Partition), len(r.Assets))
+			}
 			if detach {
 				fmt.Fprintf(s.stdout, "detached: workers (%s worker) do the work; follow it with: %s status --follow %s\n", s.app.Name, s.app.Name, r.ID)
 				return nil
@@ -88,6 +98,7 @@ work, and status follows it.`,
 	f.StringVar(&config, "config", "", "run config as JSON, or @FILE to read it from a file; unknown fields are an error")
 	f.BoolVar(&force, "force", false, "recompute the selected assets even if they could be reused (their upstream is still reused)")
 	f.BoolVar(&detach, "detach", false, "record the run and exit; worker processes do the work")
+	f.StringVar(&runKey, "run-key", "", "make the request happen once per pipeline: a key already used starts nothing and follows the run it started")
 	return c
 }
 
