@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/redact"
+
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -112,10 +114,10 @@ func parseDatabase(s string) (dbURL, error) {
 	case strings.HasPrefix(s, "sqlite://"):
 		path := strings.TrimPrefix(s, "sqlite://")
 		if path == "" {
-			return dbURL{}, fmt.Errorf("database %q: no file path after sqlite://", s)
+			return dbURL{}, fmt.Errorf("database %q: no file path after sqlite://", redact.URL(s))
 		}
 		if i := strings.IndexAny(path, "?#"); i >= 0 {
-			return dbURL{}, fmt.Errorf("database %q: sqlite URLs take no options", s)
+			return dbURL{}, fmt.Errorf("database %q: sqlite URLs take no options", redact.URL(s))
 		}
 		return dbURL{"sqlite", path}, nil
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
@@ -124,7 +126,7 @@ func parseDatabase(s string) (dbURL, error) {
 		// A plain path is a SQLite file: ./flowstone.db, /var/lib/app.db.
 		return dbURL{"sqlite", s}, nil
 	}
-	return dbURL{}, fmt.Errorf("database %q: want sqlite://PATH, sqlite::memory: or postgres://...", s)
+	return dbURL{}, fmt.Errorf("database %q: want sqlite://PATH, sqlite::memory: or postgres://...", redact.URL(s))
 }
 
 // maxSchemaLen is River's limit: it prefixes LISTEN topics with the

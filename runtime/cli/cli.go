@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -39,6 +38,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/redact"
 	"github.com/flowstone-go/flowstone/internal/suggest"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -117,7 +117,8 @@ func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer)
 		ex = &exitError{code: ExitUsage, err: oneLineSuggestion(err)}
 	}
 	if ex.err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", app.Name, ex.err)
+		// Whatever the error quotes, the database's password stays hidden.
+		fmt.Fprintf(stderr, "%s: %s\n", app.Name, redact.Text(ex.err.Error(), s.database))
 	}
 	if ex.code == ExitUsage {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", app.Name)
@@ -162,6 +163,8 @@ type session struct {
 	database, schema, pipeline, logLevel string
 	// secret signs and verifies gate links; pipelines with gates need it.
 	secret string
+	// maxConfigBytes is --max-config-bytes: the largest run config.
+	maxConfigBytes int
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
 	level         slog.Level
@@ -216,6 +219,7 @@ func (s *session) rootCommand() *cobra.Command {
 	f.StringVar(&s.pipeline, "pipeline", "", "pipeline to use when the program binds more than one")
 	f.StringVar(&s.logLevel, "log-level", "warn", "engine log level on stderr: debug, info, warn or error")
 	f.StringVar(&s.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP to this URL, e.g. http://localhost:4318 (env "+EnvOTLPEndpoint+" and the other OTEL_ variables)")
+	f.IntVar(&s.maxConfigBytes, "max-config-bytes", runtime.DefaultMaxRunConfigBytes, "largest run config (--config, schedules, sensors) in bytes")
 	f.StringVar(&s.secret, "secret", "", "secret signing gate links, 16 bytes or more, the same in every process; required by pipelines with gates (env "+EnvSecret+", better than the flag, which ps shows)")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		if !c.Flags().Changed("database") {
@@ -335,7 +339,8 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		NoWorkers: !workers,
 		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
 		// Other commands that work jobs (materialize) keep the default.
-		TakeoverAfter: s.takeoverAfter,
+		TakeoverAfter:     s.takeoverAfter,
+		MaxRunConfigBytes: s.maxConfigBytes,
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)
@@ -458,10 +463,7 @@ func (s *session) describeDatabase() string {
 	case !strings.Contains(s.database, "://"):
 		return "sqlite database " + s.database
 	}
-	d := s.database
-	if u, err := url.Parse(d); err == nil {
-		d = u.Redacted()
-	}
+	d := redact.URL(s.database)
 	if s.schema != "" {
 		return fmt.Sprintf("database %s (schema %s)", d, s.schema)
 	}
