@@ -219,7 +219,7 @@ func (s *session) rootCommand() *cobra.Command {
 	f.StringVar(&s.pipeline, "pipeline", "", "pipeline to use when the program binds more than one")
 	f.StringVar(&s.logLevel, "log-level", "warn", "engine log level on stderr: debug, info, warn or error")
 	f.StringVar(&s.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP to this URL, e.g. http://localhost:4318 (env "+EnvOTLPEndpoint+" and the other OTEL_ variables)")
-	f.IntVar(&s.maxConfigBytes, "max-config-bytes", runtime.DefaultMaxRunConfigBytes, "largest run config (--config, schedules, sensors) in bytes")
+	f.IntVar(&s.maxConfigBytes, "max-config-bytes", runtime.DefaultMaxRunConfigBytes, "largest run config this process accepts, in bytes of JSON")
 	f.StringVar(&s.secret, "secret", "", "secret signing gate links, 16 bytes or more, the same in every process; required by pipelines with gates (env "+EnvSecret+", better than the flag, which ps shows)")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
 		if !c.Flags().Changed("database") {
