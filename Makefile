@@ -61,7 +61,8 @@ fuzz:
 # setting at its default; and PostgreSQL cut away (through a proxy, the
 # server itself untouched) from materialize, status --follow and workers.
 # Each run prints a "CHAOS |" table line. PostgreSQL needs
-# FLOWSTONE_TEST_DATABASE_URL. Repeat with CHAOS_FLAGS='-count 3'.
+# FLOWSTONE_TEST_DATABASE_URL. Repeat with CHAOS_FLAGS='-count 3';
+# FLOWSTONE_CHAOS_KILLS=0 measures the same runs undisturbed.
 CHAOS_FLAGS ?= -count 1
 chaos:
-	FLOWSTONE_CHAOS=1 $(GO) test -run '^TestChaos' -v $(CHAOS_FLAGS) -timeout 60m ./runtime ./runtime/cli
+	FLOWSTONE_CHAOS=1 $(GO) test -p 1 -run '^TestChaos' -v $(CHAOS_FLAGS) -timeout 60m ./runtime ./runtime/cli
