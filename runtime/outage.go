@@ -159,7 +159,7 @@ func (o *outage) waitForDatabase(ctx context.Context, within time.Duration, conn
 	defer cancel()
 	err := o.ride(wctx, connect)
 	if err != nil && store.Unreachable(err) && ctx.Err() == nil {
-		return fmt.Errorf("%w: still unreachable after waiting %s (Config.WaitForDatabase): %w", ErrDatabaseUnreachable, within, err)
+		return fmt.Errorf("%w after waiting %s: %w", ErrDatabaseUnreachable, within, err)
 	}
 	return err
 }
