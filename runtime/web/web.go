@@ -96,6 +96,7 @@ func (h *Handler) routes(files http.Handler) {
 	m.HandleFunc("GET /api/runs/{id}/logs", h.runLogs)
 	m.HandleFunc("POST /api/runs/{id}/cancel", h.write(h.cancelRun, true))
 	m.HandleFunc("GET /api/gates", h.gates)
+	m.HandleFunc("GET /api/gates/decided", h.decidedGates)
 	m.HandleFunc("POST /api/gates/{action}", h.write(h.decide, true))
 	m.HandleFunc("GET /api/backfills", h.backfills)
 	m.HandleFunc("POST /api/backfills/{id}/cancel", h.write(h.cancelBackfill, true))

@@ -478,29 +478,46 @@ function ganttChart(run) {
 // ---- gates ----
 
 async function gatesPage() {
-  const gates = await api("gates");
+  const [gates, decided] = await Promise.all([api("gates"), api("gates/decided?limit=20")]);
   const msg = el("p", { class: "error", id: "message" });
   const kids = [el("h1", {}, "Gates waiting"), msg];
   if (!state.session.writable) kids.push(el("p", { class: "notice" }, "This server is read-only: start serve with --user NAME:PASSWORD to approve and reject here."));
   else if (!credentials()) kids.push(el("p", { class: "notice" }, "Sign in (top right) to approve or reject."));
-  if (!gates.length) return show(...kids, el("p", { class: "muted", id: "no-gates" }, "No gate is waiting."));
-  kids.push(el("table", { id: "gates" }, el("tr", {}, ["pipeline", "run", "asset", "partition", "waiting since", "decision"].map((h) => el("th", {}, h))),
+  if (!gates.length) kids.push(el("p", { class: "muted", id: "no-gates" }, "No gate is waiting."));
+  else kids.push(el("table", { id: "gates" }, el("tr", {}, ["pipeline", "run", "asset", "partition", "waiting since", "decision"].map((h) => el("th", {}, h))),
     gates.map((g) => {
       const reason = el("input", { placeholder: "reason", size: 24, class: "reason" });
       const decide = (action) => async () => {
         try {
           const out = await post("gates/" + action, { run: g.run, asset: g.asset, partition: g.partition, reason: reason.value });
           msg.className = "muted";
-          msg.textContent = out.by + " " + (action === "approve" ? "approved" : "rejected") + " " + out.ref;
+          msg.textContent = out.by + (out.verified ? "" : " (unverified)") + " " + (action === "approve" ? "approved" : "rejected") + " " + out.ref;
           setTimeout(route, 300);
         } catch (err) { msg.className = "error"; msg.textContent = err.message; }
       };
       return el("tr", { "data-run": g.run, "data-asset": g.asset },
         el("td", {}, g.pipeline), el("td", {}, runLink(g.run)), el("td", {}, assetLink(g.pipeline, g.asset, g.partition)), el("td", {}, g.partition),
         el("td", {}, when(g.since)),
-        el("td", {}, reason, " ", el("button", { class: "approve", onclick: decide("approve") }, "Approve"), " ", el("button", { class: "reject danger", onclick: decide("reject") }, "Reject")));
+        g.decision ? el("td", {}, decisionText(g.decision), " (being applied)")
+          : el("td", {}, reason, " ", el("button", { class: "approve", onclick: decide("approve") }, "Approve"), " ", el("button", { class: "reject danger", onclick: decide("reject") }, "Reject")));
     })));
+  kids.push(el("h2", {}, "Decided"));
+  if (!decided.length) kids.push(el("p", { class: "muted", id: "no-decided" }, "No gate was decided yet."));
+  else kids.push(el("table", { id: "decided" }, el("tr", {}, ["pipeline", "run", "asset", "partition", "decision", "by", "at", "reason"].map((h) => el("th", {}, h))),
+    decided.map((g) => el("tr", { "data-run": g.run, "data-asset": g.asset },
+      el("td", {}, g.pipeline), el("td", {}, runLink(g.run)), el("td", {}, assetLink(g.pipeline, g.asset, g.partition)), el("td", {}, g.partition),
+      el("td", {}, el("span", { class: "pill " + (g.decision.action === "approve" ? "st-succeeded" : "st-failed") }, pastTense(g.decision.action))),
+      el("td", { class: g.decision.verified ? "" : "unverified", title: g.decision.verified ? "signed in" : "no sign-in vouched for this name" }, g.decision.decider),
+      el("td", {}, when(g.decision.at)), el("td", {}, g.decision.reason || "")))));
   show(...kids);
+}
+
+function pastTense(action) {
+  return { approve: "approved", reject: "rejected", fail: "failed" }[action] || action;
+}
+
+function decisionText(d) {
+  return pastTense(d.action) + " by " + d.decider;
 }
 
 // ---- backfills ----
