@@ -41,14 +41,14 @@ func SameOrigin(r *http.Request, strict bool) error {
 	switch site {
 	case "", "same-origin", "none":
 	default:
-		return refused("the browser says it comes from another site (Sec-Fetch-Site: "+site+")")
+		return refused("the browser says it comes from another site (Sec-Fetch-Site: " + site + ")")
 	}
 	if origin := r.Header.Get("Origin"); origin != "" {
 		if origin == "null" && site == "same-origin" {
 			return nil
 		}
 		if u, err := url.Parse(origin); err != nil || u.Host != r.Host {
-			return refused("it comes from "+origin+", not from "+r.Host)
+			return refused("it comes from " + origin + ", not from " + r.Host)
 		}
 		return nil
 	}
