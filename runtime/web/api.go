@@ -82,6 +82,8 @@ type materializationJSON struct {
 	StartedAt   *time.Time          `json:"startedAt"`
 	FinishedAt  *time.Time          `json:"finishedAt"`
 	Upstream    []lineageJSON       `json:"upstream,omitempty"`
+	// Checks are the results of the checks run against it.
+	Checks []checkJSON `json:"checks,omitempty"`
 }
 
 type lineageJSON struct {
@@ -120,13 +122,34 @@ func (h *Handler) asset(w http.ResponseWriter, r *http.Request) {
 		h.failErr(w, r, err)
 		return
 	}
+	hl, err := h.pipelineHealth(ctx, p, time.Now())
+	if err != nil {
+		h.failErr(w, r, err)
+		return
+	}
+	node := describe(a)
+	hl.mark(&node)
 	out := map[string]any{
-		"pipeline": p.Name(), "node": describe(a), "downstream": p.Downstream(key), "valueType": a.ValueType,
+		"pipeline": p.Name(), "node": node, "downstream": p.Downstream(key), "valueType": a.ValueType,
 		"retries": a.Retries, "timeout": durationText(a.Timeout), "queue": a.Queue, "resources": a.Resources,
+		"checks": checkDefs(p, key),
+	}
+	// The checks of the materializations listed, by materialization.
+	byMat := map[string][]checkJSON{}
+	if len(p.Checks(key)) > 0 && len(mats) > 0 {
+		rs, err := h.eng.CheckResults(ctx, p.Name(), key, len(mats)*len(p.Checks(key))+len(p.Checks(key)))
+		if err != nil {
+			h.failErr(w, r, err)
+			return
+		}
+		for _, c := range rs {
+			byMat[c.Materialization] = append(byMat[c.Materialization], toCheck(c))
+		}
 	}
 	list := make([]materializationJSON, len(mats))
 	for i, m := range mats {
 		list[i] = toMaterialization(m)
+		list[i].Checks = byMat[m.ID]
 	}
 	out["materializations"] = list
 	if a.Partitions != nil {

@@ -101,6 +101,7 @@ func (h *Handler) routes(files http.Handler) {
 	m.HandleFunc("GET /api/backfills", h.backfills)
 	m.HandleFunc("POST /api/backfills/{id}/cancel", h.write(h.cancelBackfill, true))
 	m.HandleFunc("GET /api/schedules", h.schedules)
+	m.HandleFunc("GET /api/health", h.health)
 }
 
 // ServeHTTP serves the page, the API and, when mounted, River's view.
