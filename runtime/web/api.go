@@ -314,6 +314,9 @@ type nodeRunJSON struct {
 	StartedAt       *time.Time          `json:"startedAt"`
 	FinishedAt      *time.Time          `json:"finishedAt"`
 	Scatter         *scatterJSON        `json:"scatter,omitempty"`
+	// Checks are the results of the checks run against its
+	// materialization.
+	Checks []checkJSON `json:"checks,omitempty"`
 }
 
 type scatterJSON struct {
@@ -349,6 +352,15 @@ func (h *Handler) runDetail(ctx context.Context, id string) (runDetailJSON, erro
 			if kind == "scatter" && a.Status != runtime.StatusPending {
 				if sp, err := h.eng.ScatterProgress(ctx, runtime.Ref{RunID: id, Asset: key, Partition: part}); err == nil {
 					n.Scatter = &scatterJSON{Total: sp.Total, Done: sp.Done, Failed: sp.Failed}
+				}
+			}
+			if p != nil && a.Materialization != "" && len(p.Checks(key)) > 0 {
+				rs, err := h.eng.MaterializationChecks(ctx, a.Materialization)
+				if err != nil {
+					return out, err
+				}
+				for _, c := range rs {
+					n.Checks = append(n.Checks, toCheck(c))
 				}
 			}
 			out.Nodes = append(out.Nodes, n)

@@ -481,11 +481,12 @@ async function runPage(id) {
         run.finishedAt ? ", took " + dur(run.createdAt, run.finishedAt) : " (live)"));
     gantt.replaceChildren(el("h2", {}, "Timeline"), ganttChart(run));
     table.replaceChildren(el("h2", {}, "Assets"), el("table", { id: "nodes" },
-      el("tr", {}, ["asset", "partition", "kind", "status", "attempts", "took", "error"].map((h) => el("th", {}, h))),
-      run.nodes.map((n) => el("tr", { "data-asset": n.asset },
+      el("tr", {}, ["asset", "partition", "kind", "status", "checks", "attempts", "took", "error"].map((h) => el("th", {}, h))),
+      run.nodes.map((n) => el("tr", { "data-asset": n.asset, class: (n.checks || []).some((c) => c.blocks) ? "blocks" : null },
         el("td", {}, assetLink(run.pipeline, n.asset, n.partition)), el("td", {}, n.partition), el("td", {}, n.kind),
         el("td", {}, pill(n.status), n.scatter ? " " + n.scatter.done + "/" + n.scatter.total + (n.scatter.failed ? " (" + n.scatter.failed + " failed)" : "") : "",
           n.status === "waiting" && n.kind === "gate" ? [" ", el("a", { href: "#/gates" }, "decide")] : null),
+        el("td", { class: "checks" }, (n.checks || []).map((c) => el("span", { class: "check " + checkClass(c), title: checkTitle(c) }, (c.passed ? "✓ " : "✗ ") + c.check))),
         el("td", {}, n.attempts), el("td", {}, dur(n.startedAt, n.finishedAt)), el("td", { class: "error" }, n.error || "")))));
   };
   const logs = el("div", {});
