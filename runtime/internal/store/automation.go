@@ -128,6 +128,9 @@ func (Store) RunningWithKeyPrefix(ctx context.Context, q Querier, pipeline, pref
 // AutomationPending is a candidate an evaluation could not launch yet.
 type AutomationPending struct {
 	Asset, Partition, Reason string
+	// Trigger is the newest materialization that triggered it; empty for
+	// a missing partition.
+	Trigger string
 	// TriggerAt is when the newest materialization that triggered it
 	// finished (microseconds); 0 for a missing partition.
 	TriggerAt int64
@@ -135,7 +138,7 @@ type AutomationPending struct {
 
 // AutomationPendings returns the pending candidates of pipeline.
 func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string) ([]AutomationPending, error) {
-	rs, err := q.Query(ctx, `SELECT asset, partition_key, reason, trigger_at FROM flowstone_automation_pending
+	rs, err := q.Query(ctx, `SELECT asset, partition_key, reason, trigger_id, trigger_at FROM flowstone_automation_pending
 		WHERE pipeline = ? ORDER BY asset, partition_key`, pipeline)
 	if err != nil {
 		return nil, err
@@ -144,7 +147,7 @@ func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string)
 	var out []AutomationPending
 	for rs.Next() {
 		var p AutomationPending
-		if err := rs.Scan(&p.Asset, &p.Partition, &p.Reason, &p.TriggerAt); err != nil {
+		if err := rs.Scan(&p.Asset, &p.Partition, &p.Reason, &p.Trigger, &p.TriggerAt); err != nil {
 			return nil, err
 		}
 		out = append(out, p)
@@ -154,9 +157,10 @@ func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string)
 
 // SetAutomationPending records (or replaces) a pending candidate.
 func (Store) SetAutomationPending(ctx context.Context, q Querier, pipeline string, p AutomationPending) error {
-	_, err := q.Exec(ctx, `INSERT INTO flowstone_automation_pending (pipeline, asset, partition_key, reason, trigger_at) VALUES (?, ?, ?, ?, ?)
-		ON CONFLICT (pipeline, asset, partition_key) DO UPDATE SET reason = excluded.reason, trigger_at = excluded.trigger_at`,
-		pipeline, p.Asset, p.Partition, p.Reason, p.TriggerAt)
+	_, err := q.Exec(ctx, `INSERT INTO flowstone_automation_pending (pipeline, asset, partition_key, reason, trigger_id, trigger_at) VALUES (?, ?, ?, ?, ?, ?)
+		ON CONFLICT (pipeline, asset, partition_key) DO UPDATE SET reason = excluded.reason, trigger_id = excluded.trigger_id,
+		trigger_at = excluded.trigger_at`,
+		pipeline, p.Asset, p.Partition, p.Reason, p.Trigger, p.TriggerAt)
 	return err
 }
 

@@ -16,6 +16,7 @@ CREATE TABLE IF NOT EXISTS flowstone_automation_pending (
     asset         TEXT NOT NULL,
     partition_key TEXT NOT NULL,
     reason        TEXT NOT NULL,
+    trigger_id    TEXT NOT NULL,
     trigger_at    BIGINT NOT NULL,
     PRIMARY KEY (pipeline, asset, partition_key)
 );
