@@ -639,3 +639,31 @@ func (e *Engine) judgeFreshness(ctx context.Context, p *Pipeline, now time.Time)
 	e.events.publish(evs...)
 	return nil
 }
+
+// AutomationStatus is a pipeline's automation evaluations so far.
+type AutomationStatus struct {
+	Pipeline    string
+	Evaluations int
+	// Cursor is the finish time up to which materializations have been
+	// evaluated.
+	Cursor      time.Time
+	EvaluatedAt time.Time
+}
+
+// AutomationStatus returns the automation state of the bound pipelines
+// that have automated or bounded assets, evaluated or not, by name.
+func (e *Engine) AutomationStatus(ctx context.Context) ([]AutomationStatus, error) {
+	states, err := e.st.AutomationStates(ctx, e.be.pool(), "")
+	if err != nil {
+		return nil, err
+	}
+	var out []AutomationStatus
+	for _, p := range e.Pipelines() {
+		if !automated(p) {
+			continue
+		}
+		s := states[p.name]
+		out = append(out, AutomationStatus{Pipeline: p.name, Evaluations: s.Evaluations, Cursor: micros(s.Cursor), EvaluatedAt: micros(s.EvaluatedAt)})
+	}
+	return out, nil
+}

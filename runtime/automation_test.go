@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 )
 
 // autoPipeline: hourly events under an eager daily rollup, a daily raw
@@ -253,7 +254,7 @@ func TestAutomationMissing(t *testing.T) {
 func TestAutomationOverdueEvents(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {
-		cfg := db.config(t)
+		cfg, rec := withTelemetry(db.config(t))
 		cfg.AutomationInterval = -1
 		report := def("report", func(ctx context.Context, in *Inputs) (any, error) { return 1, nil })
 		report.Fresh = time.Hour
@@ -289,13 +290,81 @@ func TestAutomationOverdueEvents(t *testing.T) {
 		if evs := at(time.Now()); len(evs) != 0 {
 			t.Fatalf("still overdue: %+v; want no event", evs)
 		}
+		gauge := func() int64 {
+			t.Helper()
+			g, ok := rec.metrics(t)["flowstone.assets.overdue"].Data.(metricdata.Gauge[int64])
+			if !ok || len(g.DataPoints) != 1 {
+				t.Fatalf("overdue gauge %+v", g)
+			}
+			return g.DataPoints[0].Value
+		}
+		if n := gauge(); n != 1 {
+			t.Fatalf("overdue gauge %d; want 1", n)
+		}
 		materializeWait(t, e, p, Request{Targets: []string{"report"}})
 		next()
 		if evs := at(time.Now()); len(evs) != 1 || evs[0].Kind != EventAssetFresh {
 			t.Fatalf("after a materialization: %+v", evs)
 		}
+		if n := gauge(); n != 0 {
+			t.Fatalf("overdue gauge %d; want 0", n)
+		}
 		if evs := at(time.Now().Add(2 * time.Hour)); len(evs) != 1 || evs[0].Kind != EventAssetOverdue {
 			t.Fatalf("two hours later: %+v", evs)
+		}
+	})
+}
+
+// Two processes evaluate automation on one database: River's leader runs
+// one evaluation at a time, so a new raw launches clean once.
+func TestAutomationTwoProcesses(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		cfg := db.config(t)
+		cfg.AutomationInterval = 50 * time.Millisecond
+		p := autoPipeline(nil)
+		p.byKey["filled"].Auto = ""
+		a := openEngine(t, cfg, Bind(p, nil))
+		b := openEngine(t, cfg, Bind(p, nil))
+		ctx := context.Background()
+		evaluations := func() int {
+			t.Helper()
+			st, err := b.AutomationStatus(ctx)
+			if err != nil || len(st) != 1 {
+				t.Fatalf("automation status %+v, %v", st, err)
+			}
+			return st[0].Evaluations
+		}
+		// Past the first evaluation, which starts the cursor.
+		deadline := time.Now().Add(2 * time.Minute)
+		for evaluations() == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("no evaluation")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		materializeWait(t, a, p, Request{Targets: []string{"raw"}, Partition: "2024-01-02"})
+		var launched []AutomationDecision
+		for len(launched) == 0 {
+			if time.Now().After(deadline) {
+				t.Fatal("clean was never launched")
+			}
+			time.Sleep(20 * time.Millisecond)
+			launched = decisions(t, b, "clean")[AutomationLaunched]
+		}
+		waitRun(t, b, launched[0].RunID)
+		// Well past the point the materialization was read, by either.
+		for n := evaluations() + 3; evaluations() < n; {
+			if time.Now().After(deadline) {
+				t.Fatal("evaluations stopped")
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got := decisions(t, a, "clean")[AutomationLaunched]; len(got) != 1 || got[0].Partition != "2024-01-02" {
+			t.Fatalf("clean launched %+v; want once", got)
+		}
+		if runs := automatedRuns(t, a); len(runs) != 1 {
+			t.Fatalf("automated runs %+v; want one", runs)
 		}
 	})
 }

@@ -267,3 +267,50 @@ func (Store) AutomationDecisions(ctx context.Context, q Querier, f DecisionFilte
 	}
 	return out, rs.Err()
 }
+
+// AutomationState is a pipeline's automation evaluations so far.
+type AutomationState struct {
+	Evaluations int
+	// Cursor and EvaluatedAt are in microseconds.
+	Cursor, EvaluatedAt int64
+}
+
+// AutomationStates returns the evaluation state of pipeline (every
+// pipeline when empty), by pipeline.
+func (Store) AutomationStates(ctx context.Context, q Querier, pipeline string) (map[string]AutomationState, error) {
+	rs, err := q.Query(ctx, `SELECT pipeline, evaluations, cursor_at, evaluated_at FROM flowstone_automation
+		WHERE ? = '' OR pipeline = ?`, pipeline, pipeline)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	out := map[string]AutomationState{}
+	for rs.Next() {
+		var p string
+		var s AutomationState
+		if err := rs.Scan(&p, &s.Evaluations, &s.Cursor, &s.EvaluatedAt); err != nil {
+			return nil, err
+		}
+		out[p] = s
+	}
+	return out, rs.Err()
+}
+
+// OverdueCounts counts the assets recorded overdue, by pipeline.
+func (Store) OverdueCounts(ctx context.Context, q Querier) (map[string]int64, error) {
+	rs, err := q.Query(ctx, `SELECT pipeline, count(*) FROM flowstone_automation_assets WHERE overdue = 1 GROUP BY pipeline`)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	out := map[string]int64{}
+	for rs.Next() {
+		var p string
+		var n int64
+		if err := rs.Scan(&p, &n); err != nil {
+			return nil, err
+		}
+		out[p] = n
+	}
+	return out, rs.Err()
+}
