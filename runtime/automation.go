@@ -191,7 +191,10 @@ type candidate struct {
 	ups       map[string]int // upstream asset -> new materializations
 	reason    string
 	pending   bool // read from the pending table
-	waiting   bool // its window has not ended
+	// stale is set when only its own previous partition triggered it: it
+	// is launched only if it was materialized before (a partition never
+	// materialized is auto=missing's).
+	stale bool
 }
 
 func (c *candidate) describe() string {
@@ -315,7 +318,12 @@ func (e *Engine) evaluatePipeline(ctx context.Context, p *Pipeline, now time.Tim
 		}
 		for _, ed := range downs[m.Asset] {
 			for _, part := range affected(ed.down, ed.dep, up, flowstone.Partition(m.Partition), now) {
-				c, _ := add(ed.down, part)
+				c, fresh := add(ed.down, part)
+				if fresh {
+					c.stale = ed.dep.Kind == DepPrevious
+				} else if ed.dep.Kind != DepPrevious {
+					c.stale = false
+				}
 				if len(c.ups) == 0 {
 					c.reason = "" // described by its new materializations
 				}
@@ -419,7 +427,11 @@ func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[str
 			return drop()
 		}
 	}
-	if at, ok := newest[id]; ok && at >= c.triggerAt {
+	at, ok := newest[id]
+	if c.stale && !ok {
+		return drop() // the next partition of a chain not materialized yet
+	}
+	if ok && at >= c.triggerAt {
 		ev.decide(c, AutomationNothingNew, "", fmt.Sprintf("%s: newest materialization %s is newer", c.describe(), time.UnixMicro(at).UTC().Format(time.RFC3339)))
 		return drop()
 	}

@@ -36,8 +36,6 @@ type RunFilter struct {
 // FoundRun is one line of a filtered run listing.
 type FoundRun struct {
 	RunSummary
-	// StartedBy says what started the run (see RunFilter.StartedBy).
-	StartedBy string
 }
 
 // FindRuns lists the newest runs that match f, newest first.
@@ -63,7 +61,7 @@ func (e *Engine) FindRuns(ctx context.Context, f RunFilter) ([]FoundRun, error) 
 	out := make([]FoundRun, len(rows))
 	for i, r := range rows {
 		by := startedBy(r.Key)
-		out[i] = FoundRun{StartedBy: by, RunSummary: RunSummary{ID: r.ID, Pipeline: r.Pipeline, Partition: flowstone.Partition(r.Partition),
+		out[i] = FoundRun{RunSummary: RunSummary{StartedBy: by, ID: r.ID, Pipeline: r.Pipeline, Partition: flowstone.Partition(r.Partition),
 			Status: RunStatus(r.Status), Pending: r.Open, Failed: r.Failed, CreatedAt: time.UnixMicro(r.CreatedAt), FinishedAt: micros(r.FinishedAt)}}
 	}
 	return out, nil

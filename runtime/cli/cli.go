@@ -163,7 +163,12 @@ type session struct {
 	secret string
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
-	level         slog.Level
+	// automationInterval and maxAutomated are worker's
+	// --automation-interval and --max-automated-runs; other commands
+	// evaluate no automation (automationInterval is then zero).
+	automationInterval time.Duration
+	maxAutomated       int
+	level              slog.Level
 	// stopSignals hands SIGINT back to the default (quit at once), for a
 	// second interrupt while the worker drains.
 	stopSignals func()
@@ -252,6 +257,7 @@ func (s *session) rootCommand() *cobra.Command {
 		s.checkCommand(),
 		s.checksCommand(),
 		s.freshnessCommand(),
+		s.automationCommand(),
 		s.logsCommand(),
 		s.showCommand(),
 		s.pruneCommand(),
@@ -324,13 +330,19 @@ func (s *session) pick(bs []runtime.Binding) ([]runtime.Binding, *runtime.Pipeli
 // open opens the engine with the bindings; workers says whether this
 // process works jobs.
 func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) (*runtime.Engine, error) {
+	automation := s.automationInterval
+	if automation == 0 {
+		automation = -1 // not the worker command
+	}
 	cfg := runtime.Config{
 		Database:  s.database,
 		Schema:    s.schema,
 		NoWorkers: !workers,
 		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
 		// Other commands that work jobs (materialize) keep the default.
-		TakeoverAfter: s.takeoverAfter,
+		TakeoverAfter:      s.takeoverAfter,
+		AutomationInterval: automation,
+		MaxAutomatedRuns:   s.maxAutomated,
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)

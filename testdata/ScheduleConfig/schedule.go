@@ -40,7 +40,7 @@ func Sunday(ctx context.Context, report string) (string, error) { return "", nil
 // Eager is automated, so its runs need the config its upstream takes.
 //
 //flowstone:asset auto=eager
-func Eager(ctx context.Context, report string, rates map[string]float64) (string, error) { return "", nil }
+func Eager(ctx context.Context, report string) (string, error) { return "", nil }
 
 //flowstone:asset auto=missing config=Defaults
 func Filled(ctx context.Context, rates map[string]float64) (string, error) { return "", nil }
