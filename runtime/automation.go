@@ -188,7 +188,7 @@ type candidate struct {
 	// (empty for a missing partition); triggerAt when it finished.
 	trigger   string
 	triggerAt int64
-	ups       map[string]int // upstream asset -> new materializations
+	ups       map[string]*upstreamNews // by upstream asset
 	reason    string
 	pending   bool // read from the pending table
 	// stale is set when only its own previous partition triggered it: it
@@ -208,13 +208,29 @@ func (c *candidate) describe() string {
 	sort.Strings(names)
 	parts := make([]string, len(names))
 	for i, u := range names {
-		parts[i] = u
-		if n := c.ups[u]; n > 1 {
-			parts[i] = fmt.Sprintf("%s (%d materializations)", u, n)
+		up := c.ups[u]
+		if up.n == 1 {
+			parts[i] = fmt.Sprintf("%s%s materialized (%s)", u, keyNote(up.newest.Partition), up.newest.ID)
+		} else {
+			parts[i] = fmt.Sprintf("%s: %d new materializations, the newest %s%s (%s)", u, up.n, u, keyNote(up.newest.Partition), up.newest.ID)
 		}
 	}
-	c.reason = "new materialization of " + strings.Join(parts, ", ") + " (newest " + c.trigger + ")"
+	c.reason = strings.Join(parts, "; ")
 	return c.reason
+}
+
+// keyNote spells a partition key after an asset name.
+func keyNote(k string) string {
+	if k == "" {
+		return ""
+	}
+	return " " + k
+}
+
+// upstreamNews is what an evaluation read of one upstream of a candidate.
+type upstreamNews struct {
+	n      int
+	newest store.NewSuccess
 }
 
 // evaluation is one evaluation of one pipeline.
@@ -277,7 +293,7 @@ func (e *Engine) evaluatePipeline(ctx context.Context, p *Pipeline, now time.Tim
 		if c, ok := cands[id]; ok {
 			return c, false
 		}
-		c := &candidate{asset: a, part: part, ups: map[string]int{}}
+		c := &candidate{asset: a, part: part, ups: map[string]*upstreamNews{}}
 		cands[id] = c
 		order = append(order, id)
 		return c, true
@@ -327,7 +343,15 @@ func (e *Engine) evaluatePipeline(ctx context.Context, p *Pipeline, now time.Tim
 				if len(c.ups) == 0 {
 					c.reason = "" // described by its new materializations
 				}
-				c.ups[m.Asset]++
+				news := c.ups[m.Asset]
+				if news == nil {
+					news = &upstreamNews{}
+					c.ups[m.Asset] = news
+				}
+				news.n++
+				if m.FinishedAt >= news.newest.FinishedAt {
+					news.newest = m
+				}
 				if m.FinishedAt >= c.triggerAt {
 					c.trigger, c.triggerAt = m.ID, m.FinishedAt
 				}
@@ -432,7 +456,8 @@ func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[str
 		return drop() // the next partition of a chain not materialized yet
 	}
 	if ok && at >= c.triggerAt {
-		ev.decide(c, AutomationNothingNew, "", fmt.Sprintf("%s: newest materialization %s is newer", c.describe(), time.UnixMicro(at).UTC().Format(time.RFC3339)))
+		ev.decide(c, AutomationNothingNew, "", fmt.Sprintf("%s; %s%s materialized after (%s)", c.describe(), c.asset.Key, keyNote(string(c.part)),
+			time.UnixMicro(at).UTC().Format(time.DateTime)))
 		return drop()
 	}
 	if busy[id] {

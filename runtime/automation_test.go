@@ -122,12 +122,12 @@ func TestAutomationEager(t *testing.T) {
 		}
 		waitAutomated(t, e)
 		clean := decisions(t, e, "clean")[AutomationLaunched]
-		if len(clean) != 1 || clean[0].Partition != "2024-01-02" || !strings.Contains(clean[0].Reason, "new materialization of raw") {
+		if len(clean) != 1 || clean[0].Partition != "2024-01-02" || !strings.HasPrefix(clean[0].Reason, "raw 2024-01-02 materialized (mat_") {
 			t.Fatalf("clean launched: %+v", clean)
 		}
 		rollup := decisions(t, e, "rollup")[AutomationLaunched]
 		if len(rollup) != 2 || rollup[0].Partition != "2024-01-03" || rollup[1].Partition != "2024-01-04" ||
-			!strings.Contains(rollup[0].Reason, "events (2 materializations)") {
+			!strings.HasPrefix(rollup[0].Reason, "events: 2 new materializations, the newest events 2024-01-03T06 (mat_") {
 			t.Fatalf("rollup launched: %+v", rollup)
 		}
 		for _, d := range append(clean, rollup...) {

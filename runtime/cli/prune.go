@@ -109,6 +109,7 @@ func printPrune(s *session, res runtime.PruneResult, dryRun bool) {
 		{"lineage rows", res.Lineage},
 		{"values of kept materializations", res.Values},
 		{"River jobs", res.Jobs},
+		{"automation decisions", res.Decisions},
 	} {
 		fmt.Fprintf(s.stdout, "  %-32s %10s\n", r.what, thousands(int(r.n)))
 	}

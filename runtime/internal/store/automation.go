@@ -314,3 +314,19 @@ func (Store) OverdueCounts(ctx context.Context, q Querier) (map[string]int64, er
 	}
 	return out, rs.Err()
 }
+
+// DeleteAutomationDecisions deletes up to limit decisions evaluated before
+// the scope's bound.
+func (Store) DeleteAutomationDecisions(ctx context.Context, q Querier, s PruneScope, limit int) (int64, error) {
+	return q.Exec(ctx, `DELETE FROM flowstone_automation_decisions WHERE id IN (SELECT id FROM flowstone_automation_decisions
+		WHERE evaluated_at < ? AND (? = '' OR pipeline = ?) LIMIT ?)`, s.Before, s.Pipeline, s.Pipeline, limit)
+}
+
+// CountAutomationDecisions counts the decisions evaluated before the
+// scope's bound.
+func (Store) CountAutomationDecisions(ctx context.Context, q Querier, s PruneScope) (int64, error) {
+	var n int64
+	err := q.QueryRow(ctx, `SELECT count(*) FROM flowstone_automation_decisions WHERE evaluated_at < ? AND (? = '' OR pipeline = ?)`,
+		s.Before, s.Pipeline, s.Pipeline).Scan(&n)
+	return n, err
+}
