@@ -33,7 +33,9 @@ func TestAutomationCommand(t *testing.T) {
 		defer stop()
 		done := make(chan result, 2)
 		for range 2 {
-			go func() { done <- invoke(workerCtx, app, args(db, "worker", "--drain", "10s", "--automation-interval", "100ms")...) }()
+			go func() {
+				done <- invoke(workerCtx, app, args(db, "worker", "--drain", "10s", "--automation-interval", "100ms")...)
+			}()
 		}
 		// until polls the automation command until pattern matches n lines.
 		until := func(asset, pattern string, n int) result {
