@@ -150,7 +150,14 @@ const recordChunk = 1000
 // stored and how many of those failed: an item recorded before (a batch
 // rerun after its worker died) is not counted twice. The results are
 // written by one statement (per recordChunk of them), an UPDATE joined to
-// a VALUES list, which both databases run as one index lookup per row.
+// a VALUES list. The statement also bounds idx by the results' range: a
+// batch's items are consecutive, and without the range both databases
+// may plan the join as a scan of every pending item of the scatter
+// (measured: PostgreSQL without statistics, 966 ms for 2 items of 100,000;
+// SQLite, 4 to 10 times slower than an UPDATE per item). With it, one
+// statement of 100 items costs what 100 prepared UPDATEs in a transaction
+// cost on SQLite (2.5 ms against 2.5 to 2.7 ms, 12 to 14 ms unprepared),
+// and one round trip instead of 100 on PostgreSQL.
 func (Store) Record(ctx context.Context, db DB, ref Ref, results []ItemResult) (stored, failed int, err error) {
 	for start := 0; start < len(results); start += recordChunk {
 		s, f, err := recordChunkOf(ctx, db, ref, results[start:min(start+recordChunk, len(results))])
@@ -186,8 +193,13 @@ func recordChunkOf(ctx context.Context, db DB, ref Ref, results []ItemResult) (s
 		attempts = r.attempts, started_at = r.started_at, finished_at = r.finished_at
 		FROM r WHERE flowstone_scatter_items.run_id = ? AND flowstone_scatter_items.asset = ?
 		AND flowstone_scatter_items.partition_key = ? AND flowstone_scatter_items.idx = r.idx
-		AND flowstone_scatter_items.status = ? RETURNING flowstone_scatter_items.status`)
-	args = append(args, ref.Run, ref.Asset, ref.Partition, ItemPending)
+		AND flowstone_scatter_items.status = ? AND flowstone_scatter_items.idx >= ? AND flowstone_scatter_items.idx <= ?
+		RETURNING flowstone_scatter_items.status`)
+	lo, hi := results[0].Index, results[0].Index
+	for _, r := range results {
+		lo, hi = min(lo, r.Index), max(hi, r.Index)
+	}
+	args = append(args, ref.Run, ref.Asset, ref.Partition, ItemPending, lo, hi)
 	rs, err := db.Query(ctx, q.String(), args...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("record items %d to %d: %w", results[0].Index, results[len(results)-1].Index, err)
