@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowstone-go/flowstone/scatter"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
@@ -75,11 +74,7 @@ func benchScatterPipeline(n, batch int) *Pipeline {
 		v, err := Item[int](in)
 		return v, err
 	}, Dep{Asset: "items", Kind: DepOrder})
-	sc := strategy.Scatter{Source: "items", Batch: batch}
-	if g, err := strconv.Atoi(os.Getenv("TMP_GROUP")); err == nil {
-		sc.Group = scatter.Group{Items: g, MinWait: 0, MaxWait: time.Hour}
-	}
-	work.Strategy, work.Kind, work.Item = sc, "scatter", ItemOf[int]()
+	work.Strategy, work.Kind, work.Item = strategy.Scatter{Source: "items", Batch: batch}, "scatter", ItemOf[int]()
 	return NewPipeline(PipelineDef{Name: "bench_scatter", Assets: []AssetDef{
 		def("items", func(context.Context, *Inputs) (any, error) {
 			s := make([]int, n)

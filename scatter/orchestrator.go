@@ -28,19 +28,20 @@ type Plan struct {
 }
 
 // Group is when a batch commits the item results it holds, before the
-// batch ends: after Items results, once MinWait has passed since the last
-// commit, or after MaxWait whatever the count. MinWait keeps batches of
-// fast items (a batch of 100 no-op items runs in well under a
-// millisecond) to one commit each, since each commit costs a transaction;
-// MaxWait bounds the work a kill loses when items are slow.
+// batch ends: after Items results once MinWait has passed since the last
+// commit, and at the latest MaxWait after it whatever the count. MinWait
+// keeps a batch of fast items to one commit (a batch of 100 no-op items runs in
+// well under a millisecond, a commit costs one to several): items cheap to
+// run again are not worth a transaction each. Items and MaxWait bound the
+// work a kill loses when items are slow.
 type Group struct {
 	Items            int
 	MinWait, MaxWait time.Duration
 }
 
 // DefaultGroup is the group a zero Plan.Group means: every 10 items but
-// not more often than every 10ms, and at least every 500ms.
-var DefaultGroup = Group{Items: 10, MinWait: 10 * time.Millisecond, MaxWait: 500 * time.Millisecond}
+// not more often than every 50ms, and at least every 500ms.
+var DefaultGroup = Group{Items: 10, MinWait: 50 * time.Millisecond, MaxWait: 500 * time.Millisecond}
 
 func (p Plan) group() Group {
 	g := p.Group
@@ -56,8 +57,8 @@ func (p Plan) group() Group {
 	return g
 }
 
-// Due reports whether a batch holding n uncommitted item results, the
-// first of them started since ago, commits them now as a group.
+// Due reports whether a batch holding n uncommitted item results, run
+// since the last commit, commits them now as a group.
 func (p Plan) Due(n int, since time.Duration) bool {
 	g := p.group()
 	return n > 0 && (since >= g.MaxWait || n >= g.Items && since >= g.MinWait)
