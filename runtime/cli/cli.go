@@ -100,7 +100,11 @@ func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	s := &session{app: app, stdout: stdout, stderr: stderr, stopSignals: stop, ctx: ctx}
+	// The first interrupt ends ctx: the command stops gracefully. The
+	// signals then get their default action back, so that a second one
+	// quits at once, whatever the command is waiting for.
+	defer context.AfterFunc(ctx, stop)()
+	s := &session{app: app, stdout: stdout, stderr: stderr, ctx: ctx}
 	root := s.rootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -164,9 +168,6 @@ type session struct {
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
 	level         slog.Level
-	// stopSignals hands SIGINT back to the default (quit at once), for a
-	// second interrupt while the worker drains.
-	stopSignals func()
 	// ctx is Main's, for calling Bind to describe the pipelines in help.
 	ctx context.Context
 	// otlpEndpoint exports traces over OTLP/HTTP (--otlp-endpoint).

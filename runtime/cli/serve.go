@@ -95,7 +95,6 @@ jobs unless --workers is given.`,
 				return fmt.Errorf("serve: %w", err)
 			case <-ctx.Done():
 			}
-			s.stopSignals()
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			stopRequests()
