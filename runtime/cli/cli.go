@@ -102,9 +102,10 @@ func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer)
 	defer stop()
 	// The first interrupt ends ctx: the command stops gracefully. The
 	// signals then get their default action back, so that a second one
-	// quits at once, whatever the command is waiting for.
+	// quits at once, whatever the command is waiting for. Commands that
+	// say so call stopSignals first, so that it holds when they say it.
 	defer context.AfterFunc(ctx, stop)()
-	s := &session{app: app, stdout: stdout, stderr: stderr, ctx: ctx}
+	s := &session{app: app, stdout: stdout, stderr: stderr, stopSignals: stop, ctx: ctx}
 	root := s.rootCommand()
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
@@ -168,6 +169,9 @@ type session struct {
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
 	level         slog.Level
+	// stopSignals hands SIGINT and SIGTERM back to their default action
+	// (quit at once), for a second interrupt while the command stops.
+	stopSignals func()
 	// ctx is Main's, for calling Bind to describe the pipelines in help.
 	ctx context.Context
 	// otlpEndpoint exports traces over OTLP/HTTP (--otlp-endpoint).

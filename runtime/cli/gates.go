@@ -296,6 +296,7 @@ expired one is refused (403).`,
 				return fmt.Errorf("serve gate links: %w", err)
 			case <-ctx.Done():
 			}
+			s.stopSignals()
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			if err := srv.Shutdown(sctx); err != nil {

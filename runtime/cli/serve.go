@@ -95,6 +95,7 @@ jobs unless --workers is given.`,
 				return fmt.Errorf("serve: %w", err)
 			case <-ctx.Done():
 			}
+			s.stopSignals()
 			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer cancel()
 			stopRequests()

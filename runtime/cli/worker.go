@@ -60,6 +60,7 @@ a worker that is killed loses its running jobs to the others about
 			}
 			fmt.Fprintf(s.stdout, "worker started: pipelines %s on %s; stop with Ctrl-C or SIGTERM\n", strings.Join(names, ", "), s.describeDatabase())
 			<-ctx.Done()
+			s.stopSignals()
 			fmt.Fprintf(s.stdout, "stopping: running jobs have %s to finish, then are cancelled and queued again (interrupt again to quit at once)\n", drain)
 			if err := closeEngine(ctx, eng, drain); err != nil {
 				return fmt.Errorf("stop worker: %w", err)
