@@ -368,7 +368,13 @@ func killAndCheck(t *testing.T, which, url, schema string, workerCount int, chec
 		t.Fatalf("%v; asset statuses %v", err, r.Counts())
 	}
 	if res.Status != RunSucceeded {
-		t.Fatalf("run %s: %v", res.Status, res.Counts())
+		var failed []string
+		for key, a := range res.Assets {
+			if a.Status == StatusFailed {
+				failed = append(failed, key+": "+a.Error)
+			}
+		}
+		t.Fatalf("run %s: %v; failed: %s", res.Status, res.Counts(), strings.Join(failed, "; "))
 	}
 	taken, worst := takeoverDelays(t, observer, kills)
 	t.Logf("killed a worker %d times; run finished in %s; %d jobs taken over, at most %s from a kill to their next start",
