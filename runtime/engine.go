@@ -64,6 +64,9 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	if err := checkSchema(db.dialect, cfg.Schema); err != nil {
 		return nil, err
 	}
+	if err := checkTuning(cfg); err != nil {
+		return nil, err
+	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, bindings: map[string]Binding{}, events: newBroker(), dialect: db.dialect}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -233,8 +236,11 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 	}
 	rcfg.ErrorHandler = discardHandler{e}
 	// River fetches at most once per cooldown; its 100ms default caps a
-	// process at Concurrency/0.1s jobs per second.
-	rcfg.FetchCooldown = min(20*time.Millisecond, rcfg.FetchPollInterval)
+	// queue at Concurrency/0.1s jobs per second.
+	rcfg.FetchCooldown = e.cfg.FetchCooldown
+	if rcfg.FetchCooldown == 0 {
+		rcfg.FetchCooldown = min(DefaultFetchCooldown, rcfg.FetchPollInterval)
+	}
 	if e.cfg.NoWorkers || len(e.bindings) == 0 {
 		return rcfg
 	}
@@ -265,6 +271,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 			}
 		}
 	}
+	for q, n := range e.cfg.QueueConcurrency {
+		queues[q] = river.QueueConfig{MaxWorkers: n}
+	}
 	if len(only) > 0 {
 		for q := range queues {
 			if !only[q] {
@@ -272,7 +281,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 			}
 		}
 		for q := range only {
-			queues[q] = river.QueueConfig{MaxWorkers: conc}
+			if _, ok := queues[q]; !ok {
+				queues[q] = river.QueueConfig{MaxWorkers: conc}
+			}
 		}
 	}
 	if e.cfg.Retention.Every > 0 {

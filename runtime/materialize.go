@@ -14,7 +14,6 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -218,7 +217,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 		return Run{ID: existing, Pipeline: p.name, Partition: req.Partition, Assets: keys, Existing: true}, nil
 	}
 	// Roots that were reused: their dependents, and maybe the whole run.
-	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
+	if err := e.advance(ctx, run, fx.terminal); err != nil {
 		return Run{}, fmt.Errorf("materialize %s: %w", p.name, err)
 	}
 	e.events.publish(append([]Event{{Kind: EventRunStarted, Pipeline: p.name, RunID: run.id, Partition: req.Partition, Status: string(RunRunning)}}, fx.events...)...)
@@ -378,40 +377,13 @@ func (e *Engine) markTerminal(ctx context.Context, tx txn, run *runCtx, a *Asset
 // blocked) are advanced in turn, each round in a transaction that starts
 // after the previous committed. That ordering is what makes a fan-in start
 // exactly once: of the upstreams that finish together, the last to commit
-// sees every arrival, and the claim in resolve lets only one act. job, when
-// set, is completed in the first round.
-func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node, job *rivertype.JobRow) error {
+// sees every arrival, and the claim in resolve lets only one act.
+func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node) error {
 	for first := true; first || len(terminal) > 0; first = false {
 		var fx effects
 		err := e.be.inTx(ctx, func(tx txn) error {
 			fx = effects{}
-			seen := map[string]bool{}
-			for _, n := range terminal {
-				downs, err := e.downstreamNodes(ctx, tx, run, n)
-				if err != nil {
-					return err
-				}
-				for _, d := range downs {
-					if id := nodeID(d.a.Key, d.key); !seen[id] {
-						seen[id] = true
-						if err := e.checkReady(ctx, tx, run, d.a, d.key, &fx); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			if !fx.open && len(fx.jobs) == 0 {
-				if err := e.checkRunDone(ctx, tx, run, &fx); err != nil {
-					return err
-				}
-			}
-			if err := tx.insertJobs(ctx, fx.jobs); err != nil {
-				return err
-			}
-			if first && job != nil {
-				return tx.completeJob(ctx, job)
-			}
-			return nil
+			return e.advanceRound(ctx, tx, run, terminal, &fx)
 		})
 		if err != nil {
 			return err
@@ -421,6 +393,43 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node, job 
 	}
 	return nil
 }
+
+// advanceRound is one round of advance in tx: it resolves the dependents
+// of terminal that are ready, finishes the run when nothing is left, and
+// inserts the jobs that makes. It must see every arrival committed before
+// tx: a transaction of its own after theirs, or, where write transactions
+// are serial (SQLite, serialWrites), the transaction that recorded the
+// arrivals.
+func (e *Engine) advanceRound(ctx context.Context, tx txn, run *runCtx, terminal []node, fx *effects) error {
+	seen := map[string]bool{}
+	for _, n := range terminal {
+		downs, err := e.downstreamNodes(ctx, tx, run, n)
+		if err != nil {
+			return err
+		}
+		for _, d := range downs {
+			if id := nodeID(d.a.Key, d.key); !seen[id] {
+				seen[id] = true
+				if err := e.checkReady(ctx, tx, run, d.a, d.key, fx); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	if !fx.open && len(fx.jobs) == 0 {
+		if err := e.checkRunDone(ctx, tx, run, fx); err != nil {
+			return err
+		}
+	}
+	return tx.insertJobs(ctx, fx.jobs)
+}
+
+// serialWrites reports whether the database runs one write transaction at
+// a time (SQLite: one connection, BEGIN IMMEDIATE). There a transaction
+// that records an asset terminal can also advance its run: every arrival
+// committed before it is visible to it, so the ordering advance relies on
+// holds within one transaction.
+func (e *Engine) serialWrites() bool { return e.dialect == "sqlite" }
 
 // downstreamNodes returns the nodes of the run that depend on n.
 func (e *Engine) downstreamNodes(ctx context.Context, q querier, run *runCtx, n node) ([]node, error) {
