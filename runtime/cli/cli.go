@@ -163,6 +163,9 @@ type session struct {
 	secret string
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
+	// tuning is the worker settings of the commands that work jobs
+	// (--concurrency, --poll-interval, --fetch-cooldown).
+	tuning tuning
 	level         slog.Level
 	// stopSignals hands SIGINT back to the default (quit at once), for a
 	// second interrupt while the worker drains.
@@ -331,6 +334,9 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
 		// Other commands that work jobs (materialize) keep the default.
 		TakeoverAfter: s.takeoverAfter,
+		Concurrency:   s.tuning.concurrency,
+		PollInterval:  s.tuning.poll,
+		FetchCooldown: s.tuning.cooldown,
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)
@@ -347,6 +353,9 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 	}
 	if errors.Is(err, runtime.ErrInvalidSchema) {
 		return nil, usageErr("--schema: %w", err)
+	}
+	if errors.Is(err, runtime.ErrInvalidTuning) {
+		return nil, usageErr("--concurrency, --poll-interval or --fetch-cooldown: %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", s.describeDatabase(), err)

@@ -88,6 +88,7 @@ work, and status follows it.`,
 	f.StringVar(&config, "config", "", "run config as JSON, or @FILE to read it from a file; unknown fields are an error")
 	f.BoolVar(&force, "force", false, "recompute the selected assets even if they could be reused (their upstream is still reused)")
 	f.BoolVar(&detach, "detach", false, "record the run and exit; worker processes do the work")
+	s.tuningFlags(f)
 	return c
 }
 

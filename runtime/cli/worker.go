@@ -65,6 +65,7 @@ a worker that is killed loses its running jobs to the others about
 	c.Flags().DurationVar(&drain, "drain", time.Minute, "how long to wait for running jobs when stopping")
 	c.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464")
 	c.Flags().DurationVar(&s.takeoverAfter, "takeover-after", 30*time.Second, "how long a worker may go without its heartbeat before others take its jobs over")
+	s.tuningFlags(c.Flags())
 	return c
 }
 
