@@ -166,7 +166,7 @@ type session struct {
 	// tuning is the worker settings of the commands that work jobs
 	// (--concurrency, --poll-interval, --fetch-cooldown).
 	tuning tuning
-	level         slog.Level
+	level  slog.Level
 	// stopSignals hands SIGINT back to the default (quit at once), for a
 	// second interrupt while the worker drains.
 	stopSignals func()
