@@ -70,8 +70,8 @@ type Config struct {
 	// FetchCooldown is the least time between two fetches of jobs by a
 	// busy queue (River's FetchCooldown): a queue works at most about
 	// Concurrency/FetchCooldown jobs per second. Zero means
-	// DefaultFetchCooldown, or PollInterval when that is shorter. At
-	// least 1ms.
+	// DefaultFetchCooldown (SQLiteFetchCooldown on SQLite), or
+	// PollInterval when that is shorter. At least 1ms.
 	FetchCooldown time.Duration
 	// RetryDelay is the wait before retry number attempt (1 for the first
 	// retry). Nil means 1s doubling per attempt, at most 5 minutes.
@@ -103,9 +103,17 @@ type Retention struct {
 	KeepLatest int
 }
 
-// DefaultFetchCooldown is Config.FetchCooldown's default. River's own is
-// 100ms, which caps a queue of 10 workers at 100 jobs per second.
+// DefaultFetchCooldown is Config.FetchCooldown's default on PostgreSQL.
+// River's own is 100ms, which caps a queue of 10 workers at 100 jobs per
+// second.
 const DefaultFetchCooldown = 5 * time.Millisecond
+
+// SQLiteFetchCooldown is Config.FetchCooldown's default on SQLite. Each
+// fetch is a write transaction on the database's one connection, which
+// the jobs' own transactions wait for: fetching every 5ms left fetched
+// jobs waiting to start long enough that killed workers were counted as
+// their crashes (runtime/multiprocess_test.go).
+const SQLiteFetchCooldown = 20 * time.Millisecond
 
 type dbURL struct {
 	dialect string // "sqlite" or "postgres"

@@ -149,7 +149,7 @@ func TestWorkerTuning(t *testing.T) {
 		dialect string
 		want    want
 	}{
-		{"sqlite defaults", Config{}, "sqlite", want{4, 4, 50 * time.Millisecond, DefaultFetchCooldown}},
+		{"sqlite defaults", Config{}, "sqlite", want{4, 4, 50 * time.Millisecond, SQLiteFetchCooldown}},
 		{"postgres defaults", Config{}, "postgres", want{10, 10, time.Second, DefaultFetchCooldown}},
 		{"cooldown at most the poll", Config{PollInterval: 2 * time.Millisecond}, "postgres", want{10, 10, 2 * time.Millisecond, 2 * time.Millisecond}},
 		{"all set", Config{Concurrency: 100, QueueConcurrency: map[string]int{"heavy": 2}, PollInterval: 10 * time.Millisecond,

@@ -239,7 +239,11 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 	// queue at Concurrency/0.1s jobs per second.
 	rcfg.FetchCooldown = e.cfg.FetchCooldown
 	if rcfg.FetchCooldown == 0 {
-		rcfg.FetchCooldown = min(DefaultFetchCooldown, rcfg.FetchPollInterval)
+		rcfg.FetchCooldown = DefaultFetchCooldown
+		if dialect == "sqlite" {
+			rcfg.FetchCooldown = SQLiteFetchCooldown
+		}
+		rcfg.FetchCooldown = min(rcfg.FetchCooldown, rcfg.FetchPollInterval)
 	}
 	if e.cfg.NoWorkers || len(e.bindings) == 0 {
 		return rcfg

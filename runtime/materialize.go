@@ -97,6 +97,11 @@ type effects struct {
 	terminal []node
 	// open is set when the transaction saw the run has work left.
 	open bool
+	// waiting holds the dependents advanceRound found not ready, and
+	// runOpen is set when it found the run not finished: what recheck
+	// reads again after the commit.
+	waiting []store.Node
+	runOpen bool
 }
 
 // Materialize validates req, records a run and enqueues the assets that are
@@ -428,8 +433,47 @@ func (e *Engine) advanceRound(ctx context.Context, tx txn, run *runCtx, terminal
 // a time (SQLite: one connection, BEGIN IMMEDIATE). There a transaction
 // that records an asset terminal can also advance its run: every arrival
 // committed before it is visible to it, so the ordering advance relies on
-// holds within one transaction.
+// holds within one transaction. Elsewhere (PostgreSQL) the recording
+// transaction advances too, for what it can see, and recheck reads what it
+// found not ready again once it has committed.
 func (e *Engine) serialWrites() bool { return e.dialect == "sqlite" }
+
+// recheck follows a transaction that recorded the terminal nodes and ran
+// advanceRound on them, where write transactions are concurrent: a
+// dependent it found not ready, or the run it found open, may have been
+// waiting only for transactions that committed meanwhile, which it could
+// not see. Read again after the commit (one statement each, no
+// transaction), they are seen by at least the last of those transactions
+// to commit, which then advances the run as advance would; the claims keep
+// that to once.
+func (e *Engine) recheck(ctx context.Context, run *runCtx, terminal []node, fx *effects) error {
+	if e.serialWrites() {
+		return nil
+	}
+	for _, d := range fx.waiting {
+		r, found, err := e.st.Readiness(ctx, e.be.pool(), d)
+		if err != nil {
+			return err
+		}
+		if found && r.Status == store.AssetPending && ready(r) {
+			return e.advance(ctx, run, terminal)
+		}
+	}
+	if fx.runOpen {
+		open, err := e.st.RunOpen(ctx, e.be.pool(), run.id)
+		if err != nil || open {
+			return err
+		}
+		return e.advance(ctx, run, nil)
+	}
+	return nil
+}
+
+// ready reports whether a pending node's dependencies let it start: all
+// arrived, or, past its deadline, its required ones.
+func ready(r store.Readiness) bool {
+	return r.Arrived >= r.Deps || r.Early && r.ArrivedRequired >= r.Required
+}
 
 // downstreamNodes returns the nodes of the run that depend on n.
 func (e *Engine) downstreamNodes(ctx context.Context, q querier, run *runCtx, n node) ([]node, error) {
@@ -454,8 +498,9 @@ func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDe
 	if err != nil || !found || r.Status != store.AssetPending {
 		return err // not in this run, or already resolved
 	}
-	if r.Arrived < r.Deps && (!r.Early || r.ArrivedRequired < r.Required) {
+	if !ready(r) {
 		fx.open = true // the run has work left
+		fx.waiting = append(fx.waiting, n)
 		return nil
 	}
 	blocked, reason := "", ""
@@ -478,6 +523,7 @@ func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDe
 func (e *Engine) checkRunDone(ctx context.Context, tx txn, run *runCtx, fx *effects) error {
 	open, err := e.st.RunOpen(ctx, tx, run.id)
 	if err != nil || open {
+		fx.runOpen = open
 		return err
 	}
 	failed, err := e.st.RunFailures(ctx, tx, run.id)

@@ -349,6 +349,11 @@ func killAndCheck(t *testing.T, which, url, schema string, workerCount int, chec
 		t.Fatalf("%v; asset statuses %v", err, r.Counts())
 	}
 	if res.Status != RunSucceeded {
+		for k, a := range res.Assets {
+			if a.Status == StatusFailed {
+				t.Logf("%s failed after %d attempts: %s", k, a.Attempts, a.Error)
+			}
+		}
 		t.Fatalf("run %s: %v", res.Status, res.Counts())
 	}
 	taken, worst := takeoverDelays(t, observer, kills)

@@ -181,9 +181,10 @@ func (e *Engine) fail(ctx context.Context, w nodeWork, run *runCtx, a *AssetDef,
 
 // record stores a strategy's result. For a value: store it (in the
 // database, or through the asset's IO manager first), record the
-// materialization and its lineage and the arrivals at its dependents, in
-// one transaction; then advance the run in a second (in the same one where
-// write transactions are serial). River's completer completes the job.
+// materialization and its lineage and the arrivals at its dependents, and
+// advance the run, in one transaction; where write transactions are
+// concurrent, recheck then reads again what that transaction could not
+// decide. River's completer completes the job.
 // A result with a Commit hook is decided inside the first transaction.
 func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, res strategy.Result) error {
 	a, args := t.asset, w.args
@@ -285,9 +286,6 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 		if err := tx.insertJobs(ctx, resumes); err != nil {
 			return err
 		}
-		if !e.serialWrites() {
-			return nil
-		}
 		advanced = &effects{}
 		return e.advanceRound(ctx, tx, run, fx.terminal, advanced)
 	})
@@ -304,6 +302,9 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 	}
 	if advanced != nil {
 		e.events.publish(advanced.events...)
+		if err := e.recheck(ctx, run, fx.terminal, advanced); err != nil {
+			return err
+		}
 		if len(advanced.terminal) == 0 {
 			return nil
 		}

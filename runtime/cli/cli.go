@@ -164,7 +164,7 @@ type session struct {
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
 	// tuning is the worker settings of the commands that work jobs
-	// (--concurrency, --poll-interval, --fetch-cooldown).
+	// (--workers, --poll-interval, --fetch-cooldown).
 	tuning tuning
 	level  slog.Level
 	// stopSignals hands SIGINT back to the default (quit at once), for a
@@ -334,7 +334,7 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
 		// Other commands that work jobs (materialize) keep the default.
 		TakeoverAfter: s.takeoverAfter,
-		Concurrency:   s.tuning.concurrency,
+		Concurrency:   s.tuning.workers,
 		PollInterval:  s.tuning.poll,
 		FetchCooldown: s.tuning.cooldown,
 	}
@@ -355,7 +355,7 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		return nil, usageErr("--schema: %w", err)
 	}
 	if errors.Is(err, runtime.ErrInvalidTuning) {
-		return nil, usageErr("--concurrency, --poll-interval or --fetch-cooldown: %w", err)
+		return nil, usageErr("--workers, --poll-interval or --fetch-cooldown: %w", err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", s.describeDatabase(), err)

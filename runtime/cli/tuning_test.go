@@ -12,7 +12,7 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/cli"
 )
 
-// TestTuningFlagsReachTheEngine: materialize's --concurrency,
+// TestTuningFlagsReachTheEngine: materialize's --workers,
 // --poll-interval and --fetch-cooldown become the engine's Config, and the
 // run works with them; a value River cannot use is a usage error naming
 // the setting.
@@ -35,7 +35,7 @@ func TestTuningFlagsReachTheEngine(t *testing.T) {
 			},
 		}
 		r := invoke(ctx, app, args(db, "materialize", "--partition", "2024-01-02", "--config", `{"currency":"EUR"}`,
-			"--concurrency", "7", "--poll-interval", "15ms", "--fetch-cooldown", "2ms")...)
+			"--workers", "7", "--poll-interval", "15ms", "--fetch-cooldown", "2ms")...)
 		if r.code != 0 {
 			t.Fatalf("materialize: %s", r)
 		}
@@ -54,7 +54,7 @@ func TestTuningFlagsReachTheEngine(t *testing.T) {
 
 		for _, bad := range []struct{ flag, value, want string }{
 			{"--fetch-cooldown", "100us", "FetchCooldown 100µs: want at least 1ms"},
-			{"--concurrency", "-1", "Concurrency -1: want a positive number"},
+			{"--workers", "-1", "Concurrency -1: want a positive number"},
 		} {
 			r = invoke(ctx, app, args(db, "worker", bad.flag, bad.value)...)
 			if r.code != cli.ExitUsage || !strings.Contains(r.stderr, bad.want) {
