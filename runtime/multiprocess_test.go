@@ -349,12 +349,13 @@ func killAndCheck(t *testing.T, which, url, schema string, workerCount int, chec
 		t.Fatalf("%v; asset statuses %v", err, r.Counts())
 	}
 	if res.Status != RunSucceeded {
-		for k, a := range res.Assets {
+		var failed []string
+		for key, a := range res.Assets {
 			if a.Status == StatusFailed {
-				t.Logf("%s failed after %d attempts: %s", k, a.Attempts, a.Error)
+				failed = append(failed, key+": "+a.Error)
 			}
 		}
-		t.Fatalf("run %s: %v", res.Status, res.Counts())
+		t.Fatalf("run %s: %v; failed: %s", res.Status, res.Counts(), strings.Join(failed, "; "))
 	}
 	taken, worst := takeoverDelays(t, observer, kills)
 	t.Logf("killed a worker %d times; run finished in %s; %d jobs taken over, at most %s from a kill to their next start",
