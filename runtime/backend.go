@@ -49,15 +49,10 @@ type backend interface {
 }
 
 // txn is a transaction on FlowStone's tables and River's jobs at once.
-//
-// It does not complete the job it runs in: a job's Work returns nil and
-// River's completer completes it, many jobs per transaction. Should the
-// process die between the engine's commit and the completer's, River
-// redelivers the job, and every worker finds its work done and moves the
-// run on again, which is idempotent.
 type txn interface {
 	querier
 	insertJobs(ctx context.Context, params []river.InsertManyParams) error
+	completeJob(ctx context.Context, job *rivertype.JobRow) error
 }
 
 type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
@@ -169,6 +164,19 @@ func (t *riverTx[D, T]) insertJobs(ctx context.Context, params []river.InsertMan
 	_, err := t.b.client.InsertManyFastTx(ctx, t.tx, params)
 	return err
 }
+
+// completeJob completes job, whichever its kind: River reads only its
+// ID and state.
+func (t *riverTx[D, T]) completeJob(ctx context.Context, job *rivertype.JobRow) error {
+	_, err := river.JobCompleteTx[D](ctx, t.tx, &river.Job[anyArgs]{JobRow: job})
+	return err
+}
+
+// anyArgs decodes the args of a job of any kind (as JobCompleteTx returns
+// them); it is never inserted.
+type anyArgs struct{}
+
+func (anyArgs) Kind() string { return "" }
 
 // openPostgres connects a pool whose search_path is schema and builds the
 // River client on it; the migrate it returns creates the schema. A

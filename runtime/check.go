@@ -168,18 +168,18 @@ func (e *Engine) workCheck(ctx context.Context, b Binding, job *river.Job[checkA
 	}
 	e.publishCheck(rec)
 	if !c.Blocking {
-		return nil
+		return e.completeOnly(ctx, job.JobRow)
 	}
 	run, _, err := e.loadRun(ctx, p, args.nodeJob)
 	if err != nil {
 		return err
 	}
-	return e.releaseChecked(ctx, run, p.Asset(args.Asset), args)
+	return e.releaseChecked(ctx, run, p.Asset(args.Asset), args, job)
 }
 
 // releaseChecked marks a checking node terminal once all its blocking
 // checks have reported: failed when one blocks, succeeded otherwise.
-func (e *Engine) releaseChecked(ctx context.Context, run *runCtx, a *AssetDef, args checkArgs) error {
+func (e *Engine) releaseChecked(ctx context.Context, run *runCtx, a *AssetDef, args checkArgs, job *river.Job[checkArgs]) error {
 	var fx effects
 	err := e.be.inTx(ctx, func(tx txn) error {
 		fx = effects{}
@@ -197,7 +197,7 @@ func (e *Engine) releaseChecked(ctx context.Context, run *runCtx, a *AssetDef, a
 			switch {
 			case !c.Blocking:
 			case !ok:
-				return nil // another blocking check will release it
+				return tx.completeJob(ctx, job.JobRow) // another blocking check will release it
 			case !r.Passed && r.Severity == string(flowstone.SeverityError) && msg == "":
 				status, msg = StatusFailed, fmt.Sprintf("blocking check %s failed: %s", c.Name, r.Description)
 			}
@@ -212,7 +212,7 @@ func (e *Engine) releaseChecked(ctx context.Context, run *runCtx, a *AssetDef, a
 				return err
 			}
 		}
-		return nil
+		return tx.completeJob(ctx, job.JobRow)
 	})
 	if err != nil {
 		return err
@@ -221,7 +221,7 @@ func (e *Engine) releaseChecked(ctx context.Context, run *runCtx, a *AssetDef, a
 	if len(fx.terminal) == 0 {
 		return nil
 	}
-	return e.advance(ctx, run, fx.terminal)
+	return e.advance(ctx, run, fx.terminal, nil)
 }
 
 // evaluateCheck runs check c against materialization mat; an error or a

@@ -14,6 +14,7 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -97,11 +98,6 @@ type effects struct {
 	terminal []node
 	// open is set when the transaction saw the run has work left.
 	open bool
-	// waiting holds the dependents advanceRound found not ready, and
-	// runOpen is set when it found the run not finished: what recheck
-	// reads again after the commit.
-	waiting []store.Node
-	runOpen bool
 }
 
 // Materialize validates req, records a run and enqueues the assets that are
@@ -222,7 +218,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 		return Run{ID: existing, Pipeline: p.name, Partition: req.Partition, Assets: keys, Existing: true}, nil
 	}
 	// Roots that were reused: their dependents, and maybe the whole run.
-	if err := e.advance(ctx, run, fx.terminal); err != nil {
+	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
 		return Run{}, fmt.Errorf("materialize %s: %w", p.name, err)
 	}
 	e.events.publish(append([]Event{{Kind: EventRunStarted, Pipeline: p.name, RunID: run.id, Partition: req.Partition, Status: string(RunRunning)}}, fx.events...)...)
@@ -382,13 +378,40 @@ func (e *Engine) markTerminal(ctx context.Context, tx txn, run *runCtx, a *Asset
 // blocked) are advanced in turn, each round in a transaction that starts
 // after the previous committed. That ordering is what makes a fan-in start
 // exactly once: of the upstreams that finish together, the last to commit
-// sees every arrival, and the claim in resolve lets only one act.
-func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node) error {
+// sees every arrival, and the claim in resolve lets only one act. job, when
+// set, is completed in the first round.
+func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node, job *rivertype.JobRow) error {
 	for first := true; first || len(terminal) > 0; first = false {
 		var fx effects
 		err := e.be.inTx(ctx, func(tx txn) error {
 			fx = effects{}
-			return e.advanceRound(ctx, tx, run, terminal, &fx)
+			seen := map[string]bool{}
+			for _, n := range terminal {
+				downs, err := e.downstreamNodes(ctx, tx, run, n)
+				if err != nil {
+					return err
+				}
+				for _, d := range downs {
+					if id := nodeID(d.a.Key, d.key); !seen[id] {
+						seen[id] = true
+						if err := e.checkReady(ctx, tx, run, d.a, d.key, &fx); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			if !fx.open && len(fx.jobs) == 0 {
+				if err := e.checkRunDone(ctx, tx, run, &fx); err != nil {
+					return err
+				}
+			}
+			if err := tx.insertJobs(ctx, fx.jobs); err != nil {
+				return err
+			}
+			if first && job != nil {
+				return tx.completeJob(ctx, job)
+			}
+			return nil
 		})
 		if err != nil {
 			return err
@@ -397,82 +420,6 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node) erro
 		terminal = fx.terminal
 	}
 	return nil
-}
-
-// advanceRound is one round of advance in tx: it resolves the dependents
-// of terminal that are ready, finishes the run when nothing is left, and
-// inserts the jobs that makes. It must see every arrival committed before
-// tx: a transaction of its own after theirs, or, where write transactions
-// are serial (SQLite, serialWrites), the transaction that recorded the
-// arrivals.
-func (e *Engine) advanceRound(ctx context.Context, tx txn, run *runCtx, terminal []node, fx *effects) error {
-	seen := map[string]bool{}
-	for _, n := range terminal {
-		downs, err := e.downstreamNodes(ctx, tx, run, n)
-		if err != nil {
-			return err
-		}
-		for _, d := range downs {
-			if id := nodeID(d.a.Key, d.key); !seen[id] {
-				seen[id] = true
-				if err := e.checkReady(ctx, tx, run, d.a, d.key, fx); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	if !fx.open && len(fx.jobs) == 0 {
-		if err := e.checkRunDone(ctx, tx, run, fx); err != nil {
-			return err
-		}
-	}
-	return tx.insertJobs(ctx, fx.jobs)
-}
-
-// serialWrites reports whether the database runs one write transaction at
-// a time (SQLite: one connection, BEGIN IMMEDIATE). There a transaction
-// that records an asset terminal can also advance its run: every arrival
-// committed before it is visible to it, so the ordering advance relies on
-// holds within one transaction. Elsewhere (PostgreSQL) the recording
-// transaction advances too, for what it can see, and recheck reads what it
-// found not ready again once it has committed.
-func (e *Engine) serialWrites() bool { return e.dialect == "sqlite" }
-
-// recheck follows a transaction that recorded the terminal nodes and ran
-// advanceRound on them, where write transactions are concurrent: a
-// dependent it found not ready, or the run it found open, may have been
-// waiting only for transactions that committed meanwhile, which it could
-// not see. Read again after the commit (one statement each, no
-// transaction), they are seen by at least the last of those transactions
-// to commit, which then advances the run as advance would; the claims keep
-// that to once.
-func (e *Engine) recheck(ctx context.Context, run *runCtx, terminal []node, fx *effects) error {
-	if e.serialWrites() {
-		return nil
-	}
-	for _, d := range fx.waiting {
-		r, found, err := e.st.Readiness(ctx, e.be.pool(), d)
-		if err != nil {
-			return err
-		}
-		if found && r.Status == store.AssetPending && ready(r) {
-			return e.advance(ctx, run, terminal)
-		}
-	}
-	if fx.runOpen {
-		open, err := e.st.RunOpen(ctx, e.be.pool(), run.id)
-		if err != nil || open {
-			return err
-		}
-		return e.advance(ctx, run, nil)
-	}
-	return nil
-}
-
-// ready reports whether a pending node's dependencies let it start: all
-// arrived, or, past its deadline, its required ones.
-func ready(r store.Readiness) bool {
-	return r.Arrived >= r.Deps || r.Early && r.ArrivedRequired >= r.Required
 }
 
 // downstreamNodes returns the nodes of the run that depend on n.
@@ -498,9 +445,8 @@ func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDe
 	if err != nil || !found || r.Status != store.AssetPending {
 		return err // not in this run, or already resolved
 	}
-	if !ready(r) {
+	if r.Arrived < r.Deps && (!r.Early || r.ArrivedRequired < r.Required) {
 		fx.open = true // the run has work left
-		fx.waiting = append(fx.waiting, n)
 		return nil
 	}
 	blocked, reason := "", ""
@@ -523,7 +469,6 @@ func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDe
 func (e *Engine) checkRunDone(ctx context.Context, tx txn, run *runCtx, fx *effects) error {
 	open, err := e.st.RunOpen(ctx, tx, run.id)
 	if err != nil || open {
-		fx.runOpen = open
 		return err
 	}
 	failed, err := e.st.RunFailures(ctx, tx, run.id)

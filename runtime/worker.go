@@ -12,6 +12,7 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // workNode runs an attempt or a continuation of a node's strategy and
@@ -30,17 +31,16 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 	part := flowstone.Partition(args.Partition)
 	// A job for work already done completes without running anything. Its
 	// asset may have been recorded by a process that died before moving the
-	// run on, or before River completed the job: advancing again is
-	// idempotent.
+	// run on: advancing again is idempotent.
 	if st.RunStatus == store.RunCancelled {
-		return nil
+		return e.completeOnly(ctx, w.row)
 	}
 	if st.Status.Terminal() {
-		return e.advance(ctx, run, []node{{a, part}})
+		return e.advance(ctx, run, []node{{a, part}}, w.row)
 	}
 	resuming := w.resume != nil
 	if resuming && st.Status != store.AssetWaiting {
-		return nil
+		return e.completeOnly(ctx, w.row)
 	}
 
 	var cfg any
@@ -57,7 +57,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 			return err
 		}
 		if !started {
-			return nil
+			return e.completeOnly(ctx, w.row)
 		}
 		attempts++
 		if crashes := rescues(w.row); crashes >= maxCrashes {
@@ -119,6 +119,11 @@ func targetList(st store.JobState) []string {
 	return ts
 }
 
+// completeOnly completes a job that has nothing left to do.
+func (e *Engine) completeOnly(ctx context.Context, job *rivertype.JobRow) error {
+	return e.be.inTx(ctx, func(tx txn) error { return tx.completeJob(ctx, job) })
+}
+
 // execute runs the strategy, turning a panic into an error with its stack.
 func (t *task) execute(ctx context.Context, resume json.RawMessage) (res strategy.Result, err error) {
 	defer func() {
@@ -173,7 +178,7 @@ func (e *Engine) fail(ctx context.Context, w nodeWork, run *runCtx, a *AssetDef,
 	}
 	e.log.ErrorContext(ctx, "asset failed", "run", args.Run, "asset", a.Key, "partition", args.Partition, "attempts", attempts, "error", msg)
 	e.events.publish(fx.events...)
-	if err := e.advance(ctx, run, fx.terminal); err != nil {
+	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
 		return errors.Join(cause, err) // redelivered: the asset is terminal, so the run advances then
 	}
 	return river.JobCancel(cause)
@@ -181,10 +186,8 @@ func (e *Engine) fail(ctx context.Context, w nodeWork, run *runCtx, a *AssetDef,
 
 // record stores a strategy's result. For a value: store it (in the
 // database, or through the asset's IO manager first), record the
-// materialization and its lineage and the arrivals at its dependents, and
-// advance the run, in one transaction; where write transactions are
-// concurrent, recheck then reads again what that transaction could not
-// decide. River's completer completes the job.
+// materialization and its lineage and the arrivals at its dependents, in
+// one transaction; then advance the run and complete the job in a second.
 // A result with a Commit hook is decided inside the first transaction.
 func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, res strategy.Result) error {
 	a, args := t.asset, w.args
@@ -214,11 +217,8 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 	var fx effects
 	var final strategy.Result
 	var encodeErr error
-	// advanced is the first round of advance, when it ran in the recording
-	// transaction (serialWrites).
-	var advanced *effects
 	err = e.be.inTx(ctx, func(tx txn) error {
-		fx, final, encodeErr, advanced = effects{}, res, nil, nil
+		fx, final, encodeErr = effects{}, res, nil
 		var resumes []river.InsertManyParams
 		if res.Commit != nil {
 			ct := &commitTx{txn: tx, e: e, t: t}
@@ -234,7 +234,10 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 			if err := e.st.SetWaiting(ctx, tx, args.node(), final.Reason); err != nil {
 				return err
 			}
-			return tx.insertJobs(ctx, resumes)
+			if err := tx.insertJobs(ctx, resumes); err != nil {
+				return err
+			}
+			return tx.completeJob(ctx, w.row)
 		case strategy.Failed:
 			return e.recordFailure(ctx, tx, run, a, args, t.attempts, final.Reason, &fx)
 		case strategy.Succeeded, strategy.Skipped:
@@ -283,11 +286,7 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 		if err := e.materialized(ctx, tx, run, a, t.part, mat, status, final.Reason, &fx); err != nil {
 			return err
 		}
-		if err := tx.insertJobs(ctx, resumes); err != nil {
-			return err
-		}
-		advanced = &effects{}
-		return e.advanceRound(ctx, tx, run, fx.terminal, advanced)
+		return tx.insertJobs(ctx, resumes)
 	})
 	if encodeErr != nil {
 		return e.fail(ctx, w, run, a, t.attempts, encodeErr)
@@ -300,20 +299,10 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 		e.events.publish(Event{Kind: EventAssetWaiting, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: t.part, Status: string(StatusWaiting), Error: final.Reason})
 		return nil
 	}
-	if advanced != nil {
-		e.events.publish(advanced.events...)
-		if err := e.recheck(ctx, run, fx.terminal, advanced); err != nil {
-			return err
-		}
-		if len(advanced.terminal) == 0 {
-			return nil
-		}
-		return e.advance(ctx, run, advanced.terminal)
-	}
-	// The dependents and the run move on in a second transaction; should
-	// this process die in between, River redelivers the job and Work
-	// advances again.
-	return e.advance(ctx, run, fx.terminal)
+	// The dependents and the run move on in a second transaction, which
+	// also completes the job; should this process die in between, River
+	// redelivers the job and Work advances again.
+	return e.advance(ctx, run, fx.terminal, w.row)
 }
 
 // commitTx is the strategy.Tx a Commit hook gets.
@@ -360,7 +349,7 @@ func (e *Engine) unknownAsset(ctx context.Context, args nodeJob) error {
 // are); its tolerant ones arrive as they are. Marking it early commits
 // before the readiness check, so an upstream finishing meanwhile sees the
 // mark or is seen by the check.
-func (e *Engine) deadline(ctx context.Context, args nodeJob, run *runCtx, a *AssetDef) error {
+func (e *Engine) deadline(ctx context.Context, job *rivertype.JobRow, args nodeJob, run *runCtx, a *AssetDef) error {
 	if err := e.st.MarkEarly(ctx, e.be.pool(), args.node()); err != nil {
 		return err
 	}
@@ -370,13 +359,16 @@ func (e *Engine) deadline(ctx context.Context, args nodeJob, run *runCtx, a *Ass
 		if err := e.checkReady(ctx, tx, run, a, flowstone.Partition(args.Partition), &fx); err != nil {
 			return err
 		}
-		return tx.insertJobs(ctx, fx.jobs)
+		if err := tx.insertJobs(ctx, fx.jobs); err != nil {
+			return err
+		}
+		return tx.completeJob(ctx, job)
 	})
 	if err != nil {
 		return err
 	}
 	e.events.publish(fx.events...)
-	return e.advance(ctx, run, fx.terminal)
+	return e.advance(ctx, run, fx.terminal, nil)
 }
 
 // recordFailure records a's final failure in tx: its status, a failed
