@@ -32,7 +32,7 @@ func (h *Handler) fail(w http.ResponseWriter, status int, msg string) {
 
 // failErr answers err with the status its kind calls for: 404 for what
 // does not exist, 409 for a decision that comes too late, 400 for a bad
-// request, 500 otherwise.
+// request, 503 while the database is unreachable, 500 otherwise.
 func (h *Handler) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, runtime.ErrRunNotFound), errors.Is(err, runtime.ErrNotInRun), errors.Is(err, runtime.ErrUnknownAsset),
@@ -42,6 +42,10 @@ func (h *Handler) failErr(w http.ResponseWriter, r *http.Request, err error) {
 		h.fail(w, http.StatusConflict, err.Error())
 	case errors.Is(err, errBadRequest):
 		h.fail(w, http.StatusBadRequest, err.Error())
+	case runtime.IsUnreachable(err) && r.Context().Err() == nil:
+		// The engine logs the outage once; the page retries.
+		w.Header().Set("Retry-After", "3")
+		h.fail(w, http.StatusServiceUnavailable, "database unreachable, retrying: "+err.Error())
 	default:
 		h.log.ErrorContext(r.Context(), "web: "+r.Method+" "+r.URL.Path, "error", err)
 		h.fail(w, http.StatusInternalServerError, err.Error())

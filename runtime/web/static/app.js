@@ -28,7 +28,7 @@ function credentials() { return sessionStorage.getItem("flowstone-auth"); }
 async function api(path) {
   const r = await fetch("api/" + path, { headers: { Accept: "application/json" } });
   const body = await r.json().catch(() => ({ error: r.statusText }));
-  if (!r.ok) throw new Error(body.error || r.statusText);
+  if (!r.ok) throw Object.assign(new Error(body.error || r.statusText), { status: r.status });
   return body;
 }
 
@@ -82,7 +82,13 @@ function assetLink(p, a, part) {
 function runLink(id) { return el("a", { href: "#/run/" + encodeURIComponent(id) }, id); }
 function main() { return document.getElementById("main"); }
 function show(...kids) { main().replaceChildren(...kids); }
-function fail(err) { show(el("p", { class: "error" }, String(err.message || err))); }
+function fail(err) {
+  show(el("p", { class: "error" }, String(err.message || err)));
+  if (err.status === 503) { // the database is unreachable for now: try again until it is back
+    const hash = location.hash;
+    setTimeout(() => { if (location.hash === hash) (state.session ? route : start)(); }, 3000);
+  }
+}
 
 // ---- routes ----
 
@@ -493,7 +499,11 @@ async function runPage(id) {
   const es = new EventSource("api/runs/" + encodeURIComponent(id) + "/events");
   state.stream = es;
   let seen = 0;
+  const outage = el("p", { class: "error" });
+  main().prepend(outage);
+  es.addEventListener("unreachable", (ev) => { outage.textContent = JSON.parse(ev.data).error; });
   es.addEventListener("run", (ev) => {
+    outage.textContent = "";
     const run = JSON.parse(ev.data);
     render(run);
     const done = run.nodes.filter((n) => n.finishedAt).length;
