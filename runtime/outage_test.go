@@ -173,3 +173,18 @@ func TestOpenFailsAtOnceOnPermanentErrors(t *testing.T) {
 		t.Fatalf("Open of an unknown database: %v; want its error at once", err)
 	}
 }
+
+// On SQLite there is no server to wait for: a file in a missing directory
+// fails at once even with WaitForDatabase, and is not taken for an
+// outage.
+func TestOpenSQLiteMissingDirectoryFailsAtOnce(t *testing.T) {
+	t.Parallel()
+	p := NewPipeline(PipelineDef{Name: "lite", Assets: []AssetDef{def("a", func(context.Context, *Inputs) (any, error) { return 1, nil })}})
+	cfg := Config{Database: "sqlite://" + t.TempDir() + "/no/such/dir/flowstone.db", WaitForDatabase: 10 * time.Minute}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := Open(ctx, fastConfig(cfg), Bind(p, nil))
+	if err == nil || IsUnreachable(err) || errors.Is(err, ErrDatabaseUnreachable) || ctx.Err() != nil {
+		t.Fatalf("Open of a file in a missing directory: %v; want its error at once", err)
+	}
+}

@@ -3,6 +3,7 @@ package cli_test
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -235,4 +236,20 @@ func (w *signalWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.buf.String()
+}
+
+// A database that answers with an error (here: no such database) is no
+// outage: worker fails at once instead of waiting for it.
+func TestWorkerFailsAtOnceOnAnUnknownDatabase(t *testing.T) {
+	t.Parallel()
+	o := newOutage(t)
+	u, err := url.Parse(o.through)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/flowstone_no_such_database"
+	r := invoke(testContext(t), o.app(), "--database", u.String(), "worker")
+	if r.code != cli.ExitFailure || !strings.Contains(r.stderr, "does not exist") || strings.Contains(r.stderr, "unreachable") {
+		t.Fatalf("worker on an unknown database:\n%s", r)
+	}
 }
