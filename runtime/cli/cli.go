@@ -166,6 +166,11 @@ type session struct {
 	// tuning is the worker settings of the commands that work jobs
 	// (--workers, --poll-interval, --fetch-cooldown).
 	tuning tuning
+	// automationInterval and maxAutomated are worker's
+	// --automation-interval and --max-automated-runs; other commands
+	// evaluate no automation (automationInterval is then zero).
+	automationInterval time.Duration
+	maxAutomated       int
 	// waitForDatabase is --wait-for-database, or the command's default.
 	waitForDatabase time.Duration
 	level           slog.Level
@@ -263,6 +268,7 @@ func (s *session) rootCommand() *cobra.Command {
 		s.checkCommand(),
 		s.checksCommand(),
 		s.freshnessCommand(),
+		s.automationCommand(),
 		s.logsCommand(),
 		s.showCommand(),
 		s.pruneCommand(),
@@ -349,6 +355,10 @@ func (s *session) pick(bs []runtime.Binding) ([]runtime.Binding, *runtime.Pipeli
 // open opens the engine with the bindings; workers says whether this
 // process works jobs.
 func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) (*runtime.Engine, error) {
+	automation := s.automationInterval
+	if automation == 0 {
+		automation = -1 // not the worker command
+	}
 	cfg := runtime.Config{
 		Database:  s.database,
 		Schema:    s.schema,
@@ -358,10 +368,12 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		// wait for a database that is not there at start-up.
 		WaitForDatabase: s.waitForDatabase,
 		// Other commands that work jobs (materialize) keep the default.
-		TakeoverAfter: s.takeoverAfter,
-		Concurrency:   s.tuning.workers,
-		PollInterval:  s.tuning.poll,
-		FetchCooldown: s.tuning.cooldown,
+		TakeoverAfter:      s.takeoverAfter,
+		AutomationInterval: automation,
+		MaxAutomatedRuns:   s.maxAutomated,
+		Concurrency:        s.tuning.workers,
+		PollInterval:       s.tuning.poll,
+		FetchCooldown:      s.tuning.cooldown,
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)
