@@ -44,16 +44,24 @@ type benchProfile struct {
 	name        string
 	concurrency int           // Config.Concurrency; 0 is the engine default
 	poll        time.Duration // Config.PollInterval; 0 is the engine default
+	cooldown    time.Duration // Config.FetchCooldown; 0 is the engine default
 }
 
 func benchProfiles() []benchProfile {
 	return []benchProfile{
 		{name: "defaults"},
-		// Lower fetch cooldown (the engine sets it to min(100ms, poll)) and
-		// more workers: what a user tuning for throughput would set.
+		// More workers and a shorter poll (the fetch cooldown is the
+		// engine's default, at most the poll): what a user tuning for
+		// throughput would set.
 		{name: "c16_poll10ms", concurrency: 16, poll: 10 * time.Millisecond},
+		{name: "c100_poll10ms", concurrency: 100, poll: 10 * time.Millisecond},
 	}
 }
+
+// riverBest is River at its own best settings for a burst of no-op jobs:
+// 100 workers and a 2 ms fetch cooldown. BenchmarkWide runs it in every
+// profile as a second floor.
+var riverBest = benchProfile{name: "river_best", concurrency: 100, poll: 10 * time.Millisecond, cooldown: 2 * time.Millisecond}
 
 // benchDB is one database kind; fresh returns a Config on a new, empty
 // database of that kind.
@@ -82,6 +90,7 @@ func benchSchema(tb testing.TB, url string) string { return testdb.Schema(tb, ur
 func benchConfig(c Config, prof benchProfile) Config {
 	c.Concurrency = prof.concurrency
 	c.PollInterval = prof.poll
+	c.FetchCooldown = prof.cooldown
 	if os.Getenv("FLOWSTONE_TEST_LOG") == "" {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -467,7 +476,7 @@ func BenchmarkWide(b *testing.B) {
 			b.Run(db.name+"/"+prof.name, func(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 				defer cancel()
-				var raw, order, value time.Duration
+				var raw, best, order, value time.Duration
 				var orderFanIn, valueFanIn time.Duration
 				iters := 0
 				for b.Loop() {
@@ -482,6 +491,15 @@ func BenchmarkWide(b *testing.B) {
 						b.Fatal(err)
 					}
 					raw += d
+					if r, err = openRawRiver(ctx, benchConfig(db.fresh(b), riverBest)); err != nil {
+						b.Fatal(err)
+					}
+					d, err = r.wide(ctx, benchWide)
+					r.close()
+					if err != nil {
+						b.Fatal(err)
+					}
+					best += d
 					o, err := flowstoneWide(ctx, benchConfig(db.fresh(b), prof), DepOrder)
 					if err != nil {
 						b.Fatal(err)
@@ -500,6 +518,9 @@ func BenchmarkWide(b *testing.B) {
 				b.ReportMetric(riverRate, "river_jobs/s")
 				b.ReportMetric(orderRate, "mat/s")
 				b.ReportMetric(orderRate/riverRate, "ratio_vs_river")
+				bestRate := benchWide * n / best.Seconds()
+				b.ReportMetric(bestRate, "river_best_jobs/s")
+				b.ReportMetric(orderRate/bestRate, "ratio_vs_river_best")
 				b.ReportMetric(ms(orderFanIn)/n, "fanin_ms")
 				b.ReportMetric(valueRate, "value_mat/s")
 				b.ReportMetric(valueRate/riverRate, "value_ratio_vs_river")
@@ -562,7 +583,7 @@ func BenchmarkChain(b *testing.B) {
 
 // ---- peak RSS ----
 
-const rssEnv = "FLOWSTONE_BENCH_RSS" // "river" or "flowstone", with rssDBEnv
+const rssEnv = "FLOWSTONE_BENCH_RSS" // "river", "flowstone" or "plan", with rssDBEnv
 
 const rssDBEnv = "FLOWSTONE_BENCH_RSS_DB" // "sqlite" or "postgres"
 
@@ -601,8 +622,10 @@ func TestBenchRSSHelper(t *testing.T) {
 		if _, err := flowstoneWide(ctx, cfg, DepOrder); err != nil {
 			t.Fatal(err)
 		}
+	case "plan":
+		planRSS(ctx, t, cfg)
 	default:
-		t.Fatalf("%s=%q: want river or flowstone", rssEnv, mode)
+		t.Fatalf("%s=%q: want river, flowstone or plan", rssEnv, mode)
 	}
 	fmt.Printf("maxrss_kb=%d\n", peakRSSKB(t))
 }
@@ -652,10 +675,12 @@ func BenchmarkWideRSS(b *testing.B) {
 	}
 }
 
-func rssOf(b *testing.B, mode, db string) float64 {
+// rssOf runs TestBenchRSSHelper in mode on db, with env added, and returns
+// its peak RSS in KiB.
+func rssOf(b *testing.B, mode, db string, env ...string) float64 {
 	b.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchRSSHelper$", "-test.count=1", "-test.v")
-	cmd.Env = append(os.Environ(), rssEnv+"="+mode, rssDBEnv+"="+db)
+	cmd.Env = append(append(os.Environ(), rssEnv+"="+mode, rssDBEnv+"="+db), env...)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		b.Fatalf("RSS helper (%s on %s): %v\n%s", mode, db, err, out)

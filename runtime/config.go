@@ -28,8 +28,13 @@ type Config struct {
 	// Logger receives the engine's logs; nil means slog.Default().
 	Logger *slog.Logger
 	// Concurrency is how many jobs this process works at once in each
-	// queue. Zero means 10 (4 on SQLite, which has one connection).
+	// queue (River's MaxWorkers). Zero means 10 (4 on SQLite, which has
+	// one connection). QueueConcurrency overrides it per queue.
 	Concurrency int
+	// QueueConcurrency sets the concurrency of the named River queues
+	// ("default" included), overriding Concurrency for them; a queue it
+	// names that no asset uses is still worked. Values must be positive.
+	QueueConcurrency map[string]int
 	// NoWorkers makes the engine enqueue, query and approve only: it works
 	// no jobs. An enqueuing process that exits at once uses it.
 	NoWorkers bool
@@ -67,10 +72,16 @@ type Config struct {
 	// (a bad password, an unknown database) fail at once either way. Once
 	// open, the engine rides out outages whatever this says.
 	WaitForDatabase time.Duration
-	// PollInterval is how often idle workers look for jobs. Zero means 1s
-	// on PostgreSQL (which is also woken by LISTEN/NOTIFY) and 50ms on
-	// SQLite.
+	// PollInterval is how often idle workers look for jobs (River's
+	// FetchPollInterval). Zero means 1s on PostgreSQL (which is also woken
+	// by LISTEN/NOTIFY) and 50ms on SQLite.
 	PollInterval time.Duration
+	// FetchCooldown is the least time between two fetches of jobs by a
+	// busy queue (River's FetchCooldown): a queue works at most about
+	// Concurrency/FetchCooldown jobs per second. Zero means
+	// DefaultFetchCooldown (SQLiteFetchCooldown on SQLite), or
+	// PollInterval when that is shorter. At least 1ms.
+	FetchCooldown time.Duration
 	// RetryDelay is the wait before retry number attempt (1 for the first
 	// retry). Nil means 1s doubling per attempt, at most 5 minutes.
 	RetryDelay func(attempt int) time.Duration
@@ -116,6 +127,18 @@ type Retention struct {
 	// kept with their values per asset and partition (at least 1).
 	KeepLatest int
 }
+
+// DefaultFetchCooldown is Config.FetchCooldown's default on PostgreSQL.
+// River's own is 100ms, which caps a queue of 10 workers at 100 jobs per
+// second.
+const DefaultFetchCooldown = 5 * time.Millisecond
+
+// SQLiteFetchCooldown is Config.FetchCooldown's default on SQLite. Each
+// fetch is a write transaction on the database's one connection, which
+// the jobs' own transactions wait for: fetching every 5ms left fetched
+// jobs waiting to start long enough that killed workers were counted as
+// their crashes (runtime/multiprocess_test.go).
+const SQLiteFetchCooldown = 20 * time.Millisecond
 
 type dbURL struct {
 	dialect string // "sqlite" or "postgres"
@@ -170,6 +193,28 @@ func checkSchema(dialect, schema string) error {
 		letter := r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'
 		if !letter && (i == 0 || r < '0' || r > '9') {
 			return bad("use letters, digits and underscores, starting with a letter or underscore")
+		}
+	}
+	return nil
+}
+
+// checkTuning refuses worker settings River would reject or that cannot
+// work a job.
+func checkTuning(c Config) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidTuning}, args...)...)
+	}
+	switch {
+	case c.Concurrency < 0:
+		return bad("Concurrency %d: want a positive number of workers per queue, or 0 for the default", c.Concurrency)
+	case c.PollInterval < 0:
+		return bad("PollInterval %s: want a positive duration, or 0 for the default", c.PollInterval)
+	case c.FetchCooldown < 0 || c.FetchCooldown > 0 && c.FetchCooldown < time.Millisecond:
+		return bad("FetchCooldown %s: want at least 1ms, or 0 for the default", c.FetchCooldown)
+	}
+	for q, n := range c.QueueConcurrency {
+		if q == "" || n <= 0 {
+			return bad("QueueConcurrency[%q] = %d: want a queue name and a positive number of workers", q, n)
 		}
 	}
 	return nil

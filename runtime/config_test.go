@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
 )
@@ -118,6 +119,52 @@ func TestDatabaseForms(t *testing.T) {
 	for _, bad := range []string{"mysql://u@h/db", "sqlite:data.db", "sqlite://", "sqlite://a.db?mode=ro"} {
 		if _, err := parseDatabase(bad); err == nil {
 			t.Errorf("parseDatabase(%q) accepted", bad)
+		}
+	}
+}
+
+// TestWorkerTuning: Concurrency, QueueConcurrency, PollInterval and
+// FetchCooldown become River's settings, with fast defaults; values River
+// cannot use are refused before anything is opened.
+func TestWorkerTuning(t *testing.T) {
+	t.Parallel()
+	heavy := def("heavy", noop)
+	heavy.Queue = "heavy"
+	p := NewPipeline(PipelineDef{Name: "tune", Assets: []AssetDef{def("a", noop), heavy}})
+	rcfg := func(c Config, dialect string) (int, int, time.Duration, time.Duration) {
+		e := &Engine{cfg: c, log: slog.New(slog.DiscardHandler), bindings: map[string]Binding{}}
+		if err := e.addBindings([]Binding{Bind(p, nil)}); err != nil {
+			t.Fatal(err)
+		}
+		r := e.riverConfig(dialect)
+		return r.Queues["default"].MaxWorkers, r.Queues["heavy"].MaxWorkers, r.FetchPollInterval, r.FetchCooldown
+	}
+	type want struct {
+		def, heavy     int
+		poll, cooldown time.Duration
+	}
+	for _, c := range []struct {
+		name    string
+		cfg     Config
+		dialect string
+		want    want
+	}{
+		{"sqlite defaults", Config{}, "sqlite", want{4, 4, 50 * time.Millisecond, SQLiteFetchCooldown}},
+		{"postgres defaults", Config{}, "postgres", want{10, 10, time.Second, DefaultFetchCooldown}},
+		{"cooldown at most the poll", Config{PollInterval: 2 * time.Millisecond}, "postgres", want{10, 10, 2 * time.Millisecond, 2 * time.Millisecond}},
+		{"all set", Config{Concurrency: 100, QueueConcurrency: map[string]int{"heavy": 2}, PollInterval: 10 * time.Millisecond,
+			FetchCooldown: 2 * time.Millisecond}, "sqlite", want{100, 2, 10 * time.Millisecond, 2 * time.Millisecond}},
+	} {
+		d, h, poll, cool := rcfg(c.cfg, c.dialect)
+		if got := (want{d, h, poll, cool}); got != c.want {
+			t.Errorf("%s: got %+v, want %+v", c.name, got, c.want)
+		}
+	}
+	for _, bad := range []Config{{FetchCooldown: 100 * time.Microsecond}, {Concurrency: -1}, {PollInterval: -time.Second},
+		{QueueConcurrency: map[string]int{"heavy": 0}}} {
+		bad.Database = "sqlite://" + t.TempDir() + "/never.db"
+		if _, err := Open(context.Background(), bad, Bind(p, nil)); !errors.Is(err, ErrInvalidTuning) {
+			t.Errorf("Open(%+v): got %v, want ErrInvalidTuning", bad, err)
 		}
 	}
 }

@@ -82,6 +82,9 @@ func openWith(ctx context.Context, cfg Config, bindings []Binding) (*Engine, err
 	if err := checkSchema(db.dialect, cfg.Schema); err != nil {
 		return nil, err
 	}
+	if err := checkTuning(cfg); err != nil {
+		return nil, err
+	}
 	e := &Engine{cfg: cfg, log: cfg.Logger, bindings: map[string]Binding{}, events: newBroker(), dialect: db.dialect}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -254,8 +257,15 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 	}
 	rcfg.ErrorHandler = discardHandler{e}
 	// River fetches at most once per cooldown; its 100ms default caps a
-	// process at Concurrency/0.1s jobs per second.
-	rcfg.FetchCooldown = min(20*time.Millisecond, rcfg.FetchPollInterval)
+	// queue at Concurrency/0.1s jobs per second.
+	rcfg.FetchCooldown = e.cfg.FetchCooldown
+	if rcfg.FetchCooldown == 0 {
+		rcfg.FetchCooldown = DefaultFetchCooldown
+		if dialect == "sqlite" {
+			rcfg.FetchCooldown = SQLiteFetchCooldown
+		}
+		rcfg.FetchCooldown = min(rcfg.FetchCooldown, rcfg.FetchPollInterval)
+	}
 	if e.cfg.NoWorkers || len(e.bindings) == 0 {
 		return rcfg
 	}
@@ -286,6 +296,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 			}
 		}
 	}
+	for q, n := range e.cfg.QueueConcurrency {
+		queues[q] = river.QueueConfig{MaxWorkers: n}
+	}
 	if len(only) > 0 {
 		for q := range queues {
 			if !only[q] {
@@ -293,7 +306,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 			}
 		}
 		for q := range only {
-			queues[q] = river.QueueConfig{MaxWorkers: conc}
+			if _, ok := queues[q]; !ok {
+				queues[q] = river.QueueConfig{MaxWorkers: conc}
+			}
 		}
 	}
 	if e.cfg.Retention.Every > 0 {

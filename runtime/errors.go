@@ -30,6 +30,9 @@ var (
 	// ErrInvalidSchema: Config.Schema is not a usable PostgreSQL schema
 	// name, or is set for SQLite.
 	ErrInvalidSchema = errors.New("invalid schema")
+	// ErrInvalidTuning: Config.Concurrency, QueueConcurrency,
+	// PollInterval or FetchCooldown is out of range.
+	ErrInvalidTuning = errors.New("invalid worker tuning")
 	// ErrNotInitialised: a read-only engine (Config.ReadOnly) found no
 	// FlowStone tables, or older ones: something that may write must
 	// create or migrate them first.

@@ -179,6 +179,11 @@ func (t *task) upstreams(ctx context.Context) ([]upstream, error) {
 	if t.ups != nil {
 		return t.ups, nil
 	}
+	if len(t.asset.Deps) == 0 {
+		// A run's edges come from Deps: a root has no upstream to read.
+		t.ups = []upstream{}
+		return t.ups, nil
+	}
 	ups, err := t.e.loadUpstreams(ctx, t.e.be.pool(), t.run, t.asset, t.part)
 	if err != nil {
 		return nil, err

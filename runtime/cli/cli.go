@@ -172,6 +172,9 @@ type session struct {
 	maxConfigBytes int
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
+	// tuning is the worker settings of the commands that work jobs
+	// (--workers, --poll-interval, --fetch-cooldown).
+	tuning tuning
 	// automationInterval and maxAutomated are worker's
 	// --automation-interval and --max-automated-runs; other commands
 	// evaluate no automation (automationInterval is then zero).
@@ -383,6 +386,9 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		AutomationInterval: automation,
 		MaxAutomatedRuns:   s.maxAutomated,
 		MaxRunConfigBytes:  s.maxConfigBytes,
+		Concurrency:        s.tuning.workers,
+		PollInterval:       s.tuning.poll,
+		FetchCooldown:      s.tuning.cooldown,
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)
@@ -399,6 +405,9 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 	}
 	if errors.Is(err, runtime.ErrInvalidSchema) {
 		return nil, usageErr("--schema: %w", err)
+	}
+	if errors.Is(err, runtime.ErrInvalidTuning) {
+		return nil, usageErr("--workers, --poll-interval or --fetch-cooldown: %w", err)
 	}
 	if err != nil {
 		return nil, s.openErr(err)

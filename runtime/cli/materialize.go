@@ -102,6 +102,7 @@ started, as it was first requested (its partition, assets and config).`,
 	f.BoolVar(&force, "force", false, "recompute the selected assets even if they could be reused (their upstream is still reused)")
 	f.BoolVar(&detach, "detach", false, "record the run and exit; worker processes do the work")
 	f.StringVar(&runKey, "run-key", "", "make the request happen once per pipeline: a key already used starts nothing and follows the run it started")
+	s.tuningFlags(f)
 	return c
 }
 

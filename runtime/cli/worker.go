@@ -85,6 +85,7 @@ a worker that is killed loses its running jobs to the others about
 	c.Flags().DurationVar(&s.takeoverAfter, "takeover-after", 30*time.Second, "how long a worker may go without its heartbeat before others take its jobs over")
 	c.Flags().DurationVar(&s.automationInterval, "automation-interval", 30*time.Second, "how often automation (auto=) and freshness (fresh=) are evaluated; 0: not by this worker")
 	c.Flags().IntVar(&s.maxAutomated, "max-automated-runs", 10, "automated runs in flight per pipeline at most; more are deferred")
+	s.tuningFlags(c.Flags())
 	return c
 }
 

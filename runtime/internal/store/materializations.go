@@ -55,11 +55,13 @@ type Lineage struct {
 
 // InsertLineage records what materialization mat read.
 func (Store) InsertLineage(ctx context.Context, q Querier, mat string, read []Lineage) error {
-	for _, l := range read {
-		if _, err := q.Exec(ctx, `INSERT INTO flowstone_lineage (materialization_id, upstream_asset, upstream_partition, upstream_materialization_id)
-			VALUES (?, ?, ?, ?)`, mat, l.Asset, l.Partition, l.Materialization); err != nil {
-			return fmt.Errorf("record lineage: %w", err)
-		}
+	err := insertRows(ctx, q, `INSERT INTO flowstone_lineage (materialization_id, upstream_asset, upstream_partition, upstream_materialization_id) VALUES `,
+		4, len(read), func(i int) []any {
+			l := read[i]
+			return []any{mat, l.Asset, l.Partition, l.Materialization}
+		})
+	if err != nil {
+		return fmt.Errorf("record lineage: %w", err)
 	}
 	return nil
 }

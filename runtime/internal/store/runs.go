@@ -229,19 +229,33 @@ type Readiness struct {
 }
 
 // Readiness reads n's readiness; found is false when n is not in the run.
+// A pending node that cannot start yet (arrivals missing, no deadline
+// passed) is read with a count of its arrivals alone: every upstream of a
+// fan-in reads it as it finishes, so that count is the one cost that grows
+// with the fan-in. ArrivedRequired and Blocked are read only when they
+// decide something.
 func (Store) Readiness(ctx context.Context, q Querier, n Node) (r Readiness, found bool, err error) {
-	var early, worst int
-	err = q.QueryRow(ctx, `SELECT ra.status, ra.deps, ra.required, ra.early, count(ar.upstream), COALESCE(sum(ar.required), 0),
-		COALESCE(max(CASE WHEN ar.block <> '' THEN 1 ELSE 0 END), 0)
-		FROM flowstone_run_assets ra LEFT JOIN flowstone_arrivals ar
-			ON ar.run_id = ra.run_id AND ar.asset = ra.asset AND ar.partition_key = ra.partition_key
-		WHERE ra.run_id = ? AND ra.asset = ? AND ra.partition_key = ?
-		GROUP BY ra.status, ra.deps, ra.required, ra.early`, n.Run, n.Asset, n.Partition).
-		Scan(&r.Status, &r.Deps, &r.Required, &early, &r.Arrived, &r.ArrivedRequired, &worst)
+	var early int
+	err = q.QueryRow(ctx, `SELECT ra.status, ra.deps, ra.required, ra.early,
+		(SELECT count(*) FROM flowstone_arrivals ar WHERE ar.run_id = ra.run_id AND ar.asset = ra.asset AND ar.partition_key = ra.partition_key)
+		FROM flowstone_run_assets ra
+		WHERE ra.run_id = ? AND ra.asset = ? AND ra.partition_key = ?`, n.Run, n.Asset, n.Partition).
+		Scan(&r.Status, &r.Deps, &r.Required, &early, &r.Arrived)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}
-	r.Early, r.Blocked = early == 1, worst > 0
+	if err != nil {
+		return r, false, err
+	}
+	r.Early = early == 1
+	if r.Status != AssetPending || r.Arrived < r.Deps && !r.Early {
+		return r, true, nil
+	}
+	var worst int
+	err = q.QueryRow(ctx, `SELECT COALESCE(sum(required), 0), COALESCE(max(CASE WHEN block <> '' THEN 1 ELSE 0 END), 0)
+		FROM flowstone_arrivals WHERE run_id = ? AND asset = ? AND partition_key = ?`, n.Run, n.Asset, n.Partition).
+		Scan(&r.ArrivedRequired, &worst)
+	r.Blocked = worst > 0
 	return r, err == nil, err
 }
 
