@@ -100,18 +100,25 @@ func roundOutage(d time.Duration) time.Duration {
 // A nil outage does not retry.
 func (o *outage) ride(ctx context.Context, fn func(context.Context) error) error {
 	delay := outageFirstDelay
+	// Only a call that failed for the outage and then got through says
+	// the database is back: fn may succeed without touching the database
+	// (an asset with nothing to read), which proves nothing.
+	failed := false
 	for {
 		err := fn(ctx)
 		if o == nil {
 			return err
 		}
 		if err == nil {
-			o.up()
+			if failed {
+				o.up()
+			}
 			return nil
 		}
 		if !store.Unreachable(err) || ctx.Err() != nil {
 			return err
 		}
+		failed = true
 		o.down(err)
 		if !o.pause(ctx, delay) {
 			return err
