@@ -10,6 +10,8 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -196,7 +198,7 @@ func startCommand(ctx context.Context, app cli.App, name string, args ...string)
 }
 
 func (c *command) String() string {
-	return fmt.Sprintf("%s exit %d\n--- stdout\n%s--- stderr\n%s", c.name, c.code, c.stdout.String(), c.stderr.String())
+	return fmt.Sprintf("%s exit %d (-1: still running)\n--- stdout\n%s--- stderr\n%s", c.name, c.code, c.stdout.String(), c.stderr.String())
 }
 
 // exited reports whether the command has ended, recording its exit code.
@@ -210,14 +212,15 @@ func (c *command) exited() bool {
 	}
 }
 
-func (c *command) wait(t *testing.T, ctx context.Context) int {
-	t.Helper()
+// wait returns the command's exit code, or -1 if it is still running when
+// ctx ends.
+func (c *command) wait(ctx context.Context) int {
 	select {
 	case c.code = <-c.done:
 		c.done <- c.code
 		return c.code
 	case <-ctx.Done():
-		t.Fatalf("%s still running: %s", c.name, c)
+		c.code = -1
 		return -1
 	}
 }
@@ -290,11 +293,30 @@ func TestChaosDatabaseOutage(t *testing.T) {
 	px.restore(t)
 	t.Log("database back")
 
-	if code := mat.wait(t, ctx); code != 0 {
-		t.Fatalf("materialize through the outage: %s", mat)
+	// explain says where the run stands, read directly.
+	explain := func() string {
+		rctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r, err := observer.Run(rctx, id)
+		if err != nil {
+			return err.Error()
+		}
+		var notDone []string
+		for key, a := range r.Assets {
+			if a.Status != runtime.StatusSucceeded {
+				notDone = append(notDone, fmt.Sprintf("%s %s %q", key, a.Status, a.Error))
+			}
+		}
+		sort.Strings(notDone)
+		return fmt.Sprintf("run %s %v; not succeeded: %s", r.Status, r.Counts(), strings.Join(notDone, ", "))
 	}
-	if code := follow.wait(t, ctx); code != 0 {
-		t.Fatalf("status --follow through the outage: %s", follow)
+	wctx, cancelWait := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancelWait()
+	if code := mat.wait(wctx); code != 0 {
+		t.Fatalf("materialize through the outage: %s\n%s", mat, explain())
+	}
+	if code := follow.wait(wctx); code != 0 {
+		t.Fatalf("status --follow through the outage: %s\n%s", follow, explain())
 	}
 	wantRe(t, mat.stdout.String(), `run `+id+` succeeded in \S+: 120 succeeded`)
 	wantRe(t, follow.stdout.String(), `run `+id+` succeeded in \S+: 120 succeeded`)
@@ -312,11 +334,11 @@ func TestChaosDatabaseOutage(t *testing.T) {
 	}
 	res, err := observer.Wait(ctx, runID(t, r))
 	if err != nil || res.Status != runtime.RunSucceeded {
-		t.Fatalf("second run: %v %v", res.Status, err)
+		t.Fatalf("second run after the outage: %v %v %v", res.Status, res.Counts(), err)
 	}
 	for _, w := range []*command{worker, late} {
 		w.stop()
-		if code := w.wait(t, ctx); code != 0 {
+		if code := w.wait(ctx); code != 0 {
 			t.Fatalf("worker: %s", w)
 		}
 	}
