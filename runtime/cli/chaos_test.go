@@ -308,7 +308,8 @@ func TestChaosDatabaseOutage(t *testing.T) {
 			}
 		}
 		sort.Strings(notDone)
-		return fmt.Sprintf("run %s %v; not succeeded: %s", r.Status, r.Counts(), strings.Join(notDone, ", "))
+		return fmt.Sprintf("run %s %v; not succeeded: %s; their jobs: %s", r.Status, r.Counts(), strings.Join(notDone, ", "),
+			unfinishedJobs(t, rctx, direct, schema, id))
 	}
 	wctx, cancelWait := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancelWait()
@@ -371,4 +372,40 @@ func checkOneSuccessPerAsset(t *testing.T, ctx context.Context, url, schema, run
 		t.Fatalf("materializations: %d succeeded for %d assets; want one success for each of %d", ok, distinct, assets)
 	}
 	t.Logf("%d attempts failed and were retried", other)
+}
+
+// unfinishedJobs lists the River jobs of a run that did not complete, with
+// their state, attempt and errors.
+func unfinishedJobs(t *testing.T, ctx context.Context, url, schema, runID string) string {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return err.Error()
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT kind, args->>'asset', state, attempt, attempted_by, errors::text FROM `+
+		pgx.Identifier{schema, "river_job"}.Sanitize()+` WHERE args->>'run' = $1 AND state <> 'completed' ORDER BY id`, runID)
+	if err != nil {
+		return err.Error()
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var kind, asset, state string
+		var attempt int
+		var by []string
+		var errs *string
+		if err := rows.Scan(&kind, &asset, &state, &attempt, &by, &errs); err != nil {
+			return err.Error()
+		}
+		e := ""
+		if errs != nil {
+			e = *errs
+		}
+		out = append(out, fmt.Sprintf("%s %s %s attempt %d by %v errors %s", kind, asset, state, attempt, by, e))
+	}
+	if len(out) == 0 {
+		return "none"
+	}
+	return strings.Join(out, "; ")
 }
