@@ -8,13 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html/template"
-	"net/http"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
@@ -47,32 +46,104 @@ func (e *Engine) checkSecret() error {
 	return fmt.Errorf("%w: %s sign their approval links; set Config.Secret (16 bytes or more, the same in every process)", ErrNoSecret, strings.Join(gated, ", "))
 }
 
-// Gate is an asset waiting for a decision, addressed by its Ref.
+// Gate is a gate asset of a run, addressed by its Ref: waiting for a
+// decision, or decided.
 type Gate struct {
 	Ref
 	Pipeline string
 	// Since is when its function started.
 	Since time.Time
+	// Decision is its stored decision; nil while none is. A waiting gate
+	// holds one for the moment between the decision and the job that
+	// applies it.
+	Decision *GateDecision
+}
+
+// GateDecision is a gate's stored decision.
+type GateDecision struct {
+	// Action is strategy.GateApprove, GateReject or, for a timeout,
+	// OnTimeout's action.
+	Action string
+	// By names who decided. Verified says the name comes from an
+	// authenticated identity (a signed-in user of the page, an
+	// authenticating proxy's header in front of GateHandler, the gate's
+	// own timeout), not from the decider's own say (a name typed on a
+	// gate link's page, --by on the command line, a bearer-token client's
+	// "by", Engine.Approve).
+	By       string
+	Verified bool
+	Reason   string
+	At       time.Time
+}
+
+// Decider words who decided for people: the name, followed by
+// " (unverified)" when no sign-in vouched for it.
+func (d GateDecision) Decider() string {
+	if d.Verified {
+		return d.By
+	}
+	return d.By + " (unverified)"
+}
+
+func toGateDecision(d strategy.GateDecision) *GateDecision {
+	return &GateDecision{Action: d.Action, By: d.By, Verified: d.Verified, Reason: d.Reason, At: d.At}
 }
 
 // Gates lists the gates waiting for a decision, oldest first, in pipeline
 // (every pipeline when empty).
 func (e *Engine) Gates(ctx context.Context, pipeline string) ([]Gate, error) {
-	rows, err := e.st.Waiting(ctx, e.be.pool(), pipeline)
+	rows, err := e.st.Waiting(ctx, e.be.pool(), pipeline, strategy.GateDecisionState)
 	if err != nil {
 		return nil, err
 	}
 	var out []Gate
 	for _, w := range rows {
-		g := Gate{Ref: Ref{RunID: w.Run, Asset: w.Asset, Partition: flowstone.Partition(w.Partition)}, Pipeline: w.Pipeline, Since: time.UnixMicro(w.Since)}
-		if b, ok := e.bindings[g.Pipeline]; ok {
-			if a := b.pipeline.Asset(g.Asset); a == nil || !isGate(a) {
-				continue
-			}
+		if g, ok := e.gate(w); ok {
+			out = append(out, g)
 		}
-		out = append(out, g)
 	}
 	return out, nil
+}
+
+// DecidedGates lists the gates with a stored decision in pipeline (every
+// pipeline when empty), at most limit (0 means 50), newest run first:
+// who decided what, verified or not.
+func (e *Engine) DecidedGates(ctx context.Context, pipeline string, limit int) ([]Gate, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	rows, err := e.st.StatesNamed(ctx, e.be.pool(), pipeline, strategy.GateDecisionState, limit)
+	if err != nil {
+		return nil, err
+	}
+	var out []Gate
+	for _, w := range rows {
+		if g, ok := e.gate(w); ok {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// gate converts a stored gate row, leaving out assets this process binds
+// as something other than a gate.
+func (e *Engine) gate(w store.Waiting) (Gate, bool) {
+	g := Gate{Ref: Ref{RunID: w.Run, Asset: w.Asset, Partition: flowstone.Partition(w.Partition)}, Pipeline: w.Pipeline}
+	if w.Since != 0 {
+		g.Since = time.UnixMicro(w.Since)
+	}
+	if b, ok := e.bindings[g.Pipeline]; ok {
+		if a := b.pipeline.Asset(g.Asset); a == nil || !isGate(a) {
+			return g, false
+		}
+	}
+	if w.State != "" {
+		var d strategy.GateDecision
+		if json.Unmarshal([]byte(w.State), &d) == nil {
+			g.Decision = toGateDecision(d)
+		}
+	}
+	return g, true
 }
 
 func isGate(a *AssetDef) bool {
@@ -80,17 +151,53 @@ func isGate(a *AssetDef) bool {
 	return ok
 }
 
+// Decision is what Engine.Decide records for a gate.
+type Decision struct {
+	// Action is strategy.GateApprove or strategy.GateReject.
+	Action string
+	// By names who decides; required. Verified says the caller
+	// authenticated that name (see GateDecision.Verified).
+	By       string
+	Verified bool
+	Reason   string
+}
+
 // Approve approves the gate ref: its held value becomes its materialization
-// and its dependents start. by and reason are recorded. A ref outside its
-// run is refused with ErrNotInRun.
+// and its dependents start. by and reason are recorded, by as the caller
+// says it (unverified: see Decide). A ref outside its run is refused with
+// ErrNotInRun.
 func (e *Engine) Approve(ctx context.Context, ref Ref, by, reason string) error {
-	return e.decide(ctx, ref, strategy.GateDecision{Action: strategy.GateApprove, By: by, Reason: reason, At: time.Now()})
+	return e.Decide(ctx, ref, Decision{Action: strategy.GateApprove, By: by, Reason: reason})
 }
 
 // Reject rejects the gate ref: it fails, and its dependents are
-// upstream_failed. A ref outside its run is refused with ErrNotInRun.
+// upstream_failed. by is recorded unverified (see Decide). A ref outside
+// its run is refused with ErrNotInRun.
 func (e *Engine) Reject(ctx context.Context, ref Ref, by, reason string) error {
-	return e.decide(ctx, ref, strategy.GateDecision{Action: strategy.GateReject, By: by, Reason: reason, At: time.Now()})
+	return e.Decide(ctx, ref, Decision{Action: strategy.GateReject, By: by, Reason: reason})
+}
+
+// Decide approves or rejects the gate ref as Approve and Reject do,
+// recording d.By as verified when d.Verified says the caller
+// authenticated it (a program's own sign-in). Only the first decision of
+// a gate counts: a later one is refused with ErrGateResolved, saying who
+// decided what and when, and changes nothing.
+func (e *Engine) Decide(ctx context.Context, ref Ref, d Decision) error {
+	if d.Action != strategy.GateApprove && d.Action != strategy.GateReject {
+		return fmt.Errorf("gate decision %q: want approve or reject", d.Action)
+	}
+	return e.decide(ctx, ref, strategy.GateDecision{Action: d.Action, By: strings.TrimSpace(d.By), Verified: d.Verified, Reason: d.Reason, At: time.Now()})
+}
+
+// decision reads the stored decision of gate ref; nil when there is none.
+func (e *Engine) decision(ctx context.Context, q querier, ref Ref) (*GateDecision, error) {
+	prior, decided, err := e.st.State(ctx, q, ref.node(), strategy.GateDecisionState)
+	if err != nil || !decided {
+		return nil, err
+	}
+	var d strategy.GateDecision
+	_ = json.Unmarshal([]byte(prior), &d)
+	return toGateDecision(d), nil
 }
 
 // decide stores the first decision for a waiting gate and schedules the
@@ -116,14 +223,12 @@ func (e *Engine) decide(ctx context.Context, ref Ref, d strategy.GateDecision) e
 		if a == nil || !isGate(a) {
 			return fmt.Errorf("%w: %s is not a gate", ErrNotWaiting, ref.Asset)
 		}
-		prior, decided, err := e.st.State(ctx, tx, ref.node(), strategy.GateDecisionState)
+		prior, err := e.decision(ctx, tx, ref)
 		if err != nil {
 			return err
 		}
-		if decided {
-			var p strategy.GateDecision
-			_ = json.Unmarshal([]byte(prior), &p)
-			return fmt.Errorf("%w: gate %s was %s by %s at %s", ErrGateResolved, ref, pastTense(p.Action), p.By, p.At.Format(time.RFC3339))
+		if prior != nil {
+			return resolvedErr(ref, prior)
 		}
 		if node.status != StatusWaiting {
 			return fmt.Errorf("%w: gate %s is %s", ErrNotWaiting, ref, node.status)
@@ -142,8 +247,14 @@ func (e *Engine) decide(ctx context.Context, ref Ref, d strategy.GateDecision) e
 	if err != nil {
 		return err
 	}
-	e.log.InfoContext(ctx, "gate decided", "run", ref.RunID, "asset", ref.Asset, "partition", string(ref.Partition), "action", d.Action, "by", d.By)
+	e.log.InfoContext(ctx, "gate decided", "run", ref.RunID, "asset", ref.Asset, "partition", string(ref.Partition), "action", d.Action, "by", d.By, "verified", d.Verified)
 	return nil
+}
+
+// resolvedErr refuses a second decision of gate ref, saying who decided
+// first.
+func resolvedErr(ref Ref, d *GateDecision) error {
+	return fmt.Errorf("%w: gate %s was %s by %s at %s", ErrGateResolved, ref, pastTense(d.Action), d.Decider(), d.At.UTC().Format(time.RFC3339))
 }
 
 // gateClaims is what a gate link carries.
@@ -204,79 +315,6 @@ func (e *Engine) verifyGateToken(token string) (gateClaims, error) {
 		return c, fmt.Errorf("%w: expired at %s", ErrBadToken, time.Unix(c.Expires, 0).UTC().Format(time.RFC3339))
 	}
 	return c, nil
-}
-
-// DecideWithToken applies a gate link's decision, recorded as by.
-func (e *Engine) DecideWithToken(ctx context.Context, token, by, reason string) error {
-	c, err := e.verifyGateToken(token)
-	if err != nil {
-		return err
-	}
-	if by == "" {
-		by = "signed link"
-	}
-	return e.decide(ctx, c.ref(), strategy.GateDecision{Action: c.Action, By: by, Reason: reason, At: time.Now()})
-}
-
-var gatePage = template.Must(template.New("gate").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>FlowStone gate</title></head>
-<body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
-<h1>{{.Title}}</h1>
-<p>{{.Message}}</p>
-{{if .Form}}<form method="post">
-<input type="hidden" name="token" value="{{.Token}}">
-<p><label>Your name <input name="by" required></label></p>
-<p><label>Reason <input name="reason" size="40"></label></p>
-<p><button type="submit">{{.Action}}</button></p>
-</form>{{end}}
-</body></html>`))
-
-// GateHandler serves gate links: GET ?token=... shows what the link will
-// do and a confirmation form (so link previews change nothing); POST
-// applies it. A forged or expired token answers 403, a gate already
-// resolved 409.
-func (e *Engine) GateHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		token := r.FormValue("token")
-		c, err := e.verifyGateToken(token)
-		page := struct {
-			Title, Message, Token, Action string
-			Form                          bool
-		}{Token: token}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		if err != nil {
-			w.WriteHeader(http.StatusForbidden)
-			page.Title, page.Message = "Invalid link", err.Error()
-			_ = gatePage.Execute(w, page)
-			return
-		}
-		switch r.Method {
-		case http.MethodGet:
-			page.Title = strings.ToUpper(c.Action[:1]) + c.Action[1:] + " " + c.Asset
-			page.Message = "Run " + c.Run + ": " + c.Action + " the value of " + c.Asset + partitionPhrase(c.Partition) + "?"
-			page.Action, page.Form = c.Action, true
-			_ = gatePage.Execute(w, page)
-		case http.MethodPost:
-			by := r.FormValue("by")
-			if by == "" {
-				by = "signed link"
-			}
-			err := e.decide(r.Context(), c.ref(), strategy.GateDecision{Action: c.Action, By: by, Reason: r.FormValue("reason"), At: time.Now()})
-			switch {
-			case errors.Is(err, ErrGateResolved), errors.Is(err, ErrNotWaiting):
-				w.WriteHeader(http.StatusConflict)
-				page.Title, page.Message = "Nothing changed", err.Error()
-			case err != nil:
-				w.WriteHeader(http.StatusInternalServerError)
-				page.Title, page.Message = "Error", err.Error()
-			default:
-				page.Title, page.Message = "Done", c.Asset+partitionPhrase(c.Partition)+" of run "+c.Run+": "+pastTense(c.Action)+" by "+by+"."
-			}
-			_ = gatePage.Execute(w, page)
-		default:
-			w.WriteHeader(http.StatusMethodNotAllowed)
-		}
-	})
 }
 
 func (c gateClaims) ref() Ref {

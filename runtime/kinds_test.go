@@ -395,11 +395,16 @@ func TestGateLinks(t *testing.T) {
 			t.Fatalf("GET: %v %v", resp, err)
 		}
 		resp.Body.Close()
-		if code := post(token); code != http.StatusOK {
-			t.Fatalf("approve link: %d", code)
+		// A bare POST of the link is refused; its page's form decides once.
+		if code := post(token); code != http.StatusForbidden {
+			t.Fatalf("bare POST of the approve link: %d", code)
 		}
-		if code := post(token); code != http.StatusConflict {
-			t.Errorf("second use: %d", code)
+		ls := &linkServer{t: t, srv: srv}
+		if got := ls.confirm(token, "dora", nil); got.code != http.StatusOK {
+			t.Fatalf("approve link: %s", got)
+		}
+		if got := ls.confirm(token, "dora", nil); got.code != http.StatusConflict {
+			t.Errorf("second use: %s", got)
 		}
 		if res := waitRun(t, e, run.ID); res.Status != RunSucceeded {
 			t.Fatalf("run %s", res.Status)

@@ -50,6 +50,9 @@ type PruneResult struct {
 	Materializations int64
 	// Lineage rows deleted (those of the deleted materializations).
 	Lineage int64
+	// Checks is the check results deleted (those recorded against the
+	// deleted materializations).
+	Checks int64
 	// Values dropped from materializations that are kept only because
 	// something still points at them (a kept materialization's lineage, a
 	// kept run): the row stays, the value goes.
@@ -226,8 +229,9 @@ func (p *pruner) materializations(ctx context.Context) error {
 	for {
 		var deleted int64
 		err := p.walk(ctx, p.e.st.PrunableInPage, func(tx txn, ids []string) error {
-			lineage, n, err := p.e.st.DeleteMaterializations(ctx, tx, ids)
+			lineage, checks, n, err := p.e.st.DeleteMaterializations(ctx, tx, ids)
 			p.res.Lineage += lineage
+			p.res.Checks += checks
 			p.res.Materializations += n
 			deleted += n
 			return err
@@ -363,7 +367,7 @@ func (p *pruner) count(ctx context.Context) (PruneResult, error) {
 	if err != nil {
 		return p.res, fmt.Errorf("prune: %w", err)
 	}
-	p.res.Runs, p.res.Backfills, p.res.Materializations, p.res.Lineage, p.res.Values, p.res.Jobs =
-		c.Runs, c.Backfills, c.Materializations, c.Lineage, c.Values, c.Jobs
+	p.res.Runs, p.res.Backfills, p.res.Materializations, p.res.Lineage, p.res.Checks, p.res.Values, p.res.Jobs =
+		c.Runs, c.Backfills, c.Materializations, c.Lineage, c.Checks, c.Values, c.Jobs
 	return p.res, nil
 }

@@ -348,3 +348,58 @@ func pruneModel(h history, before time.Time, keep int) PruneResult {
 	}
 	return res
 }
+
+// TestPruneDeletesTheChecksOfWhatItDeletes fails while Store.
+// DeleteMaterializations leaves flowstone_check_results behind: the
+// results of the pruned revenue materializations outlive them.
+func TestPruneDeletesTheChecksOfWhatItDeletes(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		var value atomic.Int64
+		value.Store(20) // both checks pass: nothing blocks
+		p := checkPipeline(&value)
+		e := openEngine(t, db.config(t), Bind(p, nil))
+		var mats []string
+		for range 3 {
+			res := materializeAndWait(t, e, p, Request{Force: true})
+			mats = append(mats, res.Assets["revenue"].Materialization)
+			checksByName(t, e, mats[len(mats)-1])
+		}
+		dry, err := e.Prune(ctx, PruneRequest{Before: time.Now(), DryRun: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Two revenue materializations go, each with its two checks.
+		if dry.Checks != 4 {
+			t.Fatalf("dry run = %+v; want 4 check results", dry)
+		}
+		res, err := e.Prune(ctx, PruneRequest{Before: time.Now()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Checks != 4 || res.Materializations != dry.Materializations {
+			t.Fatalf("Prune = %+v; want 4 check results and the dry run's %d materializations", res, dry.Materializations)
+		}
+		left, err := e.CheckResults(ctx, "checks", "revenue", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(left) != 2 {
+			t.Fatalf("%d check results left, want the newest materialization's 2: %+v", len(left), left)
+		}
+		for _, r := range left {
+			if r.Materialization != mats[2] {
+				t.Errorf("orphan check result %s of %s", r.Check, r.Materialization)
+			}
+			if _, err := e.MaterializationByID(ctx, r.Materialization); err != nil {
+				t.Errorf("check %s points at %s: %v", r.Check, r.Materialization, err)
+			}
+		}
+		for _, m := range mats[:2] {
+			if rs, err := e.MaterializationChecks(ctx, m); err != nil || len(rs) != 0 {
+				t.Errorf("checks of pruned %s: %+v, %v", m, rs, err)
+			}
+		}
+	})
+}

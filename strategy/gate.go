@@ -26,10 +26,13 @@ const (
 // asset and partition (Engine.Approve, Engine.Reject, a signed link, or the gate's
 // timeout); the first stored wins.
 type GateDecision struct {
-	Action string    `json:"action"`
-	By     string    `json:"by"`
-	Reason string    `json:"reason,omitempty"`
-	At     time.Time `json:"at"`
+	Action string `json:"action"`
+	By     string `json:"by"`
+	// Verified says By comes from an authenticated identity rather than
+	// from the decider's own say.
+	Verified bool      `json:"verified,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // GateSignal is the payload of a gate's Resume job.
@@ -86,7 +89,7 @@ func (g Gate) Resume(ctx context.Context, t Task, payload json.RawMessage) (Resu
 		if action == "" {
 			action = GateFail
 		}
-		if _, err := t.SaveState(ctx, GateDecisionState, GateDecision{Action: action, By: "timeout", Reason: "no answer within " + g.Timeout.String(), At: time.Now()}); err != nil {
+		if _, err := t.SaveState(ctx, GateDecisionState, GateDecision{Action: action, By: "timeout", Verified: true, Reason: "no answer within " + g.Timeout.String(), At: time.Now()}); err != nil {
 			return Result{}, err
 		}
 	}

@@ -27,12 +27,18 @@ const (
 )
 
 func (s *session) gatesCommand() *cobra.Command {
-	return &cobra.Command{
-		Use:   "gates",
-		Short: "List the gates waiting for approval",
+	var decided bool
+	var limit int
+	c := &cobra.Command{
+		Use:   "gates [--decided]",
+		Short: "List the gates waiting for approval, or the decided ones",
 		Long: `Gates lists the gate assets whose value is computed and held, waiting for
 someone to approve or reject it, oldest first: of the pipeline chosen with
---pipeline, or of every pipeline in the database.`,
+--pipeline, or of every pipeline in the database.
+With --decided it lists the decisions instead, newest run first: what was
+decided, by whom and when. A name no sign-in vouched for (--by here, a name
+typed on a gate link's page without an authenticating proxy) reads
+"NAME (unverified)".`,
 		Args: cobra.NoArgs,
 		RunE: run(func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
@@ -41,6 +47,10 @@ someone to approve or reject it, oldest first: of the pipeline chosen with
 				return err
 			}
 			defer closeEngine(ctx, eng, closeTimeout)
+			withPipeline := s.pipeline == "" && len(bs) > 1
+			if decided {
+				return s.decidedGates(ctx, eng, withPipeline, limit)
+			}
 			gates, err := eng.Gates(ctx, s.pipeline)
 			if err != nil {
 				return err
@@ -49,7 +59,6 @@ someone to approve or reject it, oldest first: of the pipeline chosen with
 				fmt.Fprintln(s.stdout, "no gates waiting")
 				return nil
 			}
-			withPipeline := s.pipeline == "" && len(bs) > 1
 			header := []string{"RUN", "ASSET", "PARTITION", "WAITING SINCE"}
 			if withPipeline {
 				header = []string{"RUN", "PIPELINE", "ASSET", "PARTITION", "WAITING SINCE"}
@@ -65,6 +74,55 @@ someone to approve or reject it, oldest first: of the pipeline chosen with
 			return table(s.stdout, header, rows)
 		}),
 	}
+	c.Flags().BoolVar(&decided, "decided", false, "list the decisions (who approved or rejected what, and when) instead")
+	c.Flags().IntVar(&limit, "limit", 50, "with --decided, how many decisions to list")
+	return c
+}
+
+// decidedGates prints the gates' decisions, newest run first.
+func (s *session) decidedGates(ctx context.Context, eng *runtime.Engine, withPipeline bool, limit int) error {
+	if limit <= 0 {
+		return usageErr("--limit %d: must be positive", limit)
+	}
+	gates, err := eng.DecidedGates(ctx, s.pipeline, limit)
+	if err != nil {
+		return err
+	}
+	if len(gates) == 0 {
+		fmt.Fprintln(s.stdout, "no gates decided")
+		return nil
+	}
+	header := []string{"RUN", "ASSET", "PARTITION", "DECISION", "BY", "AT", "REASON"}
+	if withPipeline {
+		header = slices.Insert(header, 1, "PIPELINE")
+	}
+	var rows [][]string
+	for _, g := range gates {
+		d := g.Decision
+		reason := d.Reason
+		if reason == "" {
+			reason = "-"
+		}
+		row := []string{g.RunID, g.Asset, orDash(string(g.Partition)), pastTense(d.Action), d.Decider(), timestamp(d.At), reason}
+		if withPipeline {
+			row = slices.Insert(row, 1, g.Pipeline)
+		}
+		rows = append(rows, row)
+	}
+	return table(s.stdout, header, rows)
+}
+
+// pastTense words a gate action for tables.
+func pastTense(action string) string {
+	switch action {
+	case strategy.GateApprove:
+		return "approved"
+	case strategy.GateReject:
+		return "rejected"
+	case strategy.GateFail:
+		return "failed"
+	}
+	return action
 }
 
 // decideCommand is approve or reject, by action.
@@ -264,7 +322,7 @@ nothing.`,
 }
 
 func (s *session) serveGatesCommand() *cobra.Command {
-	var addr string
+	var addr, userHeader string
 	c := &cobra.Command{
 		Use:   "serve-gates",
 		Short: "Serve signed gate links over HTTP until interrupted",
@@ -272,7 +330,14 @@ func (s *session) serveGatesCommand() *cobra.Command {
 SIGINT or SIGTERM. It works no jobs: a decision it records is carried out
 by the pipeline's workers. Put it behind your TLS-terminating proxy to
 reach it from outside; the tokens are signed and expire, and a forged or
-expired one is refused (403).`,
+expired one is refused (403).
+Opening a link shows a page; only that page's form, posted from the same
+origin, decides (a bare POST of the link is refused, 403), and only once:
+a decided link says who decided and when (409). Behind a proxy that
+authenticates users, --trusted-user-header names the header it sets (for
+example X-Forwarded-User): decisions are recorded under that user,
+verified, and requests without it are refused. Without it, the page asks
+for a name, recorded as unverified.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
@@ -285,12 +350,21 @@ expired one is refused (403).`,
 			if err != nil {
 				return err
 			}
+			var opts []runtime.GateOption
+			if userHeader != "" {
+				opts = append(opts, runtime.TrustUserHeader(userHeader))
+			}
 			mux := http.NewServeMux()
-			mux.Handle("/gate", eng.GateHandler())
+			mux.Handle("/gate", eng.GateHandler(opts...))
 			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()
 			fmt.Fprintf(s.stdout, "serving gate links at http://%s/gate; stop with Ctrl-C or SIGTERM\n", ln.Addr())
+			if userHeader != "" {
+				fmt.Fprintf(s.stdout, "deciding as the user the proxy names in %s; requests without it are refused\n", http.CanonicalHeaderKey(userHeader))
+			} else {
+				fmt.Fprintln(s.stdout, "no --trusted-user-header: the names typed on the page are recorded as unverified")
+			}
 			select {
 			case err := <-served:
 				return fmt.Errorf("serve gate links: %w", err)
@@ -307,5 +381,6 @@ expired one is refused (403).`,
 		}),
 	}
 	c.Flags().StringVar(&addr, "addr", defaultGateAddr, "address to listen on")
+	c.Flags().StringVar(&userHeader, "trusted-user-header", "", "header naming the signed-in user, set by the authenticating proxy in front (e.g. X-Forwarded-User); only set it behind such a proxy")
 	return c
 }

@@ -139,7 +139,7 @@ func TestApproveFromAnotherProcess(t *testing.T) {
 		if r.code != cli.ExitFailure {
 			t.Fatalf("second approve: want exit 1: %s", r)
 		}
-		if want := regexp.MustCompile(`^gated: gate already resolved: gate refund of run ` + id + ` was approved by ana at \S+; nothing changed\n$`); !want.MatchString(r.stderr) {
+		if want := regexp.MustCompile(`^gated: gate already resolved: gate refund of run ` + id + ` was approved by ana \(unverified\) at \S+; nothing changed\n$`); !want.MatchString(r.stderr) {
 			t.Errorf("second approve's error:\n%s\nwant %s", r, want)
 		}
 		r = invoke(ctx, app, args(db, "reject", id, "refund", "--by", "bob")...)
@@ -260,7 +260,9 @@ func TestGateLinkServed(t *testing.T) {
 		defer stop()
 		var out, errOut syncBuffer
 		done := make(chan int, 1)
-		go func() { done <- cli.Main(srvCtx, app, args(db, "serve-gates", "--addr", "127.0.0.1:0"), &out, &errOut) }()
+		go func() {
+			done <- cli.Main(srvCtx, app, args(db, "serve-gates", "--addr", "127.0.0.1:0", "--trusted-user-header", "X-Forwarded-User"), &out, &errOut)
+		}()
 		var base string
 		for deadline := time.Now().Add(30 * time.Second); base == ""; {
 			if m := servingRe.FindStringSubmatch(out.String()); m != nil {
@@ -269,6 +271,9 @@ func TestGateLinkServed(t *testing.T) {
 				t.Fatalf("serve-gates never served: %s %s", out.String(), errOut.String())
 			}
 			time.Sleep(20 * time.Millisecond)
+		}
+		if !strings.Contains(out.String(), "deciding as the user the proxy names in X-Forwarded-User; requests without it are refused") {
+			t.Errorf("serve-gates says nothing of the proxy's header: %s", out.String())
 		}
 
 		r := invoke(ctx, app, args(db, "gate-link", id, "refund", "--ttl", "1h", "--base-url", base)...)
@@ -282,30 +287,32 @@ func TestGateLinkServed(t *testing.T) {
 		if !strings.Contains(r.stderr, "this link can approve refund of run "+id+" until ") {
 			t.Errorf("gate-link's note: %s", r)
 		}
-		page := func(resp *http.Response, err error) (int, string) {
-			t.Helper()
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			body, _ := io.ReadAll(resp.Body)
-			return resp.StatusCode, string(body)
-		}
+		alice := map[string]string{"X-Forwarded-User": "alice"}
 		// Opening the link only asks; posting its form decides.
-		if code, body := page(http.Get(link.String())); code != http.StatusOK || !strings.Contains(body, "<h1>Approve refund</h1>") {
+		if code, body := linkRequest(t, http.MethodGet, link.String(), nil, alice); code != http.StatusOK || !strings.Contains(body, "<h1>Approve refund</h1>") {
 			t.Fatalf("GET the link: %d\n%s", code, body)
+		}
+		if code, body := linkRequest(t, http.MethodGet, link.String(), nil, nil); code != http.StatusForbidden || !strings.Contains(body, "X-Forwarded-User") {
+			t.Errorf("GET the link around the proxy: %d\n%s", code, body)
 		}
 		token := link.Query().Get("token")
 		forged := token[:len(token)-2] + "AA"
-		if code, _ := page(http.PostForm(base, url.Values{"token": {forged}, "by": {"mallory"}})); code != http.StatusForbidden {
+		if code, _ := linkRequest(t, http.MethodPost, base, url.Values{"token": {forged}, "by": {"mallory"}}, alice); code != http.StatusForbidden {
 			t.Errorf("forged token: %d, want 403", code)
 		}
-		if code, body := page(http.PostForm(base, url.Values{"token": {token}, "by": {"dora"}, "reason": {"looks right"}})); code != http.StatusOK || !strings.Contains(body, "approved by dora") {
-			t.Fatalf("POST the link: %d\n%s", code, body)
+		// curl -X POST LINK
+		if code, body := linkRequest(t, http.MethodPost, link.String(), nil, alice); code != http.StatusForbidden || !strings.Contains(body, "Nothing changed") {
+			t.Errorf("a bare POST of the link: %d, want 403\n%s", code, body)
 		}
-		if code, _ := page(http.PostForm(base, url.Values{"token": {token}, "by": {"dora"}})); code != http.StatusConflict {
-			t.Errorf("the link used twice: %d, want 409", code)
+		if code, body := confirmLink(t, link.String(), "mallory", alice); code != http.StatusOK || !strings.Contains(body, "approved by alice.") {
+			t.Fatalf("confirm the link: %d\n%s", code, body)
 		}
+		if code, body := confirmLink(t, link.String(), "", alice); code != http.StatusConflict || !strings.Contains(body, "already decided by alice at ") {
+			t.Errorf("the link used twice: %d, want 409\n%s", code, body)
+		}
+		r = invoke(ctx, app, args(db, "gates", "--decided")...)
+		wantLine(t, r, `RUN ASSET PARTITION DECISION BY AT REASON`)
+		wantLine(t, r, id+` refund - approved alice \S+ \S+ looks right`)
 		r = invoke(ctx, app, args(db, "status", "--follow", id)...)
 		if r.code != 0 {
 			t.Fatalf("status --follow: %s", r)
@@ -388,15 +395,60 @@ func TestRejectionsReadRejected(t *testing.T) {
 	}
 	srv := httptest.NewServer(gateHandler(t, ctx, db))
 	defer srv.Close()
-	resp, err := http.PostForm(srv.URL, url.Values{"token": {link.Query().Get("token")}, "by": {"dora"}})
+	code, body := confirmLink(t, srv.URL+"/gate?"+link.RawQuery, "dora", nil)
+	if code != http.StatusOK || !strings.Contains(body, "rejected by dora (unverified)") {
+		t.Errorf("reject link: %d %s\nwant \"rejected by dora (unverified)\"", code, body)
+	}
+	// Names no sign-in vouched for read unverified.
+	r = invoke(ctx, app, args(db, "gates", "--decided")...)
+	wantLine(t, r, id+` refund - rejected dora \(unverified\) \S+ \S+ looks right`)
+	wantLine(t, r, `\S+ refund - rejected carl \(unverified\) \S+ \S+ -`)
+}
+
+// linkRequest sends a request to a gate link with headers hdr and returns
+// the answer.
+func linkRequest(t *testing.T, method, link string, form url.Values, hdr map[string]string) (int, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, link, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "rejected by dora") {
-		t.Errorf("reject link: %d %s\nwant \"rejected by dora\"", resp.StatusCode, body)
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var formToken = regexp.MustCompile(`name="form" value="([^"]+)"`)
+
+// confirmLink opens a gate link and posts its form as a browser does,
+// naming by on it.
+func confirmLink(t *testing.T, link, by string, hdr map[string]string) (int, string) {
+	t.Helper()
+	code, page := linkRequest(t, http.MethodGet, link, nil, hdr)
+	m := formToken.FindStringSubmatch(page)
+	if code != http.StatusOK || m == nil {
+		return code, page
 	}
+	u, _ := url.Parse(link)
+	h := map[string]string{"Origin": u.Scheme + "://" + u.Host}
+	for k, v := range hdr {
+		h[k] = v
+	}
+	return linkRequest(t, http.MethodPost, link, url.Values{"form": {m[1]}, "by": {by}, "reason": {"looks right"}}, h)
 }
 
 // gateHandler opens an engine without workers on db's database, as
@@ -520,14 +572,9 @@ func TestHourlyGatesByPartition(t *testing.T) {
 		defer eng.Close(context.Background())
 		srv := httptest.NewServer(eng.GateHandler())
 		defer srv.Close()
-		resp, err := http.PostForm(srv.URL, url.Values{"token": {link.Query().Get("token")}, "by": {"dora"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "check (partition 2024-01-02T03) of run "+id+": approved by dora") {
-			t.Fatalf("the link: %d %s", resp.StatusCode, body)
+		code, body := confirmLink(t, srv.URL+"/gate?"+link.RawQuery, "dora", nil)
+		if code != http.StatusOK || !strings.Contains(body, "check (partition 2024-01-02T03) of run "+id+": approved by dora (unverified)") {
+			t.Fatalf("the link: %d %s", code, body)
 		}
 		for h := 4; h < 24; h++ {
 			ref := runtime.Ref{RunID: id, Asset: "check", Partition: flowstone.Partition(fmt.Sprintf("2024-01-02T%02d", h))}

@@ -107,6 +107,7 @@ func printPrune(s *session, res runtime.PruneResult, dryRun bool) {
 		{"backfills", res.Backfills},
 		{"materializations", res.Materializations},
 		{"lineage rows", res.Lineage},
+		{"check results", res.Checks},
 		{"values of kept materializations", res.Values},
 		{"River jobs", res.Jobs},
 	} {

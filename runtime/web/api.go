@@ -82,6 +82,8 @@ type materializationJSON struct {
 	StartedAt   *time.Time          `json:"startedAt"`
 	FinishedAt  *time.Time          `json:"finishedAt"`
 	Upstream    []lineageJSON       `json:"upstream,omitempty"`
+	// Checks are the results of the checks run against it.
+	Checks []checkJSON `json:"checks,omitempty"`
 }
 
 type lineageJSON struct {
@@ -120,13 +122,34 @@ func (h *Handler) asset(w http.ResponseWriter, r *http.Request) {
 		h.failErr(w, r, err)
 		return
 	}
+	hl, err := h.pipelineHealth(ctx, p, time.Now())
+	if err != nil {
+		h.failErr(w, r, err)
+		return
+	}
+	node := describe(a)
+	hl.mark(&node)
 	out := map[string]any{
-		"pipeline": p.Name(), "node": describe(a), "downstream": p.Downstream(key), "valueType": a.ValueType,
+		"pipeline": p.Name(), "node": node, "downstream": p.Downstream(key), "valueType": a.ValueType,
 		"retries": a.Retries, "timeout": durationText(a.Timeout), "queue": a.Queue, "resources": a.Resources,
+		"checks": checkDefs(p, key),
+	}
+	// The checks of the materializations listed, by materialization.
+	byMat := map[string][]checkJSON{}
+	if len(p.Checks(key)) > 0 && len(mats) > 0 {
+		rs, err := h.eng.CheckResults(ctx, p.Name(), key, len(mats)*len(p.Checks(key))+len(p.Checks(key)))
+		if err != nil {
+			h.failErr(w, r, err)
+			return
+		}
+		for _, c := range rs {
+			byMat[c.Materialization] = append(byMat[c.Materialization], toCheck(c))
+		}
 	}
 	list := make([]materializationJSON, len(mats))
 	for i, m := range mats {
 		list[i] = toMaterialization(m)
+		list[i].Checks = byMat[m.ID]
 	}
 	out["materializations"] = list
 	if a.Partitions != nil {
@@ -360,19 +383,51 @@ type gateJSON struct {
 	Asset     string              `json:"asset"`
 	Partition flowstone.Partition `json:"partition"`
 	Since     *time.Time          `json:"since"`
+	Decision  *gateDecisionJSON   `json:"decision,omitempty"`
 }
 
+// gateDecisionJSON is a gate's stored decision. Verified is false when no
+// sign-in vouched for By; decider words it ("ana (unverified)").
+type gateDecisionJSON struct {
+	Action   string     `json:"action"`
+	By       string     `json:"by"`
+	Verified bool       `json:"verified"`
+	Decider  string     `json:"decider"`
+	Reason   string     `json:"reason,omitempty"`
+	At       *time.Time `json:"at"`
+}
+
+func toGates(gs []runtime.Gate) []gateJSON {
+	out := make([]gateJSON, len(gs))
+	for i, g := range gs {
+		out[i] = gateJSON{Pipeline: g.Pipeline, Run: g.RunID, Asset: g.Asset, Partition: g.Partition, Since: timeJSON(g.Since)}
+		if d := g.Decision; d != nil {
+			out[i].Decision = &gateDecisionJSON{Action: d.Action, By: d.By, Verified: d.Verified, Decider: d.Decider(), Reason: d.Reason, At: timeJSON(d.At)}
+		}
+	}
+	return out
+}
+
+// gates answers the gates waiting for a decision.
 func (h *Handler) gates(w http.ResponseWriter, r *http.Request) {
 	gs, err := h.eng.Gates(r.Context(), r.URL.Query().Get("pipeline"))
 	if err != nil {
 		h.failErr(w, r, err)
 		return
 	}
-	out := make([]gateJSON, len(gs))
-	for i, g := range gs {
-		out[i] = gateJSON{Pipeline: g.Pipeline, Run: g.RunID, Asset: g.Asset, Partition: g.Partition, Since: timeJSON(g.Since)}
+	h.json(w, toGates(gs))
+}
+
+// decidedGates answers the newest gate decisions: who decided what, and
+// whether a sign-in vouched for the name.
+func (h *Handler) decidedGates(w http.ResponseWriter, r *http.Request) {
+	limit, _ := strconv.Atoi(r.URL.Query().Get("limit"))
+	gs, err := h.eng.DecidedGates(r.Context(), r.URL.Query().Get("pipeline"), min(limit, 500))
+	if err != nil {
+		h.failErr(w, r, err)
+		return
 	}
-	h.json(w, out)
+	h.json(w, toGates(gs))
 }
 
 // decision is the body of an approve or reject.
@@ -396,29 +451,28 @@ func (h *Handler) decide(w http.ResponseWriter, r *http.Request, user string) {
 		h.fail(w, http.StatusBadRequest, "body: run and asset are required")
 		return
 	}
-	by := user
-	if by == "" {
-		by = d.By
-		if by == "" {
-			by = "token"
+	// A signed-in user is who they signed in as; a bearer-token client
+	// names whoever it likes, recorded as unverified.
+	who := runtime.Decision{By: user, Verified: user != "", Reason: d.Reason}
+	if !who.Verified {
+		who.By = d.By
+		if who.By == "" {
+			who.By = "token"
 		}
 	}
 	ref := runtime.Ref{RunID: d.Run, Asset: d.Asset, Partition: d.Partition}
-	var err error
 	switch action := r.PathValue("action"); action {
-	case "approve":
-		err = h.eng.Approve(r.Context(), ref, by, d.Reason)
-	case "reject":
-		err = h.eng.Reject(r.Context(), ref, by, d.Reason)
+	case "approve", "reject":
+		who.Action = action
 	default:
 		h.fail(w, http.StatusNotFound, "gates: want approve or reject, not "+strconv.Quote(action))
 		return
 	}
-	if err != nil {
+	if err := h.eng.Decide(r.Context(), ref, who); err != nil {
 		h.failErr(w, r, err)
 		return
 	}
-	h.json(w, map[string]string{"decided": r.PathValue("action"), "by": by, "ref": ref.String()})
+	h.json(w, map[string]any{"decided": who.Action, "by": who.By, "verified": who.Verified, "ref": ref.String()})
 }
 
 type backfillJSON struct {

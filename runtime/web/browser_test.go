@@ -165,6 +165,14 @@ func TestBrowser(t *testing.T) {
 	if msg, err := chromedp.Run(gates, chromedp.Text(`#message`)); err != nil || !strings.Contains(msg, "ana approved refund") {
 		t.Errorf("after approving, the page says %q (%v)", msg, err)
 	}
+	// The decision is listed with who made it, signed in.
+	if err := chromedp.Do(gates, chromedp.WaitVisible(`#decided tr[data-run="`+run.ID+`"]`)); err != nil {
+		t.Fatalf("decided gates: %v", err)
+	}
+	if row, err := chromedp.Run(gates, chromedp.Text(`#decided tr[data-run="`+run.ID+`"]`)); err != nil || !strings.Contains(row, "approved") ||
+		!strings.Contains(row, "ana") || strings.Contains(row, "unverified") || !strings.Contains(row, "receipts checked") {
+		t.Errorf("the decided row reads %q (%v)", row, err)
+	}
 	err = chromedp.Do(tab,
 		chromedp.WaitVisible(`#run-status .st-succeeded`),
 		chromedp.WaitVisible(`#nodes tr[data-asset="payout"] .st-succeeded`),

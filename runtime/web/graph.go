@@ -5,6 +5,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flowstone-go/flowstone"
@@ -30,9 +31,16 @@ type nodeJSON struct {
 	// Status is the newest materialization's status, empty when none.
 	Status     string     `json:"status"`
 	FinishedAt *time.Time `json:"finishedAt"`
-	// Stale says why the newest successful materialization is out of
-	// date; empty when it is not, or when that cannot be told.
+	// Stale says why the newest successful materializations are out of
+	// date (Engine.Staleness's reasons, joined); empty when they are not.
 	Stale string `json:"stale,omitempty"`
+	// StaleReasons are those reasons one by one, StalePartitions the
+	// stale partitions of a partitioned asset.
+	StaleReasons    []string              `json:"staleReasons,omitempty"`
+	StalePartitions []flowstone.Partition `json:"stalePartitions,omitempty"`
+	// Freshness is the asset's state against its fresh= bound; nil
+	// without one.
+	Freshness *freshnessJSON `json:"freshness,omitempty"`
 	// Health counts a partitioned asset's partitions by their newest
 	// status ("running" for those a run works on now).
 	Health map[string]int `json:"health,omitempty"`
@@ -55,13 +63,91 @@ func describe(a *runtime.AssetDef) nodeJSON {
 	return n
 }
 
+// freshnessJSON is an asset's state against its freshness bound.
+type freshnessJSON struct {
+	// Bound is fresh= as text ("24h0m0s").
+	Bound string `json:"bound"`
+	// Partition is the partition judged (a time-partitioned asset's
+	// newest complete one).
+	Partition    flowstone.Partition `json:"partition,omitempty"`
+	Materialized *time.Time          `json:"materializedAt"`
+	// Age is how long ago the judged data was materialized, as text;
+	// empty when never.
+	Age     string     `json:"age,omitempty"`
+	Due     *time.Time `json:"due"`
+	Overdue bool       `json:"overdue"`
+	Reason  string     `json:"reason,omitempty"`
+}
+
+func toFreshness(f runtime.Freshness, now time.Time) *freshnessJSON {
+	out := &freshnessJSON{Bound: shortDuration(f.Fresh), Partition: f.Partition, Materialized: timeJSON(f.Materialized), Due: timeJSON(f.Due),
+		Overdue: f.Overdue, Reason: f.Reason}
+	if !f.Materialized.IsZero() {
+		out.Age = now.Sub(f.Materialized).Round(time.Second).String()
+	}
+	return out
+}
+
+// shortDuration words d without its zero tail: 24h, 1h30m, 90s, 1ms.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// health is what the engine says of a pipeline's assets beyond their
+// newest status: staleness with reasons and freshness against fresh=.
+type health struct {
+	stale map[string]runtime.Staleness
+	fresh map[string]*freshnessJSON
+}
+
+// pipelineHealth reads p's staleness and freshness at now.
+func (h *Handler) pipelineHealth(ctx context.Context, p *runtime.Pipeline, now time.Time) (health, error) {
+	out := health{stale: map[string]runtime.Staleness{}, fresh: map[string]*freshnessJSON{}}
+	ss, err := h.eng.Staleness(ctx, p)
+	if err != nil {
+		return out, err
+	}
+	for _, s := range ss {
+		out.stale[s.Asset] = s
+	}
+	fs, err := h.eng.Freshness(ctx, p, now)
+	if err != nil {
+		return out, err
+	}
+	for _, f := range fs {
+		out.fresh[f.Asset] = toFreshness(f, now)
+	}
+	return out, nil
+}
+
+// mark sets n's staleness and freshness from hl.
+func (hl health) mark(n *nodeJSON) {
+	if s := hl.stale[n.Key]; s.Stale {
+		n.Stale, n.StaleReasons, n.StalePartitions = strings.Join(s.Reasons, "; "), s.Reasons, s.Partitions
+	}
+	n.Freshness = hl.fresh[n.Key]
+}
+
 // graph answers every bound pipeline's assets with their newest status,
-// staleness and partitions' health.
+// staleness, freshness and partitions' health.
 func (h *Handler) graph(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	now := time.Now()
 	out := []pipelineJSON{}
 	for _, p := range h.eng.Pipelines() {
 		latest, err := h.eng.Latest(ctx, p.Name())
+		if err != nil {
+			h.failErr(w, r, err)
+			return
+		}
+		hl, err := h.pipelineHealth(ctx, p, now)
 		if err != nil {
 			h.failErr(w, r, err)
 			return
@@ -71,8 +157,8 @@ func (h *Handler) graph(w http.ResponseWriter, r *http.Request) {
 			n := describe(a)
 			if m, ok := latest[a.Key]; ok {
 				n.Status, n.FinishedAt = m.Status, timeJSON(m.FinishedAt)
-				n.Stale = staleness(a, m, latest)
 			}
+			hl.mark(&n)
 			if a.Partitions != nil {
 				parts, err := h.partitions(ctx, p.Name(), a.Key)
 				if err != nil {
@@ -89,31 +175,6 @@ func (h *Handler) graph(w http.ResponseWriter, r *http.Request) {
 		out = append(out, pj)
 	}
 	h.json(w, out)
-}
-
-// staleness says why m, asset a's newest materialization, is out of date:
-// the code changed since, or (both unpartitioned) an upstream succeeded
-// after it.
-func staleness(a *runtime.AssetDef, m runtime.Materialization, latest map[string]runtime.Materialization) string {
-	if m.Status != "succeeded" {
-		return ""
-	}
-	if m.CodeVersion != "" && a.CodeVersion != "" && m.CodeVersion != a.CodeVersion {
-		return "code changed since it was materialized"
-	}
-	if a.Partitions != nil {
-		return ""
-	}
-	for _, d := range a.Deps {
-		if d.Kind == runtime.DepPrevious {
-			continue
-		}
-		up, ok := latest[d.Asset]
-		if ok && up.Status == "succeeded" && up.Partition == "" && up.FinishedAt.After(m.FinishedAt) {
-			return "upstream " + d.Asset + " changed since"
-		}
-	}
-	return ""
 }
 
 // partitionJSON is one partition of an asset: its newest

@@ -24,10 +24,10 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/flowstone-go/flowstone/runtime"
+	"github.com/flowstone-go/flowstone/runtime/internal/websec"
 )
 
 //go:embed static
@@ -96,15 +96,17 @@ func (h *Handler) routes(files http.Handler) {
 	m.HandleFunc("GET /api/runs/{id}/logs", h.runLogs)
 	m.HandleFunc("POST /api/runs/{id}/cancel", h.write(h.cancelRun, true))
 	m.HandleFunc("GET /api/gates", h.gates)
+	m.HandleFunc("GET /api/gates/decided", h.decidedGates)
 	m.HandleFunc("POST /api/gates/{action}", h.write(h.decide, true))
 	m.HandleFunc("GET /api/backfills", h.backfills)
 	m.HandleFunc("POST /api/backfills/{id}/cancel", h.write(h.cancelBackfill, true))
 	m.HandleFunc("GET /api/schedules", h.schedules)
+	m.HandleFunc("GET /api/health", h.health)
 }
 
 // ServeHTTP serves the page, the API and, when mounted, River's view.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("X-Frame-Options", "DENY")
+	websec.Headers(w.Header(), "")
 	if h.opts.River != nil && (r.URL.Path == "/river" || strings.HasPrefix(r.URL.Path, "/river/")) {
 		// River's view brings its own scripts and policy. Its writes
 		// (cancel, retry, delete jobs) need a user like the page's, asked
@@ -118,10 +120,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// FlowStone's pages load only their own files.
-	hdr := w.Header()
-	hdr.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
+	websec.Headers(w.Header(), "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -151,7 +151,7 @@ func (h *Handler) write(fn func(w http.ResponseWriter, r *http.Request, user str
 			return
 		}
 		if tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok && h.opts.Token != "" {
-			if subtle.ConstantTimeCompare([]byte(tok), []byte(h.opts.Token)) != 1 {
+			if !websec.Equal(tok, h.opts.Token) {
 				h.unauthorized(w, csrf)
 				return
 			}
@@ -164,7 +164,7 @@ func (h *Handler) write(fn func(w http.ResponseWriter, r *http.Request, user str
 			h.unauthorized(w, csrf)
 			return
 		}
-		if !sameOrigin(r) || csrf && subtle.ConstantTimeCompare([]byte(r.Header.Get("X-CSRF-Token")), []byte(h.csrf)) != 1 {
+		if websec.SameOrigin(r, false) != nil || csrf && !websec.Equal(r.Header.Get("X-CSRF-Token"), h.csrf) {
 			h.fail(w, http.StatusForbidden, "missing or wrong CSRF token, or a cross-origin request: write from the page")
 			return
 		}
@@ -180,19 +180,4 @@ func (h *Handler) unauthorized(w http.ResponseWriter, page bool) {
 		w.Header().Set("WWW-Authenticate", `Basic realm="FlowStone", charset="UTF-8"`)
 	}
 	h.fail(w, http.StatusUnauthorized, "sign in to write: a user name and password, or the bearer token")
-}
-
-// sameOrigin refuses requests a browser marks as coming from another site.
-func sameOrigin(r *http.Request) bool {
-	switch r.Header.Get("Sec-Fetch-Site") {
-	case "", "same-origin", "none":
-	default:
-		return false
-	}
-	origin := r.Header.Get("Origin")
-	if origin == "" {
-		return true
-	}
-	u, err := url.Parse(origin)
-	return err == nil && u.Host == r.Host
 }

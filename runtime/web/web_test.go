@@ -292,7 +292,7 @@ func TestWritesNeedUserAndCSRF(t *testing.T) {
 			t.Errorf("approving a non-gate: %d %s, want 409", code, body)
 		}
 		code, body := s.post(t, "/api/gates/approve", approve, ok)
-		if code != http.StatusOK || !strings.Contains(body, `"by":"ana"`) {
+		if code != http.StatusOK || !strings.Contains(body, `"by":"ana"`) || !strings.Contains(body, `"verified":true`) {
 			t.Fatalf("approve as ana: %d %s", code, body)
 		}
 		if code, body := s.post(t, "/api/gates/reject", approve, ok); code != http.StatusConflict {
@@ -317,8 +317,27 @@ func TestWritesNeedUserAndCSRF(t *testing.T) {
 		waitGate(t, s.eng, run.ID)
 		code, body = s.post(t, "/api/gates/reject", map[string]any{"run": run.ID, "asset": refunds.AssetRefund, "partition": "2024-03-02", "by": "billing-bot"},
 			map[string]string{"Authorization": "Bearer api-token-123"})
-		if code != http.StatusOK || !strings.Contains(body, `"by":"billing-bot"`) {
+		if code != http.StatusOK || !strings.Contains(body, `"by":"billing-bot"`) || !strings.Contains(body, `"verified":false`) {
 			t.Errorf("reject by token: %d %s", code, body)
+		}
+		// The signed-in user is verified; the token's "by" is its own say.
+		var decided []struct {
+			Run      string
+			Decision struct {
+				Action, By, Decider string
+				Verified            bool
+			}
+		}
+		s.get(t, "/api/gates/decided", &decided)
+		who := map[string]string{}
+		for _, g := range decided {
+			who[g.Run] = g.Decision.Action + " " + g.Decision.Decider
+			if g.Decision.Verified != (g.Decision.By == "ana") {
+				t.Errorf("decision %+v: verified wrong", g.Decision)
+			}
+		}
+		if who[s.run] != "approve ana" || who[run.ID] != "reject billing-bot (unverified)" {
+			t.Errorf("decided gates: %v", who)
 		}
 	})
 }

@@ -174,14 +174,18 @@ func (Store) ValuesInPage(ctx context.Context, q Querier, s PruneScope, p PruneP
 		append(args, s.Keep, s.Keep)...)
 }
 
-// DeleteMaterializations deletes materializations with their lineage rows.
-func (Store) DeleteMaterializations(ctx context.Context, q Querier, ids []string) (lineage, mats int64, err error) {
+// DeleteMaterializations deletes materializations with their lineage rows
+// and the results of the checks run against them.
+func (Store) DeleteMaterializations(ctx context.Context, q Querier, ids []string) (lineage, checks, mats int64, err error) {
 	in, args := placeholders(len(ids)), anys(ids)
 	if lineage, err = q.Exec(ctx, `DELETE FROM flowstone_lineage WHERE materialization_id IN (`+in+`)`, args...); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
+	}
+	if checks, err = q.Exec(ctx, `DELETE FROM flowstone_check_results WHERE materialization_id IN (`+in+`)`, args...); err != nil {
+		return lineage, 0, 0, err
 	}
 	mats, err = q.Exec(ctx, `DELETE FROM flowstone_materializations WHERE id IN (`+in+`)`, args...)
-	return lineage, mats, err
+	return lineage, checks, mats, err
 }
 
 // DropValues removes the values of materializations, which stay.
@@ -192,7 +196,7 @@ func (Store) DropValues(ctx context.Context, q Querier, ids []string) (int64, er
 
 // PruneCounts is what a prune deletes.
 type PruneCounts struct {
-	Runs, Backfills, Materializations, Lineage, Values, Jobs int64
+	Runs, Backfills, Materializations, Lineage, Checks, Values, Jobs int64
 }
 
 // CountPrune counts what a prune of scope deletes, deleting nothing; jobs
@@ -227,11 +231,13 @@ func (Store) CountPrune(ctx context.Context, q Querier, s PruneScope, jobsHorizo
 			(SELECT count(*) FROM flowstone_materializations m WHERE m.finished_at < ?`+mfilter+` AND m.id NOT IN (SELECT id FROM kept)),
 			(SELECT count(*) FROM flowstone_lineage l JOIN flowstone_materializations m ON m.id = l.materialization_id
 				WHERE m.finished_at < ?`+mfilter+` AND m.id NOT IN (SELECT id FROM kept)),
+			(SELECT count(*) FROM flowstone_check_results c JOIN flowstone_materializations m ON m.id = c.materialization_id
+				WHERE m.finished_at < ?`+mfilter+` AND m.id NOT IN (SELECT id FROM kept)),
 			(SELECT count(*) FROM flowstone_materializations m WHERE m.finished_at < ?`+mfilter+` AND m.id IN (SELECT id FROM kept)
 				AND `+superseded+` AND `+hasValue+`)`,
 		slices.Concat([]any{s.Before, s.Keep, s.Keep, s.Before}, rargs, margs,
-			old, margs, old, margs, old, margs, []any{s.Keep, s.Keep})...).
-		Scan(&c.Materializations, &c.Lineage, &c.Values)
+			old, margs, old, margs, old, margs, old, margs, []any{s.Keep, s.Keep})...).
+		Scan(&c.Materializations, &c.Lineage, &c.Checks, &c.Values)
 	if err != nil {
 		return c, err
 	}

@@ -450,15 +450,20 @@ type Waiting struct {
 	Pipeline string
 	// Since is when it started, in microseconds.
 	Since int64
+	// State is the value stored under the state name Waiting was asked
+	// for (a gate's decision, stored before the job applying it runs), ""
+	// when none is.
+	State string
 }
 
 // Waiting lists the waiting nodes of pipeline (every pipeline when empty),
-// oldest first.
-func (Store) Waiting(ctx context.Context, q Querier, pipeline string) ([]Waiting, error) {
-	rs, err := q.Query(ctx, `SELECT ra.run_id, r.pipeline, ra.asset, ra.partition_key, COALESCE(ra.started_at, 0)
+// oldest first, each with its state stored under name.
+func (Store) Waiting(ctx context.Context, q Querier, pipeline, name string) ([]Waiting, error) {
+	rs, err := q.Query(ctx, `SELECT ra.run_id, r.pipeline, ra.asset, ra.partition_key, COALESCE(ra.started_at, 0), COALESCE(s.value, '')
 		FROM flowstone_run_assets ra JOIN flowstone_runs r ON r.id = ra.run_id
+		LEFT JOIN flowstone_state s ON s.run_id = ra.run_id AND s.asset = ra.asset AND s.partition_key = ra.partition_key AND s.name = ?
 		WHERE ra.status = ? AND (? = '' OR r.pipeline = ?) ORDER BY ra.started_at, ra.run_id, ra.asset, ra.partition_key`,
-		AssetWaiting, pipeline, pipeline)
+		name, AssetWaiting, pipeline, pipeline)
 	if err != nil {
 		return nil, err
 	}
@@ -466,7 +471,31 @@ func (Store) Waiting(ctx context.Context, q Querier, pipeline string) ([]Waiting
 	var out []Waiting
 	for rs.Next() {
 		var w Waiting
-		if err := rs.Scan(&w.Run, &w.Pipeline, &w.Asset, &w.Partition, &w.Since); err != nil {
+		if err := rs.Scan(&w.Run, &w.Pipeline, &w.Asset, &w.Partition, &w.Since, &w.State); err != nil {
+			return nil, err
+		}
+		out = append(out, w)
+	}
+	return out, rs.Err()
+}
+
+// StatesNamed lists the state stored under name of pipeline's runs (every
+// pipeline when empty), newest run first, at most limit: the gates' stored
+// decisions. Since is the node's start.
+func (Store) StatesNamed(ctx context.Context, q Querier, pipeline, name string, limit int) ([]Waiting, error) {
+	rs, err := q.Query(ctx, `SELECT s.run_id, r.pipeline, s.asset, s.partition_key, COALESCE(ra.started_at, 0), s.value
+		FROM flowstone_state s JOIN flowstone_runs r ON r.id = s.run_id
+		LEFT JOIN flowstone_run_assets ra ON ra.run_id = s.run_id AND ra.asset = s.asset AND ra.partition_key = s.partition_key
+		WHERE s.name = ? AND (? = '' OR r.pipeline = ?) ORDER BY r.created_at DESC, s.run_id, s.asset, s.partition_key LIMIT ?`,
+		name, pipeline, pipeline, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []Waiting
+	for rs.Next() {
+		var w Waiting
+		if err := rs.Scan(&w.Run, &w.Pipeline, &w.Asset, &w.Partition, &w.Since, &w.State); err != nil {
 			return nil, err
 		}
 		out = append(out, w)

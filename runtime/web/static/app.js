@@ -106,6 +106,7 @@ async function route() {
       case "gates": return await gatesPage();
       case "backfills": return await backfillsPage();
       case "schedules": return await schedulesPage();
+      case "health": return await healthPage(query);
     }
     show(el("p", {}, "No such page."));
   } catch (err) { fail(err); }
@@ -137,7 +138,7 @@ function legend() {
     el("span", {}, line("k-partitions"), " partitions"), el("span", {}, line("k-previous"), " previous partition"),
     el("span", {}, line("k-order"), " order only"),
     el("span", {}, pill("succeeded"), " ", pill("failed"), " ", pill("running"), " ", pill("waiting"), " newest materialization"),
-    el("span", {}, "dashed border: stale"));
+    el("span", {}, "dashed border: stale"), el("span", {}, "red border: overdue (", el("a", { href: "#/health" }, "health"), ")"));
 }
 
 function drawGraph(svg, p, search) {
@@ -176,14 +177,17 @@ function drawGraph(svg, p, search) {
   for (const a of p.assets) {
     const n = g.node(a.key);
     const x = n.x - NODE_W / 2, y = n.y - NODE_H / 2;
-    const cls = ["node", "s-" + (a.status || "none"), a.stale ? "stale" : ""].join(" ");
+    const overdue = a.freshness && a.freshness.overdue;
+    const cls = ["node", "s-" + (a.status || "none"), a.stale ? "stale" : "", overdue ? "overdue" : ""].join(" ");
     const ge = el("g", { class: cls, "data-asset": a.key, transform: `translate(${x},${y})`, onclick: () => { location.hash = "#/asset/" + encodeURIComponent(p.name) + "/" + encodeURIComponent(a.key); } },
-      el("title", {}, [a.key, a.description, a.stale ? "stale: " + a.stale : "", a.status ? "newest: " + a.status + " " + when(a.finishedAt) : "never materialized"].filter(Boolean).join("\n")),
+      el("title", {}, [a.key, a.description, a.stale ? "stale: " + a.stale : "", overdue ? "overdue: " + a.freshness.reason : "",
+        a.status ? "newest: " + a.status + " " + when(a.finishedAt) : "never materialized"].filter(Boolean).join("\n")),
       el("rect", { class: "box", width: NODE_W, height: NODE_H }),
       el("text", { x: 8, y: 17 }, a.key.length > 24 ? a.key.slice(0, 23) + "…" : a.key),
       el("text", { class: "sub", x: 8, y: 31 }, [compound ? "" : a.group, a.partitions, a.schedule ? "⏱ " + a.schedule : ""].filter(Boolean).join(" · ") || (a.status || "never materialized")));
     if (a.kind && a.kind !== "standard") ge.append(el("text", { class: "kind", x: NODE_W - 6, y: 13, "text-anchor": "end" }, a.kind));
-    if (a.stale) ge.append(el("text", { class: "stale", x: NODE_W - 6, y: 31, "text-anchor": "end" }, "stale"));
+    const marks = [overdue ? "overdue" : "", a.stale ? "stale" : ""].filter(Boolean).join(" · ");
+    if (marks) ge.append(el("text", { class: overdue ? "overdue" : "stale", x: NODE_W - 6, y: 31, "text-anchor": "end" }, marks));
     if (a.health) ge.append(healthBar(a.health, 8, NODE_H - 12, NODE_W - 16, 6));
     view.append(ge);
     nodes.push({ a, ge, x: n.x, y: n.y });
@@ -286,6 +290,9 @@ async function assetPage(pipeline, key, query) {
   prop("queue", d.queue);
   prop("resources", (d.resources || []).join(", "));
   prop("tags", (n.tags || []).join(", "));
+  if (n.freshness) prop("freshness", freshnessText(n.freshness));
+  prop("stale", n.staleReasons ? el("div", { id: "stale" }, n.staleReasons.map((r) => el("div", { class: "stale-reason" }, r)),
+    n.stalePartitions ? el("div", { class: "muted" }, "partitions: " + abbreviate(n.stalePartitions, 6)) : null) : "");
 
   const lineage = el("div", {},
     el("h2", {}, "Lineage"),
@@ -304,6 +311,7 @@ async function assetPage(pipeline, key, query) {
 
   if (d.partitions) kids.push(partitionsMatrix(pipeline, key, d.partitions, part));
   kids.push(metadataCharts(mats));
+  if ((d.checks || []).length) kids.push(checksSection(d.checks, newest));
   kids.push(el("h2", {}, "Materializations" + (part ? " (partition " + part + ")" : "")), materializationsTable(pipeline, part ? mats.filter((m) => m.partition === part) : mats));
   if (d.preview) {
     const pv = d.preview;
@@ -344,11 +352,55 @@ function partitionsMatrix(pipeline, key, parts, selected) {
 function materializationsTable(pipeline, mats) {
   if (!mats.length) return el("p", { class: "muted" }, "Never materialized.");
   return el("table", { id: "materializations" },
-    el("tr", {}, ["finished", "partition", "status", "run", "attempts", "code version", "metadata"].map((h) => el("th", {}, h))),
-    mats.map((m) => el("tr", {},
+    el("tr", {}, ["finished", "partition", "status", "checks", "run", "attempts", "code version", "metadata"].map((h) => el("th", {}, h))),
+    mats.map((m) => el("tr", { "data-materialization": m.id, class: (m.checks || []).some((c) => c.blocks) ? "blocks" : null },
       el("td", {}, when(m.finishedAt)), el("td", {}, m.partition || ""), el("td", {}, pill(m.status), m.error ? el("div", { class: "error" }, m.error) : null),
+      el("td", { class: "checks" }, (m.checks || []).map((c) => el("span", { class: "check " + checkClass(c), title: checkTitle(c) }, (c.passed ? "✓ " : "✗ ") + c.check))),
       el("td", {}, runLink(m.run)), el("td", {}, m.attempts), el("td", {}, el("code", {}, (m.codeVersion || "").slice(0, 12))),
-      el("td", {}, Object.entries(m.metadata || {}).map(([k, v]) => el("div", {}, el("code", {}, k), " = ", typeof v === "object" ? JSON.stringify(v) : String(v)))))));
+      el("td", {}, metadataCells(m.metadata)))));
+}
+
+// checkClass is a check result's style: passed, a warning, a failure, or
+// a blocking failure (its materialization is failed for its dependents).
+function checkClass(c) {
+  if (c.passed) return "passed";
+  return c.blocks ? "failed blocks" : c.severity === "warn" ? "warned" : "failed";
+}
+
+function checkTitle(c) {
+  return c.check + ": " + (c.passed ? "passed" : "failed") + " (" + c.severity + (c.blocking ? ", blocking" : "") + ")" + (c.description ? "\n" + c.description : "");
+}
+
+function metadataCells(md) {
+  return Object.entries(md || {}).map(([k, v]) => el("div", {}, el("code", {}, k), " = ", typeof v === "object" ? JSON.stringify(v) : String(v)));
+}
+
+// checksSection lists the asset's checks with their results about the
+// materialization shown.
+function checksSection(defs, mat) {
+  const results = (mat && mat.checks) || [];
+  return el("div", {}, el("h2", {}, "Checks" + (mat ? " of materialization " + mat.id.slice(0, 12) + (mat.partition ? " [" + mat.partition + "]" : "") : "")),
+    el("table", { id: "checks" },
+      el("tr", {}, ["check", "result", "severity", "blocking", "description", "metadata", "at"].map((h) => el("th", {}, h))),
+      defs.map((d) => {
+        const c = results.find((r) => r.check === d.name);
+        if (!c) return el("tr", { "data-check": d.name }, el("td", {}, d.name), el("td", { class: "muted" }, mat ? "not run yet" : "never run"),
+          el("td", {}, d.severity), el("td", {}, d.blocking ? "blocking" : ""), el("td", {}, d.description || ""), el("td", {}), el("td", {}));
+        return el("tr", { "data-check": d.name, class: c.blocks ? "blocks" : null },
+          el("td", {}, d.name), el("td", {}, el("span", { class: "check " + checkClass(c) }, c.passed ? "passed" : c.blocks ? "failed, blocking" : "failed")),
+          el("td", {}, c.severity), el("td", {}, c.blocking ? "blocking" : ""), el("td", {}, c.description || d.description || ""),
+          el("td", {}, metadataCells(c.metadata)), el("td", {}, when(c.at)));
+      })));
+}
+
+function freshnessText(f) {
+  const age = f.age ? "materialized " + f.age + " ago" : "never materialized";
+  return el("span", { id: "freshness", class: f.overdue ? "overdue" : "" }, (f.overdue ? "overdue: " : "fresh: ") + "bound " + f.bound +
+    (f.partition ? ", partition " + f.partition : "") + ", " + age + (f.due ? ", due " + when(f.due) : "") + (f.overdue && f.reason ? " (" + f.reason + ")" : ""));
+}
+
+function abbreviate(list, n) {
+  return list.length <= n ? list.join(", ") : list.slice(0, n).join(", ") + " and " + (list.length - n) + " more";
 }
 
 // metadataCharts plots each numeric metadata key over time (oldest left).
@@ -478,28 +530,78 @@ function ganttChart(run) {
 // ---- gates ----
 
 async function gatesPage() {
-  const gates = await api("gates");
+  const [gates, decided] = await Promise.all([api("gates"), api("gates/decided?limit=20")]);
   const msg = el("p", { class: "error", id: "message" });
   const kids = [el("h1", {}, "Gates waiting"), msg];
   if (!state.session.writable) kids.push(el("p", { class: "notice" }, "This server is read-only: start serve with --user NAME:PASSWORD to approve and reject here."));
   else if (!credentials()) kids.push(el("p", { class: "notice" }, "Sign in (top right) to approve or reject."));
-  if (!gates.length) return show(...kids, el("p", { class: "muted", id: "no-gates" }, "No gate is waiting."));
-  kids.push(el("table", { id: "gates" }, el("tr", {}, ["pipeline", "run", "asset", "partition", "waiting since", "decision"].map((h) => el("th", {}, h))),
+  if (!gates.length) kids.push(el("p", { class: "muted", id: "no-gates" }, "No gate is waiting."));
+  else kids.push(el("table", { id: "gates" }, el("tr", {}, ["pipeline", "run", "asset", "partition", "waiting since", "decision"].map((h) => el("th", {}, h))),
     gates.map((g) => {
       const reason = el("input", { placeholder: "reason", size: 24, class: "reason" });
       const decide = (action) => async () => {
         try {
           const out = await post("gates/" + action, { run: g.run, asset: g.asset, partition: g.partition, reason: reason.value });
           msg.className = "muted";
-          msg.textContent = out.by + " " + (action === "approve" ? "approved" : "rejected") + " " + out.ref;
+          msg.textContent = out.by + (out.verified ? "" : " (unverified)") + " " + (action === "approve" ? "approved" : "rejected") + " " + out.ref;
           setTimeout(route, 300);
         } catch (err) { msg.className = "error"; msg.textContent = err.message; }
       };
       return el("tr", { "data-run": g.run, "data-asset": g.asset },
         el("td", {}, g.pipeline), el("td", {}, runLink(g.run)), el("td", {}, assetLink(g.pipeline, g.asset, g.partition)), el("td", {}, g.partition),
         el("td", {}, when(g.since)),
-        el("td", {}, reason, " ", el("button", { class: "approve", onclick: decide("approve") }, "Approve"), " ", el("button", { class: "reject danger", onclick: decide("reject") }, "Reject")));
+        g.decision ? el("td", {}, decisionText(g.decision), " (being applied)")
+          : el("td", {}, reason, " ", el("button", { class: "approve", onclick: decide("approve") }, "Approve"), " ", el("button", { class: "reject danger", onclick: decide("reject") }, "Reject")));
     })));
+  kids.push(el("h2", {}, "Decided"));
+  if (!decided.length) kids.push(el("p", { class: "muted", id: "no-decided" }, "No gate was decided yet."));
+  else kids.push(el("table", { id: "decided" }, el("tr", {}, ["pipeline", "run", "asset", "partition", "decision", "by", "at", "reason"].map((h) => el("th", {}, h))),
+    decided.map((g) => el("tr", { "data-run": g.run, "data-asset": g.asset },
+      el("td", {}, g.pipeline), el("td", {}, runLink(g.run)), el("td", {}, assetLink(g.pipeline, g.asset, g.partition)), el("td", {}, g.partition),
+      el("td", {}, el("span", { class: "pill " + (g.decision.action === "approve" ? "st-succeeded" : "st-failed") }, pastTense(g.decision.action))),
+      el("td", { class: g.decision.verified ? "" : "unverified", title: g.decision.verified ? "signed in" : "no sign-in vouched for this name" }, g.decision.decider),
+      el("td", {}, when(g.decision.at)), el("td", {}, g.decision.reason || "")))));
+  show(...kids);
+}
+
+function pastTense(action) {
+  return { approve: "approved", reject: "rejected", fail: "failed" }[action] || action;
+}
+
+function decisionText(d) {
+  return pastTense(d.action) + " by " + d.decider;
+}
+
+// ---- health: freshness, staleness, failed checks ----
+
+async function healthPage(query) {
+  const d = await api("health" + (query.get("pipeline") ? "?pipeline=" + encodeURIComponent(query.get("pipeline")) : ""));
+  const many = d.pipelines.length > 1;
+  const asset = (x) => assetLink(x.pipeline, x.asset, x.partition);
+  const kids = [el("h1", {}, "Health")];
+  const overdue = d.freshness.filter((f) => f.freshness.overdue);
+  kids.push(el("h2", {}, "Freshness"), el("p", { class: "muted" }, overdue.length + " of " + d.freshness.length + " assets with a freshness bound (fresh=) are overdue."));
+  if (d.freshness.length) kids.push(el("table", { id: "freshness" },
+    el("tr", {}, [many ? "pipeline" : null, "asset", "state", "bound", "partition", "materialized", "age", "due", "reason"].filter(Boolean).map((h) => el("th", {}, h))),
+    d.freshness.map((x) => { const f = x.freshness; return el("tr", { "data-asset": x.asset, class: f.overdue ? "overdue" : null },
+      many ? el("td", {}, x.pipeline) : null, el("td", {}, assetLink(x.pipeline, x.asset)),
+      el("td", {}, el("span", { class: "pill " + (f.overdue ? "st-failed" : "st-succeeded") }, f.overdue ? "overdue" : "fresh")),
+      el("td", {}, f.bound), el("td", {}, f.partition || ""), el("td", {}, f.materializedAt ? when(f.materializedAt) : "never"),
+      el("td", {}, f.age || ""), el("td", {}, f.due ? when(f.due) : ""), el("td", {}, f.reason || "")); })));
+  kids.push(el("h2", {}, "Stale"));
+  if (!d.stale.length) kids.push(el("p", { class: "muted", id: "no-stale" }, "No asset is stale: every newest materialization follows from its code and upstreams."));
+  else kids.push(el("table", { id: "stale" },
+    el("tr", {}, [many ? "pipeline" : null, "asset", "why", "partitions"].filter(Boolean).map((h) => el("th", {}, h))),
+    d.stale.map((x) => el("tr", { "data-asset": x.asset }, many ? el("td", {}, x.pipeline) : null, el("td", {}, assetLink(x.pipeline, x.asset)),
+      el("td", {}, x.staleReasons.map((r) => el("div", {}, r))), el("td", {}, x.stalePartitions ? abbreviate(x.stalePartitions, 6) : "")))));
+  kids.push(el("h2", {}, "Failed checks"));
+  if (!d.failedChecks.length) kids.push(el("p", { class: "muted", id: "no-failed-checks" }, "No check has failed."));
+  else kids.push(el("table", { id: "failed-checks" },
+    el("tr", {}, ["asset", "partition", "check", "result", "severity", "description", "metadata", "run", "at"].map((h) => el("th", {}, h))),
+    d.failedChecks.map((c) => el("tr", { "data-asset": c.asset, "data-check": c.check, class: c.blocks ? "blocks" : null },
+      el("td", {}, asset(c)), el("td", {}, c.partition || ""), el("td", {}, c.check),
+      el("td", {}, el("span", { class: "check " + checkClass(c) }, c.blocks ? "failed, blocking" : "failed")), el("td", {}, c.severity),
+      el("td", {}, c.description || ""), el("td", {}, metadataCells(c.metadata)), el("td", {}, c.run ? runLink(c.run) : "check run alone"), el("td", {}, when(c.at))))));
   show(...kids);
 }
 
