@@ -66,6 +66,8 @@ type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	rollback func(ctx context.Context, tx TTx) error
 	closeDB  func()
 	started  bool
+	// out rides out the database's outages; nil fails at once.
+	out *outage
 }
 
 func (b *riverBackend[D, T]) pool() querier    { return b.db }
@@ -109,8 +111,16 @@ func (b *riverBackend[D, T]) deleteFinishedJobs(ctx context.Context, where strin
 }
 
 // inTx runs fn in a transaction, running it again from the start when it
-// collided with another transaction (deadlock, serialization, busy).
+// collided with another transaction (deadlock, serialization, busy), or
+// once the database is back when it could not be reached. A transaction
+// whose commit was lost with its connection may have committed: its
+// statements guard on the state they change, so running it again is
+// harmless.
 func (b *riverBackend[D, T]) inTx(ctx context.Context, fn func(tx txn) error) error {
+	return b.out.ride(ctx, func(ctx context.Context) error { return b.inTxOnce(ctx, fn) })
+}
+
+func (b *riverBackend[D, T]) inTxOnce(ctx context.Context, fn func(tx txn) error) error {
 	for attempt := 1; ; attempt++ {
 		err := b.tryTx(ctx, fn)
 		if err == nil || !store.Retryable(err) || attempt == 8 {
@@ -181,7 +191,7 @@ func (anyArgs) Kind() string { return "" }
 // openPostgres connects a pool whose search_path is schema and builds the
 // River client on it; the migrate it returns creates the schema. A
 // readOnly pool's transactions are read-only.
-func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, lines []store.Line, readOnly bool) (*riverBackend[*riverpgxv5.Driver, pgx.Tx], func(context.Context) error, error) {
+func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, lines []store.Line, readOnly bool, out *outage) (*riverBackend[*riverpgxv5.Driver, pgx.Tx], func(context.Context) error, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres url: %w", err)
@@ -223,6 +233,7 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 		commit:   func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
 		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
 		closeDB:  pool.Close,
+		out:      out,
 	}
 	migrate := func(ctx context.Context) error {
 		// One migrator of the schema at a time across processes: a session
@@ -258,7 +269,7 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 // River's SQLite driver documents, and builds the River client on it. A
 // readOnly connection leaves the journal mode as it is and refuses writes
 // (query_only).
-func openSQLite(ctx context.Context, path string, rcfg *river.Config, lines []store.Line, readOnly bool) (*riverBackend[*riversqlite.Driver, *sql.Tx], func(context.Context) error, error) {
+func openSQLite(ctx context.Context, path string, rcfg *river.Config, lines []store.Line, readOnly bool, out *outage) (*riverBackend[*riversqlite.Driver, *sql.Tx], func(context.Context) error, error) {
 	dsn := "file:" + path + "?_pragma=busy_timeout(20000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 	switch {
 	case path == ":memory:":
@@ -308,6 +319,7 @@ func openSQLite(ctx context.Context, path string, rcfg *river.Config, lines []st
 		commit:   func(_ context.Context, tx *sql.Tx) error { return tx.Commit() },
 		rollback: func(_ context.Context, tx *sql.Tx) error { return tx.Rollback() },
 		closeDB:  func() { db.Close() },
+		out:      out,
 	}
 	migrate := func(ctx context.Context) error {
 		m, err := rivermigrate.New(driver, nil)

@@ -215,13 +215,13 @@ func openRawRiver(ctx context.Context, cfg Config) (*rawRiver, error) {
 	var migrate func(context.Context) error
 	switch db.dialect {
 	case "postgres":
-		be, m, err := openPostgres(ctx, db.target, cfg.Schema, rcfg, []store.Line{store.Core()}, false)
+		be, m, err := openPostgres(ctx, db.target, cfg.Schema, rcfg, []store.Line{store.Core()}, false, nil)
 		if err != nil {
 			return nil, err
 		}
 		r.be, migrate, r.hopTx, r.subscribe = be, m, rawHopTx(be), rawSubscribe(be)
 	default:
-		be, m, err := openSQLite(ctx, db.target, rcfg, []store.Line{store.Core()}, false)
+		be, m, err := openSQLite(ctx, db.target, rcfg, []store.Line{store.Core()}, false, nil)
 		if err != nil {
 			return nil, err
 		}

@@ -58,6 +58,13 @@ type Config struct {
 	// jobs to the others within about this long. Zero means 30 seconds.
 	// Processes' clocks must agree to well within it.
 	TakeoverAfter time.Duration
+	// WaitForDatabase is how long Open waits for a database it cannot
+	// reach (IsUnreachable: refused, reset, starting up) before it fails
+	// with ErrDatabaseUnreachable; it says so once and retries with
+	// backoff meanwhile. Zero fails at once. Errors the database answers
+	// (a bad password, an unknown database) fail at once either way. Once
+	// open, the engine rides out outages whatever this says.
+	WaitForDatabase time.Duration
 	// PollInterval is how often idle workers look for jobs. Zero means 1s
 	// on PostgreSQL (which is also woken by LISTEN/NOTIFY) and 50ms on
 	// SQLite.

@@ -50,6 +50,8 @@ type Engine struct {
 	stopOnce sync.Once
 	// live beats for this process while it works jobs.
 	live *liveness
+	// out follows the database's outages for every loop of the engine.
+	out *outage
 }
 
 // Open connects to cfg.Database, migrates River's and FlowStone's tables,
@@ -68,6 +70,7 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	if e.log == nil {
 		e.log = slog.Default()
 	}
+	e.out = newOutage(e.log)
 	if e.cfg.RetryDelay == nil {
 		e.cfg.RetryDelay = defaultRetryDelay
 	}
@@ -99,14 +102,15 @@ func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error)
 	var migrate func(context.Context) error
 	switch db.dialect {
 	case "postgres":
-		e.be, migrate, err = openPostgres(ctx, db.target, cfg.Schema, rcfg, lines, false)
+		e.be, migrate, err = openPostgres(ctx, db.target, cfg.Schema, rcfg, lines, false, e.out)
 	default:
-		e.be, migrate, err = openSQLite(ctx, db.target, rcfg, lines, false)
+		e.be, migrate, err = openSQLite(ctx, db.target, rcfg, lines, false, e.out)
 	}
 	if err != nil {
 		return nil, err
 	}
-	if err := migrate(ctx); err != nil {
+	// Migrating is the first statement: wait for the database there.
+	if err := e.out.waitForDatabase(ctx, cfg.WaitForDatabase, migrate); err != nil {
 		e.be.close()
 		return nil, err
 	}
@@ -201,7 +205,7 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 		// A process's own ID, as River records it in the jobs it works
 		// and the engine in its heartbeat.
 		ID:                  newID("proc_"),
-		Logger:              e.log.With("component", "river"),
+		Logger:              slog.New(outageLogs{e.log.Handler(), e.out}).With("component", "river"),
 		JobTimeout:          e.cfg.DefaultTimeout,
 		FetchOnlyKnownKinds: true,
 		FetchPollInterval:   e.cfg.PollInterval,
@@ -303,6 +307,11 @@ func (e *Engine) Close(ctx context.Context) error {
 	var err error
 	e.stopOnce.Do(func() {
 		e.closed.Store(true)
+		// Loops waiting for the database give up when ctx ends, so
+		// that jobs return and the stop below does.
+		stopWatch := context.AfterFunc(ctx, e.out.giveUp)
+		defer stopWatch()
+		defer e.out.giveUp()
 		err = e.be.stop(ctx)
 		e.stopLiveness(context.WithoutCancel(ctx))
 		e.events.close()

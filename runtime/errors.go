@@ -36,6 +36,9 @@ var (
 	ErrNotInitialised = errors.New("not initialised: run migrate or a worker")
 	// ErrReadOnly: a read-only engine was asked to write.
 	ErrReadOnly = errors.New("read-only engine")
+	// ErrDatabaseUnreachable: Open waited Config.WaitForDatabase and the
+	// database still could not be reached (see IsUnreachable).
+	ErrDatabaseUnreachable = errors.New("database unreachable")
 	// ErrClosed: the engine was closed.
 	ErrClosed = errors.New("engine closed")
 )

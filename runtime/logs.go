@@ -161,7 +161,7 @@ func (e *Engine) saveLogs(ctx context.Context, t *task, job int64) {
 	if chunk.Lines == "" {
 		return
 	}
-	if err := e.st.SaveLogs(ctx, e.be.pool(), chunk); err != nil {
+	if err := e.out.ride(ctx, func(ctx context.Context) error { return e.st.SaveLogs(ctx, e.be.pool(), chunk) }); err != nil {
 		e.log.WarnContext(ctx, "store asset logs", "run", t.run.id, "asset", t.asset.Key, "partition", string(t.part), "error", err)
 	}
 }

@@ -107,13 +107,18 @@ func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 // Wait blocks until run id finishes (or ctx ends) and returns its result.
 // Its error reports a failure to wait, not a failed run: see
 // RunResult.Status. It watches the database, so it sees work done by any
-// process.
+// process, and rides out the database's outages (RetryUnreachable).
 func (e *Engine) Wait(ctx context.Context, id string) (RunResult, error) {
 	events, stop := e.Subscribe(64)
 	defer stop()
 	delay := 10 * time.Millisecond
 	for {
-		status, found, err := e.st.RunStatus(ctx, e.be.pool(), id)
+		var status store.RunStatus
+		var found bool
+		err := e.out.ride(ctx, func(ctx context.Context) (err error) {
+			status, found, err = e.st.RunStatus(ctx, e.be.pool(), id)
+			return err
+		})
 		if err != nil {
 			return RunResult{ID: id}, fmt.Errorf("wait for %s: %w", id, err)
 		}
@@ -121,7 +126,12 @@ func (e *Engine) Wait(ctx context.Context, id string) (RunResult, error) {
 			return RunResult{ID: id}, fmt.Errorf("%w: %s", ErrRunNotFound, id)
 		}
 		if RunStatus(status).Terminal() {
-			return e.Run(ctx, id)
+			var res RunResult
+			err := e.out.ride(ctx, func(ctx context.Context) (err error) {
+				res, err = e.Run(ctx, id)
+				return err
+			})
+			return res, err
 		}
 		timer := time.NewTimer(delay)
 	wait:

@@ -15,7 +15,7 @@ func (e *Engine) openReadOnly(ctx context.Context, db dbURL) error {
 	var err error
 	switch db.dialect {
 	case "postgres":
-		e.be, _, err = openPostgres(ctx, db.target, e.cfg.Schema, rcfg, lines, true)
+		e.be, _, err = openPostgres(ctx, db.target, e.cfg.Schema, rcfg, lines, true, e.out)
 	default:
 		if db.target != ":memory:" {
 			// Opening a missing file would create it.
@@ -23,12 +23,16 @@ func (e *Engine) openReadOnly(ctx context.Context, db dbURL) error {
 				return fmt.Errorf("%w (sqlite database %s does not exist)", ErrNotInitialised, db.target)
 			}
 		}
-		e.be, _, err = openSQLite(ctx, db.target, rcfg, lines, true)
+		e.be, _, err = openSQLite(ctx, db.target, rcfg, lines, true, e.out)
 	}
 	if err != nil {
 		return err
 	}
-	missing, err := e.st.Missing(ctx, e.be.pool(), db.dialect, lines)
+	var missing string
+	err = e.out.waitForDatabase(ctx, e.cfg.WaitForDatabase, func(ctx context.Context) (err error) {
+		missing, err = e.st.Missing(ctx, e.be.pool(), db.dialect, lines)
+		return err
+	})
 	if err == nil && missing != "" {
 		where := "the database"
 		if e.cfg.Schema != "" {

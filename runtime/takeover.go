@@ -65,7 +65,17 @@ func (e *Engine) startLiveness() {
 		for {
 			err := e.st.Heartbeat(ctx, e.be.pool(), id, host, pid)
 			if err == nil {
-				err = e.takeOverDead(ctx, id, after)
+				e.out.up()
+				// After an outage every process beats again within
+				// a few seconds: until after has passed, a silent one
+				// may be one still reconnecting, not a dead one.
+				if e.out.settled(after) {
+					err = e.takeOverDead(ctx, id, after)
+				}
+			}
+			if IsUnreachable(err) && ctx.Err() == nil {
+				e.out.down(err) // said once for the whole engine
+				err = nil
 			}
 			switch {
 			case ctx.Err() != nil:

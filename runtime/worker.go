@@ -52,7 +52,11 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 
 	attempts := st.Attempts
 	if !resuming {
-		started, err := e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID)
+		var started bool
+		err := e.out.ride(ctx, func(ctx context.Context) (err error) {
+			started, err = e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -98,7 +102,12 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 // loadRun reads what a node's job needs of its run; a run that is gone
 // cancels the job.
 func (e *Engine) loadRun(ctx context.Context, p *Pipeline, args nodeJob) (*runCtx, store.JobState, error) {
-	st, found, err := e.st.JobState(ctx, e.be.pool(), args.node())
+	var st store.JobState
+	var found bool
+	err := e.out.ride(ctx, func(ctx context.Context) (err error) {
+		st, found, err = e.st.JobState(ctx, e.be.pool(), args.node())
+		return err
+	})
 	if err != nil {
 		return nil, st, err
 	}
@@ -161,7 +170,9 @@ func (e *Engine) fail(ctx context.Context, w nodeWork, run *runCtx, a *AssetDef,
 	final := errors.Is(cause, flowstone.ErrPermanent) || w.resume == nil && attempts >= a.Retries+1
 	part := flowstone.Partition(args.Partition)
 	if !final {
-		if err := e.st.RetryAttempt(ctx, e.be.pool(), args.node(), msg); err != nil {
+		if err := e.out.ride(ctx, func(ctx context.Context) error {
+			return e.st.RetryAttempt(ctx, e.be.pool(), args.node(), msg)
+		}); err != nil {
 			return errors.Join(cause, err)
 		}
 		e.log.WarnContext(ctx, "asset attempt failed; will retry", "run", args.Run, "asset", a.Key, "partition", args.Partition, "attempt", attempts, "error", msg)
@@ -206,7 +217,11 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 	if err != nil {
 		meta = []byte(fmt.Sprintf(`{"metadata_error":%q}`, err.Error()))
 	}
-	ups, err := t.upstreams(ctx)
+	var ups []upstream
+	err = e.out.ride(ctx, func(ctx context.Context) (err error) {
+		ups, err = t.upstreams(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}

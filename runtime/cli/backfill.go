@@ -208,7 +208,11 @@ func (s *session) followBackfill(ctx context.Context, eng *runtime.Engine, id st
 	var shown string
 	var shownAt time.Time
 	for {
-		b, err := eng.BackfillStatus(ctx, id)
+		var b runtime.BackfillStatus
+		err := eng.RetryUnreachable(ctx, func(ctx context.Context) (err error) {
+			b, err = eng.BackfillStatus(ctx, id)
+			return err
+		})
 		if err != nil {
 			if ctx.Err() != nil {
 				return s.stoppedFollowing(id)

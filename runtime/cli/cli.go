@@ -163,7 +163,9 @@ type session struct {
 	secret string
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
-	level         slog.Level
+	// waitForDatabase is --wait-for-database, or the command's default.
+	waitForDatabase time.Duration
+	level           slog.Level
 	// stopSignals hands SIGINT back to the default (quit at once), for a
 	// second interrupt while the worker drains.
 	stopSignals func()
@@ -216,7 +218,13 @@ func (s *session) rootCommand() *cobra.Command {
 	f.StringVar(&s.logLevel, "log-level", "warn", "engine log level on stderr: debug, info, warn or error")
 	f.StringVar(&s.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP to this URL, e.g. http://localhost:4318 (env "+EnvOTLPEndpoint+" and the other OTEL_ variables)")
 	f.StringVar(&s.secret, "secret", "", "secret signing gate links, 16 bytes or more, the same in every process; required by pipelines with gates (env "+EnvSecret+", better than the flag, which ps shows)")
+	f.DurationVar(&s.waitForDatabase, "wait-for-database", 0, "how long to wait at start-up for a database that cannot be reached (refused, restarting) before failing; default 60s for worker, serve and serve-gates, 0 (fail at once) for other commands")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
+		if !c.Flags().Changed("wait-for-database") {
+			s.waitForDatabase = startupWait(c.Name())
+		} else if s.waitForDatabase < 0 {
+			return usageErr("--wait-for-database %s: want a duration of 0 or more", s.waitForDatabase)
+		}
 		if !c.Flags().Changed("database") {
 			s.database = os.Getenv(EnvDatabase)
 		}
@@ -258,6 +266,20 @@ func (s *session) rootCommand() *cobra.Command {
 		s.serveCommand(),
 	)
 	return root
+}
+
+// longLivedWait is how long the long-lived commands wait for the database
+// at start-up by default: a worker started with (or before) its database
+// waits for it rather than exiting in milliseconds.
+const longLivedWait = 60 * time.Second
+
+// startupWait is command's default --wait-for-database.
+func startupWait(command string) time.Duration {
+	switch command {
+	case "worker", "serve", "serve-gates":
+		return longLivedWait
+	}
+	return 0
 }
 
 // run adapts a command body: errors it returns are failures (exit 1)
@@ -329,6 +351,9 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		Schema:    s.schema,
 		NoWorkers: !workers,
 		Logger:    slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
+		// Once open, every command rides out outages; this bounds the
+		// wait for a database that is not there at start-up.
+		WaitForDatabase: s.waitForDatabase,
 		// Other commands that work jobs (materialize) keep the default.
 		TakeoverAfter: s.takeoverAfter,
 	}
@@ -349,9 +374,22 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		return nil, usageErr("--schema: %w", err)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", s.describeDatabase(), err)
+		return nil, s.openErr(err)
 	}
 	return eng, nil
+}
+
+// openErr names the database an error of Open came from, and says how to
+// wait for a database that could not be reached.
+func (s *session) openErr(err error) error {
+	err = fmt.Errorf("open %s: %w", s.describeDatabase(), err)
+	switch {
+	case errors.Is(err, runtime.ErrDatabaseUnreachable):
+		return fmt.Errorf("%w; wait longer with --wait-for-database", err)
+	case runtime.IsUnreachable(err):
+		return fmt.Errorf("%w; to wait for it, give --wait-for-database (e.g. 60s)", err)
+	}
+	return err
 }
 
 // openRead opens a read-only engine (runtime.Config.ReadOnly): it creates
@@ -359,10 +397,11 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 // initialised.
 func (s *session) openRead(ctx context.Context, bs []runtime.Binding) (*runtime.Engine, error) {
 	cfg := runtime.Config{
-		Database: s.database,
-		Schema:   s.schema,
-		ReadOnly: true,
-		Logger:   slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
+		Database:        s.database,
+		Schema:          s.schema,
+		ReadOnly:        true,
+		Logger:          slog.New(slog.NewTextHandler(s.stderr, &slog.HandlerOptions{Level: s.level})),
+		WaitForDatabase: s.waitForDatabase,
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)
@@ -377,7 +416,7 @@ func (s *session) openRead(ctx context.Context, bs []runtime.Binding) (*runtime.
 	case errors.Is(err, runtime.ErrNotInitialised):
 		return nil, err // it names the database
 	case err != nil:
-		return nil, fmt.Errorf("open %s: %w", s.describeDatabase(), err)
+		return nil, s.openErr(err)
 	}
 	return eng, nil
 }

@@ -193,7 +193,13 @@ func follow(ctx context.Context, eng *runtime.Engine, r runtime.Run, w io.Writer
 		seen[k] = runtime.AssetResult{Status: runtime.StatusPending}
 	}
 	for {
-		res, err := eng.Run(ctx, r.ID)
+		// The database may go away for a while (a restart): keep
+		// following once it is back; the engine says so once.
+		var res runtime.RunResult
+		err := eng.RetryUnreachable(ctx, func(ctx context.Context) (err error) {
+			res, err = eng.Run(ctx, r.ID)
+			return err
+		})
 		if err != nil {
 			return res, err
 		}

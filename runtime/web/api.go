@@ -32,7 +32,7 @@ func (h *Handler) fail(w http.ResponseWriter, status int, msg string) {
 
 // failErr answers err with the status its kind calls for: 404 for what
 // does not exist, 409 for a decision that comes too late, 400 for a bad
-// request, 500 otherwise.
+// request, 503 while the database is unreachable, 500 otherwise.
 func (h *Handler) failErr(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, runtime.ErrRunNotFound), errors.Is(err, runtime.ErrNotInRun), errors.Is(err, runtime.ErrUnknownAsset),
@@ -42,6 +42,10 @@ func (h *Handler) failErr(w http.ResponseWriter, r *http.Request, err error) {
 		h.fail(w, http.StatusConflict, err.Error())
 	case errors.Is(err, errBadRequest):
 		h.fail(w, http.StatusBadRequest, err.Error())
+	case runtime.IsUnreachable(err) && r.Context().Err() == nil:
+		// The engine logs the outage once; the page retries.
+		w.Header().Set("Retry-After", "3")
+		h.fail(w, http.StatusServiceUnavailable, "database unreachable, retrying: "+err.Error())
 	default:
 		h.log.ErrorContext(r.Context(), "web: "+r.Method+" "+r.URL.Path, "error", err)
 		h.fail(w, http.StatusInternalServerError, err.Error())
@@ -310,6 +314,9 @@ type nodeRunJSON struct {
 	StartedAt       *time.Time          `json:"startedAt"`
 	FinishedAt      *time.Time          `json:"finishedAt"`
 	Scatter         *scatterJSON        `json:"scatter,omitempty"`
+	// Checks are the results of the checks run against its
+	// materialization.
+	Checks []checkJSON `json:"checks,omitempty"`
 }
 
 type scatterJSON struct {
@@ -345,6 +352,15 @@ func (h *Handler) runDetail(ctx context.Context, id string) (runDetailJSON, erro
 			if kind == "scatter" && a.Status != runtime.StatusPending {
 				if sp, err := h.eng.ScatterProgress(ctx, runtime.Ref{RunID: id, Asset: key, Partition: part}); err == nil {
 					n.Scatter = &scatterJSON{Total: sp.Total, Done: sp.Done, Failed: sp.Failed}
+				}
+			}
+			if p != nil && a.Materialization != "" && len(p.Checks(key)) > 0 {
+				rs, err := h.eng.MaterializationChecks(ctx, a.Materialization)
+				if err != nil {
+					return out, err
+				}
+				for _, c := range rs {
+					n.Checks = append(n.Checks, toCheck(c))
 				}
 			}
 			out.Nodes = append(out.Nodes, n)

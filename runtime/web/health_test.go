@@ -162,6 +162,34 @@ func TestChecksFreshnessAndStalenessEndpoints(t *testing.T) {
 			t.Errorf("failed checks: %+v", health.FailedChecks)
 		}
 
+		// The run's page carries the checks of its materializations.
+		var runs []struct{ ID string }
+		s.get(t, "/api/runs?pipeline=quality", &runs)
+		var run struct {
+			Nodes []struct {
+				Asset, Status string
+				Checks        []check
+			}
+		}
+		s.get(t, "/api/runs/"+runs[0].ID, &run)
+		for _, n := range run.Nodes {
+			switch n.Asset {
+			case "revenue":
+				if len(n.Checks) != 2 {
+					t.Errorf("revenue in the newest run: %+v", n)
+				}
+				for _, c := range n.Checks {
+					if c.Check == "positive" && !c.Blocks {
+						t.Errorf("positive in the newest run: %+v", c)
+					}
+				}
+			case "report":
+				if n.Status != "upstream_failed" || len(n.Checks) != 0 {
+					t.Errorf("report in the newest run: %+v", n)
+				}
+			}
+		}
+
 		var graph []struct {
 			Assets []struct {
 				Key, Stale string
@@ -208,6 +236,14 @@ func TestBrowserChecksAndOverdue(t *testing.T) {
 	}
 	if row, err := chromedp.Run(tab, chromedp.Text(`#checks tr[data-check="round"]`)); err != nil || !strings.Contains(row, "failed") || strings.Contains(row, "blocking") {
 		t.Errorf("the round check reads %q (%v)", row, err)
+	}
+	// The run of the failing materialization shows its checks too.
+	err = chromedp.Do(tab,
+		chromedp.Click(`#materializations tr.blocks a[href^="#/run/"]`),
+		chromedp.WaitVisible(`#nodes tr.blocks[data-asset="revenue"] .check.failed.blocks`),
+	)
+	if err != nil {
+		t.Fatalf("the run's checks: %v", err)
 	}
 	err = chromedp.Do(tab,
 		chromedp.Navigate(srv.URL+"/#/health"),

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/flowstone-go/flowstone/runtime"
 )
 
 // pollEvery is how often a run's stream re-reads the run when this
@@ -48,6 +50,7 @@ func (h *Handler) runEvents(w http.ResponseWriter, r *http.Request) {
 		return true
 	}
 	run := first
+	unreachable := false
 	ticker := time.NewTicker(pollEvery)
 	defer ticker.Stop()
 	for {
@@ -75,9 +78,27 @@ func (h *Handler) runEvents(w http.ResponseWriter, r *http.Request) {
 				break wait
 			}
 		}
-		if run, err = h.runDetail(ctx, id); err != nil {
+		next, err := h.runDetail(ctx, id)
+		if runtime.IsUnreachable(err) && ctx.Err() == nil {
+			// The database is away for a while: say so once and keep
+			// the stream, so the page picks up where it was.
+			if !unreachable {
+				unreachable = true
+				msg, _ := json.Marshal(map[string]string{"error": "database unreachable, retrying: " + err.Error()})
+				if _, err := fmt.Fprintf(w, "event: unreachable\ndata: %s\n\n", msg); err != nil {
+					return
+				}
+				flusher.Flush()
+			}
+			continue
+		}
+		if err != nil {
 			h.log.DebugContext(ctx, "web: run stream", "run", id, "error", err)
 			return
 		}
+		if unreachable {
+			unreachable, last = false, nil // resend: the page cleared its note
+		}
+		run = next
 	}
 }

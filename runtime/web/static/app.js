@@ -28,7 +28,7 @@ function credentials() { return sessionStorage.getItem("flowstone-auth"); }
 async function api(path) {
   const r = await fetch("api/" + path, { headers: { Accept: "application/json" } });
   const body = await r.json().catch(() => ({ error: r.statusText }));
-  if (!r.ok) throw new Error(body.error || r.statusText);
+  if (!r.ok) throw Object.assign(new Error(body.error || r.statusText), { status: r.status });
   return body;
 }
 
@@ -82,7 +82,13 @@ function assetLink(p, a, part) {
 function runLink(id) { return el("a", { href: "#/run/" + encodeURIComponent(id) }, id); }
 function main() { return document.getElementById("main"); }
 function show(...kids) { main().replaceChildren(...kids); }
-function fail(err) { show(el("p", { class: "error" }, String(err.message || err))); }
+function fail(err) {
+  show(el("p", { class: "error" }, String(err.message || err)));
+  if (err.status === 503) { // the database is unreachable for now: try again until it is back
+    const hash = location.hash;
+    setTimeout(() => { if (location.hash === hash) (state.session ? route : start)(); }, 3000);
+  }
+}
 
 // ---- routes ----
 
@@ -475,11 +481,12 @@ async function runPage(id) {
         run.finishedAt ? ", took " + dur(run.createdAt, run.finishedAt) : " (live)"));
     gantt.replaceChildren(el("h2", {}, "Timeline"), ganttChart(run));
     table.replaceChildren(el("h2", {}, "Assets"), el("table", { id: "nodes" },
-      el("tr", {}, ["asset", "partition", "kind", "status", "attempts", "took", "error"].map((h) => el("th", {}, h))),
-      run.nodes.map((n) => el("tr", { "data-asset": n.asset },
+      el("tr", {}, ["asset", "partition", "kind", "status", "checks", "attempts", "took", "error"].map((h) => el("th", {}, h))),
+      run.nodes.map((n) => el("tr", { "data-asset": n.asset, class: (n.checks || []).some((c) => c.blocks) ? "blocks" : null },
         el("td", {}, assetLink(run.pipeline, n.asset, n.partition)), el("td", {}, n.partition), el("td", {}, n.kind),
         el("td", {}, pill(n.status), n.scatter ? " " + n.scatter.done + "/" + n.scatter.total + (n.scatter.failed ? " (" + n.scatter.failed + " failed)" : "") : "",
           n.status === "waiting" && n.kind === "gate" ? [" ", el("a", { href: "#/gates" }, "decide")] : null),
+        el("td", { class: "checks" }, (n.checks || []).map((c) => el("span", { class: "check " + checkClass(c), title: checkTitle(c) }, (c.passed ? "✓ " : "✗ ") + c.check))),
         el("td", {}, n.attempts), el("td", {}, dur(n.startedAt, n.finishedAt)), el("td", { class: "error" }, n.error || "")))));
   };
   const logs = el("div", {});
@@ -492,7 +499,11 @@ async function runPage(id) {
   const es = new EventSource("api/runs/" + encodeURIComponent(id) + "/events");
   state.stream = es;
   let seen = 0;
+  const outage = el("p", { class: "error" });
+  main().prepend(outage);
+  es.addEventListener("unreachable", (ev) => { outage.textContent = JSON.parse(ev.data).error; });
   es.addEventListener("run", (ev) => {
+    outage.textContent = "";
     const run = JSON.parse(ev.data);
     render(run);
     const done = run.nodes.filter((n) => n.finishedAt).length;
