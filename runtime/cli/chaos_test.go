@@ -233,9 +233,6 @@ func TestChaosDatabaseOutage(t *testing.T) {
 	if os.Getenv("FLOWSTONE_CHAOS") == "" {
 		t.Skip("chaos run: make chaos (FLOWSTONE_CHAOS=1)")
 	}
-	t.Skip("waits for the database-outage retries (materialize, status --follow and worker retrying " +
-		"transient connection errors, worker waiting for the database at start-up): without them " +
-		"materialize exits 1 with \"unexpected EOF\" as soon as the database goes away")
 	pg, ok := testdb.Postgres(t)
 	if !ok {
 		t.Skip("needs PostgreSQL")
