@@ -175,6 +175,9 @@ func open(t testing.TB, p *runtime.Pipeline, resources any, s settings) *runtime
 		Secret:       secret,
 		PollInterval: 20 * time.Millisecond,
 		RetryDelay:   func(int) time.Duration { return 10 * time.Millisecond },
+		// A test materializes what it asks for: automation (auto=) stays
+		// off unless Configure sets an interval.
+		AutomationInterval: -1,
 	}
 	for _, fn := range s.configure {
 		fn(&cfg)

@@ -555,7 +555,10 @@ func (an *analyser) configDefault(a *asset, o *optValue, v *types.Var) {
 // every tick would fail.
 func (an *analyser) scheduleConfigs() {
 	for _, a := range an.p.assets {
-		sched := a.opts["schedule"]
+		sched, what := a.opts["schedule"], "scheduled"
+		if sched == nil {
+			sched, what = a.opts["auto"], "automated"
+		}
 		if sched == nil || a.opts["config"] != nil || an.p.config == nil {
 			continue
 		}
@@ -564,7 +567,7 @@ func (an *analyser) scheduleConfigs() {
 			if user != a {
 				who = "its upstream " + user.key + " takes"
 			}
-			an.errs.at(sched.pos, msgScheduleConfig, a.key, who, an.p.config.Name(), an.p.config.Name())
+			an.errs.at(sched.pos, msgScheduleConfig, a.key, what, who, an.p.config.Name(), an.p.config.Name())
 		}
 	}
 }

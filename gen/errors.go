@@ -180,7 +180,7 @@ const (
 	msgIdentNotVar       = "asset %s: %s=%s: %s is not a package-level variable"
 	msgConfigNoType      = "asset %s: config=%s: the pipeline has no //flowstone:config type"
 	msgConfigDefaultType = "asset %s: config=%s: %s has type %s, but the run config is %s"
-	msgScheduleConfig    = "asset %s: scheduled runs need a config: %s %s; add config=Ident naming a package-level %s value"
+	msgScheduleConfig    = "asset %s: %s runs need a config: %s %s; add config=Ident naming a package-level %s value"
 	msgIdentType         = "asset %s: %s=%s: %s has type %s, which does not implement %s"
 	msgParquetTable      = "asset %s: io=%s stores Parquet, which needs a slice of structs; the asset produces %s"
 	msgParquetField      = "asset %s: io=%s stores Parquet, which cannot hold %s of type %s: %s"

@@ -6,6 +6,7 @@ import (
 	"go/token"
 	"go/types"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -251,7 +252,11 @@ func (p *pipelineDecl) parseAsset(fd *ast.FuncDecl, d *directive, table *optionT
 			errs.at(pos, msgFlagWithValue, a.key, o.name)
 			continue
 		case e.Type != strategy.Flag && !o.hasValue:
-			errs.at(pos, msgMissingValue, a.subject(), o.name, o.name, typeWord(e.Type))
+			example := typeWord(e.Type)
+			if e.Type == strategy.Enum {
+				example = strings.Join(e.Enum, "|")
+			}
+			errs.at(pos, msgMissingValue, a.subject(), o.name, o.name, example)
 			continue
 		}
 		v, problem := parseValue(e.Option, o.value)
@@ -266,8 +271,12 @@ func (p *pipelineDecl) parseAsset(fd *ast.FuncDecl, d *directive, table *optionT
 		a.opts[o.name] = &optValue{optEntry: e, raw: o, pos: pos, v: v}
 	}
 	for name, o := range a.opts {
-		if o.Requires != "" && a.opts[o.Requires] == nil {
-			errs.at(o.pos, msgRequires, a.key, name, o.Requires)
+		if o.Requires == "" {
+			continue
+		}
+		alts := strings.Split(o.Requires, "|")
+		if !slices.ContainsFunc(alts, func(r string) bool { return a.opts[r] != nil }) {
+			errs.at(o.pos, msgRequires, a.key, name, strings.Join(alts, " or "))
 		}
 	}
 

@@ -84,6 +84,16 @@ type Config struct {
 	// Engine.Prune). River's leader schedules it, so one process prunes
 	// at a time; give every worker process the same setting.
 	Retention Retention
+	// AutomationInterval is how often declarative automation (auto= on
+	// assets) and freshness (fresh=) are evaluated. River's leader
+	// schedules the evaluation, so one process evaluates at a time; give
+	// every worker process the same setting. Zero means 30 seconds; a
+	// negative interval evaluates nothing in this process.
+	AutomationInterval time.Duration
+	// MaxAutomatedRuns caps the runs automation keeps in flight per
+	// pipeline; past it, decisions are deferred to the next evaluation.
+	// Zero means 10.
+	MaxAutomatedRuns int
 }
 
 // Retention is a pruning schedule: every Every, Engine.Prune with

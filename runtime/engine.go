@@ -282,6 +282,9 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 	if e.cfg.Retention.Every > 0 {
 		river.AddWorker(workers, &pruneWorker{e: e})
 	}
+	if e.automationEnabled() {
+		river.AddWorker(workers, &automationWorker{e: e})
+	}
 	rcfg.Workers = workers
 	rcfg.Queues = queues
 	return rcfg
@@ -297,6 +300,9 @@ func (e *Engine) addPeriodicJobs(rcfg *river.Config) error {
 	rcfg.PeriodicJobs = append(jobs, e.sensorJobs()...)
 	if e.cfg.Retention.Every > 0 {
 		rcfg.PeriodicJobs = append(rcfg.PeriodicJobs, e.retentionJob())
+	}
+	if e.automationEnabled() {
+		rcfg.PeriodicJobs = append(rcfg.PeriodicJobs, e.automationJob())
 	}
 	return err
 }

@@ -18,6 +18,12 @@ const (
 	EventAssetFinished EventKind = "asset_finished"
 	EventAssetWaiting  EventKind = "asset_waiting"
 	EventRunFinished   EventKind = "run_finished"
+	// EventAssetOverdue: an asset with a freshness bound became overdue
+	// (Error says why); EventAssetFresh: it is fresh again. Published by
+	// the process that evaluates automation (see
+	// Config.AutomationInterval), once per change.
+	EventAssetOverdue EventKind = "asset_overdue"
+	EventAssetFresh   EventKind = "asset_fresh"
 )
 
 // Event reports progress seen by this process: work it did, runs it

@@ -91,6 +91,9 @@ type AssetDef struct {
 	// asset, when its newest complete partition is not materialized this
 	// long after its window ended. Zero means no bound.
 	Fresh time.Duration
+	// Auto is the asset's declarative automation (auto=): AutoEager or
+	// AutoMissing; empty means none. See Config.AutomationInterval.
+	Auto string
 	// ScheduleConfig is the run config of scheduled runs (config=): a
 	// value of the pipeline's config type, nil when the asset and its
 	// upstreams take none.

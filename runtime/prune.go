@@ -57,6 +57,9 @@ type PruneResult struct {
 	// something still points at them (a kept materialization's lineage, a
 	// kept run): the row stays, the value goes.
 	Values int64
+	// Decisions is automation decisions (Engine.AutomationDecisions)
+	// evaluated before the bound.
+	Decisions int64
 	// Jobs is River's finished job rows (completed, cancelled, discarded)
 	// of FlowStone's kinds deleted.
 	Jobs int64
@@ -140,7 +143,7 @@ func (e *Engine) Prune(ctx context.Context, req PruneRequest) (PruneResult, erro
 	if err := e.writable(); err != nil {
 		return p.res, err
 	}
-	steps := []func(context.Context) error{p.runs, p.backfills, p.materializations, p.values, p.jobs}
+	steps := []func(context.Context) error{p.runs, p.backfills, p.materializations, p.values, p.jobs, p.decisions}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return p.res, fmt.Errorf("prune: %w", err)
@@ -369,5 +372,22 @@ func (p *pruner) count(ctx context.Context) (PruneResult, error) {
 	}
 	p.res.Runs, p.res.Backfills, p.res.Materializations, p.res.Lineage, p.res.Checks, p.res.Values, p.res.Jobs =
 		c.Runs, c.Backfills, c.Materializations, c.Lineage, c.Checks, c.Values, c.Jobs
+	if p.res.Decisions, err = p.e.st.CountAutomationDecisions(ctx, p.e.be.pool(), p.scope); err != nil {
+		return p.res, fmt.Errorf("prune: %w", err)
+	}
 	return p.res, nil
+}
+
+// decisions deletes the automation decisions evaluated before the bound.
+func (p *pruner) decisions(ctx context.Context) error {
+	for {
+		n, err := p.e.st.DeleteAutomationDecisions(ctx, p.e.be.pool(), p.scope, p.batch)
+		p.res.Decisions += n
+		if err != nil {
+			return fmt.Errorf("automation decisions: %w", err)
+		}
+		if n < int64(p.batch) {
+			return nil
+		}
+	}
 }

@@ -22,6 +22,10 @@ type RunResult struct {
 	Status     RunStatus
 	CreatedAt  time.Time
 	FinishedAt time.Time // zero while running
+	// StartedBy says what started the run: StartedByUser,
+	// StartedBySchedule, StartedBySensor, StartedByBackfill or
+	// StartedByAutomation.
+	StartedBy string
 	// Assets by key. An asset the run materializes at several partitions
 	// (hourly inputs of a daily rollup) is represented by its row at the
 	// run's partition, else by its least successful row; ByPartition has
@@ -76,6 +80,7 @@ func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 	}
 	r.Pipeline, r.Partition, r.Status = row.Pipeline, flowstone.Partition(row.Partition), RunStatus(row.Status)
 	r.CreatedAt, r.FinishedAt = time.UnixMicro(row.CreatedAt), micros(row.FinishedAt)
+	r.StartedBy = startedBy(row.RunKey)
 	rows, err := e.st.RunAssets(ctx, q, id)
 	if err != nil {
 		return r, err
@@ -216,6 +221,8 @@ type RunSummary struct {
 	Failed     int
 	CreatedAt  time.Time
 	FinishedAt time.Time
+	// StartedBy says what started the run (see RunResult.StartedBy).
+	StartedBy string
 }
 
 // Runs lists the newest runs of pipeline (all pipelines when empty).
@@ -230,7 +237,8 @@ func (e *Engine) Runs(ctx context.Context, pipeline string, limit int) ([]RunSum
 	out := make([]RunSummary, len(rows))
 	for i, r := range rows {
 		out[i] = RunSummary{ID: r.ID, Pipeline: r.Pipeline, Partition: flowstone.Partition(r.Partition), Status: RunStatus(r.Status),
-			Pending: r.Open, Failed: r.Failed, CreatedAt: time.UnixMicro(r.CreatedAt), FinishedAt: micros(r.FinishedAt)}
+			Pending: r.Open, Failed: r.Failed, CreatedAt: time.UnixMicro(r.CreatedAt), FinishedAt: micros(r.FinishedAt),
+			StartedBy: startedBy(r.RunKey)}
 	}
 	return out, nil
 }

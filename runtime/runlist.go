@@ -16,6 +16,8 @@ const (
 	StartedBySchedule = "schedule"
 	StartedBySensor   = "sensor"
 	StartedByBackfill = "backfill"
+	// StartedByAutomation is a run declarative automation (auto=) started.
+	StartedByAutomation = "automation"
 )
 
 // RunFilter narrows a run listing; zero fields match every run.
@@ -34,8 +36,6 @@ type RunFilter struct {
 // FoundRun is one line of a filtered run listing.
 type FoundRun struct {
 	RunSummary
-	// StartedBy says what started the run (see RunFilter.StartedBy).
-	StartedBy string
 }
 
 // FindRuns lists the newest runs that match f, newest first.
@@ -48,10 +48,11 @@ func (e *Engine) FindRuns(ctx context.Context, f RunFilter) ([]FoundRun, error) 
 	case "":
 	case StartedByUser:
 		sf.Manual = true
-	case StartedBySchedule, StartedBySensor, StartedByBackfill:
+	case StartedBySchedule, StartedBySensor, StartedByBackfill, StartedByAutomation:
 		sf.KeyPrefix = f.StartedBy + ":"
 	default:
-		return nil, fmt.Errorf("runs started by %q: want %s, %s, %s or %s", f.StartedBy, StartedByUser, StartedBySchedule, StartedBySensor, StartedByBackfill)
+		return nil, fmt.Errorf("runs started by %q: want %s, %s, %s, %s or %s", f.StartedBy, StartedByUser, StartedBySchedule,
+			StartedBySensor, StartedByBackfill, StartedByAutomation)
 	}
 	rows, err := e.st.FindRuns(ctx, e.be.pool(), sf)
 	if err != nil {
@@ -59,13 +60,8 @@ func (e *Engine) FindRuns(ctx context.Context, f RunFilter) ([]FoundRun, error) 
 	}
 	out := make([]FoundRun, len(rows))
 	for i, r := range rows {
-		by, _, _ := strings.Cut(r.Key, ":")
-		switch by {
-		case StartedBySchedule, StartedBySensor, StartedByBackfill:
-		default:
-			by = StartedByUser
-		}
-		out[i] = FoundRun{StartedBy: by, RunSummary: RunSummary{ID: r.ID, Pipeline: r.Pipeline, Partition: flowstone.Partition(r.Partition),
+		by := startedBy(r.Key)
+		out[i] = FoundRun{RunSummary: RunSummary{StartedBy: by, ID: r.ID, Pipeline: r.Pipeline, Partition: flowstone.Partition(r.Partition),
 			Status: RunStatus(r.Status), Pending: r.Open, Failed: r.Failed, CreatedAt: time.UnixMicro(r.CreatedAt), FinishedAt: micros(r.FinishedAt)}}
 	}
 	return out, nil
@@ -90,4 +86,14 @@ func (e *Engine) Backfills(ctx context.Context, pipeline string, limit int) ([]B
 		out = append(out, b)
 	}
 	return out, nil
+}
+
+// startedBy says what started a run from its run key.
+func startedBy(runKey string) string {
+	by, _, _ := strings.Cut(runKey, ":")
+	switch by {
+	case StartedBySchedule, StartedBySensor, StartedByBackfill, StartedByAutomation:
+		return by
+	}
+	return StartedByUser
 }

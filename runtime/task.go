@@ -121,6 +121,11 @@ func (t *task) call(ctx context.Context, item []byte) (v any, err error) {
 // DB implements strategy.Task.
 func (t *task) DB() strategy.Querier { return t.e.be.pool() }
 
+// InTx implements strategy.Task.
+func (t *task) InTx(ctx context.Context, fn func(ctx context.Context, q strategy.Querier) error) error {
+	return t.e.be.inTx(ctx, func(tx txn) error { return fn(ctx, tx) })
+}
+
 // ItemKeys implements strategy.Task.
 func (t *task) ItemKeys(items []json.RawMessage) ([]string, error) { return t.asset.Item.keys(items) }
 

@@ -76,11 +76,18 @@ func newTelemetry(e *Engine) (*telemetry, error) {
 	return t, errors.Join(errs[:]...)
 }
 
-// observeRuns reports the runs in flight, counted in the database when
-// metrics are collected; the engine's database is open.
+// observeRuns reports the runs in flight and the overdue assets of the
+// bound pipelines, counted in the database when metrics are collected; the
+// engine's database is open.
 func (t *telemetry) observeRuns() error {
 	runs, err := t.meter.Int64ObservableGauge("flowstone.runs.in_flight",
 		metric.WithDescription("Runs not yet finished in the database, of every pipeline"), metric.WithUnit("{run}"))
+	if err != nil {
+		return err
+	}
+	overdue, err := t.meter.Int64ObservableGauge("flowstone.assets.overdue",
+		metric.WithDescription("Assets past their freshness bound (fresh=) at the newest automation evaluation, per pipeline"),
+		metric.WithUnit("{asset}"))
 	if err != nil {
 		return err
 	}
@@ -91,8 +98,17 @@ func (t *telemetry) observeRuns() error {
 			return err
 		}
 		o.ObserveInt64(runs, n)
+		counts, err := e.st.OverdueCounts(ctx, e.be.pool())
+		if err != nil {
+			return err
+		}
+		for _, p := range e.Pipelines() {
+			if automated(p) {
+				o.ObserveInt64(overdue, counts[p.name], metric.WithAttributes(attrPipeline.String(p.name)))
+			}
+		}
 		return nil
-	}, runs)
+	}, runs, overdue)
 	return err
 }
 

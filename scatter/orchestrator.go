@@ -22,6 +22,46 @@ type Plan struct {
 	PerSecond float64
 	// FailureThreshold fails the barrier once failed/total exceeds it.
 	FailureThreshold float64
+	// Group bounds the item results a batch holds uncommitted: a killed
+	// batch redoes one group at most. The zero value is DefaultGroup.
+	Group Group
+}
+
+// Group is when a batch commits the item results it holds, before the
+// batch ends: after Items results once MinWait has passed since the last
+// commit, and at the latest MaxWait after it whatever the count. MinWait
+// keeps a batch of fast items to one commit (a batch of 100 no-op items runs in
+// well under a millisecond, a commit costs one to several): items cheap to
+// run again are not worth a transaction each. Items and MaxWait bound the
+// work a kill loses when items are slow.
+type Group struct {
+	Items            int
+	MinWait, MaxWait time.Duration
+}
+
+// DefaultGroup is the group a zero Plan.Group means: every 10 items but
+// not more often than every 50ms, and at least every 500ms.
+var DefaultGroup = Group{Items: 10, MinWait: 50 * time.Millisecond, MaxWait: 500 * time.Millisecond}
+
+func (p Plan) group() Group {
+	g := p.Group
+	if g == (Group{}) {
+		return DefaultGroup
+	}
+	if g.Items <= 0 {
+		g.Items = DefaultGroup.Items
+	}
+	if g.MaxWait <= 0 {
+		g.MaxWait = DefaultGroup.MaxWait
+	}
+	return g
+}
+
+// Due reports whether a batch holding n uncommitted item results, run
+// since the last commit, commits them now as a group.
+func (p Plan) Due(n int, since time.Duration) bool {
+	g := p.group()
+	return n > 0 && (since >= g.MaxWait || n >= g.Items && since >= g.MinWait)
 }
 
 func (p Plan) batch() int { return max(p.Batch, 1) }
@@ -110,15 +150,20 @@ func (o Orchestrator) Start(ctx context.Context, db DB, ref Ref, items []json.Ra
 	return launches, nil
 }
 
-// Range returns the item indexes [from, to) of batch n.
-func (o Orchestrator) Range(b Barrier, n int) (from, to int) {
-	return n * b.Batch, min((n+1)*b.Batch, b.Total)
+// Range returns the item indexes [from, to) of batch n (to may pass the
+// last item for the last batch).
+func (o Orchestrator) Range(n int) (from, to int) {
+	return n * o.Plan.batch(), (n + 1) * o.Plan.batch()
 }
 
-// Complete records a batch's results and decides the next step, atomically
-// in db (the transaction recording the job): count, then fail the barrier
-// past the threshold, complete it after the last item, or launch the next
-// batch of the window.
+// Complete records a batch's last results (those not committed in groups
+// before) and decides the next step, atomically in db (the transaction
+// recording the job): count, then fail the barrier past the threshold,
+// complete it after the last item, or launch the next batch of the window.
+// Only Complete completes a barrier: the batch whose group counted the last
+// item completes it here, after that group. A batch claims the next one
+// only when it records results here: its last item is always recorded
+// here, so a batch rerun after its job was recorded claims nothing twice.
 func (o Orchestrator) Complete(ctx context.Context, db DB, ref Ref, results []ItemResult, now time.Time) (Step, error) {
 	stored, failed, err := o.Store.Record(ctx, db, ref, results)
 	if err != nil {
@@ -132,7 +177,7 @@ func (o Orchestrator) Complete(ctx context.Context, db DB, ref Ref, results []It
 	if b.Status != Running {
 		return step, nil // failed or cancelled already: nothing more
 	}
-	if b.Total > 0 && float64(b.Failed)/float64(b.Total) > o.Plan.FailureThreshold+1e-12 {
+	if o.pastThreshold(b) {
 		step.Failed = true
 		step.Reason = fmt.Sprintf("%d of %d items failed, more than the failure threshold %s", b.Failed, b.Total, formatFraction(o.Plan.FailureThreshold))
 		if first := o.firstError(ctx, db, ref); first != "" {
@@ -157,6 +202,29 @@ func (o Orchestrator) Complete(ctx context.Context, db DB, ref Ref, results []It
 		}
 	}
 	return step, nil
+}
+
+// CommitGroup records a group of a batch's item results and counts them,
+// in db, a transaction of its own committed before the batch goes on. It
+// reports whether the batch should stop running items: the barrier is no
+// longer running (failed, cancelled) or this group took it past the
+// failure threshold, which the batch's Complete then records. It never
+// completes the barrier: the batch's own Complete, which follows every
+// group it committed, does.
+func (o Orchestrator) CommitGroup(ctx context.Context, db DB, ref Ref, results []ItemResult) (stop bool, err error) {
+	stored, failed, err := o.Store.Record(ctx, db, ref, results)
+	if err != nil {
+		return false, err
+	}
+	b, err := o.Store.Count(ctx, db, ref, stored, failed) // the barrier's lock last
+	if err != nil {
+		return false, err
+	}
+	return b.Status != Running || o.pastThreshold(b), nil
+}
+
+func (o Orchestrator) pastThreshold(b Barrier) bool {
+	return b.Total > 0 && float64(b.Failed)/float64(b.Total) > o.Plan.FailureThreshold+1e-12
 }
 
 func (o Orchestrator) firstError(ctx context.Context, db DB, ref Ref) string {

@@ -142,25 +142,81 @@ func (Store) PendingItems(ctx context.Context, db DB, ref Ref, from, to int) ([]
 	return out, rs.Err()
 }
 
+// recordChunk bounds the rows of one Record statement: 7 parameters a row
+// stays well under SQLite's 32,766 and PostgreSQL's 65,535.
+const recordChunk = 1000
+
 // Record stores results of items still pending and reports how many it
 // stored and how many of those failed: an item recorded before (a batch
-// rerun after its worker died) is not counted twice.
+// rerun after its worker died) is not counted twice. The results are
+// written by one statement (per recordChunk of them), an UPDATE joined to
+// a VALUES list. The statement also bounds idx by the results' range: a
+// batch's items are consecutive, and without the range both databases
+// may plan the join as a scan of every pending item of the scatter
+// (measured: PostgreSQL without statistics, 966 ms for 2 items of 100,000;
+// SQLite, 4 to 10 times slower than an UPDATE per item). With it, one
+// statement of 100 items costs what 100 prepared UPDATEs in a transaction
+// cost on SQLite (2.5 ms against 2.5 to 2.7 ms, 12 to 14 ms unprepared),
+// and one round trip instead of 100 on PostgreSQL.
 func (Store) Record(ctx context.Context, db DB, ref Ref, results []ItemResult) (stored, failed int, err error) {
-	for _, r := range results {
+	for start := 0; start < len(results); start += recordChunk {
+		s, f, err := recordChunkOf(ctx, db, ref, results[start:min(start+recordChunk, len(results))])
+		if err != nil {
+			return 0, 0, err
+		}
+		stored, failed = stored+s, failed+f
+	}
+	return stored, failed, nil
+}
+
+func recordChunkOf(ctx context.Context, db DB, ref Ref, results []ItemResult) (stored, failed int, err error) {
+	if len(results) == 0 {
+		return 0, 0, nil
+	}
+	var q strings.Builder
+	q.Grow(120*len(results) + 400)
+	q.WriteString(`WITH r (idx, status, value, error, attempts, started_at, finished_at) AS (VALUES `)
+	args := make([]any, 0, 7*len(results)+4)
+	for i, r := range results {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		// Typed so that PostgreSQL knows the VALUES columns' types.
+		q.WriteString("(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT))")
 		status, value := ItemSucceeded, any(string(r.Value))
 		if r.Err != "" {
 			status, value = ItemFailed, nil
 		}
-		n, err := db.Exec(ctx, `UPDATE flowstone_scatter_items SET status = ?, value = ?, error = ?, attempts = ?, started_at = ?, finished_at = ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ? AND idx = ? AND status = ?`,
-			status, value, r.Err, r.Attempts, r.Started.UnixMicro(), r.Finished.UnixMicro(), ref.Run, ref.Asset, ref.Partition, r.Index, ItemPending)
-		if err != nil {
-			return 0, 0, fmt.Errorf("record item %d: %w", r.Index, err)
+		args = append(args, r.Index, status, value, r.Err, r.Attempts, r.Started.UnixMicro(), r.Finished.UnixMicro())
+	}
+	q.WriteString(`) UPDATE flowstone_scatter_items SET status = r.status, value = r.value, error = r.error,
+		attempts = r.attempts, started_at = r.started_at, finished_at = r.finished_at
+		FROM r WHERE flowstone_scatter_items.run_id = ? AND flowstone_scatter_items.asset = ?
+		AND flowstone_scatter_items.partition_key = ? AND flowstone_scatter_items.idx = r.idx
+		AND flowstone_scatter_items.status = ? AND flowstone_scatter_items.idx >= ? AND flowstone_scatter_items.idx <= ?
+		RETURNING flowstone_scatter_items.status`)
+	lo, hi := results[0].Index, results[0].Index
+	for _, r := range results {
+		lo, hi = min(lo, r.Index), max(hi, r.Index)
+	}
+	args = append(args, ref.Run, ref.Asset, ref.Partition, ItemPending, lo, hi)
+	rs, err := db.Query(ctx, q.String(), args...)
+	if err != nil {
+		return 0, 0, fmt.Errorf("record items %d to %d: %w", results[0].Index, results[len(results)-1].Index, err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var status string
+		if err := rs.Scan(&status); err != nil {
+			return 0, 0, err
 		}
-		stored += int(n)
-		if n == 1 && r.Err != "" {
+		stored++
+		if status == ItemFailed {
 			failed++
 		}
+	}
+	if err := rs.Err(); err != nil {
+		return 0, 0, fmt.Errorf("record items %d to %d: %w", results[0].Index, results[len(results)-1].Index, err)
 	}
 	return stored, failed, nil
 }

@@ -27,6 +27,9 @@ type Scatter struct {
 	MaxConcurrent    int
 	PerSecond        float64
 	FailureThreshold float64
+	// Group is when a batch commits its item results before it ends
+	// (scatter.DefaultGroup when zero).
+	Group scatter.Group
 }
 
 // scatterSignal is the payload of a batch's job.
@@ -47,7 +50,7 @@ func launch(tx Tx, l scatter.Launch) error {
 
 func (s Scatter) orchestrator() scatter.Orchestrator {
 	return scatter.Orchestrator{Plan: scatter.Plan{Batch: s.Batch, MaxConcurrent: s.MaxConcurrent,
-		PerSecond: s.PerSecond, FailureThreshold: s.FailureThreshold}}
+		PerSecond: s.PerSecond, FailureThreshold: s.FailureThreshold, Group: s.Group}}
 }
 
 // Migrations implements Migrator: the scatter store's tables.
@@ -122,21 +125,20 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 	}
 	o := s.orchestrator()
 	ref := scatterRef(t)
-	b, found, err := o.Store.Barrier(ctx, t.DB(), ref)
-	if err != nil {
-		return Result{}, err
-	}
-	if !found || b.Status != scatter.Running {
-		return Wait("scatter finished"), nil
-	}
-	from, to := o.Range(b, sig.Batch)
+	from, to := o.Range(sig.Batch)
 	items, err := o.Store.PendingItems(ctx, t.DB(), ref, from, to)
 	if err != nil {
 		return Result{}, err
 	}
-	results := make([]scatter.ItemResult, 0, len(items))
-	for _, it := range items {
-		results = append(results, s.runItem(ctx, t, it))
+	if len(items) == 0 {
+		// Every item of the batch is recorded (this job's result was
+		// recorded and it is redelivered), or the scatter failed or was
+		// cancelled and its items with it.
+		return Wait("scatter finished"), nil
+	}
+	results, err := s.runItems(ctx, t, o, ref, items)
+	if err != nil {
+		return Result{}, err
 	}
 	return Result{Status: Pending, Commit: func(ctx context.Context, tx Tx) (Result, error) {
 		step, err := o.Complete(ctx, tx, ref, results, time.Now())
@@ -164,6 +166,37 @@ func partial(step scatter.Step) string {
 		return ""
 	}
 	return fmt.Sprintf("partial: %d of %d items failed", step.FailedItems, step.Total)
+}
+
+// runItems runs a batch's pending items in order and returns the results
+// not yet committed, for the batch's Complete. Groups of results are
+// committed before, each in a transaction of its own, as the plan's Group
+// says, so that a batch killed midway redoes one group at most; the
+// batch's last item is always left to Complete, which then knows that this
+// batch had not completed before (and claims the next batch once). A group
+// that finds the scatter failed or cancelled stops the batch.
+func (s Scatter) runItems(ctx context.Context, t Task, o scatter.Orchestrator, ref scatter.Ref, items []scatter.Item) ([]scatter.ItemResult, error) {
+	results := make([]scatter.ItemResult, 0, min(len(items), 128))
+	since := time.Now()
+	for i, it := range items {
+		results = append(results, s.runItem(ctx, t, it))
+		if i == len(items)-1 || !o.Plan.Due(len(results), time.Since(since)) || ctx.Err() != nil {
+			continue
+		}
+		var stop bool
+		group := results
+		if err := t.InTx(ctx, func(ctx context.Context, q Querier) (err error) {
+			stop, err = o.CommitGroup(ctx, q, ref, group)
+			return err
+		}); err != nil {
+			return nil, fmt.Errorf("scatter %s: commit items %d to %d: %w", ref.Asset, group[0].Index, group[len(group)-1].Index, err)
+		}
+		results, since = results[:0], time.Now()
+		if stop {
+			break
+		}
+	}
+	return results, nil
 }
 
 // runItem runs one item with the asset's retries; a failed item does not

@@ -40,7 +40,8 @@ type Option struct {
 	Field    string
 	Enum     []string
 	Min, Max float64
-	// Requires names an option that must be present with this one.
+	// Requires names an option that must be present with this one, or
+	// several separated by | of which one must be.
 	Requires string
 	Doc      string
 }
@@ -83,9 +84,10 @@ func CommonOptions() []Option {
 		{Name: "group", Type: String, Doc: "display group"},
 		{Name: "tags", Type: Names, Doc: "labels for selection"},
 		{Name: "schedule", Type: Cron, Doc: "materialize on a cron schedule"},
-		{Name: "config", Type: Ident, Requires: "schedule", Doc: "a package-level value of the config type: the config of scheduled runs"},
+		{Name: "config", Type: Ident, Requires: "schedule|auto", Doc: "a package-level value of the config type: the config of scheduled and automated runs"},
 		{Name: "code_version", Type: String, Doc: "pins the code version by hand instead of hashing the source"},
 		{Name: "fresh", Type: Duration, Doc: "overdue when the newest materialization (of the newest complete partition) is older than this"},
+		{Name: "auto", Type: Enum, Enum: []string{"eager", "missing"}, Doc: "declarative automation: eager materializes when an upstream has a new materialization, missing fills partitions never materialized"},
 	}
 }
 

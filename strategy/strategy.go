@@ -152,6 +152,12 @@ type Task interface {
 	Peers() []Peer
 	// DB reads the engine's database outside any transaction.
 	DB() Querier
+	// InTx runs fn in a transaction of its own on the engine's database,
+	// committed when fn returns nil and rolled back otherwise; fn may run
+	// again from the start when the transaction collided with another. A
+	// scatter batch commits a group of item results this way before the
+	// batch ends, so that a killed batch redoes one group at most.
+	InTx(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
 	// CallItem runs the asset's function for one scatter item (its JSON);
 	// the asset's other inputs are loaded once per task, not per item.
 	CallItem(ctx context.Context, item json.RawMessage) (any, error)

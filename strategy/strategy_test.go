@@ -41,7 +41,10 @@ func (t *fakeTask) FinalAttempt() bool             { return t.final }
 func (t *fakeTask) Peers() []strategy.Peer         { return t.peers }
 func (t *fakeTask) DB() strategy.Querier           { return nil }
 func (t *fakeTask) Retries() int                   { return 0 }
-func (t *fakeTask) RetryDelay(int) time.Duration   { return 0 }
+func (t *fakeTask) InTx(ctx context.Context, fn func(context.Context, strategy.Querier) error) error {
+	return fn(ctx, nil)
+}
+func (t *fakeTask) RetryDelay(int) time.Duration { return 0 }
 func (t *fakeTask) ItemKeys([]json.RawMessage) ([]string, error) {
 	return nil, nil
 }

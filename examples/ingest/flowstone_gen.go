@@ -19,6 +19,8 @@ const (
 	AssetDailyCounts = "daily_counts"
 	// AssetRunningTotal is the key of the running_total asset (RunningTotal).
 	AssetRunningTotal = "running_total"
+	// AssetKindInfo is the key of the kind_info asset (KindInfo).
+	AssetKindInfo = "kind_info"
 )
 
 // Sensor names of the ingest pipeline.
@@ -50,6 +52,7 @@ func Pipeline() *runtime.Pipeline {
 			defEvents(),
 			defDailyCounts(),
 			defRunningTotal(),
+			defKindInfo(),
 		},
 		Sensors: []runtime.SensorDef{
 			{
@@ -99,6 +102,12 @@ func LoadRunningTotal(ctx context.Context, e *runtime.Engine, p flowstone.Partit
 	return runtime.Load[Total](ctx, e, "ingest", AssetRunningTotal, p)
 }
 
+// LoadKindInfo returns the newest successful value of kind_info for partition p
+// ("" for an unpartitioned asset).
+func LoadKindInfo(ctx context.Context, e *runtime.Engine, p flowstone.Partition) (string, error) {
+	return runtime.Load[string](ctx, e, "ingest", AssetKindInfo, p)
+}
+
 // defEvents describes asset events.
 func defEvents() runtime.AssetDef {
 	return runtime.AssetDef{
@@ -124,7 +133,7 @@ func runEvents(ctx context.Context, in *runtime.Inputs) (any, error) {
 func defDailyCounts() runtime.AssetDef {
 	return runtime.AssetDef{
 		Key:         AssetDailyCounts,
-		Description: "DailyCounts rolls up one day's hours.",
+		Description: "DailyCounts rolls up one day's hours: every day on schedule, and, as\nhours arrive, again for their day (auto=eager).",
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
 		Deps: []runtime.Dep{
@@ -133,8 +142,9 @@ func defDailyCounts() runtime.AssetDef {
 		Partitions:  Days,
 		Schedule:    "@daily",
 		Fresh:       6 * time.Hour,
-		CodeVersion: "d96b6047ab1459b7",
-		Source:      runtime.SourceRef{File: "ingest.go", Func: "DailyCounts", Hash: "d96b6047ab1459b7"},
+		Auto:        "eager",
+		CodeVersion: "d52afcf8d06b0c42",
+		Source:      runtime.SourceRef{File: "ingest.go", Func: "DailyCounts", Hash: "d52afcf8d06b0c42"},
 		HasValue:    true,
 		ValueType:   "Count",
 		Run:         runDailyCounts,
@@ -154,7 +164,7 @@ func runDailyCounts(ctx context.Context, in *runtime.Inputs) (any, error) {
 func defRunningTotal() runtime.AssetDef {
 	return runtime.AssetDef{
 		Key:         AssetRunningTotal,
-		Description: "RunningTotal adds the day's count to the total through the day before.",
+		Description: "RunningTotal adds the day's count to the total through the day before,\nwhenever that count changes (auto=eager).",
 		Kind:        "standard",
 		Strategy:    strategy.Standard{},
 		Deps: []runtime.Dep{
@@ -162,8 +172,9 @@ func defRunningTotal() runtime.AssetDef {
 			{Asset: AssetRunningTotal, Kind: runtime.DepPrevious},
 		},
 		Partitions:  Days,
-		CodeVersion: "e6a046c98a5afd05",
-		Source:      runtime.SourceRef{File: "ingest.go", Func: "RunningTotal", Hash: "e6a046c98a5afd05"},
+		Auto:        "eager",
+		CodeVersion: "7fcbfdb0b785595c",
+		Source:      runtime.SourceRef{File: "ingest.go", Func: "RunningTotal", Hash: "7fcbfdb0b785595c"},
 		HasValue:    true,
 		ValueType:   "Total",
 		Run:         runRunningTotal,
@@ -181,6 +192,28 @@ func runRunningTotal(ctx context.Context, in *runtime.Inputs) (any, error) {
 		return nil, err
 	}
 	return RunningTotal(ctx, in.Partition(), dailyCounts, runningTotal)
+}
+
+// defKindInfo describes asset kind_info.
+func defKindInfo() runtime.AssetDef {
+	return runtime.AssetDef{
+		Key:         AssetKindInfo,
+		Description: "KindInfo describes an event kind. auto=missing materializes each kind\nonce, and a kind added to Kinds when it appears.",
+		Kind:        "standard",
+		Strategy:    strategy.Standard{},
+		Partitions:  Kinds,
+		Auto:        "missing",
+		CodeVersion: "fdfd977704a50c46",
+		Source:      runtime.SourceRef{File: "ingest.go", Func: "KindInfo", Hash: "fdfd977704a50c46"},
+		HasValue:    true,
+		ValueType:   "string",
+		Run:         runKindInfo,
+	}
+}
+
+// runKindInfo calls KindInfo with its inputs.
+func runKindInfo(ctx context.Context, in *runtime.Inputs) (any, error) {
+	return KindInfo(ctx, in.Partition())
 }
 
 // runSensorArrivedDays calls ArrivedDays with the stored cursor and its resources.
@@ -213,6 +246,7 @@ var (
 	_ func(context.Context, flowstone.Partition) (EventBatch, error)                                = Events
 	_ func(context.Context, flowstone.Partition, map[flowstone.Partition]EventBatch) (Count, error) = DailyCounts
 	_ func(context.Context, flowstone.Partition, Count, flowstone.Previous[Total]) (Total, error)   = RunningTotal
+	_ func(context.Context, flowstone.Partition) (string, error)                                    = KindInfo
 	_ func(context.Context, string, *DropDir) (flowstone.SensorResult, error)                       = ArrivedDays
 	_ func(context.Context, Count) (flowstone.CheckResult, error)                                   = CompleteDay
 	_ func(context.Context, Count) (flowstone.CheckResult, error)                                   = HasPurchases

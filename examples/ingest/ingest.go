@@ -76,9 +76,10 @@ func Events(ctx context.Context, p flowstone.Partition) (EventBatch, error) {
 	return b, nil
 }
 
-// DailyCounts rolls up one day's hours.
+// DailyCounts rolls up one day's hours: every day on schedule, and, as
+// hours arrive, again for their day (auto=eager).
 //
-//flowstone:asset partitions=Days schedule="@daily" fresh=6h
+//flowstone:asset partitions=Days schedule="@daily" fresh=6h auto=eager
 func DailyCounts(ctx context.Context, p flowstone.Partition, events map[flowstone.Partition]EventBatch) (Count, error) {
 	c := Count{Day: p, Hours: len(events), ByKind: map[string]int{}}
 	for _, hour := range slices.Sorted(maps.Keys(events)) {
@@ -90,12 +91,24 @@ func DailyCounts(ctx context.Context, p flowstone.Partition, events map[flowston
 	return c, nil
 }
 
-// RunningTotal adds the day's count to the total through the day before.
+// RunningTotal adds the day's count to the total through the day before,
+// whenever that count changes (auto=eager).
 //
-//flowstone:asset partitions=Days
+//flowstone:asset partitions=Days auto=eager
 func RunningTotal(ctx context.Context, p flowstone.Partition, dailyCounts Count, runningTotal flowstone.Previous[Total]) (Total, error) {
 	t := runningTotal.Value // the zero Total before the first day
 	return Total{Through: p, Days: t.Days + 1, Events: t.Events + dailyCounts.Events}, nil
+}
+
+// Kinds partitions the event kinds' descriptions.
+var Kinds = flowstone.Static("view", "click", "purchase")
+
+// KindInfo describes an event kind. auto=missing materializes each kind
+// once, and a kind added to Kinds when it appears.
+//
+//flowstone:asset partitions=Kinds auto=missing
+func KindInfo(ctx context.Context, p flowstone.Partition) (string, error) {
+	return map[flowstone.Partition]string{"view": "a page was shown", "click": "a link was followed", "purchase": "an order was paid"}[p], nil
 }
 
 // ArrivedDays asks for a run of daily_counts for each day whose marker file

@@ -205,6 +205,7 @@ func TestSensorStartsEachArrivedDayOnce(t *testing.T) {
 			cfg.Database, cfg.Schema = db.New(t)
 			cfg.Logger = slog.New(slog.DiscardHandler)
 			cfg.PollInterval = 20 * time.Millisecond
+			cfg.AutomationInterval = -1 // the sensor's runs alone
 			sensorDays(t, cfg)
 		})
 	}
@@ -353,4 +354,81 @@ func TestChecksJudgeEachDay(t *testing.T) {
 			t.Fatalf("checks run alone: %+v %v", again, err)
 		}
 	})
+}
+
+// Automation end to end: auto=missing describes each event kind once, and
+// a new hour makes auto=eager roll up its day, then the running total.
+func TestAutomationRollsUpArrivingHours(t *testing.T) {
+	t.Parallel()
+	for _, db := range testdb.All(t) {
+		t.Run(db.Name, func(t *testing.T) {
+			t.Parallel()
+			ctx := context.Background()
+			var cfg runtime.Config
+			cfg.Database, cfg.Schema = db.New(t)
+			cfg.Logger = slog.New(slog.DiscardHandler)
+			cfg.PollInterval, cfg.Concurrency = 20*time.Millisecond, 16
+			cfg.AutomationInterval = 50 * time.Millisecond
+			e, err := runtime.Open(ctx, cfg, runtime.Bind(ingest.Pipeline(), resources()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				defer cancel()
+				_ = e.Close(ctx)
+			})
+			launched := func(asset string, n int) []runtime.AutomationDecision {
+				t.Helper()
+				deadline := time.Now().Add(2 * time.Minute)
+				for {
+					ds, err := e.AutomationDecisions(ctx, runtime.DecisionFilter{Pipeline: "ingest", Asset: asset, Limit: 100})
+					if err != nil {
+						t.Fatal(err)
+					}
+					var out []runtime.AutomationDecision
+					for _, d := range ds {
+						if d.Decision == runtime.AutomationLaunched {
+							out = append(out, d)
+						}
+					}
+					if len(out) >= n {
+						for _, d := range out {
+							if _, err := e.Wait(ctx, d.RunID); err != nil {
+								t.Fatal(err)
+							}
+						}
+						return out
+					}
+					if time.Now().After(deadline) {
+						t.Fatalf("%s: %d runs launched after two minutes; want %d (decisions %+v)", asset, len(out), n, ds)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			if kinds := launched(ingest.AssetKindInfo, 3); len(kinds) != 3 {
+				t.Fatalf("kind_info launched %+v; want each kind once", kinds)
+			}
+			run, err := e.Materialize(ctx, ingest.Pipeline(), runtime.Request{Targets: []string{ingest.AssetEvents}, Partition: "2024-01-02T05"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.Wait(ctx, run.ID); err != nil {
+				t.Fatal(err)
+			}
+			day := launched(ingest.AssetDailyCounts, 1)
+			if day[0].Partition != "2024-01-02" || day[0].Reason == "" {
+				t.Fatalf("daily_counts launched %+v", day)
+			}
+			launched(ingest.AssetRunningTotal, 1)
+			total, err := ingest.LoadRunningTotal(ctx, e, "2024-01-02")
+			if err != nil || total.Events != wantCount("2024-01-02") {
+				t.Fatalf("running_total 2024-01-02 = %+v, %v; want %d events", total, err, wantCount("2024-01-02"))
+			}
+			runs, err := e.FindRuns(ctx, runtime.RunFilter{Pipeline: "ingest", StartedBy: runtime.StartedByAutomation})
+			if err != nil || len(runs) != 5 {
+				t.Fatalf("automated runs %+v, %v; want 5 (3 kinds, a day, its total)", runs, err)
+			}
+		})
+	}
 }

@@ -163,6 +163,11 @@ type session struct {
 	secret string
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
+	// automationInterval and maxAutomated are worker's
+	// --automation-interval and --max-automated-runs; other commands
+	// evaluate no automation (automationInterval is then zero).
+	automationInterval time.Duration
+	maxAutomated       int
 	// waitForDatabase is --wait-for-database, or the command's default.
 	waitForDatabase time.Duration
 	level           slog.Level
@@ -260,6 +265,7 @@ func (s *session) rootCommand() *cobra.Command {
 		s.checkCommand(),
 		s.checksCommand(),
 		s.freshnessCommand(),
+		s.automationCommand(),
 		s.logsCommand(),
 		s.showCommand(),
 		s.pruneCommand(),
@@ -346,6 +352,10 @@ func (s *session) pick(bs []runtime.Binding) ([]runtime.Binding, *runtime.Pipeli
 // open opens the engine with the bindings; workers says whether this
 // process works jobs.
 func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) (*runtime.Engine, error) {
+	automation := s.automationInterval
+	if automation == 0 {
+		automation = -1 // not the worker command
+	}
 	cfg := runtime.Config{
 		Database:  s.database,
 		Schema:    s.schema,
@@ -355,7 +365,9 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		// wait for a database that is not there at start-up.
 		WaitForDatabase: s.waitForDatabase,
 		// Other commands that work jobs (materialize) keep the default.
-		TakeoverAfter: s.takeoverAfter,
+		TakeoverAfter:      s.takeoverAfter,
+		AutomationInterval: automation,
+		MaxAutomatedRuns:   s.maxAutomated,
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)

@@ -169,7 +169,7 @@ func TestMaterializeFollowsAndSummarizes(t *testing.T) {
 		if r.code != 0 {
 			t.Fatalf("status: %s", r)
 		}
-		wantLine(t, r, `RUN PIPELINE PARTITION STATUS STARTED DURATION PENDING FAILED`)
+		wantLine(t, r, `RUN PIPELINE PARTITION STATUS STARTED BY DURATION PENDING FAILED`)
 		wantLine(t, r, id+` orders 2024-01-02 succeeded .+ - 0`)
 		if n := strings.Count(r.stdout, " succeeded "); n != 3 {
 			t.Errorf("status lists %d succeeded runs, want 3:\n%s", n, r)

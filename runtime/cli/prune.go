@@ -110,6 +110,7 @@ func printPrune(s *session, res runtime.PruneResult, dryRun bool) {
 		{"check results", res.Checks},
 		{"values of kept materializations", res.Values},
 		{"River jobs", res.Jobs},
+		{"automation decisions", res.Decisions},
 	} {
 		fmt.Fprintf(s.stdout, "  %-32s %10s\n", r.what, thousands(int(r.n)))
 	}

@@ -60,7 +60,7 @@ cancelled.`,
 					fmt.Fprintf(tw, "partition:\t%s\n", res.Partition)
 				}
 				fmt.Fprintf(tw, "status:\t%s (%s)\n", res.Status, countLine(res))
-				fmt.Fprintf(tw, "started:\t%s\n", timestamp(res.CreatedAt))
+				fmt.Fprintf(tw, "started:\t%s by %s\n", timestamp(res.CreatedAt), res.StartedBy)
 				if !res.FinishedAt.IsZero() {
 					fmt.Fprintf(tw, "finished:\t%s (%s)\n", timestamp(res.FinishedAt), duration(res.CreatedAt, res.FinishedAt))
 				}
@@ -96,9 +96,9 @@ cancelled.`,
 					pending = fmt.Sprint(r.Pending)
 				}
 				rows = append(rows, []string{r.ID, r.Pipeline, string(r.Partition), string(r.Status),
-					timestamp(r.CreatedAt), duration(r.CreatedAt, r.FinishedAt), pending, fmt.Sprint(r.Failed)})
+					timestamp(r.CreatedAt), r.StartedBy, duration(r.CreatedAt, r.FinishedAt), pending, fmt.Sprint(r.Failed)})
 			}
-			return table(s.stdout, []string{"RUN", "PIPELINE", "PARTITION", "STATUS", "STARTED", "DURATION", "PENDING", "FAILED"}, rows)
+			return table(s.stdout, []string{"RUN", "PIPELINE", "PARTITION", "STATUS", "STARTED", "BY", "DURATION", "PENDING", "FAILED"}, rows)
 		}),
 	}
 	c.Flags().IntVarP(&limit, "limit", "n", 20, "how many of the latest runs to list")

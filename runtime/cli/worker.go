@@ -23,12 +23,20 @@ another worker once this process's heartbeat is older than --takeover-after.
 A second interrupt quits at once. With --metrics-addr it serves the engine's
 metrics for Prometheus at /metrics on that address.
 
+Workers evaluate declarative automation (auto= on assets) and freshness
+(fresh=) every --automation-interval, one process at a time (River's
+leader), launching at most --max-automated-runs automated runs in flight
+per pipeline; the automation command lists their decisions.
+
 While it runs, the worker beats in the database every --takeover-after/6;
 a worker that is killed loses its running jobs to the others about
 --takeover-after later.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
+			if s.automationInterval <= 0 {
+				s.automationInterval = -1
+			}
 			var metrics http.Handler
 			if metricsAddr != "" {
 				metrics = s.serveMetrics()
@@ -65,6 +73,8 @@ a worker that is killed loses its running jobs to the others about
 	c.Flags().DurationVar(&drain, "drain", time.Minute, "how long to wait for running jobs when stopping")
 	c.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464")
 	c.Flags().DurationVar(&s.takeoverAfter, "takeover-after", 30*time.Second, "how long a worker may go without its heartbeat before others take its jobs over")
+	c.Flags().DurationVar(&s.automationInterval, "automation-interval", 30*time.Second, "how often automation (auto=) and freshness (fresh=) are evaluated; 0: not by this worker")
+	c.Flags().IntVar(&s.maxAutomated, "max-automated-runs", 10, "automated runs in flight per pipeline at most; more are deferred")
 	return c
 }
 

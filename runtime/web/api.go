@@ -555,9 +555,10 @@ type sensorJSON struct {
 func (h *Handler) schedules(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	out := struct {
-		Schedules []scheduleJSON `json:"schedules"`
-		Sensors   []sensorJSON   `json:"sensors"`
-	}{Schedules: []scheduleJSON{}, Sensors: []sensorJSON{}}
+		Schedules  []scheduleJSON `json:"schedules"`
+		Sensors    []sensorJSON   `json:"sensors"`
+		Automation []decisionJSON `json:"automation"`
+	}{Schedules: []scheduleJSON{}, Sensors: []sensorJSON{}, Automation: []decisionJSON{}}
 	for _, p := range h.eng.Pipelines() {
 		var ticks []runJSON
 		for _, a := range p.Assets() {
@@ -593,5 +594,25 @@ func (h *Handler) schedules(w http.ResponseWriter, r *http.Request) {
 			out.Sensors = append(out.Sensors, sj)
 		}
 	}
+	ds, err := h.eng.AutomationDecisions(ctx, runtime.DecisionFilter{Limit: 30})
+	if err != nil {
+		h.failErr(w, r, err)
+		return
+	}
+	for _, d := range ds {
+		out.Automation = append(out.Automation, decisionJSON{Pipeline: d.Pipeline, Asset: d.Asset, Partition: d.Partition,
+			Decision: string(d.Decision), Run: d.RunID, Reason: d.Reason, EvaluatedAt: timeJSON(d.EvaluatedAt)})
+	}
 	h.json(w, out)
+}
+
+// decisionJSON is one decision of declarative automation.
+type decisionJSON struct {
+	Pipeline    string              `json:"pipeline"`
+	Asset       string              `json:"asset"`
+	Partition   flowstone.Partition `json:"partition"`
+	Decision    string              `json:"decision"`
+	Run         string              `json:"run,omitempty"`
+	Reason      string              `json:"reason"`
+	EvaluatedAt *time.Time          `json:"evaluatedAt"`
 }

@@ -216,11 +216,12 @@ func TestReadEndpoints(t *testing.T) {
 		}
 
 		var sched struct {
-			Schedules []any
-			Sensors   []any
+			Schedules  []any
+			Sensors    []any
+			Automation []any
 		}
 		s.get(t, "/api/schedules", &sched)
-		if sched.Schedules == nil || sched.Sensors == nil {
+		if sched.Schedules == nil || sched.Sensors == nil || sched.Automation == nil {
 			t.Errorf("schedules = %+v, want (empty) lists", sched)
 		}
 

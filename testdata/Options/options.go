@@ -19,3 +19,9 @@ func E(ctx context.Context) (int, error) { return 0, nil }
 
 //flowstone:asset gate on_timeout=fail
 func F(ctx context.Context) (int, error) { return 0, nil }
+
+//flowstone:asset auto=lazy
+func G(ctx context.Context) (int, error) { return 0, nil }
+
+//flowstone:asset auto fresh=1h auto=eager
+func H(ctx context.Context) (int, error) { return 0, nil }

@@ -36,3 +36,11 @@ func Weekly(ctx context.Context, report string) (string, error) { return "", nil
 
 //flowstone:asset schedule="0 0 * * 0" config=Defaults
 func Sunday(ctx context.Context, report string) (string, error) { return "", nil }
+
+// Eager is automated, so its runs need the config its upstream takes.
+//
+//flowstone:asset auto=eager
+func Eager(ctx context.Context, report string) (string, error) { return "", nil }
+
+//flowstone:asset auto=missing config=Defaults
+func Filled(ctx context.Context, rates map[string]float64) (string, error) { return "", nil }

@@ -278,13 +278,16 @@ type Run struct {
 	// CreatedAt and FinishedAt are microseconds; FinishedAt is 0 while
 	// running.
 	CreatedAt, FinishedAt int64
+	// RunKey is the run key ("" when the request gave none); Run and Runs
+	// fill it in.
+	RunKey string
 }
 
 // Run reads run id.
 func (Store) Run(ctx context.Context, q Querier, id string) (r Run, found bool, err error) {
 	var fin sql.NullInt64
-	err = q.QueryRow(ctx, `SELECT pipeline, partition_key, status, created_at, finished_at FROM flowstone_runs WHERE id = ?`, id).
-		Scan(&r.Pipeline, &r.Partition, &r.Status, &r.CreatedAt, &fin)
+	err = q.QueryRow(ctx, `SELECT pipeline, partition_key, status, created_at, finished_at, run_key FROM flowstone_runs WHERE id = ?`, id).
+		Scan(&r.Pipeline, &r.Partition, &r.Status, &r.CreatedAt, &fin, &r.RunKey)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, false, nil
 	}
@@ -380,7 +383,7 @@ func (Store) Runs(ctx context.Context, q Querier, pipeline string, limit int) ([
 	rs, err := q.Query(ctx, `SELECT r.id, r.pipeline, r.partition_key, r.status,
 		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?, ?, ?)),
 		(SELECT count(*) FROM flowstone_run_assets a WHERE a.run_id = r.id AND a.status IN (?, ?)),
-		r.created_at, COALESCE(r.finished_at, 0)
+		r.created_at, COALESCE(r.finished_at, 0), r.run_key
 		FROM flowstone_runs r `+where+` ORDER BY r.created_at DESC, r.id DESC LIMIT ?`, append(args, limit)...)
 	if err != nil {
 		return nil, err
@@ -389,7 +392,7 @@ func (Store) Runs(ctx context.Context, q Querier, pipeline string, limit int) ([
 	var out []RunSummary
 	for rs.Next() {
 		var s RunSummary
-		if err := rs.Scan(&s.ID, &s.Pipeline, &s.Partition, &s.Status, &s.Open, &s.Failed, &s.CreatedAt, &s.FinishedAt); err != nil {
+		if err := rs.Scan(&s.ID, &s.Pipeline, &s.Partition, &s.Status, &s.Open, &s.Failed, &s.CreatedAt, &s.FinishedAt, &s.RunKey); err != nil {
 			return nil, err
 		}
 		out = append(out, s)

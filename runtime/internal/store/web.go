@@ -44,7 +44,7 @@ func (Store) FindRuns(ctx context.Context, q Querier, f RunFilter) ([]FoundRun, 
 		add(`r.run_key LIKE ?`, f.KeyPrefix+"%")
 	}
 	if f.Manual {
-		add(`r.run_key NOT LIKE 'schedule:%' AND r.run_key NOT LIKE 'sensor:%' AND r.run_key NOT LIKE 'backfill:%'`)
+		add(`r.run_key NOT LIKE 'schedule:%' AND r.run_key NOT LIKE 'sensor:%' AND r.run_key NOT LIKE 'backfill:%' AND r.run_key NOT LIKE 'automation:%'`)
 	}
 	cond := ""
 	if len(where) > 0 {

@@ -653,7 +653,12 @@ async function schedulesPage() {
     d.sensors.map((s) => el("tr", {}, el("td", {}, s.pipeline), el("td", { title: s.description || "" }, s.name), el("td", {}, s.every),
       el("td", {}, s.targets.join(", ")), el("td", {}, el("code", {}, s.cursor)), el("td", {}, s.evaluations), el("td", {}, s.runs),
       el("td", {}, when(s.evaluatedAt)), el("td", { class: "error" }, s.lastError || ""))))
-    : el("p", { class: "muted" }, "No sensors."));
+    : el("p", { class: "muted" }, "No sensors."),
+  el("h1", {}, "Automation"), d.automation.length ? el("table", { id: "automation" },
+    el("tr", {}, ["evaluated", "pipeline", "asset", "partition", "decision", "run", "reason"].map((h) => el("th", {}, h))),
+    d.automation.map((a) => el("tr", {}, el("td", {}, when(a.evaluatedAt)), el("td", {}, a.pipeline), el("td", {}, assetLink(a.pipeline, a.asset)),
+      el("td", {}, a.partition || ""), el("td", {}, a.decision), el("td", {}, a.run ? runLink(a.run) : ""), el("td", {}, a.reason))))
+    : el("p", { class: "muted" }, "No automation decisions: add auto=eager or auto=missing to an asset."));
 }
 
 // ---- start ----
