@@ -35,7 +35,12 @@ type backend interface {
 	// predicate, and returns how many it deleted.
 	deleteFinishedJobs(ctx context.Context, where string, args river.NamedArgs, limit int) (int, error)
 	start(ctx context.Context) error
+	// stop stops fetching and waits for the running jobs, or for ctx to
+	// end (then it returns ctx's error, the jobs still running).
 	stop(ctx context.Context) error
+	// stopAndCancel cancels the running jobs' contexts and waits for them
+	// to return.
+	stopAndCancel(ctx context.Context) error
 	close()
 	dialect() string
 	// clientID names this process's River client, as River records it in
@@ -85,6 +90,13 @@ func (b *riverBackend[D, T]) stop(ctx context.Context) error {
 		return nil
 	}
 	return b.client.Stop(ctx)
+}
+
+func (b *riverBackend[D, T]) stopAndCancel(ctx context.Context) error {
+	if !b.started {
+		return nil
+	}
+	return b.client.StopAndCancel(ctx)
 }
 
 func (b *riverBackend[D, T]) insertJobs(ctx context.Context, params []river.InsertManyParams) error {

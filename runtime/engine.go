@@ -47,7 +47,10 @@ type Engine struct {
 	events   *broker
 	tel      *telemetry // nil unless Config sets a provider
 	closed   atomic.Bool
-	stopOnce sync.Once
+	// interrupting is set when Close cancels the running jobs: an attempt
+	// that ends with its context then is interrupted, not failed.
+	interrupting atomic.Bool
+	stopOnce     sync.Once
 	// live beats for this process while it works jobs.
 	live *liveness
 	// out follows the database's outages for every loop of the engine.
@@ -213,6 +216,7 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 		// River's own retention keeps finished jobs a day; FlowStone's
 		// records are what users read.
 	}
+	rcfg.Middleware = append(rcfg.Middleware, e.interruptMiddleware())
 	if e.tel != nil {
 		rcfg.Middleware = append(rcfg.Middleware, e.tel.riverMiddleware())
 	}
@@ -307,8 +311,13 @@ func (e *Engine) addPeriodicJobs(rcfg *river.Config) error {
 	return err
 }
 
-// Close stops fetching jobs, waits for running ones to finish (or ctx to
-// end), and closes the database.
+// Close stops fetching jobs and lets the running ones finish while ctx
+// lives. When ctx ends first, it cancels their contexts and waits for them
+// to return: an attempt that returns because of it is recorded as
+// interrupted by shutdown and its job goes back to the queue, to run again
+// at once in another process (or in this one when it starts again). Close
+// then closes the database; no goroutine of the engine outlives it. A job
+// that ignores its context's end keeps Close waiting.
 func (e *Engine) Close(ctx context.Context) error {
 	var err error
 	e.stopOnce.Do(func() {
@@ -318,7 +327,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		stopWatch := context.AfterFunc(ctx, e.out.giveUp)
 		defer stopWatch()
 		defer e.out.giveUp()
-		err = e.be.stop(ctx)
+		err = e.stopWorkers(ctx)
 		e.stopLiveness(context.WithoutCancel(ctx))
 		e.events.close()
 		if e.tel != nil {
@@ -327,6 +336,18 @@ func (e *Engine) Close(ctx context.Context) error {
 		e.be.close()
 	})
 	return err
+}
+
+// stopWorkers stops River: gracefully while ctx lives, then by cancelling
+// the running jobs, and waits for them either way.
+func (e *Engine) stopWorkers(ctx context.Context) error {
+	err := e.be.stop(ctx)
+	if err == nil || ctx.Err() == nil {
+		return err
+	}
+	e.interrupting.Store(true)
+	e.log.WarnContext(ctx, "stopping: running jobs did not finish in time; cancelling them and waiting for them to return")
+	return e.be.stopAndCancel(context.WithoutCancel(ctx))
 }
 
 // Dialect is "sqlite" or "postgres".

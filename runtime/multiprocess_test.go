@@ -146,15 +146,22 @@ func TestProcessRole(t *testing.T) {
 		fmt.Println("RUN", run.ID)
 		_ = e.Close(ctx)
 	case "worker":
+		// Listening before READY: a signal sent once the parent reads it
+		// stops the worker as the CLI's does, never by the default action.
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 		e, err := Open(ctx, cfg, Bind(p, nil))
 		if err != nil {
 			t.Fatal(err)
 		}
 		fmt.Println("READY")
-		sig := make(chan os.Signal, 1)
-		signal.Notify(sig, syscall.SIGTERM, os.Interrupt)
 		<-sig
-		_ = e.Close(ctx)
+		// Drain a little, then interrupt what still runs.
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		if err := e.Close(cctx); err != nil {
+			t.Fatalf("Close: %v", err)
+		}
 	}
 }
 
@@ -242,12 +249,10 @@ func TestCrashingJobFailsItsRun(t *testing.T) {
 			w, _ := startRole(t, "worker", cfg.Database, cfg.Schema, "poison")
 			done := make(chan error, 1)
 			go func() { done <- w.Wait() }()
-			// A worker left running (the run ended, or the test failed) is
-			// killed: it must not outlive the test.
-			// (Its Wait result may have been taken by the loop below.)
-			t.Cleanup(func() { _ = w.Process.Kill() })
+			t.Cleanup(func() { _ = w.Process.Kill() }) // should the test fail first
 			var res RunResult
-			for crashed := false; !crashed; {
+			crashed := false
+			for !crashed {
 				select {
 				case <-done:
 					crashed = true
@@ -261,6 +266,20 @@ func TestCrashingJobFailsItsRun(t *testing.T) {
 				}
 				if res = r; r.Status.Terminal() {
 					break
+				}
+			}
+			if !crashed {
+				// The worker that took the job over for the last time and
+				// failed its node stops cleanly on SIGTERM.
+				_ = w.Process.Signal(syscall.SIGTERM)
+				select {
+				case err := <-done:
+					if err != nil {
+						t.Fatalf("worker stopped with SIGTERM: %v", err)
+					}
+				case <-ctx.Done():
+					_ = w.Process.Kill()
+					t.Fatal("worker still running after SIGTERM")
 				}
 			}
 			if res.Status.Terminal() {

@@ -83,9 +83,16 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 	// The attempt's context may have ended (timeout, cancellation); its
 	// outcome is still recorded.
 	rctx := context.WithoutCancel(ctx)
+	if err != nil && e.interrupted(ctx) {
+		t.log.WarnContext(rctx, "attempt interrupted by shutdown; it will run again", "error", err)
+	}
 	e.saveLogs(rctx, t, w.row.ID)
 	var out error
-	if err != nil {
+	if err != nil && e.interrupted(ctx) {
+		// Not the asset's failure: the attempt runs again, at once, in a
+		// process that is not stopping.
+		out = e.interrupt(rctx, w, run, t, err)
+	} else if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) && a.Timeout > 0 {
 			err = fmt.Errorf("timed out after %s: %w", a.Timeout, err)
 		}
@@ -97,6 +104,47 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 		obs.end(rctx, err, res, out)
 	}
 	return out
+}
+
+// interruptedMsg is what a node's record says of an attempt its process
+// cancelled when it stopped.
+const interruptedMsg = "interrupted by shutdown"
+
+// interrupted reports whether a job's context ended because Close
+// cancelled the running jobs.
+func (e *Engine) interrupted(ctx context.Context) bool {
+	return ctx.Err() != nil && e.interrupting.Load()
+}
+
+// interrupt records an attempt cancelled by Close: an attempt's node goes
+// back to queued with why (a continuation's node stays waiting), and the
+// job returns to the queue with its attempt given back (River's soft stop,
+// see interruptMiddleware).
+func (e *Engine) interrupt(ctx context.Context, w nodeWork, run *runCtx, t *task, cause error) error {
+	args := w.args
+	if w.resume == nil {
+		if err := e.st.RetryAttempt(ctx, e.be.pool(), args.node(), interruptedMsg); err != nil {
+			return errors.Join(cause, err)
+		}
+	}
+	e.log.WarnContext(ctx, "asset attempt interrupted by shutdown; it will run again", "run", args.Run, "asset", t.asset.Key, "partition", args.Partition, "attempt", t.attempts)
+	e.events.publish(Event{Kind: EventAssetRetrying, Pipeline: run.p.name, RunID: run.id, Asset: t.asset.Key, Partition: t.part, Status: string(StatusQueued), Error: interruptedMsg})
+	return fmt.Errorf("%s: %w", interruptedMsg, errors.Join(cause, context.Canceled))
+}
+
+// interruptMiddleware makes River treat every job that ends in error after
+// Close cancelled it as interrupted (available again at once, its attempt
+// given back), whatever error the job wrapped: River does so only for
+// errors that wrap context.Canceled.
+func (e *Engine) interruptMiddleware() rivertype.WorkerMiddleware {
+	return river.WorkerMiddlewareFunc(func(ctx context.Context, job *rivertype.JobRow, doInner func(context.Context) error) error {
+		err := doInner(ctx)
+		var cancel *rivertype.JobCancelError
+		if err == nil || !e.interrupted(ctx) || errors.Is(err, context.Canceled) || errors.As(err, &cancel) {
+			return err
+		}
+		return fmt.Errorf("%s: %w", interruptedMsg, errors.Join(err, context.Canceled))
+	})
 }
 
 // loadRun reads what a node's job needs of its run; a run that is gone

@@ -100,6 +100,11 @@ func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer)
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first interrupt ends ctx: the command stops gracefully. The
+	// signals then get their default action back, so that a second one
+	// quits at once, whatever the command is waiting for. Commands that
+	// say so call stopSignals first, so that it holds when they say it.
+	defer context.AfterFunc(ctx, stop)()
 	s := &session{app: app, stdout: stdout, stderr: stderr, stopSignals: stop, ctx: ctx}
 	root := s.rootCommand()
 	root.SetArgs(args)
@@ -171,8 +176,8 @@ type session struct {
 	// waitForDatabase is --wait-for-database, or the command's default.
 	waitForDatabase time.Duration
 	level           slog.Level
-	// stopSignals hands SIGINT back to the default (quit at once), for a
-	// second interrupt while the worker drains.
+	// stopSignals hands SIGINT and SIGTERM back to their default action
+	// (quit at once), for a second interrupt while the command stops.
 	stopSignals func()
 	// ctx is Main's, for calling Bind to describe the pipelines in help.
 	ctx context.Context

@@ -378,7 +378,7 @@ func TestDetachedRunIsWorkedByWorker(t *testing.T) {
 		workerCtx, stop := context.WithCancel(ctx)
 		defer stop()
 		done := make(chan result, 1)
-		go func() { done <- invoke(workerCtx, app, args(db, "worker", "--drain", "10s")...) }()
+		go func() { done <- invoke(workerCtx, app, args(db, "worker", "--drain-timeout", "10s")...) }()
 
 		// Another process does the work; following it shows that work live.
 		r = invoke(ctx, app, args(db, "status", "--follow", id)...)

@@ -66,7 +66,7 @@ func startWorker(t *testing.T, ctx context.Context, app cli.App, db []string) {
 	t.Helper()
 	ctx, stop := context.WithCancel(ctx)
 	done := make(chan result, 1)
-	go func() { done <- invoke(ctx, app, args(db, "worker", "--drain", "10s")...) }()
+	go func() { done <- invoke(ctx, app, args(db, "worker", "--drain-timeout", "10s")...) }()
 	t.Cleanup(func() {
 		stop()
 		if w := <-done; w.code != 0 {

@@ -160,8 +160,9 @@ func (s *session) followAndSummarize(ctx context.Context, eng *runtime.Engine, r
 	res, err := follow(ctx, eng, r, s.stdout)
 	if err != nil {
 		if ctx.Err() != nil {
-			fmt.Fprintf(s.stderr, "%s: stopped following run %s; it goes on wherever workers run (%s worker); cancel it with: %s cancel %s\n",
-				s.app.Name, r.ID, s.app.Name, s.app.Name, r.ID)
+			s.stopSignals()
+			fmt.Fprintf(s.stderr, "%s: stopped following run %s; this process's running jobs have %s to finish, then are cancelled and queued again (interrupt again to quit at once); the run goes on wherever workers run (%s worker); cancel it with: %s cancel %s\n",
+				s.app.Name, r.ID, closeTimeout, s.app.Name, s.app.Name, r.ID)
 			return &exitError{code: ExitInterrupted}
 		}
 		return err

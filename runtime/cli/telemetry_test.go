@@ -32,7 +32,7 @@ func TestWorkerServesMetrics(t *testing.T) {
 		var out, errOut syncBuffer
 		done := make(chan int, 1)
 		go func() {
-			done <- cli.Main(wctx, app, args(db, "worker", "--metrics-addr", "127.0.0.1:0", "--drain", "5s"), &out, &errOut)
+			done <- cli.Main(wctx, app, args(db, "worker", "--metrics-addr", "127.0.0.1:0", "--drain-timeout", "5s"), &out, &errOut)
 		}()
 		if r := invoke(ctx, app, args(db, "status", id, "--follow")...); r.code != 0 {
 			t.Fatalf("status --follow: %s", r)

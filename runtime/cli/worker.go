@@ -9,6 +9,11 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// defaultDrain is how long a stopping worker lets its running jobs finish:
+// less than Kubernetes's default grace period (30 s), so that jobs still
+// running are cancelled and recorded before the SIGKILL.
+const defaultDrain = 25 * time.Second
+
 func (s *session) workerCommand() *cobra.Command {
 	var drain time.Duration
 	var metricsAddr string
@@ -17,11 +22,13 @@ func (s *session) workerCommand() *cobra.Command {
 		Short: "Work jobs of the bound pipelines until interrupted",
 		Long: `Worker runs this process as a worker only: it works the jobs of every
 pipeline the program binds, whichever process started their runs, until
-SIGINT or SIGTERM. It then stops fetching jobs and waits up to --drain for
-the running ones to finish; a job still running after that is taken over by
-another worker once this process's heartbeat is older than --takeover-after.
-A second interrupt quits at once. With --metrics-addr it serves the engine's
-metrics for Prometheus at /metrics on that address.
+SIGINT or SIGTERM. It then stops fetching jobs and lets the running ones
+finish for up to --drain-timeout; past it, it cancels those still running,
+waits for them to return, records their attempts as interrupted by shutdown
+and puts their jobs back in the queue, where another worker (or this one,
+restarted) takes them at once, and exits 0. A second interrupt quits at
+once. With --metrics-addr it serves the engine's metrics for Prometheus at
+/metrics on that address.
 
 Workers evaluate declarative automation (auto= on assets) and freshness
 (fresh=) every --automation-interval, one process at a time (River's
@@ -62,7 +69,7 @@ a worker that is killed loses its running jobs to the others about
 			fmt.Fprintf(s.stdout, "worker started: pipelines %s on %s; stop with Ctrl-C or SIGTERM\n", strings.Join(names, ", "), s.describeDatabase())
 			<-ctx.Done()
 			s.stopSignals()
-			fmt.Fprintf(s.stdout, "stopping: waiting up to %s for running jobs (interrupt again to quit at once)\n", drain)
+			fmt.Fprintf(s.stdout, "stopping: running jobs have %s to finish, then are cancelled and queued again (interrupt again to quit at once)\n", drain)
 			if err := closeEngine(ctx, eng, drain); err != nil {
 				return fmt.Errorf("stop worker: %w", err)
 			}
@@ -70,7 +77,10 @@ a worker that is killed loses its running jobs to the others about
 			return nil
 		}),
 	}
-	c.Flags().DurationVar(&drain, "drain", time.Minute, "how long to wait for running jobs when stopping")
+	c.Flags().DurationVar(&drain, "drain-timeout", defaultDrain, "how long running jobs may finish when the worker stops, before they are cancelled and queued again")
+	// The flag's first name, kept for the scripts that use it.
+	c.Flags().DurationVar(&drain, "drain", defaultDrain, "")
+	_ = c.Flags().MarkDeprecated("drain", "use --drain-timeout")
 	c.Flags().StringVar(&metricsAddr, "metrics-addr", "", "serve Prometheus metrics at /metrics on this address, e.g. 127.0.0.1:9464")
 	c.Flags().DurationVar(&s.takeoverAfter, "takeover-after", 30*time.Second, "how long a worker may go without its heartbeat before others take its jobs over")
 	c.Flags().DurationVar(&s.automationInterval, "automation-interval", 30*time.Second, "how often automation (auto=) and freshness (fresh=) are evaluated; 0: not by this worker")
