@@ -238,6 +238,9 @@ func (s *timeSet) Validate(key Partition) error {
 	if s.err != nil {
 		return s.err
 	}
+	if err := validPartitionKey(key); err != nil {
+		return err
+	}
 	t, err := s.parse(string(key))
 	if err != nil {
 		return fmt.Errorf("%w %q for %s set: %v (e.g. %q)", ErrInvalidPartition, key, s.kind, err, s.Example())
@@ -316,6 +319,8 @@ func Static(keys ...string) PartitionSet {
 			s.err = errors.Join(s.err, errors.New("static set: empty key"))
 		case strings.Contains(k, "|"):
 			s.err = errors.Join(s.err, fmt.Errorf("static set: key %q contains '|'", k))
+		case ValidateKey("partition key", k) != nil:
+			s.err = errors.Join(s.err, fmt.Errorf("static set: %w", ValidateKey("partition key", k)))
 		case seen[k]:
 			s.err = errors.Join(s.err, fmt.Errorf("static set: duplicate key %q", k))
 		}
@@ -354,6 +359,9 @@ func (s *staticSet) Example() Partition {
 func (s *staticSet) Validate(key Partition) error {
 	if s.err != nil {
 		return s.err
+	}
+	if err := validPartitionKey(key); err != nil {
+		return err
 	}
 	if slices.Contains(s.keys, string(key)) {
 		return nil
@@ -409,6 +417,9 @@ func (s *DynamicSet) Validate(key Partition) error {
 	if s.err != nil {
 		return s.err
 	}
+	if err := validPartitionKey(key); err != nil {
+		return fmt.Errorf("dynamic set %s: %w", s.name, err)
+	}
 	if key == "" || strings.Contains(string(key), "|") {
 		return fmt.Errorf("%w %q for dynamic set %s: keys are non-empty and contain no '|'", ErrInvalidPartition, key, s.name)
 	}
@@ -456,6 +467,9 @@ func (m *multiSet) Example() Partition {
 func (m *multiSet) Validate(key Partition) error {
 	if m.err != nil {
 		return m.err
+	}
+	if err := validPartitionKey(key); err != nil {
+		return err
 	}
 	parts := strings.Split(string(key), "|")
 	if len(parts) != len(m.sets) {

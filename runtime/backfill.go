@@ -95,6 +95,9 @@ func (e *Engine) Backfill(ctx context.Context, p *Pipeline, req BackfillRequest)
 		if cfgJSON, err = p.config.Encode(req.Config); err != nil {
 			return "", err
 		}
+		if err := e.checkConfigSize(p, cfgJSON); err != nil {
+			return "", err
+		}
 	} else {
 		for _, a := range assets {
 			if a.UsesConfig {
@@ -230,11 +233,11 @@ func (e *Engine) advanceBackfill(ctx context.Context, p *Pipeline, id string) er
 	}
 	var targets []string
 	_ = json.Unmarshal([]byte(bf.Targets), &targets)
-	var config any
+	// The backfill's config, checked when it was recorded, goes to each
+	// run as it is stored.
+	var config []byte
 	if bf.Config.Valid && p.config != nil {
-		if config, err = p.config.Decode([]byte(bf.Config.String)); err != nil {
-			return river.JobCancel(err)
-		}
+		config = []byte(bf.Config.String)
 	}
 	// Partitions found launching when the advance starts were left so by
 	// one that died (or are being launched by another: launching twice
@@ -289,7 +292,7 @@ func (e *Engine) advanceBackfill(ctx context.Context, p *Pipeline, id string) er
 		if part.Status == store.PartitionLaunching {
 			stuck--
 		}
-		run, err := e.materialize(ctx, p, Request{Targets: targets, Partition: flowstone.Partition(part.Key), Config: config,
+		run, err := e.materialize(ctx, p, Request{Targets: targets, Partition: flowstone.Partition(part.Key), rawConfig: config,
 			Force: bf.Force, RunKey: "backfill:" + id + ":" + part.Key}, id)
 		if err != nil {
 			if !refused(err) { // this process is closing, or the database failed: later
@@ -335,6 +338,9 @@ func (e *Engine) finishBackfill(ctx context.Context, id string, running int) err
 func (e *Engine) BackfillStatus(ctx context.Context, id string) (BackfillStatus, error) {
 	q := e.be.pool()
 	b := BackfillStatus{ID: id, Partitions: map[flowstone.Partition]string{}}
+	if err := flowstone.ValidateKey("backfill ID", id); err != nil {
+		return b, err
+	}
 	bf, found, err := e.st.Backfill(ctx, q, id)
 	if err != nil {
 		return b, err
@@ -382,6 +388,9 @@ func (e *Engine) CancelBackfill(ctx context.Context, id string) error {
 	if err := e.writable(); err != nil {
 		return err
 	}
+	if err := flowstone.ValidateKey("backfill ID", id); err != nil {
+		return err
+	}
 	q := e.be.pool()
 	cancelled, err := e.st.FinishBackfill(ctx, q, id, store.BackfillCancelled)
 	if err != nil {
@@ -411,7 +420,7 @@ func (e *Engine) CancelBackfill(ctx context.Context, id string) error {
 // refused reports whether Materialize rejected the request itself, so
 // retrying it cannot help.
 func refused(err error) bool {
-	for _, target := range []error{flowstone.ErrInvalidPartition, ErrBadConfig, ErrMissingConfig, ErrUnknownAsset, ErrUnknownPipeline} {
+	for _, target := range []error{flowstone.ErrInvalidPartition, flowstone.ErrInvalidKey, ErrBadConfig, ErrMissingConfig, ErrUnknownAsset, ErrUnknownPipeline} {
 		if errors.Is(err, target) {
 			return true
 		}

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/redact"
+
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 )
@@ -80,6 +82,12 @@ type Config struct {
 	// outcome, attempt duration, queue lag, runs in flight, scatter items)
 	// and River's. Nil measures nothing.
 	MeterProvider metric.MeterProvider
+	// MaxRunConfigBytes is the largest run config, encoded as JSON, that
+	// Materialize, Backfill, schedules and sensors accept; a larger one
+	// is refused with ErrBadConfig. Zero means 1 MB
+	// (DefaultMaxRunConfigBytes). A config is stored with each run and
+	// decoded once per process and run, by the assets that take it.
+	MaxRunConfigBytes int
 	// Retention, when Every is set, prunes history on that schedule (see
 	// Engine.Prune). River's leader schedules it, so one process prunes
 	// at a time; give every worker process the same setting.
@@ -123,10 +131,10 @@ func parseDatabase(s string) (dbURL, error) {
 	case strings.HasPrefix(s, "sqlite://"):
 		path := strings.TrimPrefix(s, "sqlite://")
 		if path == "" {
-			return dbURL{}, fmt.Errorf("database %q: no file path after sqlite://", s)
+			return dbURL{}, fmt.Errorf("database %q: no file path after sqlite://", redact.URL(s))
 		}
 		if i := strings.IndexAny(path, "?#"); i >= 0 {
-			return dbURL{}, fmt.Errorf("database %q: sqlite URLs take no options", s)
+			return dbURL{}, fmt.Errorf("database %q: sqlite URLs take no options", redact.URL(s))
 		}
 		return dbURL{"sqlite", path}, nil
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
@@ -135,7 +143,7 @@ func parseDatabase(s string) (dbURL, error) {
 		// A plain path is a SQLite file: ./flowstone.db, /var/lib/app.db.
 		return dbURL{"sqlite", s}, nil
 	}
-	return dbURL{}, fmt.Errorf("database %q: want sqlite://PATH, sqlite::memory: or postgres://...", s)
+	return dbURL{}, fmt.Errorf("database %q: want sqlite://PATH, sqlite::memory: or postgres://...", redact.URL(s))
 }
 
 // maxSchemaLen is River's limit: it prefixes LISTEN topics with the

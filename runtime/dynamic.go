@@ -117,9 +117,14 @@ func (e *Engine) RemovePartitions(ctx context.Context, p *Pipeline, set string, 
 	if err := e.writable(); err != nil {
 		return err
 	}
-	scope, _, err := dynamicScope(p, set)
+	scope, ds, err := dynamicScope(p, set)
 	if err != nil {
 		return err
+	}
+	for _, k := range keys {
+		if err := ds.Validate(k); err != nil {
+			return err
+		}
 	}
 	return e.be.inTx(ctx, func(tx txn) error {
 		for _, k := range keys {

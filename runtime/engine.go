@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowstone-go/flowstone/internal/redact"
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
@@ -53,6 +54,8 @@ type Engine struct {
 	stopOnce     sync.Once
 	// live beats for this process while it works jobs.
 	live *liveness
+	// configs holds the decoded configs of the runs this process works.
+	configs runConfigs
 	// out follows the database's outages for every loop of the engine.
 	out *outage
 }
@@ -61,7 +64,17 @@ type Engine struct {
 // validates the bindings and, unless cfg.NoWorkers, starts working jobs of
 // the bound pipelines. With cfg.ReadOnly it only connects: see
 // Config.ReadOnly.
+//
+// Its errors never show the password of cfg.Database (see Config.Database).
 func Open(ctx context.Context, cfg Config, bindings ...Binding) (*Engine, error) {
+	e, err := openWith(ctx, cfg, bindings)
+	if err != nil {
+		return nil, redact.Error(err, cfg.Database)
+	}
+	return e, nil
+}
+
+func openWith(ctx context.Context, cfg Config, bindings []Binding) (*Engine, error) {
 	db, err := parseDatabase(cfg.Database)
 	if err != nil {
 		return nil, err

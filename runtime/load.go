@@ -44,6 +44,9 @@ func (e *Engine) loadMaterialization(ctx context.Context, p *Pipeline, asset, id
 // materialization; nothing materialized yet is ErrNotMaterialized.
 func Load[T any](ctx context.Context, e *Engine, pipeline, asset string, p flowstone.Partition) (T, error) {
 	var v T
+	if err := (Ref{Asset: asset, Partition: p}).valid(); err != nil {
+		return v, err
+	}
 	pl, err := e.pipelineForLoad(pipeline, asset)
 	if err != nil {
 		return v, err

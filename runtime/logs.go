@@ -51,6 +51,9 @@ type LogLine struct {
 // does not exist matches ErrRunNotFound.
 func (e *Engine) Logs(ctx context.Context, ref Ref) ([]LogAttempt, error) {
 	q := e.be.pool()
+	if err := ref.valid(); err != nil {
+		return nil, err
+	}
 	if ref.Asset == "" {
 		if _, found, err := e.st.RunPipeline(ctx, q, ref.RunID); err != nil {
 			return nil, err

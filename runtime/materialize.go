@@ -42,17 +42,28 @@ type Request struct {
 	// RunKey, when set, makes the request happen once per pipeline:
 	// Materialize with a key already used returns that run (Run.Existing).
 	RunKey string
+
+	// rawConfig is Config already encoded and checked: a backfill's, passed
+	// to each of its runs without decoding it again.
+	rawConfig []byte
 }
 
-// Run identifies a started run.
+// Run identifies a started run, as it was requested.
 type Run struct {
 	ID        string
 	Pipeline  string
 	Partition flowstone.Partition
+	// Targets are the run's targets (Request.Targets and Select
+	// resolved); empty when the run has every asset of the pipeline.
+	Targets []string
 	// Assets in the run, in topological order.
 	Assets []string
-	// Existing is set when RunKey named a run that already existed; it was
-	// not started again.
+	// Config is the run's config as stored (JSON); nil when it has none.
+	Config json.RawMessage
+	// Existing is set when RunKey named a run that already existed: the
+	// request was deduplicated, nothing was started, and the other
+	// fields describe the stored run as it was first requested (its
+	// partition, targets and config), not this request.
 	Existing bool
 }
 
@@ -118,6 +129,9 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	if p == nil {
 		return Run{}, fmt.Errorf("%w: nil pipeline", ErrUnknownPipeline)
 	}
+	if err := flowstone.ValidateKey("run key", req.RunKey); err != nil {
+		return Run{}, err
+	}
 	targets, err := p.targets(req.Targets, req.Select)
 	if err != nil {
 		return Run{}, err
@@ -138,10 +152,15 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 		}
 	}
 	switch {
+	case req.rawConfig != nil:
+		cfgJSON = req.rawConfig
 	case req.Config != nil && p.config == nil:
 		return Run{}, fmt.Errorf("%w: pipeline %s takes no config, got %T", ErrBadConfig, p.name, req.Config)
 	case req.Config != nil:
 		if cfgJSON, err = p.config.Encode(req.Config); err != nil {
+			return Run{}, err
+		}
+		if err := e.checkConfigSize(p, cfgJSON); err != nil {
 			return Run{}, err
 		}
 	case len(usesConfig) > 0:
@@ -163,9 +182,9 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	}
 
 	var fx effects
-	existing := ""
+	var existing store.KeyedRun
 	err = e.be.inTx(ctx, func(tx txn) error {
-		fx, existing = effects{}, ""
+		fx, existing = effects{}, store.KeyedRun{}
 		inserted, err := e.st.InsertRun(ctx, tx, store.NewRun{ID: run.id, Pipeline: p.name, Partition: string(req.Partition),
 			Targets: string(targetsJSON), Config: cfgJSON, ConfigHash: run.configHash, Force: req.Force, Total: len(plan.nodes),
 			RunKey: req.RunKey, Backfill: backfill})
@@ -178,7 +197,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 			}
 		}
 		if !inserted && req.RunKey != "" {
-			existing, err = e.st.RunIDByKey(ctx, tx, p.name, req.RunKey)
+			existing, err = e.st.RunByKey(ctx, tx, p.name, req.RunKey)
 			return err
 		}
 		deps := map[string]int{}
@@ -210,12 +229,12 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	if err != nil {
 		return Run{}, fmt.Errorf("materialize %s: %w", p.name, err)
 	}
+	if existing.ID != "" {
+		return storedRun(p, existing), nil
+	}
 	keys := make([]string, len(assets))
 	for i, a := range assets {
 		keys[i] = a.Key
-	}
-	if existing != "" {
-		return Run{ID: existing, Pipeline: p.name, Partition: req.Partition, Assets: keys, Existing: true}, nil
 	}
 	// Roots that were reused: their dependents, and maybe the whole run.
 	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
@@ -223,12 +242,29 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 	}
 	e.events.publish(append([]Event{{Kind: EventRunStarted, Pipeline: p.name, RunID: run.id, Partition: req.Partition, Status: string(RunRunning)}}, fx.events...)...)
 	e.log.InfoContext(ctx, "run started", "run", run.id, "pipeline", p.name, "partition", req.Partition, "assets", len(assets))
-	return Run{ID: run.id, Pipeline: p.name, Partition: req.Partition, Assets: keys}, nil
+	return Run{ID: run.id, Pipeline: p.name, Partition: req.Partition, Targets: targets, Assets: keys, Config: cfgJSON}, nil
+}
+
+// storedRun describes the run a run key started, as it was requested.
+func storedRun(p *Pipeline, r store.KeyedRun) Run {
+	var targets []string
+	_ = json.Unmarshal([]byte(r.Targets), &targets)
+	var keys []string
+	if assets, err := p.Closure(targets); err == nil { // a target since removed from the pipeline leaves Assets empty
+		for _, a := range assets {
+			keys = append(keys, a.Key)
+		}
+	}
+	return Run{ID: r.ID, Pipeline: p.name, Partition: flowstone.Partition(r.Partition), Targets: targets, Assets: keys,
+		Config: r.Config, Existing: true}
 }
 
 // plan maps the request's key over the closure and checks every key,
 // dynamic set membership included.
 func (e *Engine) plan(ctx context.Context, p *Pipeline, closure []*AssetDef, targets []string, key flowstone.Partition) (*runPlan, error) {
+	if err := flowstone.ValidateKey("partition key", string(key)); err != nil {
+		return nil, fmt.Errorf("%w: %w", flowstone.ErrInvalidPartition, err)
+	}
 	plan, err := planRun(p, closure, targets, key)
 	if err != nil {
 		return nil, err

@@ -71,6 +71,9 @@ func micros(v int64) time.Time {
 func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 	q := e.be.pool()
 	r := RunResult{ID: id, Assets: map[string]AssetResult{}, ByPartition: map[string]map[flowstone.Partition]AssetResult{}}
+	if err := validRunID(id); err != nil {
+		return r, err
+	}
 	row, found, err := e.st.Run(ctx, q, id)
 	if err != nil {
 		return r, err
@@ -114,6 +117,9 @@ func (e *Engine) Run(ctx context.Context, id string) (RunResult, error) {
 // RunResult.Status. It watches the database, so it sees work done by any
 // process, and rides out the database's outages (RetryUnreachable).
 func (e *Engine) Wait(ctx context.Context, id string) (RunResult, error) {
+	if err := validRunID(id); err != nil {
+		return RunResult{ID: id}, err
+	}
 	events, stop := e.Subscribe(64)
 	defer stop()
 	delay := 10 * time.Millisecond
@@ -164,6 +170,9 @@ func (e *Engine) Wait(ctx context.Context, id string) (RunResult, error) {
 // asked to stop (their results are discarded). Cancelling a finished run
 // is a no-op.
 func (e *Engine) Cancel(ctx context.Context, id string) error {
+	if err := validRunID(id); err != nil {
+		return err
+	}
 	if err := e.writable(); err != nil {
 		return err
 	}

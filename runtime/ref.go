@@ -40,6 +40,24 @@ type refNode struct {
 	status   AssetStatus
 }
 
+// valid checks ref's keys (flowstone.ValidateKey) before they reach the
+// database.
+func (r Ref) valid() error {
+	if err := validRunID(r.RunID); err != nil {
+		return err
+	}
+	if err := flowstone.ValidateKey("asset", r.Asset); err != nil {
+		return err
+	}
+	if err := flowstone.ValidateKey("partition key", string(r.Partition)); err != nil {
+		return fmt.Errorf("%w: %w", flowstone.ErrInvalidPartition, err)
+	}
+	return nil
+}
+
+// validRunID checks a run ID given from outside (flowstone.ValidateKey).
+func validRunID(id string) error { return flowstone.ValidateKey("run ID", id) }
+
 // node is the store's address of ref.
 func (r Ref) node() store.Node {
 	return store.Node{Run: r.RunID, Asset: r.Asset, Partition: string(r.Partition)}
@@ -48,6 +66,9 @@ func (r Ref) node() store.Node {
 // resolveRef checks that ref is one node of its run and returns it.
 func (e *Engine) resolveRef(ctx context.Context, q querier, ref Ref) (refNode, error) {
 	var n refNode
+	if err := ref.valid(); err != nil {
+		return n, err
+	}
 	pipeline, found, err := e.st.RunPipeline(ctx, q, ref.RunID)
 	if err != nil {
 		return n, err

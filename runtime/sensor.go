@@ -99,7 +99,7 @@ func (e *Engine) evaluateSensor(ctx context.Context, p *Pipeline, b Binding, nam
 		}
 		run, err := e.Materialize(ctx, p, req)
 		if err != nil {
-			errs = append(errs, fmt.Sprintf("request %d (run key %q): %v", i, r.RunKey, err))
+			errs = append(errs, fmt.Sprintf("request %d (run key %s): %v", i, flowstone.QuoteKey(r.RunKey), err))
 			continue
 		}
 		if !run.Existing {

@@ -209,8 +209,8 @@ func (e *Engine) jobDiscarded(ctx context.Context, job *rivertype.JobRow, reason
 	}
 	run, st, err := e.loadRun(ctx, b.pipeline, args)
 	if err != nil {
-		if errors.Is(err, ErrRunNotFound) {
-			return nil // the run is gone
+		if errors.Is(err, ErrRunNotFound) || errors.Is(err, ErrNotInRun) {
+			return nil // the run is gone, or loadRun ended it
 		}
 		return err
 	}

@@ -43,10 +43,16 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 		return e.completeOnly(ctx, w.row)
 	}
 
+	// Only an asset that takes the config decodes it, once per process
+	// and run.
 	var cfg any
-	if st.Config.Valid && p.config != nil {
-		if cfg, err = p.config.Decode([]byte(st.Config.String)); err != nil {
-			return e.fail(ctx, w, run, a, st.Attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(err)))
+	hasConfig := st.HasConfig
+	if a.UsesConfig && st.HasConfig && p.config != nil {
+		if cfg, hasConfig, err = e.runConfig(ctx, p, run.id); err != nil {
+			if errors.Is(err, ErrBadConfig) {
+				return e.fail(ctx, w, run, a, st.Attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(err)))
+			}
+			return err
 		}
 	}
 
@@ -71,7 +77,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}
 
-	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, config: cfg, hasConfig: st.Config.Valid,
+	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, config: cfg, hasConfig: hasConfig,
 		meta: map[string]any{}}
 	t.log, t.logs = e.assetLogger(t)
 	var obs *attemptObs
@@ -160,10 +166,49 @@ func (e *Engine) loadRun(ctx context.Context, p *Pipeline, args nodeJob) (*runCt
 		return nil, st, err
 	}
 	if !found {
-		return nil, st, river.JobCancel(fmt.Errorf("%w: %s (asset %s)", ErrRunNotFound, args.Run, args.Asset))
+		return nil, st, e.orphanJob(ctx, p, args)
 	}
 	return &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.Partition), forced: forcedSet(p, st.Force, targetList(st)),
 		configHash: st.ConfigHash, backfill: st.Backfill}, st, nil
+}
+
+// orphanJob ends a job whose node is not in its run. A run that is gone
+// (deleted by Prune) has nothing left to end. A run that exists would
+// wait for the node forever: it is recorded failed, with its unfinished
+// assets and why, so Wait, status and the web page see it end.
+func (e *Engine) orphanJob(ctx context.Context, p *Pipeline, args nodeJob) error {
+	status, found, err := e.st.RunStatus(ctx, e.be.pool(), args.Run)
+	if err != nil {
+		return err
+	}
+	if !found {
+		return river.JobCancel(fmt.Errorf("%w: %s (asset %s)", ErrRunNotFound, args.Run, args.Asset))
+	}
+	msg := fmt.Sprintf("a job for asset %s partition %s found no such node in run %s", args.Asset, flowstone.QuoteKey(args.Partition), args.Run)
+	cause := fmt.Errorf("%w: %s", ErrNotInRun, msg)
+	if RunStatus(status).Terminal() {
+		return river.JobCancel(cause)
+	}
+	var failed bool
+	err = e.be.inTx(ctx, func(tx txn) error {
+		backfill, ok, err := e.st.FailRun(ctx, tx, args.Run, msg)
+		if err != nil || !ok {
+			return err
+		}
+		failed = true
+		if backfill != "" {
+			return tx.insertJobs(ctx, []river.InsertManyParams{backfillJob(p.name, backfill)})
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if failed {
+		e.log.ErrorContext(ctx, "run failed: a job's node is not in it", "run", args.Run, "asset", args.Asset, "error", msg)
+		e.events.publish(Event{Kind: EventRunFinished, Pipeline: p.name, RunID: args.Run, Status: string(RunFailed)})
+	}
+	return river.JobCancel(cause)
 }
 
 // targetList decodes the run's targets; a forced run recomputes them.

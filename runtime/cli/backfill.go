@@ -62,7 +62,7 @@ processes carry it on, and 'backfill status ID' shows it.`,
 			if req.Select, assets, err = selectAssets(p, args); err != nil {
 				return err
 			}
-			if req.Config, err = runConfig(p, assets, config); err != nil {
+			if req.Config, err = s.runConfig(p, assets, config); err != nil {
 				return err
 			}
 			eng, err := s.open(ctx, bs, !detach)

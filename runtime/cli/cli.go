@@ -31,13 +31,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/internal/redact"
 	"github.com/flowstone-go/flowstone/internal/suggest"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/strategy"
@@ -121,7 +122,8 @@ func Main(ctx context.Context, app App, args []string, stdout, stderr io.Writer)
 		ex = &exitError{code: ExitUsage, err: oneLineSuggestion(err)}
 	}
 	if ex.err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", app.Name, ex.err)
+		// Whatever the error quotes, the database's password stays hidden.
+		fmt.Fprintf(stderr, "%s: %s\n", app.Name, redact.Text(ex.err.Error(), s.database))
 	}
 	if ex.code == ExitUsage {
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", app.Name)
@@ -166,6 +168,8 @@ type session struct {
 	database, schema, pipeline, logLevel string
 	// secret signs and verifies gate links; pipelines with gates need it.
 	secret string
+	// maxConfigBytes is --max-config-bytes: the largest run config.
+	maxConfigBytes int
 	// takeoverAfter is worker's --takeover-after.
 	takeoverAfter time.Duration
 	// automationInterval and maxAutomated are worker's
@@ -227,6 +231,7 @@ func (s *session) rootCommand() *cobra.Command {
 	f.StringVar(&s.pipeline, "pipeline", "", "pipeline to use when the program binds more than one")
 	f.StringVar(&s.logLevel, "log-level", "warn", "engine log level on stderr: debug, info, warn or error")
 	f.StringVar(&s.otlpEndpoint, "otlp-endpoint", "", "export traces over OTLP/HTTP to this URL, e.g. http://localhost:4318 (env "+EnvOTLPEndpoint+" and the other OTEL_ variables)")
+	f.IntVar(&s.maxConfigBytes, "max-config-bytes", runtime.DefaultMaxRunConfigBytes, "largest run config this process accepts, in bytes of JSON")
 	f.StringVar(&s.secret, "secret", "", "secret signing gate links, 16 bytes or more, the same in every process; required by pipelines with gates (env "+EnvSecret+", better than the flag, which ps shows)")
 	f.DurationVar(&s.waitForDatabase, "wait-for-database", 0, "how long to wait at start-up for a database that cannot be reached (refused, restarting) before failing; default 60s for worker, serve and serve-gates, 0 (fail at once) for other commands")
 	root.PersistentPreRunE = func(c *cobra.Command, _ []string) error {
@@ -302,6 +307,10 @@ func run(fn func(c *cobra.Command, args []string) error) func(*cobra.Command, []
 		if err == nil || errors.As(err, &ex) {
 			return err
 		}
+		if errors.Is(err, flowstone.ErrInvalidKey) {
+			// A key the engine refuses, wherever it was given.
+			return &exitError{code: ExitUsage, err: err}
+		}
 		return &exitError{code: ExitFailure, err: err}
 	}
 }
@@ -373,6 +382,7 @@ func (s *session) open(ctx context.Context, bs []runtime.Binding, workers bool) 
 		TakeoverAfter:      s.takeoverAfter,
 		AutomationInterval: automation,
 		MaxAutomatedRuns:   s.maxAutomated,
+		MaxRunConfigBytes:  s.maxConfigBytes,
 	}
 	if s.secret != "" {
 		cfg.Secret = []byte(s.secret)
@@ -509,10 +519,7 @@ func (s *session) describeDatabase() string {
 	case !strings.Contains(s.database, "://"):
 		return "sqlite database " + s.database
 	}
-	d := s.database
-	if u, err := url.Parse(d); err == nil {
-		d = u.Redacted()
-	}
+	d := redact.URL(s.database)
 	if s.schema != "" {
 		return fmt.Sprintf("database %s (schema %s)", d, s.schema)
 	}

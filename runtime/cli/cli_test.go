@@ -249,7 +249,7 @@ func TestBadInputIsAUsageError(t *testing.T) {
 		{"config missing", ordersApp(), []string{"materialize", "-p", "2024-01-02"},
 			`orders: --config is required: daily_revenue takes a orders.Settings, e.g. --config '{"currency":""}'`},
 		{"config file missing", ordersApp(), []string{"materialize", "-p", "2024-01-02", "--config", "@" + filepath.Join(t.TempDir(), "nope.json")},
-			`orders: --config: open `},
+			`orders: --config @`},
 		{"config for a pipeline without one", flakyApp(flaky("flaky")), []string{"materialize", "--config", `{}`},
 			`flaky: --config: pipeline flaky takes no config`},
 		{"unknown target", ordersApp(), []string{"materialize", "daily_revenu", "-p", "2024-01-02", "--config", `{}`},

@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 	"time"
 
@@ -24,7 +27,7 @@ const pollEvery = 200 * time.Millisecond
 const progressEvery = time.Second
 
 func (s *session) materializeCommand() *cobra.Command {
-	var partition, config string
+	var partition, config, runKey string
 	var force, detach bool
 	c := &cobra.Command{
 		Use:   "materialize [SELECTION...]",
@@ -42,7 +45,11 @@ a union, A and B an intersection. --force recomputes the selected assets
 only: their upstream is reused when up to date.
 
 With --detach it only records the run and exits: worker processes do the
-work, and status follows it.`,
+work, and status follows it.
+
+With --run-key the request happens once per pipeline: a key already used
+starts nothing, and the command says so and follows the run that key
+started, as it was first requested (its partition, assets and config).`,
 		RunE: run(func(c *cobra.Command, args []string) error {
 			ctx := c.Context()
 			bs, p, err := s.bindings(ctx)
@@ -53,7 +60,7 @@ work, and status follows it.`,
 			if err != nil {
 				return err
 			}
-			cfg, err := runConfig(p, assets, config)
+			cfg, err := s.runConfig(p, assets, config)
 			if err != nil {
 				return err
 			}
@@ -68,6 +75,7 @@ work, and status follows it.`,
 				Partition: flowstone.Partition(partition),
 				Config:    cfg,
 				Force:     force,
+				RunKey:    runKey,
 			})
 			if err != nil {
 				if isBadRequest(err) {
@@ -75,7 +83,12 @@ work, and status follows it.`,
 				}
 				return err
 			}
-			fmt.Fprintf(s.stdout, "run %s started: pipeline %s%s, %d assets\n", r.ID, r.Pipeline, partitionNote(r.Partition), len(r.Assets))
+			if r.Existing {
+				fmt.Fprintf(s.stdout, "run %s already requested with run key %q: not started again (pipeline %s%s, %d assets)\n",
+					r.ID, runKey, r.Pipeline, partitionNote(r.Partition), len(r.Assets))
+			} else {
+				fmt.Fprintf(s.stdout, "run %s started: pipeline %s%s, %d assets\n", r.ID, r.Pipeline, partitionNote(r.Partition), len(r.Assets))
+			}
 			if detach {
 				fmt.Fprintf(s.stdout, "detached: workers (%s worker) do the work; follow it with: %s status --follow %s\n", s.app.Name, s.app.Name, r.ID)
 				return nil
@@ -88,6 +101,7 @@ work, and status follows it.`,
 	f.StringVar(&config, "config", "", "run config as JSON, or @FILE to read it from a file; unknown fields are an error")
 	f.BoolVar(&force, "force", false, "recompute the selected assets even if they could be reused (their upstream is still reused)")
 	f.BoolVar(&detach, "detach", false, "record the run and exit; worker processes do the work")
+	f.StringVar(&runKey, "run-key", "", "make the request happen once per pipeline: a key already used starts nothing and follows the run it started")
 	return c
 }
 
@@ -112,7 +126,7 @@ func selectAssets(p *runtime.Pipeline, args []string) (string, []*runtime.AssetD
 
 // runConfig decodes the --config JSON strictly into the pipeline's config
 // type, and insists on it when an asset of the run takes config.
-func runConfig(p *runtime.Pipeline, assets []*runtime.AssetDef, arg string) (any, error) {
+func (s *session) runConfig(p *runtime.Pipeline, assets []*runtime.AssetDef, arg string) (any, error) {
 	spec := p.Config()
 	if arg == "" {
 		var takers []string
@@ -129,24 +143,77 @@ func runConfig(p *runtime.Pipeline, assets []*runtime.AssetDef, arg string) (any
 	if spec == nil {
 		return nil, usageErr("--config: pipeline %s takes no config", p.Name())
 	}
-	data := []byte(arg)
-	if name, ok := strings.CutPrefix(arg, "@"); ok {
-		var err error
-		if data, err = os.ReadFile(name); err != nil {
-			return nil, usageErr("--config: %v", err)
+	limit := s.maxConfigBytes
+	if limit <= 0 {
+		limit = runtime.DefaultMaxRunConfigBytes
+	}
+	name, fromFile := strings.CutPrefix(arg, "@")
+	if !fromFile {
+		v, err := spec.Decode([]byte(arg))
+		if err != nil {
+			return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--config: %w", err)}
 		}
+		return v, nil
+	}
+	data, err := readConfigFile(name, limit)
+	if err != nil {
+		return nil, &exitError{code: ExitUsage, err: err}
 	}
 	v, err := spec.Decode(data)
 	if err != nil {
-		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--config: %w", err)}
+		// The file may be anything (a key, a password file): its content
+		// is never echoed.
+		return nil, &exitError{code: ExitUsage, err: fmt.Errorf("--config @%s: %w", name, contentFree{err})}
 	}
 	return v, nil
 }
 
+// readConfigFile reads --config @FILE: at most limit bytes, and JSON,
+// saying where it is not without showing what it holds.
+func readConfigFile(name string, limit int) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("--config @%s: %w", name, err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, int64(limit)+1))
+	if err != nil {
+		return nil, fmt.Errorf("--config @%s: %w", name, err)
+	}
+	if len(data) > limit {
+		return nil, fmt.Errorf("--config @%s: %w: more than %d bytes; a run's config is at most %d bytes (--max-config-bytes)", name, runtime.ErrBadConfig, limit, limit)
+	}
+	var raw json.RawMessage
+	err = json.NewDecoder(bytes.NewReader(data)).Decode(&raw)
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &syntax):
+		return nil, fmt.Errorf("--config @%s: %w: %s is not valid JSON: at byte %d: %s", name, runtime.ErrBadConfig, name, syntax.Offset, withoutQuotes(syntax.Error()))
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
+		return nil, fmt.Errorf("--config @%s: %w: %s is not valid JSON: at byte %d: unexpected end of the file", name, runtime.ErrBadConfig, name, len(data))
+	case err != nil:
+		return nil, fmt.Errorf("--config @%s: %w: %s is not valid JSON: %s", name, runtime.ErrBadConfig, name, withoutQuotes(err.Error()))
+	}
+	return data, nil
+}
+
+// contentFree is an error whose message has what it quotes removed.
+type contentFree struct{ err error }
+
+func (c contentFree) Error() string { return withoutQuotes(c.err.Error()) }
+func (c contentFree) Unwrap() error { return c.err }
+
+// quoted matches what encoding/json's errors quote of their input: a
+// character ('h'), a field name or a value ("rate").
+var quoted = regexp.MustCompile(`\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")`)
+
+// withoutQuotes removes the quoted parts of a JSON error message.
+func withoutQuotes(msg string) string { return quoted.ReplaceAllString(msg, "") }
+
 // isBadRequest reports whether Materialize refused the request itself,
 // which is the user's to fix, rather than failed to record it.
 func isBadRequest(err error) bool {
-	for _, target := range []error{runtime.ErrUnknownAsset, runtime.ErrBadSelection, runtime.ErrBadConfig, runtime.ErrMissingConfig, flowstone.ErrInvalidPartition} {
+	for _, target := range []error{runtime.ErrUnknownAsset, runtime.ErrBadSelection, runtime.ErrBadConfig, runtime.ErrMissingConfig, flowstone.ErrInvalidPartition, flowstone.ErrInvalidKey} {
 		if errors.Is(err, target) {
 			return true
 		}

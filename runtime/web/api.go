@@ -40,7 +40,7 @@ func (h *Handler) failErr(w http.ResponseWriter, r *http.Request, err error) {
 		h.fail(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, runtime.ErrGateResolved), errors.Is(err, runtime.ErrNotWaiting):
 		h.fail(w, http.StatusConflict, err.Error())
-	case errors.Is(err, errBadRequest):
+	case errors.Is(err, errBadRequest), errors.Is(err, flowstone.ErrInvalidKey):
 		h.fail(w, http.StatusBadRequest, err.Error())
 	case runtime.IsUnreachable(err) && r.Context().Err() == nil:
 		// The engine logs the outage once; the page retries.

@@ -9,8 +9,10 @@ import (
 
 // JobState is what a job reads of its run and node before it starts.
 type JobState struct {
-	RunStatus  RunStatus
-	Config     sql.NullString
+	RunStatus RunStatus
+	// HasConfig says the run has a config; RunConfig reads it, so a job
+	// whose asset takes none never loads it.
+	HasConfig  bool
 	ConfigHash string
 	Force      bool
 	// Targets is the run's targets as JSON.
@@ -25,16 +27,30 @@ type JobState struct {
 // JobState reads n's state and its run's; found is false when n is not
 // recorded.
 func (Store) JobState(ctx context.Context, q Querier, n Node) (st JobState, found bool, err error) {
-	var force int
-	err = q.QueryRow(ctx, `SELECT r.status, r.config, r.config_hash, r.force, r.targets, r.partition_key, r.backfill_id, ra.status, ra.attempts
+	var force, hasConfig int
+	err = q.QueryRow(ctx, `SELECT r.status, CASE WHEN r.config IS NULL THEN 0 ELSE 1 END, r.config_hash, r.force, r.targets, r.partition_key, r.backfill_id, ra.status, ra.attempts
 		FROM flowstone_runs r JOIN flowstone_run_assets ra ON ra.run_id = r.id
 		WHERE r.id = ? AND ra.asset = ? AND ra.partition_key = ?`, n.Run, n.Asset, n.Partition).
-		Scan(&st.RunStatus, &st.Config, &st.ConfigHash, &force, &st.Targets, &st.Partition, &st.Backfill, &st.Status, &st.Attempts)
+		Scan(&st.RunStatus, &hasConfig, &st.ConfigHash, &force, &st.Targets, &st.Partition, &st.Backfill, &st.Status, &st.Attempts)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
-	st.Force = force == 1
+	st.Force, st.HasConfig = force == 1, hasConfig == 1
 	return st, err == nil, err
+}
+
+// RunConfig reads run's config as JSON; found is false when the run has
+// none (or is gone).
+func (Store) RunConfig(ctx context.Context, q Querier, run string) (config []byte, found bool, err error) {
+	var c sql.NullString
+	err = q.QueryRow(ctx, `SELECT config FROM flowstone_runs WHERE id = ?`, run).Scan(&c)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, false, nil
+	}
+	if err != nil || !c.Valid {
+		return nil, false, err
+	}
+	return []byte(c.String), true, nil
 }
 
 // StartAttempt marks a queued (or running, when its worker died) node

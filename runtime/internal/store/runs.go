@@ -48,11 +48,25 @@ func (Store) InsertRun(ctx context.Context, q Querier, r NewRun) (inserted bool,
 	return n == 1, nil
 }
 
-// RunIDByKey returns the run a run key started in pipeline.
-func (Store) RunIDByKey(ctx context.Context, q Querier, pipeline, key string) (string, error) {
-	var id string
-	err := q.QueryRow(ctx, `SELECT id FROM flowstone_runs WHERE pipeline = ? AND run_key = ?`, pipeline, key).Scan(&id)
-	return id, err
+// KeyedRun is a run as a run key started it: what was requested.
+type KeyedRun struct {
+	ID, Partition string
+	// Targets is the requested targets as JSON.
+	Targets string
+	// Config is the run's config as JSON; nil when it has none.
+	Config []byte
+}
+
+// RunByKey returns the run a run key started in pipeline.
+func (Store) RunByKey(ctx context.Context, q Querier, pipeline, key string) (KeyedRun, error) {
+	var r KeyedRun
+	var cfg sql.NullString
+	err := q.QueryRow(ctx, `SELECT id, partition_key, targets, config FROM flowstone_runs WHERE pipeline = ? AND run_key = ?`, pipeline, key).
+		Scan(&r.ID, &r.Partition, &r.Targets, &cfg)
+	if cfg.Valid {
+		r.Config = []byte(cfg.String)
+	}
+	return r, err
 }
 
 // NodeDeps is a node of a new run with its dependency counts: all its
@@ -332,6 +346,24 @@ func (Store) RunAssets(ctx context.Context, q Querier, id string) ([]RunAsset, e
 		out = append(out, a)
 	}
 	return out, rs.Err()
+}
+
+// FailRun marks a running run failed, and its unfinished nodes failed with
+// msg; it returns the run's backfill, and false when the run was not
+// running.
+func (Store) FailRun(ctx context.Context, q Querier, id, msg string) (backfill string, failed bool, err error) {
+	err = q.QueryRow(ctx, `UPDATE flowstone_runs SET status = ?, finished_at = ? WHERE id = ? AND status = ? RETURNING backfill_id`,
+		RunFailed, now(), id, RunRunning).Scan(&backfill)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, err
+	}
+	_, err = q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, finished_at = ?, error = ?
+		WHERE run_id = ? AND status IN (?, ?, ?, ?, ?)`,
+		AssetFailed, now(), msg, id, AssetPending, AssetQueued, AssetRunning, AssetWaiting, AssetChecking)
+	return backfill, err == nil, err
 }
 
 // CancelRun marks a run cancelled and returns its pipeline and backfill.

@@ -28,8 +28,8 @@ func TestStatementsActOnce(t *testing.T) {
 				t.Fatalf("insert %s: %v, %v", id, inserted, err)
 			}
 		}
-		if id, err := s.RunIDByKey(ctx, q, "p", "k"); err != nil || id != "run_a" {
-			t.Fatalf("run by key: %q, %v", id, err)
+		if r, err := s.RunByKey(ctx, q, "p", "k"); err != nil || r.ID != "run_a" || r.Targets != "[]" || r.Config != nil {
+			t.Fatalf("run by key: %+v, %v", r, err)
 		}
 		if err := s.InsertRunAssets(ctx, q, "run_a", []NodeDeps{{Asset: "x"}}); err != nil {
 			t.Fatal(err)
