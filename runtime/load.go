@@ -5,12 +5,18 @@ import (
 	"fmt"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 )
 
 // loadMaterialization decodes the value of materialization id (of asset in
 // pipeline p) into into.
 func (e *Engine) loadMaterialization(ctx context.Context, p *Pipeline, asset, id string, into any) error {
-	v, found, err := e.st.Value(ctx, e.be.pool(), id)
+	var v store.Value
+	var found bool
+	err := e.out.ride(ctx, func(ctx context.Context) (err error) {
+		v, found, err = e.st.Value(ctx, e.be.pool(), id)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -73,7 +79,12 @@ func (e *Engine) pipelineForLoad(pipeline, asset string) (*Pipeline, error) {
 }
 
 func (e *Engine) latestMaterialization(ctx context.Context, pipeline, asset string, p flowstone.Partition) (string, error) {
-	id, found, err := e.st.LatestSucceeded(ctx, e.be.pool(), pipeline, asset, string(p))
+	var id string
+	var found bool
+	err := e.out.ride(ctx, func(ctx context.Context) (err error) {
+		id, found, err = e.st.LatestSucceeded(ctx, e.be.pool(), pipeline, asset, string(p))
+		return err
+	})
 	if err == nil && !found {
 		err = fmt.Errorf("%w: asset %s partition %q of pipeline %s", ErrNotMaterialized, asset, p, pipeline)
 	}

@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -146,7 +147,11 @@ func (t *task) view(ctx context.Context, asset, name string, into any) error {
 	if !ok || !u.status.ok() || u.mat == "" {
 		return fmt.Errorf("%w: %s has no materialization in run %s", ErrNotMaterialized, asset, t.run.id)
 	}
-	views, err := t.e.st.Views(ctx, t.e.be.pool(), u.mat)
+	var views sql.NullString
+	err = t.e.out.ride(ctx, func(ctx context.Context) (err error) {
+		views, err = t.e.st.Views(ctx, t.e.be.pool(), u.mat)
+		return err
+	})
 	if err != nil {
 		return err
 	}
@@ -184,7 +189,11 @@ func (t *task) upstreams(ctx context.Context) ([]upstream, error) {
 		t.ups = []upstream{}
 		return t.ups, nil
 	}
-	ups, err := t.e.loadUpstreams(ctx, t.e.be.pool(), t.run, t.asset, t.part)
+	var ups []upstream
+	err := t.e.out.ride(ctx, func(ctx context.Context) (err error) {
+		ups, err = t.e.loadUpstreams(ctx, t.e.be.pool(), t.run, t.asset, t.part)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -275,7 +284,11 @@ func (t *task) partitions(ctx context.Context, asset string, fn func(flowstone.P
 		}
 		return nil
 	}
-	list, err := t.e.st.LatestSucceededByPartition(ctx, t.e.be.pool(), t.run.p.name, asset)
+	var list []store.PartitionMaterialization
+	err = t.e.out.ride(ctx, func(ctx context.Context) (err error) {
+		list, err = t.e.st.LatestSucceededByPartition(ctx, t.e.be.pool(), t.run.p.name, asset)
+		return err
+	})
 	if err != nil {
 		return err
 	}
