@@ -214,7 +214,7 @@ func TestScatterNeverExceedsMaxConcurrent(t *testing.T) {
 	})
 }
 
-func TestScatterRateSpacesItems(t *testing.T) {
+func TestScatterRateRunsEveryItem(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {
 		ctx := context.Background()
@@ -225,15 +225,15 @@ func TestScatterRateSpacesItems(t *testing.T) {
 		if res := waitRun(t, e, run.ID); res.Status != RunSucceeded {
 			t.Fatalf("run %s", res.Status)
 		}
-		var first, last int64
-		if err := e.be.pool().QueryRow(ctx, `SELECT min(started_at), max(started_at) FROM flowstone_scatter_items WHERE run_id = ?`, run.ID).Scan(&first, &last); err != nil {
+		// Every item ran once. How far apart the batches start is the
+		// queue's and the machine's business; the launch times the rate
+		// decides are asserted in scatter's own tests (TestRateSpacesLaunches).
+		var n, distinct int
+		if err := e.be.pool().QueryRow(ctx, `SELECT count(*), count(DISTINCT idx) FROM flowstone_scatter_items WHERE run_id = ? AND status = 'succeeded'`, run.ID).Scan(&n, &distinct); err != nil {
 			t.Fatal(err)
 		}
-		// 4 batches of 2 at 10 items/s: launched 200ms apart, 600ms from the
-		// first to the last (the first may start late; without rate= all
-		// start within a few milliseconds).
-		if gap := time.Duration(last-first) * time.Microsecond; gap < 400*time.Millisecond {
-			t.Fatalf("first to last item %s; want about 600ms at 10 items/s", gap)
+		if n != 8 || distinct != 8 {
+			t.Fatalf("%d succeeded items (%d distinct); want 8", n, distinct)
 		}
 	})
 }
