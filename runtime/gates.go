@@ -85,6 +85,9 @@ func (d GateDecision) Decider() string {
 	return d.By + " (unverified)"
 }
 
+// Outcome words the action for people: approved, rejected or failed.
+func (d GateDecision) Outcome() string { return pastTense(d.Action) }
+
 func toGateDecision(d strategy.GateDecision) *GateDecision {
 	return &GateDecision{Action: d.Action, By: d.By, Verified: d.Verified, Reason: d.Reason, At: d.At}
 }

@@ -103,26 +103,13 @@ func (s *session) decidedGates(ctx context.Context, eng *runtime.Engine, withPip
 		if reason == "" {
 			reason = "-"
 		}
-		row := []string{g.RunID, g.Asset, orDash(string(g.Partition)), pastTense(d.Action), d.Decider(), timestamp(d.At), reason}
+		row := []string{g.RunID, g.Asset, orDash(string(g.Partition)), d.Outcome(), d.Decider(), timestamp(d.At), reason}
 		if withPipeline {
 			row = slices.Insert(row, 1, g.Pipeline)
 		}
 		rows = append(rows, row)
 	}
 	return table(s.stdout, header, rows)
-}
-
-// pastTense words a gate action for tables.
-func pastTense(action string) string {
-	switch action {
-	case strategy.GateApprove:
-		return "approved"
-	case strategy.GateReject:
-		return "rejected"
-	case strategy.GateFail:
-		return "failed"
-	}
-	return action
 }
 
 // decideCommand is approve or reject, by action.

@@ -516,6 +516,11 @@ func (Store) Waiting(ctx context.Context, q Querier, pipeline, name string) ([]W
 	if err != nil {
 		return nil, err
 	}
+	return scanWaiting(rs)
+}
+
+// scanWaiting reads the rows of Waiting and StatesNamed.
+func scanWaiting(rs Rows) ([]Waiting, error) {
 	defer rs.Close()
 	var out []Waiting
 	for rs.Next() {
@@ -540,14 +545,5 @@ func (Store) StatesNamed(ctx context.Context, q Querier, pipeline, name string, 
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Close()
-	var out []Waiting
-	for rs.Next() {
-		var w Waiting
-		if err := rs.Scan(&w.Run, &w.Pipeline, &w.Asset, &w.Partition, &w.Since, &w.State); err != nil {
-			return nil, err
-		}
-		out = append(out, w)
-	}
-	return out, rs.Err()
+	return scanWaiting(rs)
 }
