@@ -182,17 +182,7 @@ func TestChaosRole(t *testing.T) {
 	p := chaosPipeline()
 	switch role {
 	case "enqueue":
-		cfg.NoWorkers = true
-		e, err := Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run, err := e.Materialize(ctx, p, Request{Config: stressConfig{Tag: "chaos"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Println("RUN", run.ID)
-		_ = e.Close(ctx)
+		enqueueRole(t, cfg, p, Request{Config: stressConfig{Tag: "chaos"}})
 	case "worker":
 		e, err := Open(ctx, cfg, Bind(p, nil))
 		if err != nil {

@@ -134,17 +134,7 @@ func TestProcessRole(t *testing.T) {
 	}
 	switch role {
 	case "enqueue":
-		cfg.NoWorkers = true
-		e, err := Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run, err := e.Materialize(ctx, p, Request{Config: stressConfig{Tag: "chaos"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Println("RUN", run.ID)
-		_ = e.Close(ctx)
+		enqueueRole(t, cfg, p, Request{Config: stressConfig{Tag: "chaos"}})
 	case "worker":
 		// Listening before READY: a signal sent once the parent reads it
 		// stops the worker as the CLI's does, never by the default action.
@@ -493,4 +483,21 @@ func checkOneSuccessEach(t *testing.T, q querier, runID string, assets int) {
 	if badLineage != 0 {
 		t.Fatalf("%d lineage edges point at materializations other than the run's", badLineage)
 	}
+}
+
+// enqueueRole is the subprocess role that records a run of p without
+// working it, prints "RUN <id>" for the parent, and exits.
+func enqueueRole(t *testing.T, cfg Config, p *Pipeline, req Request) {
+	ctx := context.Background()
+	cfg.NoWorkers = true
+	e, err := Open(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run, err := e.Materialize(ctx, p, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("RUN", run.ID)
+	_ = e.Close(ctx)
 }

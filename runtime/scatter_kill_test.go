@@ -79,17 +79,7 @@ func TestScatterKillRole(t *testing.T) {
 	ctx := context.Background()
 	switch role {
 	case "enqueue":
-		cfg.NoWorkers = true
-		e, err := Open(ctx, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		run, err := e.Materialize(ctx, p, Request{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fmt.Println("RUN", run.ID)
-		_ = e.Close(ctx)
+		enqueueRole(t, cfg, p, Request{})
 	case "worker":
 		e, err := Open(ctx, cfg, Bind(p, nil))
 		if err != nil {
