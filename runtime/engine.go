@@ -58,6 +58,9 @@ type Engine struct {
 	configs runConfigs
 	// out follows the database's outages for every loop of the engine.
 	out *outage
+	// rec records the results of jobs that finish together in one
+	// transaction.
+	rec *recorder
 }
 
 // Open connects to cfg.Database, migrates River's and FlowStone's tables,
@@ -90,6 +93,7 @@ func openWith(ctx context.Context, cfg Config, bindings []Binding) (*Engine, err
 		e.log = slog.Default()
 	}
 	e.out = newOutage(e.log)
+	e.rec = &recorder{max: maxGroup, commit: e.commitGroup}
 	if e.cfg.RetryDelay == nil {
 		e.cfg.RetryDelay = defaultRetryDelay
 	}
