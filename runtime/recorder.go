@@ -83,7 +83,7 @@ type recorder struct {
 	// sets the outcome of each result.
 	commit func(ctx context.Context, group []*finished, handOff func())
 	queue  []*finished
-	busy  bool // a group is being recorded; the queue waits for it
+	busy   bool // a group is being recorded; the queue waits for it
 }
 
 // record commits f in a group and returns when the group is done.
