@@ -456,65 +456,82 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node) erro
 func (e *Engine) advanceRuns(ctx context.Context, runs []runNodes) error {
 	runs = mergeRuns(runs)
 	for first := true; first || len(runs) > 0; first = false {
-		fxs := make([]effects, len(runs))
-		err := e.be.inTx(ctx, func(tx txn) error {
-			var ups []store.Node
-			for _, r := range runs {
-				for _, n := range r.nodes {
-					ups = append(ups, store.Node{Run: r.run.id, Asset: n.a.Key, Partition: string(n.key)})
-				}
-			}
-			var byUp map[store.Node][]store.Node
-			if len(ups) > 0 {
-				deps, err := e.st.Dependents(ctx, tx, ups)
-				if err != nil {
-					return err
-				}
-				byUp = make(map[store.Node][]store.Node, len(ups))
-				for _, d := range deps {
-					byUp[d.Upstream] = append(byUp[d.Upstream], d.Node)
-				}
-			}
-			var jobs []river.InsertManyParams
-			for i, r := range runs {
-				fx := &fxs[i]
-				*fx = effects{}
-				seen := map[string]bool{}
-				for _, n := range r.nodes {
-					for _, d := range byUp[store.Node{Run: r.run.id, Asset: n.a.Key, Partition: string(n.key)}] {
-						def := r.run.p.Asset(d.Asset)
-						id := nodeID(d.Asset, flowstone.Partition(d.Partition))
-						if def == nil || seen[id] {
-							continue
-						}
-						seen[id] = true
-						if err := e.checkReady(ctx, tx, r.run, def, flowstone.Partition(d.Partition), fx); err != nil {
-							return err
-						}
-					}
-				}
-				if !fx.open && len(fx.jobs) == 0 {
-					if err := e.checkRunDone(ctx, tx, r.run, fx); err != nil {
-						return err
-					}
-				}
-				jobs = append(jobs, fx.jobs...)
-			}
-			return tx.insertJobs(ctx, jobs)
+		var fxs []effects
+		err := e.be.inTx(ctx, func(tx txn) (err error) {
+			fxs, err = e.advanceRound(ctx, tx, runs)
+			return err
 		})
 		if err != nil {
 			return err
 		}
-		next := runs[:0:0]
-		for i, r := range runs {
+		for i := range fxs {
 			e.events.publish(fxs[i].events...)
-			if len(fxs[i].terminal) > 0 {
-				next = append(next, runNodes{run: r.run, nodes: fxs[i].terminal})
-			}
 		}
-		runs = next
+		runs = nextRound(runs, fxs)
 	}
 	return nil
+}
+
+// advanceRound is one round of advanceRuns in tx: it checks the
+// dependents of runs' nodes, finishes the runs with nothing left to do,
+// inserts the jobs of the dependents it enqueued, and returns each run's
+// effects.
+func (e *Engine) advanceRound(ctx context.Context, tx txn, runs []runNodes) ([]effects, error) {
+	fxs := make([]effects, len(runs))
+	var ups []store.Node
+	for _, r := range runs {
+		for _, n := range r.nodes {
+			ups = append(ups, store.Node{Run: r.run.id, Asset: n.a.Key, Partition: string(n.key)})
+		}
+	}
+	var byUp map[store.Node][]store.Node
+	if len(ups) > 0 {
+		deps, err := e.st.Dependents(ctx, tx, ups)
+		if err != nil {
+			return nil, err
+		}
+		byUp = make(map[store.Node][]store.Node, len(ups))
+		for _, d := range deps {
+			byUp[d.Upstream] = append(byUp[d.Upstream], d.Node)
+		}
+	}
+	var jobs []river.InsertManyParams
+	for i, r := range runs {
+		fx := &fxs[i]
+		seen := map[string]bool{}
+		for _, n := range r.nodes {
+			for _, d := range byUp[store.Node{Run: r.run.id, Asset: n.a.Key, Partition: string(n.key)}] {
+				def := r.run.p.Asset(d.Asset)
+				id := nodeID(d.Asset, flowstone.Partition(d.Partition))
+				if def == nil || seen[id] {
+					continue
+				}
+				seen[id] = true
+				if err := e.checkReady(ctx, tx, r.run, def, flowstone.Partition(d.Partition), fx); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if !fx.open && len(fx.jobs) == 0 {
+			if err := e.checkRunDone(ctx, tx, r.run, fx); err != nil {
+				return nil, err
+			}
+		}
+		jobs = append(jobs, fx.jobs...)
+	}
+	return fxs, tx.insertJobs(ctx, jobs)
+}
+
+// nextRound returns the runs whose round, with effects fxs, made nodes
+// terminal (reused, blocked), with those nodes.
+func nextRound(runs []runNodes, fxs []effects) []runNodes {
+	var next []runNodes
+	for i, r := range runs {
+		if len(fxs[i].terminal) > 0 {
+			next = append(next, runNodes{run: r.run, nodes: fxs[i].terminal})
+		}
+	}
+	return next
 }
 
 // mergeRuns joins the entries of the same run, in the order they first

@@ -19,7 +19,7 @@ import (
 // meanwhile in one transaction, with one statement each to finish the
 // nodes, insert their materializations, their lineage and their
 // arrivals, then advances all their runs in one more transaction
-// (advanceRuns). Each job waits for its group before it returns: a job
+// (advanceRuns; on SQLite in the same one, see commitGroup). Each job waits for its group before it returns: a job
 // that returned before its result committed could be completed by River
 // and its result lost with the process.
 //
@@ -151,9 +151,34 @@ func (e *Engine) recordFinished(ctx context.Context, f *finished) error {
 // commitGroup records group's results in one transaction, then advances
 // their runs in a second. Should the process die in between, River
 // delivers the jobs again, each finds its node terminal and advances
-// again.
+// again. On SQLite the runs advance in the same transaction: its write
+// transactions are serial (one sees every transaction committed before it
+// and none commits during it, whichever process runs it), so of the
+// upstreams of a fan-in the last to record sees every arrival in its own
+// transaction already.
 func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff func()) {
-	err := e.be.inTx(ctx, func(tx txn) error { return e.recordGroup(ctx, tx, group) })
+	serial := e.dialect == "sqlite"
+	var advanced []Event
+	err := e.be.inTx(ctx, func(tx txn) error {
+		if err := e.recordGroup(ctx, tx, group); err != nil {
+			return err
+		}
+		if !serial {
+			return nil
+		}
+		advanced = nil
+		for runs, first := groupRuns(group), true; first || len(runs) > 0; first = false {
+			fxs, err := e.advanceRound(ctx, tx, runs)
+			if err != nil {
+				return err
+			}
+			for i := range fxs {
+				advanced = append(advanced, fxs[i].events...)
+			}
+			runs = nextRound(runs, fxs)
+		}
+		return nil
+	})
 	handOff()
 	if err != nil {
 		if len(group) == 1 {
@@ -166,23 +191,17 @@ func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff fun
 		return
 	}
 	var events []Event
-	runs := make([]runNodes, 0, len(group))
 	for _, f := range group {
-		if f.alone {
-			continue
-		}
-		r := runNodes{run: f.run}
 		if f.recorded {
 			events = append(events, finishedEvent(f.run, f.a, f.part, f.status, f.fin.Reason))
-			r.nodes = []node{{f.a, f.part}}
 		}
-		// A node that was not recorded was finished by another process
-		// or cancelled with its run: its run is still checked for being
-		// done, as record does.
-		runs = append(runs, r)
 	}
 	e.events.publish(events...)
-	if err := e.advanceRuns(ctx, runs); err != nil {
+	if serial {
+		e.events.publish(advanced...)
+		return
+	}
+	if err := e.advanceRuns(ctx, groupRuns(group)); err != nil {
 		for _, f := range group {
 			if f.alone {
 				continue
@@ -194,6 +213,25 @@ func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff fun
 			}
 		}
 	}
+}
+
+// groupRuns returns the runs of group's results to advance, with the
+// nodes recorded (merged by run). A node that was not recorded was
+// finished by another process or cancelled with its run: its run is still
+// checked for being done, as record does.
+func groupRuns(group []*finished) []runNodes {
+	runs := make([]runNodes, 0, len(group))
+	for _, f := range group {
+		if f.alone {
+			continue
+		}
+		r := runNodes{run: f.run}
+		if f.recorded {
+			r.nodes = []node{{f.a, f.part}}
+		}
+		runs = append(runs, r)
+	}
+	return mergeRuns(runs)
 }
 
 // recordGroup finishes group's nodes, and records the materializations,
