@@ -82,6 +82,9 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 	if err != nil {
 		return Result{}, flowstone.Permanent(err)
 	}
+	if err := scatter.ValidateKeys(keys); err != nil {
+		return Result{}, flowstone.Permanentf("scatter %s: %w", t.Asset().Key(), err)
+	}
 	if dups := scatter.DuplicateKeys(keys); len(dups) > 0 {
 		return Result{}, flowstone.Permanentf("scatter %s: duplicate item keys: %s", t.Asset().Key(), strings.Join(dups, ", "))
 	}
@@ -126,7 +129,7 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 	o := s.orchestrator()
 	ref := scatterRef(t)
 	from, to := o.Range(sig.Batch)
-	items, err := o.Store.PendingItems(ctx, t.DB(), ref, from, to)
+	items, err := o.Store.PendingItems(ctx, t.DB(), ref, sig.Batch, from, to)
 	if err != nil {
 		return Result{}, err
 	}
@@ -202,7 +205,7 @@ func (s Scatter) runItems(ctx context.Context, t Task, o scatter.Orchestrator, r
 // runItem runs one item with the asset's retries; a failed item does not
 // fail its batch-mates.
 func (s Scatter) runItem(ctx context.Context, t Task, it scatter.Item) scatter.ItemResult {
-	r := scatter.ItemResult{Index: it.Index, Started: time.Now()}
+	r := scatter.ItemResult{Index: it.Index, Key: it.Key, Raw: it.Raw, Started: time.Now()}
 	for attempt := 1; ; attempt++ {
 		r.Attempts = attempt
 		v, err := t.CallItem(ctx, it.Raw)
