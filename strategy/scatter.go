@@ -93,7 +93,8 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 	}
 	o := s.orchestrator()
 	ref := scatterRef(t)
-	return Result{Status: Pending, Reason: fmt.Sprintf("0 of %d items done", len(items)),
+	reason := fmt.Sprintf("scattering %d items", len(items))
+	return Result{Status: Pending, Reason: reason,
 		Commit: func(ctx context.Context, tx Tx) (Result, error) {
 			if _, found, err := o.Store.Barrier(ctx, tx, ref); err != nil || found {
 				return Wait("scatter already started"), err // a retry after the barrier committed
@@ -107,7 +108,7 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 					return Result{}, err
 				}
 			}
-			return Wait(fmt.Sprintf("0 of %d items done", len(items))), nil
+			return Wait(reason), nil
 		}}, nil
 }
 
@@ -137,7 +138,7 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 		// Every item of the batch is recorded (this job's result was
 		// recorded and it is redelivered), or the scatter failed or was
 		// cancelled and its items with it.
-		return Wait("scatter finished"), nil
+		return Wait(""), nil
 	}
 	results, err := s.runItems(ctx, t, o, ref, items)
 	if err != nil {
@@ -160,7 +161,10 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 			return Result{Status: Succeeded, Value: step.Values, Views: map[string]json.RawMessage{OutcomesView: step.Outcomes},
 				Reason: partial(step)}, nil
 		}
-		return Wait(fmt.Sprintf("%d of %d items done, %d failed", step.Finished, step.Total, step.FailedItems)), nil
+		// The node's reason stays what Run recorded: rewriting it would
+		// make every batch queue on the node's row. Progress is the
+		// barrier's (ScatterProgress).
+		return Wait(""), nil
 	}}, nil
 }
 
