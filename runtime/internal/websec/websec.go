@@ -224,10 +224,14 @@ func sameHost(u *url.URL, host string) bool {
 var proxyHeaders = []string{"Forwarded", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-For", "X-Real-Ip", "Via"}
 
 // hint says what to configure when a refused request looks like it came
-// through a reverse proxy: it carries a proxy's headers, or the browser
-// says the page and the request share an origin the server does not
-// know. It returns "" otherwise: then the refusal is an attack or a
-// mistake, and naming settings would help neither.
+// from the server's own page through a reverse proxy: the browser says
+// the page and the request share an origin (Sec-Fetch-Site: same-origin),
+// or the proxy's X-Forwarded-Host or Forwarded names the very host the
+// Origin does. Then it names the origin to configure. A request that
+// only carries a proxy's headers gets a hint that names none, as it may
+// as well be another site's; and "" when nothing suggests a proxy, or
+// when the server is configured and nothing ties the request to its page
+// (an attack or a mistake, which naming settings would help neither).
 func (s Site) hint(r *http.Request, origin, site string) string {
 	var seen []string
 	for _, h := range proxyHeaders {
@@ -235,23 +239,41 @@ func (s Site) hint(r *http.Request, origin, site string) string {
 			seen = append(seen, h+": "+v)
 		}
 	}
-	if len(seen) == 0 && site != "same-origin" {
-		return ""
+	fwdHost := lastValue(r.Header.Values("X-Forwarded-Host"))
+	if fwdHost == "" {
+		fwdHost = forwarded(r.Header.Values("Forwarded"))["host"]
 	}
-	var b strings.Builder
-	if len(seen) > 0 {
-		b.WriteString("It came through a reverse proxy (" + strings.Join(seen, ", ") + ")")
-	} else {
-		b.WriteString("The browser says it comes from this site's page (Sec-Fetch-Site: same-origin), so it came through a reverse proxy")
+	ou, err := url.Parse(origin)
+	if err != nil || ou.Host == "" || (ou.Scheme != "http" && ou.Scheme != "https") {
+		ou = nil
 	}
+	tied := ou != nil && (site == "same-origin" || fwdHost != "" && sameHost(ou, fwdHost))
 	setting := s.Setting
 	if setting == "" {
 		setting = "the public URL setting"
 	}
-	target := "the address users open"
-	if u, err := url.Parse(origin); err == nil && u.Host != "" && (u.Scheme == "http" || u.Scheme == "https") {
-		target = u.Scheme + "://" + u.Host + "/"
+	var b strings.Builder
+	switch {
+	case len(seen) > 0:
+		b.WriteString("It came through a reverse proxy (" + strings.Join(seen, ", ") + ")")
+	case tied:
+		b.WriteString("The browser says it comes from this site's page (Sec-Fetch-Site: same-origin), so it came through a reverse proxy")
+	default:
+		return ""
 	}
+	if !tied {
+		switch {
+		case s.TrustForwarded && fwdHost == "":
+			b.WriteString(" that names no X-Forwarded-Host or Forwarded host: have the proxy set X-Forwarded-Host and X-Forwarded-Proto " +
+				"(nginx: proxy_set_header X-Forwarded-Host $host; proxy_set_header X-Forwarded-Proto $scheme), or set " + setting + " to the address users open")
+		case s.Public != nil || s.TrustForwarded:
+			return ""
+		default:
+			b.WriteString(": if users open this server through it, set " + setting + " to the address they open, or have the proxy pass Host on (nginx: proxy_set_header Host $host)")
+		}
+		return b.String()
+	}
+	target := ou.Scheme + "://" + ou.Host + "/"
 	switch {
 	case s.Public != nil:
 		b.WriteString(", and the public URL " + s.Public.String() + " is not where users open this server: set " + setting + " to " + target)

@@ -107,15 +107,18 @@ func TestOriginBehindProxy(t *testing.T) {
 		{"public URL, other scheme", Site{Public: public}, map[string]string{"Origin": "http://ops.example.com"}, false, "not from https://ops.example.com (the public URL https://ops.example.com/flowstone/)", ""},
 		{"public URL, other site", Site{Public: public}, map[string]string{"Origin": "https://evil.example"}, false, "it comes from https://evil.example", ""},
 		{"public URL, the server's own address", Site{Public: public}, map[string]string{"Origin": "http://127.0.0.1:8090"}, false, "not from https://ops.example.com", ""},
-		{"wrong public URL, proxy headers", Site{Public: public}, map[string]string{"Origin": "https://gates.example.com", "Via": "1.1 nginx"}, false, "",
+		{"wrong public URL, proxy headers", Site{Public: public}, map[string]string{"Origin": "https://gates.example.com", "X-Forwarded-Host": "gates.example.com"}, false, "",
 			"and the public URL https://ops.example.com/flowstone/ is not where users open this server: set the public URL setting to https://gates.example.com/"},
 		{"trusted forwarded headers", Site{TrustForwarded: true}, fwd, true, "", ""},
 		{"trusted forwarded, last value", Site{TrustForwarded: true}, map[string]string{"X-Forwarded-Host": "evil.example, ops.example.com", "X-Forwarded-Proto": "https", "Origin": from}, true, "", ""},
 		{"trusted forwarded, other scheme", Site{TrustForwarded: true}, map[string]string{"X-Forwarded-Host": "ops.example.com", "X-Forwarded-Proto": "http", "Origin": from}, false, "not from http://ops.example.com (X-Forwarded-Host)", "do not name the address users open: have the proxy set them (nginx: proxy_set_header X-Forwarded-Host $host; proxy_set_header X-Forwarded-Proto $scheme), or set the public URL setting to https://ops.example.com/"},
 		{"trusted Forwarded", Site{TrustForwarded: true}, map[string]string{"Forwarded": `for=1.2.3.4;host="ops.example.com";proto=https`, "Origin": from}, true, "", ""},
-		{"trusted forwarded, other site", Site{TrustForwarded: true}, map[string]string{"X-Forwarded-Host": "ops.example.com", "Origin": "https://evil.example"}, false, "it comes from https://evil.example", "It came through a reverse proxy"},
-		{"trusted forwarded, none sent", Site{TrustForwarded: true}, map[string]string{"Origin": from, "X-Forwarded-For": "1.2.3.4"}, false, "(the request's Host)", "do not name the address users open"},
-		{"forwarded headers untrusted", Site{}, map[string]string{"X-Forwarded-Host": "127.0.0.1:8090", "Origin": "https://evil.example"}, false, "it comes from https://evil.example", "set the public URL setting"},
+		{"trusted forwarded, other site", Site{TrustForwarded: true}, map[string]string{"X-Forwarded-Host": "ops.example.com", "Origin": "https://evil.example"}, false, "it comes from https://evil.example", ""},
+		{"public URL, another site through the proxy", Site{Public: public}, map[string]string{"X-Forwarded-Host": "ops.example.com", "Origin": "https://evil.example"}, false, "it comes from https://evil.example", ""},
+		{"public URL, the server's own address through the proxy", Site{Public: public}, map[string]string{"Via": "1.1 nginx", "Origin": "http://127.0.0.1:8090"}, false, "not from https://ops.example.com", ""},
+		{"trusted forwarded, none sent", Site{TrustForwarded: true}, map[string]string{"Origin": from, "X-Forwarded-For": "1.2.3.4"}, false, "(the request's Host)", "that names no X-Forwarded-Host or Forwarded host"},
+		{"forwarded headers untrusted", Site{}, map[string]string{"X-Forwarded-Host": "127.0.0.1:8090", "Origin": "https://evil.example"}, false, "it comes from https://evil.example", "if users open this server through it, set the public URL setting to the address they open"},
+		{"proxy says another host", Site{}, map[string]string{"X-Forwarded-Host": "ops.example.com", "Origin": "https://evil.example"}, false, "it comes from https://evil.example", "if users open this server through it"},
 	} {
 		r := httptest.NewRequest("POST", "http://127.0.0.1:8090/gate", nil)
 		for k, v := range c.hdr {
