@@ -28,6 +28,18 @@ type Proxy struct {
 	Prefix  string
 	client  *http.Client
 	handler atomic.Pointer[http.Handler]
+	target  atomic.Pointer[url.URL]
+}
+
+// To makes the front forward to the server at rawURL (http://HOST:PORT)
+// from now on, instead of Backend.
+func (p *Proxy) To(t testing.TB, rawURL string) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.target.Store(u)
 }
 
 // Handle makes the backend serve h from now on: for a handler that needs
@@ -41,12 +53,14 @@ func (p *Proxy) Handle(h http.Handler) { p.handler.Store(&h) }
 // Handle gives it.
 func New(t testing.TB, h http.Handler, prefix string, forwarded bool) *Proxy {
 	t.Helper()
-	p := &Proxy{Prefix: strings.TrimSuffix(prefix, "/")}
+	p := NewFront(t, prefix, forwarded)
 	if h != nil {
 		p.Handle(h)
 	}
-	p.Backend = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.TLS != nil || r.Host != p.Backend.Listener.Addr().String() {
+	backend := httptest.NewUnstartedServer(nil)
+	addr := backend.Listener.Addr().String()
+	backend.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS != nil || r.Host != addr {
 			t.Errorf("the backend sees %s with TLS %v: the proxy must pass the backend's Host over HTTP", r.Host, r.TLS != nil)
 		}
 		h := p.handler.Load()
@@ -55,20 +69,30 @@ func New(t testing.TB, h http.Handler, prefix string, forwarded bool) *Proxy {
 			return
 		}
 		(*h).ServeHTTP(w, r)
-	}))
+	})
+	backend.Start()
+	p.Backend = backend
 	t.Cleanup(p.Backend.Close)
-	backend, _ := url.Parse(p.Backend.URL)
+	p.To(t, p.Backend.URL)
+	return p
+}
+
+// NewFront starts the front alone: it forwards where To says, to a server
+// the test starts itself (a command's), as New's does.
+func NewFront(t testing.TB, prefix string, forwarded bool) *Proxy {
+	t.Helper()
+	p := &Proxy{Prefix: strings.TrimSuffix(prefix, "/")}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		if forwarded {
 			pr.SetXForwarded()
 		}
-		pr.SetURL(backend)
+		pr.SetURL(p.target.Load())
 		pr.Out.URL.Path = strings.TrimPrefix(pr.In.URL.Path, p.Prefix)
 		pr.Out.URL.RawPath = ""
 		pr.Out.Host = "" // the backend's, from the URL
 	}}
 	p.Front = httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !strings.HasPrefix(r.URL.Path, p.Prefix+"/") {
+		if !strings.HasPrefix(r.URL.Path, p.Prefix+"/") || p.target.Load() == nil {
 			http.NotFound(w, r)
 			return
 		}
