@@ -11,8 +11,10 @@
 // 127.0.0.1 unless told otherwise). Writing (approve, reject, cancel) needs
 // an authenticated user, by HTTP basic auth with one of Options.Users or a
 // bearer Options.Token, and a basic-auth write also carries the page's
-// CSRF token (the X-CSRF-Token header) from the same origin. The page and
-// its layout library are embedded: it works offline.
+// CSRF token (the X-CSRF-Token header) from the same origin. Behind a
+// reverse proxy that changes Host or the scheme, Options.PublicURL says
+// which origin that is. The page and its layout library are embedded: it
+// works offline.
 package web
 
 import (
