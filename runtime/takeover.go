@@ -24,18 +24,16 @@ import (
 // defaultTakeoverAfter is how long a silent process keeps its jobs.
 const defaultTakeoverAfter = 30 * time.Second
 
-// maxCrashes is how many attempts of a job may end with their process
-// dying before its node is failed instead of tried again.
+// maxCrashes is how many attempts of a node may end with their process
+// dying before the node is failed instead of tried again: the first such
+// death, however it happened, and each one while the node ran alone in
+// its process (solo.go).
 const maxCrashes = 3
 
-// rescues is how many times job was taken over from a process that died
-// mid-attempt (River counts it in the job's metadata).
-func rescues(job *rivertype.JobRow) int {
-	var meta struct {
-		Rescues int `json:"river:rescue_count"`
-	}
-	_ = json.Unmarshal(job.Metadata, &meta)
-	return meta.Rescues
+// crashedError is why a node whose attempts crashed their worker crashes
+// times fails.
+func crashedError(crashes int) error {
+	return fmt.Errorf("crashed its worker %d times (the last %d running alone in its process)", crashes, crashes-1)
 }
 
 // liveness is the heartbeat loop of a working engine.

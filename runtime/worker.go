@@ -58,9 +58,21 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 
 	attempts := st.Attempts
 	if !resuming {
+		// An attempt holds the process's lock (solo.go; a continuation
+		// holds it from soloMiddleware): shared, or, for a suspect (its
+		// node still running: an attempt's process died), exclusively, so
+		// that a crash during it is its own. A suspect that would fail at
+		// once does not wait for it.
+		alone := st.Status == store.AssetRunning && !(st.CountsCrash() && st.Crashes+1 >= maxCrashes)
+		release, err := e.solo.acquire(ctx, alone)
+		if err != nil {
+			return fmt.Errorf("asset %s waiting to run: %w", a.Key, err)
+		}
+		defer release()
+		var s store.Started
 		var started bool
-		err := e.out.ride(ctx, func(ctx context.Context) (err error) {
-			started, err = e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID)
+		err = e.out.ride(ctx, func(ctx context.Context) (err error) {
+			s, started, err = e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID, alone)
 			return err
 		})
 		if err != nil {
@@ -69,10 +81,13 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 		if !started {
 			return e.completeOnly(ctx, w.row)
 		}
-		attempts++
-		if crashes := rescues(w.row); crashes >= maxCrashes {
-			return e.fail(ctx, w, run, a, attempts, fmt.Errorf("asset %s: %w", a.Key,
-				flowstone.Permanentf("crashed its worker %d times", crashes)))
+		attempts = s.Attempts
+		if s.Crashes >= maxCrashes {
+			return e.fail(ctx, w, run, a, attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(crashedError(s.Crashes))))
+		}
+		if alone {
+			e.log.WarnContext(ctx, "asset attempt runs alone in its process: its last attempt's process died",
+				"run", args.Run, "asset", a.Key, "partition", args.Partition, "attempt", attempts, "crashes", s.Crashes)
 		}
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}
