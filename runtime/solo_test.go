@@ -250,4 +250,3 @@ func TestCloseInterruptsWaitingSuspect(t *testing.T) {
 		}
 	})
 }
-
