@@ -56,6 +56,8 @@ type Engine struct {
 	live *liveness
 	// configs holds the decoded configs of the runs this process works.
 	configs runConfigs
+	// runs holds the unchanging fields of the runs this process works.
+	runs knownRuns
 	// out follows the database's outages for every loop of the engine.
 	out *outage
 	// solo lets a suspect's attempt run alone in this process (solo.go).

@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// JobState is what a job reads of its run and node before it starts.
-type JobState struct {
-	RunStatus RunStatus
+// RunInfo is what a job needs of its run that never changes once the run
+// is recorded, so a process may keep it for the run's other jobs.
+type RunInfo struct {
 	// HasConfig says the run has a config; RunConfig reads it, so a job
 	// whose asset takes none never loads it.
 	HasConfig  bool
@@ -20,8 +20,14 @@ type JobState struct {
 	// Partition is the run's partition.
 	Partition string
 	Backfill  string
-	Status    AssetStatus
-	Attempts  int
+}
+
+// JobState is what a job reads of its run and node before it starts.
+type JobState struct {
+	RunStatus RunStatus
+	RunInfo
+	Status   AssetStatus
+	Attempts int
 	// Crashes counts the attempts of the node whose process died (see
 	// StartAttempt); Alone says its last attempt ran alone in its process.
 	Crashes int
@@ -42,6 +48,20 @@ func (Store) JobState(ctx context.Context, q Querier, n Node) (st JobState, foun
 	}
 	st.Force, st.HasConfig, st.Alone = force == 1, hasConfig == 1, alone == 1
 	return st, err == nil, err
+}
+
+// RunInfo reads run's unchanging fields; found is false when the run is
+// not recorded.
+func (Store) RunInfo(ctx context.Context, q Querier, run string) (info RunInfo, found bool, err error) {
+	var force, hasConfig int
+	err = q.QueryRow(ctx, `SELECT CASE WHEN config IS NULL THEN 0 ELSE 1 END, config_hash, force, targets, partition_key, backfill_id
+		FROM flowstone_runs WHERE id = ?`, run).
+		Scan(&hasConfig, &info.ConfigHash, &force, &info.Targets, &info.Partition, &info.Backfill)
+	if errors.Is(err, sql.ErrNoRows) {
+		return info, false, nil
+	}
+	info.Force, info.HasConfig = force == 1, hasConfig == 1
+	return info, err == nil, err
 }
 
 // RunConfig reads run's config as JSON; found is false when the run has
@@ -73,6 +93,22 @@ type Started struct {
 // that attempt ran alone in its process.
 func (st JobState) CountsCrash() bool {
 	return st.Status == AssetRunning && (st.Alone || st.Crashes == 0)
+}
+
+// StartQueued starts the attempt of a queued node of a run that is not
+// cancelled under job, in one statement, and returns its number; ok is
+// false when the node is not queued or its run is cancelled (StartAttempt
+// then decides, after JobState).
+func (Store) StartQueued(ctx context.Context, q Querier, n Node, job int64) (attempts int, ok bool, err error) {
+	err = q.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
+		started_at = COALESCE(started_at, ?), job_id = ?, alone = 0
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?
+		AND NOT EXISTS (SELECT 1 FROM flowstone_runs r WHERE r.id = ? AND r.status = ?) RETURNING attempts`,
+		AssetRunning, now(), job, n.Run, n.Asset, n.Partition, AssetQueued, n.Run, RunCancelled).Scan(&attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return attempts, err == nil, err
 }
 
 // StartAttempt marks a queued (or running, when its worker died) node
