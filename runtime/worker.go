@@ -221,10 +221,14 @@ func (e *Engine) startQueued(ctx context.Context, p *Pipeline, args nodeJob, job
 		return nil, false, 0, nil, err
 	}
 	var ok bool
-	err = e.out.ride(ctx, func(ctx context.Context) (err error) {
-		attempts, ok, err = e.st.StartQueued(ctx, e.be.pool(), args.node(), job)
-		return err
-	})
+	if groupStarts {
+		attempts, ok, err = e.startQueuedGrouped(ctx, args.node(), job)
+	} else {
+		err = e.out.ride(ctx, func(ctx context.Context) (err error) {
+			attempts, ok, err = e.st.StartQueued(ctx, e.be.pool(), args.node(), job)
+			return err
+		})
+	}
 	if err != nil || !ok {
 		release()
 		return nil, false, 0, nil, err

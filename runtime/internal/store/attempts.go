@@ -191,3 +191,51 @@ func (Store) MarkEarly(ctx context.Context, q Querier, n Node) error {
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }
+
+// MaxStartBatch is how many nodes StartQueuedMany starts at most.
+const MaxStartBatch = 500
+
+// StartQueuedMany is StartQueued for many nodes in one statement: it
+// starts each queued node of nodes (at most MaxStartBatch) under the job
+// of the same index and returns its attempt's number, or 0 for those it
+// did not start.
+func (Store) StartQueuedMany(ctx context.Context, q Querier, nodes []Node, jobs []int64) ([]int, error) {
+	args := []any{AssetRunning, now()}
+	var rows strings.Builder
+	for i, n := range nodes {
+		if i > 0 {
+			rows.WriteString(" UNION ALL ")
+		}
+		rows.WriteString("SELECT ? AS run_id, ? AS asset, ? AS partition_key, CAST(? AS BIGINT) AS job_id")
+		args = append(args, n.Run, n.Asset, n.Partition, jobs[i])
+	}
+	args = append(args, AssetQueued, RunCancelled)
+	rs, err := q.Query(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
+		started_at = COALESCE(started_at, ?), job_id = v.job_id, alone = 0
+		FROM (`+rows.String()+`) v
+		WHERE flowstone_run_assets.run_id = v.run_id AND flowstone_run_assets.asset = v.asset
+		AND flowstone_run_assets.partition_key = v.partition_key AND flowstone_run_assets.status = ?
+		AND NOT EXISTS (SELECT 1 FROM flowstone_runs r WHERE r.id = flowstone_run_assets.run_id AND r.status = ?)
+		RETURNING flowstone_run_assets.run_id, flowstone_run_assets.asset, flowstone_run_assets.partition_key, flowstone_run_assets.attempts`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	started := map[Node]int{}
+	for rs.Next() {
+		var n Node
+		var attempts int
+		if err := rs.Scan(&n.Run, &n.Asset, &n.Partition, &attempts); err != nil {
+			return nil, err
+		}
+		started[n] = attempts
+	}
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]int, len(nodes))
+	for i, n := range nodes {
+		out[i] = started[n]
+	}
+	return out, nil
+}
