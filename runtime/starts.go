@@ -86,4 +86,5 @@ func (e *Engine) runStarts(ctx context.Context, batch []*startReq) {
 		}
 	}
 }
+
 const groupStarts = true
