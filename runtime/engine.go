@@ -58,8 +58,6 @@ type Engine struct {
 	configs runConfigs
 	// runs holds the unchanging fields of the runs this process works.
 	runs knownRuns
-	// starts groups the starts of queued nodes (starts.go).
-	starts starts
 	// out follows the database's outages for every loop of the engine.
 	out *outage
 	// solo lets a suspect's attempt run alone in this process (solo.go).

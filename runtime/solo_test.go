@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/riverqueue/river/rivertype"
 )
 
 // The lock a suspect takes waits for the shared holders, lets no later
@@ -159,7 +161,13 @@ func newSoloCase(t *testing.T, db testDB) *soloCase {
 			job = j.ID
 		}
 	}
-	if _, err := q.Exec(ctx, `UPDATE river_job SET queue = 'held' WHERE id = ?`, job); err != nil {
+	// Held, and with its last attempt taken over from a dead process.
+	taken := `'{"at":"2026-01-01T00:00:00Z","attempt":1,"error":"` + takeoverReason + ` for more than 2s"}'`
+	errs := `json_array(json(` + taken + `))`
+	if c.obs.dialect == "postgres" {
+		errs = `ARRAY[` + taken + `::jsonb]`
+	}
+	if _, err := q.Exec(ctx, `UPDATE river_job SET queue = 'held', errors = `+errs+` WHERE id = ?`, job); err != nil {
 		t.Fatal(err)
 	}
 	c.e, c.label = openLabelled(t, c.cfg, Bind(c.p, nil))
@@ -249,4 +257,28 @@ func TestCloseInterruptsWaitingSuspect(t *testing.T) {
 			t.Fatalf("suspect: %s, %d attempts, %d crashes; want succeeded, 2, 1", status, attempts, crashes)
 		}
 	})
+}
+
+// Only a job whose last attempt was taken over, or rescued by River, had
+// a process die under it; one whose attempt returned an error did not.
+func TestLastAttemptDied(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		errs []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{"record x: database is locked"}, false},
+		{[]string{takeoverReason + " for more than 30s"}, true},
+		{[]string{riverRescueReason}, true},
+		{[]string{takeoverReason + " for more than 30s", "boom"}, false},
+	} {
+		job := &rivertype.JobRow{}
+		for i, e := range c.errs {
+			job.Errors = append(job.Errors, rivertype.AttemptError{Attempt: i + 1, Error: e})
+		}
+		if got := lastAttemptDied(job); got != c.want {
+			t.Errorf("errors %q: died %v; want %v", c.errs, got, c.want)
+		}
+	}
 }

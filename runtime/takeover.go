@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -34,6 +35,24 @@ const maxCrashes = 3
 // times fails.
 func crashedError(crashes int) error {
 	return fmt.Errorf("crashed its worker %d times (the last %d running alone in its process)", crashes, crashes-1)
+}
+
+// takeoverReason begins the error a job taken over from a process that
+// stopped beating records for its attempt.
+const takeoverReason = "its worker process stopped"
+
+// riverRescueReason is the error River's own rescuer records for the
+// attempt of a job it rescues.
+const riverRescueReason = "Stuck job rescued by JobRescuer"
+
+// lastAttemptDied reports whether job's previous attempt ended with its
+// process dying (it was taken over or rescued), rather than returning.
+func lastAttemptDied(job *rivertype.JobRow) bool {
+	if len(job.Errors) == 0 {
+		return false
+	}
+	last := job.Errors[len(job.Errors)-1].Error
+	return strings.HasPrefix(last, takeoverReason) || last == riverRescueReason
 }
 
 // liveness is the heartbeat loop of a working engine.
@@ -121,7 +140,7 @@ func (e *Engine) takeOverDead(ctx context.Context, self string, after time.Durat
 	if len(dead) == 0 {
 		return nil
 	}
-	reason := fmt.Sprintf("its worker process stopped for more than %s", after)
+	reason := fmt.Sprintf("%s for more than %s", takeoverReason, after)
 	discarded, n, err := e.be.takeOver(ctx, dead, horizon, reason)
 	if err != nil {
 		return fmt.Errorf("take over jobs: %w", err)

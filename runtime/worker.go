@@ -58,18 +58,19 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 		}
 		hasConfig, attempts = st.HasConfig, st.Attempts
 		if !resuming {
-			// A suspect (its node still running: an attempt's process
-			// died) runs alone in its process (solo.go), so that a crash
-			// during it is its own; one that would fail at once does not
-			// wait for that.
-			alone := st.Status == store.AssetRunning && !(st.CountsCrash() && st.Crashes+1 >= maxCrashes)
+			// A suspect (its node still running and its job's last
+			// attempt taken over: that attempt's process died) runs alone
+			// in its process (solo.go), so that a crash during it is its
+			// own; one that would fail at once does not wait for that.
+			died := st.Status == store.AssetRunning && lastAttemptDied(w.row)
+			alone := died && !(st.CountsCrash() && st.Crashes+1 >= maxCrashes)
 			if release, err = e.solo.acquire(ctx, alone); err != nil {
 				return fmt.Errorf("asset %s waiting to run: %w", a.Key, err)
 			}
 			var s store.Started
 			var started bool
 			err = e.out.ride(ctx, func(ctx context.Context) (err error) {
-				s, started, err = e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID, alone)
+				s, started, err = e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID, died, alone)
 				return err
 			})
 			if err != nil || !started {
@@ -221,14 +222,10 @@ func (e *Engine) startQueued(ctx context.Context, p *Pipeline, args nodeJob, job
 		return nil, false, 0, nil, err
 	}
 	var ok bool
-	if groupStarts {
-		attempts, ok, err = e.startQueuedGrouped(ctx, args.node(), job)
-	} else {
-		err = e.out.ride(ctx, func(ctx context.Context) (err error) {
-			attempts, ok, err = e.st.StartQueued(ctx, e.be.pool(), args.node(), job)
-			return err
-		})
-	}
+	err = e.out.ride(ctx, func(ctx context.Context) (err error) {
+		attempts, ok, err = e.st.StartQueued(ctx, e.be.pool(), args.node(), job)
+		return err
+	})
 	if err != nil || !ok {
 		release()
 		return nil, false, 0, nil, err

@@ -87,10 +87,10 @@ type Started struct {
 	Crashes int
 }
 
-// CountsCrash reports whether a start of a node found in st counts a
-// crash: the node is still running, so its last attempt's process died;
-// the first such death counts however it happened, later ones only when
-// that attempt ran alone in its process.
+// CountsCrash reports whether a start of a node found in st after its
+// last attempt's process died counts a crash: the first such death counts
+// however it happened, later ones only when that attempt ran alone in its
+// process.
 func (st JobState) CountsCrash() bool {
 	return st.Status == AssetRunning && (st.Alone || st.Crashes == 0)
 }
@@ -111,17 +111,17 @@ func (Store) StartQueued(ctx context.Context, q Querier, n Node, job int64) (att
 	return attempts, err == nil, err
 }
 
-// StartAttempt marks a queued (or running, when its worker died) node
-// running under job, counting the attempt, and the crash of the previous
-// one when the node was still running (see JobState.CountsCrash); alone
-// records that this attempt runs alone in its process. ok is false when
-// the node is in neither status.
-func (Store) StartAttempt(ctx context.Context, q Querier, n Node, job int64, alone bool) (s Started, ok bool, err error) {
+// StartAttempt marks a queued (or running, when its last attempt did not
+// record its end) node running under job, counting the attempt, and, when
+// died says that attempt's process died, its crash (see
+// JobState.CountsCrash); alone records that this attempt runs alone in its
+// process. ok is false when the node is in neither status.
+func (Store) StartAttempt(ctx context.Context, q Querier, n Node, job int64, died, alone bool) (s Started, ok bool, err error) {
 	err = q.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
 		started_at = COALESCE(started_at, ?), job_id = ?,
-		crashes = CASE WHEN status = ? AND (alone = 1 OR crashes = 0) THEN crashes + 1 ELSE crashes END, alone = ?
+		crashes = CASE WHEN ? = 1 AND status = ? AND (alone = 1 OR crashes = 0) THEN crashes + 1 ELSE crashes END, alone = ?
 		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?) RETURNING attempts, crashes`,
-		AssetRunning, now(), job, AssetRunning, boolInt(alone), n.Run, n.Asset, n.Partition, AssetQueued, AssetRunning).
+		AssetRunning, now(), job, boolInt(died), AssetRunning, boolInt(alone), n.Run, n.Asset, n.Partition, AssetQueued, AssetRunning).
 		Scan(&s.Attempts, &s.Crashes)
 	if errors.Is(err, sql.ErrNoRows) {
 		return s, false, nil
@@ -190,52 +190,4 @@ func (Store) MarkEarly(ctx context.Context, q Querier, n Node) error {
 // placeholders returns n comma-separated placeholders.
 func placeholders(n int) string {
 	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
-}
-
-// MaxStartBatch is how many nodes StartQueuedMany starts at most.
-const MaxStartBatch = 500
-
-// StartQueuedMany is StartQueued for many nodes in one statement: it
-// starts each queued node of nodes (at most MaxStartBatch) under the job
-// of the same index and returns its attempt's number, or 0 for those it
-// did not start.
-func (Store) StartQueuedMany(ctx context.Context, q Querier, nodes []Node, jobs []int64) ([]int, error) {
-	args := []any{AssetRunning, now()}
-	var rows strings.Builder
-	for i, n := range nodes {
-		if i > 0 {
-			rows.WriteString(" UNION ALL ")
-		}
-		rows.WriteString("SELECT ? AS run_id, ? AS asset, ? AS partition_key, CAST(? AS BIGINT) AS job_id")
-		args = append(args, n.Run, n.Asset, n.Partition, jobs[i])
-	}
-	args = append(args, AssetQueued, RunCancelled)
-	rs, err := q.Query(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
-		started_at = COALESCE(started_at, ?), job_id = v.job_id, alone = 0
-		FROM (`+rows.String()+`) v
-		WHERE flowstone_run_assets.run_id = v.run_id AND flowstone_run_assets.asset = v.asset
-		AND flowstone_run_assets.partition_key = v.partition_key AND flowstone_run_assets.status = ?
-		AND NOT EXISTS (SELECT 1 FROM flowstone_runs r WHERE r.id = flowstone_run_assets.run_id AND r.status = ?)
-		RETURNING flowstone_run_assets.run_id, flowstone_run_assets.asset, flowstone_run_assets.partition_key, flowstone_run_assets.attempts`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	started := map[Node]int{}
-	for rs.Next() {
-		var n Node
-		var attempts int
-		if err := rs.Scan(&n.Run, &n.Asset, &n.Partition, &attempts); err != nil {
-			return nil, err
-		}
-		started[n] = attempts
-	}
-	if err := rs.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]int, len(nodes))
-	for i, n := range nodes {
-		out[i] = started[n]
-	}
-	return out, nil
 }

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"fmt"
 	"testing"
 )
 
@@ -119,10 +118,15 @@ func TestStartCountsCrashes(t *testing.T) {
 			if err != nil || !found || st.Status != AssetRunning {
 				t.Fatalf("state: %+v, %v, %v", st, found, err)
 			}
-			started, ok, err := s.StartAttempt(ctx, q, n, 1, c.alone)
+			started, ok, err := s.StartAttempt(ctx, q, n, 1, true, c.alone)
 			if err != nil || !ok || started.Crashes != c.crashes || started.Attempts != i+2 || st.CountsCrash() != (started.Crashes > st.Crashes) {
 				t.Fatalf("start %d: %+v, %v, %v; want %d crashes", i, started, ok, err, c.crashes)
 			}
+		}
+		// A start after an attempt that returned without recording its
+		// end counts no crash.
+		if started, ok, err := s.StartAttempt(ctx, q, n, 1, false, false); err != nil || !ok || started.Crashes != 3 || started.Attempts != 7 {
+			t.Fatalf("start after a returned attempt: %+v, %v, %v", started, ok, err)
 		}
 		// A cancelled run starts nothing.
 		y := Node{Run: "run_a", Asset: "y"}
@@ -134,54 +138,6 @@ func TestStartCountsCrashes(t *testing.T) {
 		}
 		if _, ok, err := s.StartQueued(ctx, q, y, 2); err != nil || ok {
 			t.Fatalf("start in a cancelled run: %v, %v", ok, err)
-		}
-	})
-}
-
-// StartQueuedMany starts the queued nodes of a batch in one statement and
-// leaves the others.
-func TestStartQueuedMany(t *testing.T) {
-	t.Parallel()
-	eachDB(t, func(t *testing.T, db testDB) {
-		ctx := context.Background()
-		migrated(t, db)
-		var s Store
-		q := db.q
-		for _, run := range []string{"run_a", "run_b"} {
-			if _, err := s.InsertRun(ctx, q, NewRun{ID: run, Pipeline: "p", Targets: "[]", Total: 3}); err != nil {
-				t.Fatal(err)
-			}
-			if err := s.InsertRunAssets(ctx, q, run, []NodeDeps{{Asset: "x"}, {Asset: "y"}, {Asset: "z", Partition: "p1"}}); err != nil {
-				t.Fatal(err)
-			}
-		}
-		var nodes []Node
-		for _, run := range []string{"run_a", "run_b"} {
-			for _, n := range []Node{{Run: run, Asset: "x"}, {Run: run, Asset: "z", Partition: "p1"}} {
-				if _, err := s.ClaimAsset(ctx, q, n, AssetQueued, "", ""); err != nil {
-					t.Fatal(err)
-				}
-				nodes = append(nodes, n)
-			}
-		}
-		if _, _, err := s.CancelRun(ctx, q, "run_b"); err != nil {
-			t.Fatal(err)
-		}
-		// run_a's x was started already; y is pending; run_b is cancelled.
-		if _, ok, err := s.StartQueued(ctx, q, nodes[0], 7); err != nil || !ok {
-			t.Fatalf("start: %v, %v", ok, err)
-		}
-		batch := append([]Node{{Run: "run_a", Asset: "y"}}, nodes...)
-		got, err := s.StartQueuedMany(ctx, q, batch, []int64{1, 2, 3, 4, 5, 6})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := []int{0, 0, 1, 0, 0}; fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Fatalf("started %v; want %v", got, want)
-		}
-		st, _, err := s.JobState(ctx, q, nodes[1])
-		if err != nil || st.Status != AssetRunning || st.Attempts != 1 {
-			t.Fatalf("z: %+v, %v", st, err)
 		}
 	})
 }
