@@ -390,8 +390,13 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 		resumes = append(resumes, t.resumes...)
 		switch final.Status {
 		case strategy.Pending:
-			if err := e.st.SetWaiting(ctx, tx, args.node(), final.Reason); err != nil {
-				return err
+			// A continuation's node is waiting already: with no new
+			// reason its row is left alone (a scatter's batches would
+			// otherwise all queue on it).
+			if final.Reason != "" || w.resume == nil {
+				if err := e.st.SetWaiting(ctx, tx, args.node(), final.Reason); err != nil {
+					return err
+				}
 			}
 			if err := tx.insertJobs(ctx, resumes); err != nil {
 				return err
