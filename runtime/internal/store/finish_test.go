@@ -44,7 +44,7 @@ func TestGroupStatements(t *testing.T) {
 				}
 				continue
 			}
-			if ok, err := s.StartAttempt(ctx, q, n, int64(i+1)); err != nil || !ok {
+			if _, ok, err := s.StartAttempt(ctx, q, n, int64(i+1), false, false); err != nil || !ok {
 				t.Fatalf("start %v: %v %v", n, ok, err)
 			}
 		}
