@@ -168,12 +168,16 @@ func TestBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gates page: %v", err)
 	}
-	if msg, err := chromedp.Run(gates, chromedp.Text(`#message`)); err != nil || !strings.Contains(msg, "ana approved refund") {
+	// The message stays through the redraw that follows a decision.
+	if msg, err := settledMessage(gates, "ana approved refund"); err != nil {
 		t.Errorf("after approving, the page says %q (%v)", msg, err)
 	}
 	// The decision is listed with who made it, signed in.
 	if err := chromedp.Do(gates, chromedp.WaitVisible(`#decided tr[data-run="`+run.ID+`"]`)); err != nil {
 		t.Fatalf("decided gates: %v", err)
+	}
+	if msg, err := settledMessage(gates, "ana approved refund"); err != nil {
+		t.Errorf("after the redraw, the page says %q (%v)", msg, err)
 	}
 	if row, err := chromedp.Run(gates, chromedp.Text(`#decided tr[data-run="`+run.ID+`"]`)); err != nil || !strings.Contains(row, "approved") ||
 		!strings.Contains(row, "ana") || strings.Contains(row, "unverified") || !strings.Contains(row, "receipts checked") {
@@ -316,7 +320,7 @@ func TestBrowserBehindProxy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the gates page through the proxy: %v", err)
 	}
-	if msg, err := chromedp.Run(tab, chromedp.Text(`#message`)); err != nil || !strings.Contains(msg, "ana approved refund") {
+	if msg, err := settledMessage(tab, "ana approved refund"); err != nil {
 		t.Errorf("after approving through the proxy, the page says %q (%v)", msg, err)
 	}
 
@@ -373,4 +377,13 @@ func TestBrowserBehindProxy(t *testing.T) {
 	if len(got) != len(want) || got[ref] != want[ref] || got[runtime.Ref{RunID: first, Asset: refunds.AssetRefund, Partition: "2024-03-01"}] != "approved ana" {
 		t.Errorf("decided %v, want %v", got, want)
 	}
+}
+
+// settledMessage waits until the page's #message says want, read in one
+// script so the redraw after a decision cannot replace it mid-read, and
+// returns what it says.
+func settledMessage(ctx context.Context, want string) (string, error) {
+	return chromedp.Run(ctx, chromedp.Poll[string](fmt.Sprintf(
+		`(() => { const m = document.querySelector("#message"); return m && m.textContent.includes(%q) ? m.textContent : ""; })()`, want),
+		chromedp.WithPollingTimeout(20*time.Second)))
 }

@@ -3,7 +3,7 @@
 "use strict";
 
 const SVG = "http://www.w3.org/2000/svg";
-const state = { session: null, stream: null };
+const state = { session: null, stream: null, flash: null };
 
 // el builds an element: el("a", {href: "#"}, "text", child...). Text is
 // always set as text, never parsed as HTML.
@@ -542,7 +542,10 @@ function ganttChart(run) {
 
 async function gatesPage() {
   const [gates, decided] = await Promise.all([api("gates"), api("gates/decided?limit=20")]);
-  const msg = el("p", { class: "error", id: "message" });
+  // A decision's message outlives the redraw that lists it as decided.
+  const flash = state.flash && Date.now() - state.flash.at < 5000 ? state.flash.text : "";
+  state.flash = null;
+  const msg = el("p", { class: flash ? "muted" : "error", id: "message" }, flash);
   const kids = [el("h1", {}, "Gates waiting"), msg];
   if (!state.session.writable) kids.push(el("p", { class: "notice" }, "This server is read-only: start serve with --user NAME:PASSWORD to approve and reject here."));
   else if (!credentials()) kids.push(el("p", { class: "notice" }, "Sign in (top right) to approve or reject."));
@@ -555,6 +558,7 @@ async function gatesPage() {
           const out = await post("gates/" + action, { run: g.run, asset: g.asset, partition: g.partition, reason: reason.value });
           msg.className = "muted";
           msg.textContent = out.by + (out.verified ? "" : " (unverified)") + " " + (action === "approve" ? "approved" : "rejected") + " " + out.ref;
+          state.flash = { text: msg.textContent, at: Date.now() };
           setTimeout(route, 300);
         } catch (err) { msg.className = "error"; msg.textContent = err.message; }
       };
