@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 )
 
 // AutomationCursor returns a pipeline's automation cursor: the finish time
@@ -37,9 +38,11 @@ type NewSuccess struct {
 // NewSuccesses returns up to limit successful materializations of pipeline
 // that finished after after and at or before upto, oldest first.
 func (Store) NewSuccesses(ctx context.Context, q Querier, pipeline string, after, upto int64, limit int) ([]NewSuccess, error) {
+	// The status literal lets both databases use the partial index
+	// flowstone_materializations_news.
 	rs, err := q.Query(ctx, `SELECT id, asset, partition_key, finished_at FROM flowstone_materializations
-		WHERE finished_at > ? AND finished_at <= ? AND pipeline = ? AND status = ?
-		ORDER BY finished_at, id LIMIT ?`, after, upto, pipeline, MatSucceeded, limit)
+		WHERE pipeline = ? AND status = 'succeeded' AND finished_at > ? AND finished_at <= ?
+		ORDER BY finished_at, id LIMIT ?`, pipeline, after, upto, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -57,29 +60,34 @@ func (Store) NewSuccesses(ctx context.Context, q Querier, pipeline string, after
 
 // NewestFinished returns, for each of partitions that asset has a
 // materialization of (of any status), when the newest one finished
-// (microseconds).
+// (microseconds). Each partition is one backward probe of (pipeline,
+// asset, partition_key, finished_at, id): the cost follows the partitions
+// asked for, not their history (max() grouped by partition read every
+// materialization of each).
 func (Store) NewestFinished(ctx context.Context, q Querier, pipeline, asset string, partitions []string) (map[string]int64, error) {
 	out := map[string]int64{}
 	for len(partitions) > 0 {
 		batch := partitions[:min(len(partitions), 500)]
 		partitions = partitions[len(batch):]
-		args := []any{pipeline, asset}
-		for _, p := range batch {
-			args = append(args, p)
-		}
-		rs, err := q.Query(ctx, `SELECT partition_key, max(finished_at) FROM flowstone_materializations
-			WHERE pipeline = ? AND asset = ? AND partition_key IN (`+placeholders(len(batch))+`) GROUP BY partition_key`, args...)
+		args := anys(batch)
+		args = append(args, pipeline, asset)
+		rs, err := q.Query(ctx, `WITH keys(k) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?), ", len(batch)), ", ")+`)
+			SELECT keys.k, (SELECT x.finished_at FROM flowstone_materializations x
+				WHERE x.pipeline = ? AND x.asset = ? AND x.partition_key = keys.k ORDER BY x.finished_at DESC LIMIT 1)
+			FROM keys`, args...)
 		if err != nil {
 			return nil, err
 		}
 		for rs.Next() {
 			var k string
-			var at int64
+			var at sql.NullInt64
 			if err := rs.Scan(&k, &at); err != nil {
 				rs.Close()
 				return nil, err
 			}
-			out[k] = at
+			if at.Valid {
+				out[k] = at.Int64
+			}
 		}
 		err = rs.Err()
 		rs.Close()
@@ -97,9 +105,12 @@ type ActiveNode struct{ Asset, Partition string }
 // ActiveNodes returns the assets and partitions that running runs of
 // pipeline have pending, queued, running, waiting or checking.
 func (Store) ActiveNodes(ctx context.Context, q Querier, pipeline string) ([]ActiveNode, error) {
+	// CROSS JOIN keeps SQLite from walking every run of the pipeline
+	// (probing each one's run assets): the few unfinished rows of the
+	// status-first index lead.
 	rs, err := q.Query(ctx, `SELECT DISTINCT ra.asset, ra.partition_key FROM flowstone_run_assets ra
-		JOIN flowstone_runs r ON r.id = ra.run_id
-		WHERE ra.status IN (?, ?, ?, ?, ?) AND r.pipeline = ?`,
+		CROSS JOIN flowstone_runs r
+		WHERE r.id = ra.run_id AND ra.status IN (?, ?, ?, ?, ?) AND r.pipeline = ?`,
 		AssetPending, AssetQueued, AssetRunning, AssetWaiting, AssetChecking, pipeline)
 	if err != nil {
 		return nil, err
