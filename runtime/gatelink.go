@@ -6,8 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 	"unicode"
@@ -63,12 +65,59 @@ func GateUser(user func(r *http.Request) (name string, ok bool)) GateOption {
 	}
 }
 
+// ErrInvalidPublicURL is a public URL (GatePublicURL, the web page's
+// Options.PublicURL, --public-url) that cannot be where users open a
+// server: not an absolute http:// or https:// URL with a host, or one
+// with a user, query or fragment.
+var ErrInvalidPublicURL = websec.ErrPublicURL
+
+// ParsePublicURL checks raw as a public URL, the address users open a
+// server at (behind a reverse proxy, the proxy's: https://ops.example.com/,
+// or https://ops.example.com/approvals/ when the proxy serves it under a
+// path), and returns it normalized: scheme and host in lower case, a
+// default port dropped, the path ending in "/". An unfit URL is an error
+// matching ErrInvalidPublicURL that says why.
+func ParsePublicURL(raw string) (*url.URL, error) { return websec.ParsePublicURL(raw) }
+
+// GatePublicURL tells GateHandler the URL users open its server at, when
+// a reverse proxy in front changes Host or the scheme (TLS termination,
+// nginx without proxy_set_header Host, most ingress controllers): a
+// decision must come from that URL's origin, instead of the origin the
+// request's Host names. raw is checked as ParsePublicURL does; GateHandler
+// panics on one it refuses, so check user input with ParsePublicURL first.
+// It takes precedence over TrustForwardedHeaders.
+func GatePublicURL(raw string) GateOption {
+	return func(g *gateLinks) {
+		u, err := ParsePublicURL(raw)
+		if err != nil {
+			g.err = fmt.Errorf("GatePublicURL: %w", err)
+			return
+		}
+		g.site.Public = u
+	}
+}
+
+// TrustForwardedHeaders makes GateHandler, without a GatePublicURL, take
+// the origin users open from the reverse proxy's X-Forwarded-Host and
+// X-Forwarded-Proto headers (their last values), or else from the last
+// element of its Forwarded header. Only use it when the server is
+// reachable through that proxy alone and the proxy sets those headers,
+// replacing what clients send; a public URL (GatePublicURL) depends on
+// nothing a request says and is the safer choice.
+func TrustForwardedHeaders() GateOption {
+	return func(g *gateLinks) { g.site.TrustForwarded = true }
+}
+
 // gateLinks is GateHandler: the page of a signed gate link.
 type gateLinks struct {
 	e *Engine
 	// user, when set, names the authenticated user of a request.
 	user     func(*http.Request) (string, bool)
 	userFrom string
+	// site is where users open the links, for the origin check.
+	site websec.Site
+	// err is an option's error; GateHandler panics with it.
+	err error
 }
 
 // GateHandler serves gate links: GET ?token=... shows what the link will
@@ -84,12 +133,43 @@ type gateLinks struct {
 // (TrustUserHeader, GateUser) says who that is, recorded as verified;
 // otherwise the name typed on the page, recorded as unverified. A forged
 // or expired token answers 403.
+//
+// Behind a reverse proxy that changes Host or the scheme, give the URL
+// users open with GatePublicURL (or trust the proxy's forwarded headers,
+// TrustForwardedHeaders): otherwise every decision is refused, and the
+// 403 and the engine's log say so when the request looks proxied.
+// GateHandler panics when an option is invalid (a GatePublicURL that
+// ParsePublicURL refuses).
 func (e *Engine) GateHandler(opts ...GateOption) http.Handler {
-	g := &gateLinks{e: e}
+	g := &gateLinks{e: e, site: websec.Site{Setting: "serve-gates --public-url (runtime.GatePublicURL in Go)"}}
 	for _, o := range opts {
 		o(g)
 	}
+	if g.err != nil {
+		panic(g.err)
+	}
 	return g
+}
+
+// GateLink returns the link that approves (action "approve") or rejects
+// ("reject") the gate ref until ttl has passed: base, the URL users open
+// GateHandler at (behind a reverse proxy, the proxy's, e.g.
+// https://ops.example.com/gate), with GateToken's token in its query. A
+// base that is not an absolute http:// or https:// URL is an error
+// matching ErrInvalidPublicURL.
+func (e *Engine) GateLink(base string, ref Ref, action string, ttl time.Duration) (string, error) {
+	u, err := url.Parse(base)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
+		return "", fmt.Errorf("%w %q: want where the gate page is opened, an http:// or https:// URL such as https://ops.example.com/gate", ErrInvalidPublicURL, base)
+	}
+	token, err := e.GateToken(ref, action, ttl)
+	if err != nil {
+		return "", err
+	}
+	q := u.Query()
+	q.Set("token", token)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
 }
 
 // gateStyle is the page's only style, allowed by its hash.
@@ -178,9 +258,17 @@ func (g *gateLinks) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.answer(w, http.StatusOK, page)
 		return
 	}
-	if err := websec.SameOrigin(r, true); err != nil {
-		g.answer(w, http.StatusForbidden, gatePageData{Title: "Refused",
-			Message: err.Error() + ". Nothing changed: open the link in a browser and confirm on its page."})
+	if err := g.site.CheckOrigin(r, true); err != nil {
+		msg := err.Error() + ". Nothing changed: open the link in a browser and confirm on its page."
+		var oe *websec.OriginError
+		if errors.As(err, &oe) && oe.Hint != "" {
+			// A proxy in front, not an attack: whoever runs the server
+			// must configure it, and the log is where they look.
+			g.e.log.WarnContext(r.Context(), "gate link: decision refused behind a reverse proxy", "run", c.Run, "asset", c.Asset,
+				"partition", c.Partition, "refused", oe.Why, "fix", oe.Hint)
+			msg = err.Error() + ". Nothing changed: whoever runs this server must configure it; then open the link again."
+		}
+		g.answer(w, http.StatusForbidden, gatePageData{Title: "Refused", Message: msg})
 		return
 	}
 	if !websec.Equal(r.PostFormValue("form"), page.FormToken) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime"
+	"github.com/flowstone-go/flowstone/runtime/internal/websec"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/spf13/cobra"
 )
@@ -268,8 +269,7 @@ nothing.`,
 			if ttl <= 0 {
 				return usageErr("--ttl %s: must be positive", ttl)
 			}
-			u, err := url.Parse(base)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Fragment != "" {
 				return usageErr("--base-url %q: want an http:// or https:// URL, e.g. %s", base, defaultGateURL)
 			}
 			eng, _, err := s.openAll(ctx, false)
@@ -288,14 +288,11 @@ nothing.`,
 			case a.Status.Terminal():
 				return fmt.Errorf("%w: gate %s is %s; a link would change nothing", runtime.ErrGateResolved, ref, a.Status)
 			}
-			token, err := eng.GateToken(ref, action, ttl)
+			link, err := eng.GateLink(base, ref, action, ttl)
 			if err != nil {
 				return err
 			}
-			q := u.Query()
-			q.Set("token", token)
-			u.RawQuery = q.Encode()
-			fmt.Fprintln(s.stdout, u.String())
+			fmt.Fprintln(s.stdout, link)
 			fmt.Fprintf(s.stderr, "%s: this link can %s %s%s of run %s until %s; %s serve-gates answers it\n",
 				s.app.Name, action, asset, gatePartition(ref.Partition), runID, timestamp(time.Now().Add(ttl)), s.app.Name)
 			return nil
@@ -304,12 +301,13 @@ nothing.`,
 	c.Flags().StringVar(&partition, "partition", "", "the gate's partition in the run (default: its only one)")
 	c.Flags().StringVar(&action, "action", strategy.GateApprove, "what the link does: approve or reject")
 	c.Flags().DurationVar(&ttl, "ttl", defaultGateTTL, "how long the link works")
-	c.Flags().StringVar(&base, "base-url", defaultGateURL, "where serve-gates is reached, as users will open it")
+	c.Flags().StringVar(&base, "base-url", defaultGateURL, "where serve-gates is reached, as users will open it: its --public-url followed by gate")
 	return c
 }
 
 func (s *session) serveGatesCommand() *cobra.Command {
-	var addr, userHeader string
+	var addr, userHeader, publicURL string
+	var trustForwarded bool
 	c := &cobra.Command{
 		Use:   "serve-gates",
 		Short: "Serve signed gate links over HTTP until interrupted",
@@ -324,10 +322,22 @@ a decided link says who decided and when (409). Behind a proxy that
 authenticates users, --trusted-user-header names the header it sets (for
 example X-Forwarded-User): decisions are recorded under that user,
 verified, and requests without it are refused. Without it, the page asks
-for a name, recorded as unverified.`,
+for a name, recorded as unverified.
+Behind a proxy that changes Host or the scheme (TLS termination, nginx
+without proxy_set_header Host, most ingress controllers), give the address
+users open with --public-url (for example https://ops.example.com/, whose
+links are https://ops.example.com/gate?token=...): the page's form must
+come from its origin. Without it every decision is refused there (403,
+saying what to configure). --trust-forwarded-headers takes that origin from
+the proxy's X-Forwarded-Host and X-Forwarded-Proto (or Forwarded) instead:
+only when the proxy sets them and nothing reaches serve-gates around it.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(c *cobra.Command, _ []string) error {
 			ctx := c.Context()
+			public, err := checkPublicURL(c, publicURL, trustForwarded)
+			if err != nil {
+				return err
+			}
 			eng, _, err := s.openAll(ctx, false)
 			if err != nil {
 				return err
@@ -341,12 +351,27 @@ for a name, recorded as unverified.`,
 			if userHeader != "" {
 				opts = append(opts, runtime.TrustUserHeader(userHeader))
 			}
+			if public != nil {
+				opts = append(opts, runtime.GatePublicURL(public.String()))
+			}
+			if trustForwarded {
+				opts = append(opts, runtime.TrustForwardedHeaders())
+			}
 			mux := http.NewServeMux()
 			mux.Handle("/gate", eng.GateHandler(opts...))
-			srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+			site := websec.Site{Public: public}
+			handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { mux.ServeHTTP(site.Redirects(w), r) })
+			srv := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 			served := make(chan error, 1)
 			go func() { served <- srv.Serve(ln) }()
-			fmt.Fprintf(s.stdout, "serving gate links at http://%s/gate; stop with Ctrl-C or SIGTERM\n", ln.Addr())
+			at := "http://" + ln.Addr().String() + "/gate"
+			if public != nil {
+				at = public.JoinPath("gate").String() + " (listening on " + ln.Addr().String() + ")"
+			}
+			fmt.Fprintf(s.stdout, "serving gate links at %s; stop with Ctrl-C or SIGTERM\n", at)
+			if public != nil {
+				fmt.Fprintf(s.stdout, "print links for it with: %s gate-link RUN_ID ASSET --base-url %s\n", s.app.Name, public.JoinPath("gate"))
+			}
 			if userHeader != "" {
 				fmt.Fprintf(s.stdout, "deciding as the user the proxy names in %s; requests without it are refused\n", http.CanonicalHeaderKey(userHeader))
 			} else {
@@ -369,5 +394,6 @@ for a name, recorded as unverified.`,
 	}
 	c.Flags().StringVar(&addr, "addr", defaultGateAddr, "address to listen on")
 	c.Flags().StringVar(&userHeader, "trusted-user-header", "", "header naming the signed-in user, set by the authenticating proxy in front (e.g. X-Forwarded-User); only set it behind such a proxy")
+	publicFlags(c, &publicURL, &trustForwarded, "https://ops.example.com/")
 	return c
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -14,8 +15,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/examples/refunds"
 	"github.com/flowstone-go/flowstone/flowstonetest"
+	"github.com/flowstone-go/flowstone/internal/testproxy"
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/runtime/web"
 	"github.com/flowstone-go/flowstone/runtime/web/riverview"
@@ -58,6 +61,9 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-sync", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.WindowSize(1280, 800),
+		// The reverse proxy of TestBrowserBehindProxy serves HTTPS with
+		// a certificate of its own.
+		chromedp.Flag("ignore-certificate-errors", true),
 	)
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	t.Cleanup(cancel)
@@ -260,5 +266,111 @@ func TestBrowserLargeGraph(t *testing.T) {
 	}
 	if hits, err := chromedp.Run(tab, chromedp.Evaluate[int](`document.querySelectorAll("g.node.hit").length`)); err != nil || hits != 1 {
 		t.Errorf("searching a_17_3 highlights %d assets (%v), want 1", hits, err)
+	}
+}
+
+// TestBrowserBehindProxy decides gates in headless Chromium through
+// reverse proxies that serve HTTPS and pass requests on over HTTP with
+// the server's own Host: a gate approved on the page (under /flowstone,
+// with X-Forwarded-* headers), and a signed link's page behind a proxy
+// that sends none, as nginx does by default. Unconfigured, the link's
+// page refuses and says which --public-url to set, as the browser itself
+// says the form is its page's (Sec-Fetch-Site); with the public URL the
+// same browser's decisions go through, each to its own run and partition.
+//
+// It fails while the origin check compares the browser's Origin with the
+// request's Host only.
+func TestBrowserBehindProxy(t *testing.T) {
+	t.Parallel()
+	tab := browser(t)
+	ctx := t.Context()
+	eng := flowstonetest.Open(t, refunds.Pipeline(), refunds.Resources{Bank: refunds.NewBank()}, flowstonetest.SQLite())
+	start := func(day flowstone.Partition) string {
+		run, err := eng.Materialize(ctx, refunds.Pipeline(), runtime.Request{Partition: day})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitGate(t, eng, run.ID)
+		return run.ID
+	}
+	first, second := start("2024-03-01"), start("2024-03-02")
+
+	page := testproxy.New(t, nil, "/flowstone", true)
+	h, err := web.New(eng, web.Options{Users: map[string]string{"ana": "pw-for-ana"}, PublicURL: page.Public()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Handle(h)
+	err = chromedp.Do(tab,
+		chromedp.Navigate(page.Public()+"#/gates"),
+		chromedp.WaitVisible(`#signin`),
+		chromedp.SendKeys(`#signin input[name=user]`, "ana"),
+		chromedp.SendKeys(`#signin input[name=password]`, "pw-for-ana"),
+		chromedp.Click(`#signin button`),
+		chromedp.WaitVisible(`#user`),
+		chromedp.WaitVisible(`#gates tr[data-run="`+first+`"] button.approve`),
+		chromedp.SendKeys(`#gates tr[data-run="`+first+`"] input.reason`, "through the proxy"),
+		chromedp.Click(`#gates tr[data-run="`+first+`"] button.approve`),
+		chromedp.WaitVisible(`#message.muted`),
+	)
+	if err != nil {
+		t.Fatalf("the gates page through the proxy: %v", err)
+	}
+	if msg, err := chromedp.Run(tab, chromedp.Text(`#message`)); err != nil || !strings.Contains(msg, "ana approved refund") {
+		t.Errorf("after approving through the proxy, the page says %q (%v)", msg, err)
+	}
+
+	// The signed link's page: refused unconfigured, then decided.
+	gateMux := func(opts ...runtime.GateOption) http.Handler {
+		m := http.NewServeMux()
+		m.Handle("/gate", eng.GateHandler(opts...))
+		return m
+	}
+	ref := runtime.Ref{RunID: second, Asset: refunds.AssetRefund, Partition: "2024-03-02"}
+	decide := func(link string) string {
+		t.Helper()
+		// The answer is a page of its own, without the form.
+		err := chromedp.Do(tab, chromedp.Navigate(link), chromedp.WaitVisible(`input[name=by]`),
+			chromedp.SendKeys(`input[name=by]`, "dora"), chromedp.Click(`button[type=submit]`),
+			chromedp.WaitNotPresent(`form`), chromedp.WaitVisible(`#message`))
+		var text string
+		if err == nil {
+			text, err = chromedp.Run(tab, chromedp.Text(`body`))
+		}
+		if err != nil {
+			t.Fatalf("the link's page: %v", err)
+		}
+		return text
+	}
+	bare := testproxy.New(t, gateMux(), "", false)
+	link, err := eng.GateLink(bare.Public()+"gate", ref, "reject", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if text := decide(link); !strings.Contains(text, "Refused") || !strings.Contains(text, "Sec-Fetch-Site: same-origin") ||
+		!strings.Contains(text, "set serve-gates --public-url (runtime.GatePublicURL in Go) to "+bare.Origin()+"/") {
+		t.Errorf("the unconfigured link's page says:\n%s", text)
+	}
+	links := testproxy.New(t, nil, "", false)
+	links.Handle(gateMux(runtime.GatePublicURL(links.Public())))
+	link, _ = eng.GateLink(links.Public()+"gate", ref, "reject", time.Hour)
+	if text := decide(link); !strings.Contains(text, "Done") || !strings.Contains(text, "rejected by dora (unverified)") {
+		t.Errorf("the link's page through the configured proxy says:\n%s", text)
+	}
+
+	decided, err := eng.DecidedGates(ctx, "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[runtime.Ref]string{}
+	for _, d := range decided {
+		got[d.Ref] = d.Decision.Outcome() + " " + d.Decision.Decider()
+	}
+	want := map[runtime.Ref]string{
+		{RunID: first, Asset: refunds.AssetRefund, Partition: "2024-03-01"}: "approved ana",
+		ref: "rejected dora (unverified)",
+	}
+	if len(got) != len(want) || got[ref] != want[ref] || got[runtime.Ref{RunID: first, Asset: refunds.AssetRefund, Partition: "2024-03-01"}] != "approved ana" {
+		t.Errorf("decided %v, want %v", got, want)
 	}
 }

@@ -11,8 +11,10 @@
 // 127.0.0.1 unless told otherwise). Writing (approve, reject, cancel) needs
 // an authenticated user, by HTTP basic auth with one of Options.Users or a
 // bearer Options.Token, and a basic-auth write also carries the page's
-// CSRF token (the X-CSRF-Token header) from the same origin. The page and
-// its layout library are embedded: it works offline.
+// CSRF token (the X-CSRF-Token header) from the same origin. Behind a
+// reverse proxy that changes Host or the scheme, Options.PublicURL says
+// which origin that is. The page and its layout library are embedded: it
+// works offline.
 package web
 
 import (
@@ -21,6 +23,7 @@ import (
 	"embed"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -45,9 +48,24 @@ type Options struct {
 	Token string
 	// River, when set, is River's own web view, mounted under /river/.
 	River http.Handler
-	// Logger receives errors the handler answers with 500; nil means
+	// Logger receives errors the handler answers with 500, and writes
+	// refused behind a misconfigured reverse proxy; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// PublicURL is the URL users open the page at, when a reverse proxy
+	// in front changes Host or the scheme (TLS termination, nginx without
+	// proxy_set_header Host, most ingress controllers), e.g.
+	// https://ops.example.com/flowstone/: writes must come from its
+	// origin instead of the one the request's Host names, and redirects
+	// point under it. New refuses one runtime.ParsePublicURL refuses.
+	PublicURL string
+	// TrustForwardedHeaders, without PublicURL, takes the origin users
+	// open from the proxy's X-Forwarded-Host and X-Forwarded-Proto (their
+	// last values), or else the last element of Forwarded. Only set it
+	// when the page is reachable through that proxy alone and the proxy
+	// sets those headers, replacing what clients send; PublicURL depends
+	// on nothing a request says and is the safer choice.
+	TrustForwardedHeaders bool
 }
 
 // Handler serves the page and its JSON API.
@@ -57,6 +75,9 @@ type Handler struct {
 	log  *slog.Logger
 	csrf string
 	mux  *http.ServeMux
+	// site is where users open the page, for the origin check and
+	// redirects.
+	site websec.Site
 }
 
 // ErrNoWriters: New was given neither Users nor Token, so every write is
@@ -72,7 +93,15 @@ func New(eng *runtime.Engine, opts Options) (*Handler, error) {
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	h := &Handler{eng: eng, opts: opts, log: opts.Logger, csrf: hex.EncodeToString(b[:]), mux: http.NewServeMux()}
+	h := &Handler{eng: eng, opts: opts, log: opts.Logger, csrf: hex.EncodeToString(b[:]), mux: http.NewServeMux(),
+		site: websec.Site{TrustForwarded: opts.TrustForwardedHeaders, Setting: "serve --public-url (web.Options.PublicURL in Go)"}}
+	if opts.PublicURL != "" {
+		u, err := websec.ParsePublicURL(opts.PublicURL)
+		if err != nil {
+			return nil, fmt.Errorf("web: Options.PublicURL: %w", err)
+		}
+		h.site.Public = u
+	}
 	if h.log == nil {
 		h.log = slog.Default()
 	}
@@ -106,6 +135,7 @@ func (h *Handler) routes(files http.Handler) {
 
 // ServeHTTP serves the page, the API and, when mounted, River's view.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w = h.site.Redirects(w)
 	websec.Headers(w.Header(), "")
 	if h.opts.River != nil && (r.URL.Path == "/river" || strings.HasPrefix(r.URL.Path, "/river/")) {
 		// River's view brings its own scripts and policy. Its writes
@@ -164,8 +194,20 @@ func (h *Handler) write(fn func(w http.ResponseWriter, r *http.Request, user str
 			h.unauthorized(w, csrf)
 			return
 		}
-		if websec.SameOrigin(r, false) != nil || csrf && !websec.Equal(r.Header.Get("X-CSRF-Token"), h.csrf) {
-			h.fail(w, http.StatusForbidden, "missing or wrong CSRF token, or a cross-origin request: write from the page")
+		if err := h.site.CheckOrigin(r, false); err != nil {
+			var oe *websec.OriginError
+			if errors.As(err, &oe) && oe.Hint != "" {
+				// A proxy in front, not an attack: whoever runs the
+				// server must configure it, and the log is where they
+				// look.
+				h.log.WarnContext(r.Context(), "web: write refused behind a reverse proxy", "method", r.Method, "path", r.URL.Path,
+					"user", name, "refused", oe.Why, "fix", oe.Hint)
+			}
+			h.fail(w, http.StatusForbidden, err.Error()+": write from the page")
+			return
+		}
+		if csrf && !websec.Equal(r.Header.Get("X-CSRF-Token"), h.csrf) {
+			h.fail(w, http.StatusForbidden, "missing or wrong CSRF token: write from the page")
 			return
 		}
 		fn(w, r, name)

@@ -9,6 +9,15 @@
 //	go run ./examples/refunds/cmd/refunds gates
 //	go run ./examples/refunds/cmd/refunds approve RUN_ID refund --by ana --reason "receipts checked"
 //
+// Or decide in a browser, behind the reverse proxy that serves
+// https://ops.example.com/ over TLS (docs/ui.md, "Behind a reverse proxy",
+// has its nginx configuration): serve-gates answers the signed links and
+// checks that decisions come from the address users open, --public-url,
+// whatever Host the proxy passes on.
+//
+//	go run ./examples/refunds/cmd/refunds serve-gates --addr 127.0.0.1:8080 --public-url https://ops.example.com/ &
+//	go run ./examples/refunds/cmd/refunds gate-link RUN_ID refund --base-url https://ops.example.com/gate
+//
 // The pipeline has a gate, so every command needs the secret that signs
 // approval links: FLOWSTONE_SECRET or --secret. The database is
 // ./flowstone.db unless --database or FLOWSTONE_DATABASE names another.
