@@ -98,6 +98,70 @@ func (Store) NewestFinished(ctx context.Context, q Querier, pipeline, asset stri
 	return out, nil
 }
 
+// ReadCheck asks what asset's newest materialization of Partition read of
+// Upstream at UpstreamPartition.
+type ReadCheck struct {
+	Partition, Upstream, UpstreamPartition string
+}
+
+// NewestRead answers a ReadCheck about a partition that has a
+// materialization.
+type NewestRead struct {
+	ReadCheck
+	// Materialization is the partition's newest materialization, of any
+	// status; StartedAt and FinishedAt are its times (microseconds).
+	Materialization       string
+	StartedAt, FinishedAt int64
+	// Read is set when its lineage names a materialization of the
+	// upstream partition; ReadAt is when that one finished.
+	Read   bool
+	ReadAt int64
+}
+
+// NewestReads answers checks about asset's partitions: each partition's
+// newest materialization (one backward probe of (pipeline, asset,
+// partition_key, finished_at, id)) and what it read of the upstream
+// partition (a probe of the lineage's primary key and one of the
+// materialization it names). A partition with no materialization has no
+// row. The cost follows the checks, not the history.
+func (Store) NewestReads(ctx context.Context, q Querier, pipeline, asset string, checks []ReadCheck) ([]NewestRead, error) {
+	var out []NewestRead
+	for len(checks) > 0 {
+		batch := checks[:min(len(checks), 300)]
+		checks = checks[len(batch):]
+		args := make([]any, 0, 3*len(batch)+2)
+		for _, c := range batch {
+			args = append(args, c.Partition, c.Upstream, c.UpstreamPartition)
+		}
+		args = append(args, pipeline, asset)
+		rs, err := q.Query(ctx, `WITH c(k, ua, up) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(batch)), ", ")+`)
+			SELECT c.k, c.ua, c.up, m.id, m.started_at, m.finished_at,
+				(SELECT u.finished_at FROM flowstone_lineage l JOIN flowstone_materializations u ON u.id = l.upstream_materialization_id
+					WHERE l.materialization_id = m.id AND l.upstream_asset = c.ua AND l.upstream_partition = c.up)
+			FROM c JOIN flowstone_materializations m ON m.id = (SELECT x.id FROM flowstone_materializations x
+				WHERE x.pipeline = ? AND x.asset = ? AND x.partition_key = c.k ORDER BY x.finished_at DESC, x.id DESC LIMIT 1)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var r NewestRead
+			var at sql.NullInt64
+			if err := rs.Scan(&r.Partition, &r.Upstream, &r.UpstreamPartition, &r.Materialization, &r.StartedAt, &r.FinishedAt, &at); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			r.Read, r.ReadAt = at.Valid, at.Int64
+			out = append(out, r)
+		}
+		err = rs.Err()
+		rs.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // ActiveNode is an asset and partition some running run of a pipeline has
 // yet to finish.
 type ActiveNode struct{ Asset, Partition string }
@@ -145,11 +209,14 @@ type AutomationPending struct {
 	// TriggerAt is when the newest materialization that triggered it
 	// finished (microseconds); 0 for a missing partition.
 	TriggerAt int64
+	// News is the upstream materializations that triggered it, as the
+	// runtime encodes them; empty for a missing partition.
+	News string
 }
 
 // AutomationPendings returns the pending candidates of pipeline.
 func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string) ([]AutomationPending, error) {
-	rs, err := q.Query(ctx, `SELECT asset, partition_key, reason, trigger_id, trigger_at FROM flowstone_automation_pending
+	rs, err := q.Query(ctx, `SELECT asset, partition_key, reason, trigger_id, trigger_at, news FROM flowstone_automation_pending
 		WHERE pipeline = ? ORDER BY asset, partition_key`, pipeline)
 	if err != nil {
 		return nil, err
@@ -158,7 +225,7 @@ func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string)
 	var out []AutomationPending
 	for rs.Next() {
 		var p AutomationPending
-		if err := rs.Scan(&p.Asset, &p.Partition, &p.Reason, &p.Trigger, &p.TriggerAt); err != nil {
+		if err := rs.Scan(&p.Asset, &p.Partition, &p.Reason, &p.Trigger, &p.TriggerAt, &p.News); err != nil {
 			return nil, err
 		}
 		out = append(out, p)
@@ -168,10 +235,11 @@ func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string)
 
 // SetAutomationPending records (or replaces) a pending candidate.
 func (Store) SetAutomationPending(ctx context.Context, q Querier, pipeline string, p AutomationPending) error {
-	_, err := q.Exec(ctx, `INSERT INTO flowstone_automation_pending (pipeline, asset, partition_key, reason, trigger_id, trigger_at) VALUES (?, ?, ?, ?, ?, ?)
+	_, err := q.Exec(ctx, `INSERT INTO flowstone_automation_pending (pipeline, asset, partition_key, reason, trigger_id, trigger_at, news)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (pipeline, asset, partition_key) DO UPDATE SET reason = excluded.reason, trigger_id = excluded.trigger_id,
-		trigger_at = excluded.trigger_at`,
-		pipeline, p.Asset, p.Partition, p.Reason, p.Trigger, p.TriggerAt)
+		trigger_at = excluded.trigger_at, news = excluded.news`,
+		pipeline, p.Asset, p.Partition, p.Reason, p.Trigger, p.TriggerAt, p.News)
 	return err
 }
 
