@@ -71,6 +71,9 @@ func BenchmarkAutomationHistory(b *testing.B) {
 							if err := ab.e.st.SaveAutomationCursor(ctx, ab.e.be.pool(), "hist", ab.news().finished(ab.rounds, sc.first).UnixMicro()-1); err != nil {
 								return err
 							}
+							if _, err := ab.e.be.pool().Exec(ctx, "DELETE FROM flowstone_automation_news"); err != nil {
+								return err
+							}
 							_, err := ab.e.be.pool().Exec(ctx, "DELETE FROM flowstone_automation_pending")
 							return err
 						}, func(ab autoBench) error {

@@ -216,8 +216,10 @@ type AutomationPending struct {
 
 // AutomationPendings returns the pending candidates of pipeline.
 func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string) ([]AutomationPending, error) {
-	rs, err := q.Query(ctx, `SELECT asset, partition_key, reason, trigger_id, trigger_at, news FROM flowstone_automation_pending
-		WHERE pipeline = ? ORDER BY asset, partition_key`, pipeline)
+	rs, err := q.Query(ctx, `SELECT p.asset, p.partition_key, p.reason, p.trigger_id, p.trigger_at, COALESCE(n.news, '')
+		FROM flowstone_automation_pending p LEFT JOIN flowstone_automation_news n
+			ON n.pipeline = p.pipeline AND n.asset = p.asset AND n.partition_key = p.partition_key
+		WHERE p.pipeline = ? ORDER BY p.asset, p.partition_key`, pipeline)
 	if err != nil {
 		return nil, err
 	}
@@ -235,17 +237,26 @@ func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string)
 
 // SetAutomationPending records (or replaces) a pending candidate.
 func (Store) SetAutomationPending(ctx context.Context, q Querier, pipeline string, p AutomationPending) error {
-	_, err := q.Exec(ctx, `INSERT INTO flowstone_automation_pending (pipeline, asset, partition_key, reason, trigger_id, trigger_at, news)
-		VALUES (?, ?, ?, ?, ?, ?, ?)
+	if _, err := q.Exec(ctx, `INSERT INTO flowstone_automation_pending (pipeline, asset, partition_key, reason, trigger_id, trigger_at)
+		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (pipeline, asset, partition_key) DO UPDATE SET reason = excluded.reason, trigger_id = excluded.trigger_id,
-		trigger_at = excluded.trigger_at, news = excluded.news`,
-		pipeline, p.Asset, p.Partition, p.Reason, p.Trigger, p.TriggerAt, p.News)
+		trigger_at = excluded.trigger_at`,
+		pipeline, p.Asset, p.Partition, p.Reason, p.Trigger, p.TriggerAt); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, `INSERT INTO flowstone_automation_news (pipeline, asset, partition_key, news) VALUES (?, ?, ?, ?)
+		ON CONFLICT (pipeline, asset, partition_key) DO UPDATE SET news = excluded.news`,
+		pipeline, p.Asset, p.Partition, p.News)
 	return err
 }
 
 // DeleteAutomationPending forgets a pending candidate.
 func (Store) DeleteAutomationPending(ctx context.Context, q Querier, pipeline, asset, partition string) error {
-	_, err := q.Exec(ctx, `DELETE FROM flowstone_automation_pending WHERE pipeline = ? AND asset = ? AND partition_key = ?`,
+	if _, err := q.Exec(ctx, `DELETE FROM flowstone_automation_pending WHERE pipeline = ? AND asset = ? AND partition_key = ?`,
+		pipeline, asset, partition); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, `DELETE FROM flowstone_automation_news WHERE pipeline = ? AND asset = ? AND partition_key = ?`,
 		pipeline, asset, partition)
 	return err
 }
