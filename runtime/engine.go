@@ -56,8 +56,12 @@ type Engine struct {
 	live *liveness
 	// configs holds the decoded configs of the runs this process works.
 	configs runConfigs
+	// runs holds the unchanging fields of the runs this process works.
+	runs knownRuns
 	// out follows the database's outages for every loop of the engine.
 	out *outage
+	// solo lets a suspect's attempt run alone in this process (solo.go).
+	solo soloLock
 }
 
 // Open connects to cfg.Database, migrates River's and FlowStone's tables,
@@ -232,7 +236,7 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 		// River's own retention keeps finished jobs a day; FlowStone's
 		// records are what users read.
 	}
-	rcfg.Middleware = append(rcfg.Middleware, e.interruptMiddleware())
+	rcfg.Middleware = append(rcfg.Middleware, e.interruptMiddleware(), e.soloMiddleware())
 	if e.tel != nil {
 		rcfg.Middleware = append(rcfg.Middleware, e.tel.riverMiddleware())
 	}

@@ -131,6 +131,25 @@ func TestProcessRole(t *testing.T) {
 				return nil, nil
 			}),
 		}})
+	case "poison-wide":
+		// The poison kills its process a moment after it starts, while
+		// its neighbours, started with it, are still running.
+		assets := []AssetDef{def("poison", func(ctx context.Context, in *Inputs) (any, error) {
+			time.Sleep(300 * time.Millisecond)
+			os.Exit(7)
+			return nil, nil
+		})}
+		for i := range cfg.Concurrency - 1 {
+			assets = append(assets, def(fmt.Sprintf("neighbour%d", i), func(ctx context.Context, in *Inputs) (any, error) {
+				select {
+				case <-time.After(time.Second):
+					return i, nil
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+			}))
+		}
+		p = NewPipeline(PipelineDef{Name: "stress", Config: ConfigOf[stressConfig](), Assets: assets})
 	}
 	switch role {
 	case "enqueue":
@@ -217,75 +236,108 @@ func startRole(t *testing.T, role, url, schema, which string) (*exec.Cmd, string
 }
 
 // A job whose asset kills its own process is taken over each time, and
-// after maxCrashes crashes in a row its node fails and the run ends.
+// after maxCrashes crashes (the last two running alone) its node fails and
+// the run ends.
 func TestCrashingJobFailsItsRun(t *testing.T) {
 	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow: restarts processes")
 	}
 	eachDB(t, func(t *testing.T, db testDB) {
-		cfg := db.config(t)
-		if cfg.Schema == "" {
-			cfg.Database = "sqlite://" + t.TempDir() + "/crash.db"
+		res, crashes := crashUntilDone(t, db, "poison")
+		if res.Status != RunFailed || !strings.Contains(res.Assets["poison"].Error, "crashed its worker 3 times (the last 2 running alone") {
+			t.Fatalf("run %s, asset error %q; want failed, crashed its worker 3 times", res.Status, res.Assets["poison"].Error)
 		}
-		observer := openEngine(t, Config{Database: cfg.Database, Schema: cfg.Schema, NoWorkers: true})
-		enq, runID := startRole(t, "enqueue", cfg.Database, cfg.Schema, "poison")
-		if err := enq.Wait(); err != nil {
-			t.Fatalf("enqueuer: %v", err)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
-		defer cancel()
-		for crashes := 0; ; crashes++ {
-			w, _ := startRole(t, "worker", cfg.Database, cfg.Schema, "poison")
-			done := make(chan error, 1)
-			go func() { done <- w.Wait() }()
-			t.Cleanup(func() { _ = w.Process.Kill() }) // should the test fail first
-			var res RunResult
-			crashed := false
-			for !crashed {
-				select {
-				case <-done:
-					crashed = true
-				case <-ctx.Done():
-					t.Fatalf("run not finished after %d crashes", crashes)
-				case <-time.After(100 * time.Millisecond):
-				}
-				r, err := observer.Run(ctx, runID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if res = r; r.Status.Terminal() {
-					break
-				}
-			}
-			if !crashed {
-				// The worker that took the job over for the last time and
-				// failed its node stops cleanly on SIGTERM.
-				_ = w.Process.Signal(syscall.SIGTERM)
-				select {
-				case err := <-done:
-					if err != nil {
-						t.Fatalf("worker stopped with SIGTERM: %v", err)
-					}
-				case <-ctx.Done():
-					_ = w.Process.Kill()
-					t.Fatal("worker still running after SIGTERM")
-				}
-			}
-			if res.Status.Terminal() {
-				if res.Status != RunFailed || !strings.Contains(res.Assets["poison"].Error, "crashed its worker 3 times") {
-					t.Fatalf("run %s, asset error %q; want failed, crashed its worker 3 times", res.Status, res.Assets["poison"].Error)
-				}
-				if crashes != maxCrashes {
-					t.Fatalf("the worker crashed %d times; want %d", crashes, maxCrashes)
-				}
-				return
-			}
-			if crashes > maxCrashes {
-				t.Fatalf("run still %s after %d crashes", res.Status, crashes)
-			}
+		if crashes != maxCrashes {
+			t.Fatalf("the worker crashed %d times; want %d", crashes, maxCrashes)
 		}
 	})
+}
+
+// The assets running next to one that kills its process each time are
+// taken over with it, but run alone once and succeed; only the one that
+// kills its process fails, after maxCrashes crashes.
+func TestCrashingJobSparesItsNeighbours(t *testing.T) {
+	t.Parallel()
+	if testing.Short() {
+		t.Skip("slow: restarts processes")
+	}
+	eachDB(t, func(t *testing.T, db testDB) {
+		res, crashes := crashUntilDone(t, db, "poison-wide")
+		if res.Status != RunFailed || !strings.Contains(res.Assets["poison"].Error, "crashed its worker 3 times (the last 2 running alone") {
+			t.Fatalf("run %s, asset error %q; want failed, crashed its worker 3 times", res.Status, res.Assets["poison"].Error)
+		}
+		for key, a := range res.Assets {
+			if key != "poison" && a.Status != StatusSucceeded {
+				t.Errorf("asset %s: %s %q; want succeeded", key, a.Status, a.Error)
+			}
+		}
+		if crashes != maxCrashes {
+			t.Fatalf("the worker crashed %d times; want %d", crashes, maxCrashes)
+		}
+	})
+}
+
+// crashUntilDone enqueues a run of the pipeline named by which and works
+// it with one worker process at a time, starting another each time one
+// dies, until the run ends; it returns the run and how many workers died.
+func crashUntilDone(t *testing.T, db testDB, which string) (RunResult, int) {
+	t.Helper()
+	cfg := db.config(t)
+	if cfg.Schema == "" {
+		cfg.Database = "sqlite://" + t.TempDir() + "/crash.db"
+	}
+	observer := openEngine(t, Config{Database: cfg.Database, Schema: cfg.Schema, NoWorkers: true})
+	enq, runID := startRole(t, "enqueue", cfg.Database, cfg.Schema, which)
+	if err := enq.Wait(); err != nil {
+		t.Fatalf("enqueuer: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
+	defer cancel()
+	for crashes := 0; ; crashes++ {
+		w, _ := startRole(t, "worker", cfg.Database, cfg.Schema, which)
+		done := make(chan error, 1)
+		go func() { done <- w.Wait() }()
+		t.Cleanup(func() { _ = w.Process.Kill() }) // should the test fail first
+		var res RunResult
+		crashed := false
+		for !crashed {
+			select {
+			case <-done:
+				crashed = true
+			case <-ctx.Done():
+				t.Fatalf("run not finished after %d crashes", crashes)
+			case <-time.After(100 * time.Millisecond):
+			}
+			r, err := observer.Run(ctx, runID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res = r; r.Status.Terminal() {
+				break
+			}
+		}
+		if !crashed {
+			// The worker that took the job over for the last time and
+			// failed its node stops cleanly on SIGTERM.
+			_ = w.Process.Signal(syscall.SIGTERM)
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("worker stopped with SIGTERM: %v", err)
+				}
+			case <-ctx.Done():
+				_ = w.Process.Kill()
+				t.Fatal("worker still running after SIGTERM")
+			}
+		}
+		if res.Status.Terminal() {
+			return res, crashes
+		}
+		if crashes > maxCrashes+1 {
+			t.Fatalf("run still %s after %d crashes", res.Status, crashes)
+		}
+	}
 }
 
 // killWorkers runs the pipeline named by which ("" or "scatter") with an
@@ -333,11 +385,9 @@ func killAndCheck(t *testing.T, which, url, schema string, workerCount int, chec
 	}()
 
 	// Kill worker 0 at random moments while the run is young, restarting
-	// it each time. A job that was running at maxCrashes-1 kills fails at
-	// the next one, by design (it may be the job that kills its worker):
-	// on SQLite the restarted process takes the killed one's jobs over and
-	// runs them together again, so the next kill waits until no such job
-	// is running.
+	// it each time. A node killed while running alone maxCrashes-1 times
+	// fails at the next such kill, by design (it may be the job that kills
+	// its worker), so the next kill waits until no such node is running.
 	var kills []time.Time
 	for len(kills) < 4 {
 		time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
@@ -413,16 +463,16 @@ func takeoverDelays(t *testing.T, e *Engine, kills []time.Time) (int, time.Durat
 	return taken, worst
 }
 
-// nearCrashLimit reports whether a running job crashed its worker
-// maxCrashes-1 times already, so that one more kill would fail it.
+// nearCrashLimit reports whether a node runs alone after crashing its
+// worker maxCrashes-1 times already, so that one more kill would fail it.
 func nearCrashLimit(t *testing.T, e *Engine) bool {
 	t.Helper()
-	for _, j := range listAllJobs(t, e) {
-		if j.State == rivertype.JobStateRunning && rescues(j) >= maxCrashes-1 {
-			return true
-		}
+	var n int
+	if err := e.be.pool().QueryRow(context.Background(), `SELECT count(*) FROM flowstone_run_assets
+		WHERE status = 'running' AND alone = 1 AND crashes >= ?`, maxCrashes-1).Scan(&n); err != nil {
+		t.Fatal(err)
 	}
-	return false
+	return n > 0
 }
 
 // listAllJobs lists every River job of e's database.

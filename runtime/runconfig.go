@@ -2,10 +2,14 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 )
 
 // DefaultMaxRunConfigBytes is Config.MaxRunConfigBytes when it is zero.
@@ -93,4 +97,69 @@ func (e *Engine) runConfig(ctx context.Context, p *Pipeline, run string) (value 
 		c.mu.Unlock()
 	}
 	return ent.value, ent.found, ent.err
+}
+
+// runCacheSize bounds how many runs' unchanging fields a process keeps.
+const runCacheSize = 64
+
+// knownRuns keeps what the jobs of a run need of it and that never
+// changes (store.RunInfo, with the set of assets a forced run recomputes),
+// so that a job reads it once per process and run instead of with each
+// job.
+type knownRuns struct {
+	mu    sync.Mutex
+	m     map[string]*knownRun
+	order []string // run IDs, oldest first
+}
+
+// knownRun is a run as its jobs see it.
+type knownRun struct {
+	run       *runCtx
+	hasConfig bool
+}
+
+// remember keeps info as run id's, unless known already, and returns it.
+func (k *knownRuns) remember(p *Pipeline, id string, info store.RunInfo) *knownRun {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if r, ok := k.m[id]; ok {
+		return r
+	}
+	if k.m == nil {
+		k.m = map[string]*knownRun{}
+	}
+	var targets []string
+	if info.Force {
+		_ = json.Unmarshal([]byte(info.Targets), &targets)
+	}
+	r := &knownRun{hasConfig: info.HasConfig, run: &runCtx{id: id, p: p, partition: flowstone.Partition(info.Partition),
+		forced: forcedSet(p, info.Force, targets), configHash: info.ConfigHash, backfill: info.Backfill}}
+	k.m[id] = r
+	k.order = append(k.order, id)
+	if len(k.order) > runCacheSize {
+		delete(k.m, k.order[0])
+		k.order = k.order[1:]
+	}
+	return r
+}
+
+// knownRun returns run id as this process knows it, reading it the first
+// time; nil when it is not recorded.
+func (e *Engine) knownRun(ctx context.Context, p *Pipeline, id string) (*knownRun, error) {
+	e.runs.mu.Lock()
+	r := e.runs.m[id]
+	e.runs.mu.Unlock()
+	if r != nil {
+		return r, nil
+	}
+	var info store.RunInfo
+	var found bool
+	err := e.out.ride(ctx, func(ctx context.Context) (err error) {
+		info, found, err = e.st.RunInfo(ctx, e.be.pool(), id)
+		return err
+	})
+	if err != nil || !found {
+		return nil, err
+	}
+	return e.runs.remember(p, id, info), nil
 }

@@ -152,7 +152,7 @@ func TestScatterGroupPastThresholdStopsItsBatch(t *testing.T) {
 			t.Errorf("%d items ran; want the first group's 5, the batch stopped after it", n)
 		}
 		var cancelled int
-		if err := e.be.pool().QueryRow(ctx, `SELECT count(*) FROM flowstone_scatter_items WHERE run_id = ? AND status = 'cancelled'`, run.ID).Scan(&cancelled); err != nil || cancelled != 95 {
+		if err := e.be.pool().QueryRow(ctx, scatterCancelledItems, run.ID).Scan(&cancelled); err != nil || cancelled != 95 {
 			t.Fatalf("cancelled items = %d, %v; want 95", cancelled, err)
 		}
 	})

@@ -85,6 +85,12 @@ func scatterPipeline(name string, sc scatterCase) *Pipeline {
 	}})
 }
 
+// scatterCancelledItems counts the items of a run's scatter that never got
+// a result (an item's row is stored with its result).
+const scatterCancelledItems = `SELECT b.total - (SELECT count(*) FROM flowstone_scatter_items i
+	WHERE i.run_id = b.run_id AND i.asset = b.asset AND i.partition_key = b.partition_key)
+	FROM flowstone_scatter_barriers b WHERE b.run_id = ?`
+
 func failEveryTenth(ctx context.Context, c customer) (profile, error) {
 	if c.ID%10 == 3 {
 		return profile{}, fmt.Errorf("no CRM record for %s", c.Name)
@@ -130,9 +136,10 @@ func TestScatterKeepsOrderAndToleratesFailuresBelowThreshold(t *testing.T) {
 		if _, err := e.Prune(ctx, PruneRequest{Before: time.Now()}); err != nil {
 			t.Fatal(err)
 		}
-		var items int
-		if err := e.be.pool().QueryRow(ctx, `SELECT count(*) FROM flowstone_scatter_items`).Scan(&items); err != nil || items != 0 {
-			t.Fatalf("after prune: %d scatter items, %v", items, err)
+		var items, batches int
+		if err := e.be.pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM flowstone_scatter_items), (SELECT count(*) FROM flowstone_scatter_batches)`).
+			Scan(&items, &batches); err != nil || items != 0 || batches != 0 {
+			t.Fatalf("after prune: %d scatter items, %d batches, %v", items, batches, err)
 		}
 		if ids, err := Load[[]int](ctx, e, "scatter", "report", ""); err != nil || len(ids) != 90 {
 			t.Fatalf("report after prune: %d ids, %v", len(ids), err)
@@ -161,7 +168,7 @@ func TestScatterFailsPastThresholdAndCancelsTheRest(t *testing.T) {
 			t.Fatalf("all %d items ran; the rest should have been cancelled", ran.Load())
 		}
 		var cancelled int
-		if err := e.be.pool().QueryRow(ctx, `SELECT count(*) FROM flowstone_scatter_items WHERE run_id = ? AND status = 'cancelled'`, run.ID).Scan(&cancelled); err != nil || cancelled == 0 {
+		if err := e.be.pool().QueryRow(ctx, scatterCancelledItems, run.ID).Scan(&cancelled); err != nil || cancelled == 0 {
 			t.Fatalf("cancelled items = %d, %v", cancelled, err)
 		}
 	})
@@ -278,6 +285,37 @@ func TestScatterRetriesItemsAndRejectsDuplicateKeys(t *testing.T) {
 		res2 := waitRun(t, e2, run2.ID)
 		if res2.Assets["mails"].Status != StatusFailed || !strings.Contains(res2.Assets["mails"].Error, "duplicate item keys: a@x, b@x") {
 			t.Fatalf("mails: %+v", res2.Assets["mails"])
+		}
+	})
+}
+
+// An item key that flowstone.ValidateKey rejects (here a line break)
+// fails the scatter asset permanently, naming the item and the rule,
+// before any item runs.
+func TestScatterRejectsInvalidItemKeys(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		var ran atomic.Int64
+		people := def("people", func(ctx context.Context, in *Inputs) (any, error) {
+			return []keyedCustomer{{"a@x"}, {"b@x\nBcc: c@x"}}, nil
+		})
+		mails := def("mails", func(ctx context.Context, in *Inputs) (any, error) {
+			ran.Add(1)
+			c, err := Item[keyedCustomer](in)
+			return c.Email, err
+		}, Dep{Asset: "people", Kind: DepOrder})
+		mails.Strategy, mails.Item, mails.Retries = strategy.Scatter{Source: "people"}, ItemOf[keyedCustomer](), 3
+		p := NewPipeline(PipelineDef{Name: "badkeys", Assets: []AssetDef{people, mails}})
+		e := openEngine(t, db.config(t), Bind(p, nil))
+		run, _ := e.Materialize(ctx, p, Request{})
+		res := waitRun(t, e, run.ID)
+		got := res.Assets["mails"]
+		if got.Status != StatusFailed || !strings.Contains(got.Error, `item 1: invalid key: scatter item key "b@x\nBcc: c@x": control character U+000A`) {
+			t.Fatalf("mails: %+v; want failed on item 1's key", got)
+		}
+		if got.Attempts != 1 || ran.Load() != 0 {
+			t.Fatalf("mails ran %d items in %d attempts; want none in 1 (the error is permanent)", ran.Load(), got.Attempts)
 		}
 	})
 }

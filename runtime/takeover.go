@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -24,18 +25,34 @@ import (
 // defaultTakeoverAfter is how long a silent process keeps its jobs.
 const defaultTakeoverAfter = 30 * time.Second
 
-// maxCrashes is how many attempts of a job may end with their process
-// dying before its node is failed instead of tried again.
+// maxCrashes is how many attempts of a node may end with their process
+// dying before the node is failed instead of tried again: the first such
+// death, however it happened, and each one while the node ran alone in
+// its process (solo.go).
 const maxCrashes = 3
 
-// rescues is how many times job was taken over from a process that died
-// mid-attempt (River counts it in the job's metadata).
-func rescues(job *rivertype.JobRow) int {
-	var meta struct {
-		Rescues int `json:"river:rescue_count"`
+// crashedError is why a node whose attempts crashed their worker crashes
+// times fails.
+func crashedError(crashes int) error {
+	return fmt.Errorf("crashed its worker %d times (the last %d running alone in its process)", crashes, crashes-1)
+}
+
+// takeoverReason begins the error a job taken over from a process that
+// stopped beating records for its attempt.
+const takeoverReason = "its worker process stopped"
+
+// riverRescueReason is the error River's own rescuer records for the
+// attempt of a job it rescues.
+const riverRescueReason = "Stuck job rescued by JobRescuer"
+
+// lastAttemptDied reports whether job's previous attempt ended with its
+// process dying (it was taken over or rescued), rather than returning.
+func lastAttemptDied(job *rivertype.JobRow) bool {
+	if len(job.Errors) == 0 {
+		return false
 	}
-	_ = json.Unmarshal(job.Metadata, &meta)
-	return meta.Rescues
+	last := job.Errors[len(job.Errors)-1].Error
+	return strings.HasPrefix(last, takeoverReason) || last == riverRescueReason
 }
 
 // liveness is the heartbeat loop of a working engine.
@@ -123,7 +140,7 @@ func (e *Engine) takeOverDead(ctx context.Context, self string, after time.Durat
 	if len(dead) == 0 {
 		return nil
 	}
-	reason := fmt.Sprintf("its worker process stopped for more than %s", after)
+	reason := fmt.Sprintf("%s for more than %s", takeoverReason, after)
 	discarded, n, err := e.be.takeOver(ctx, dead, horizon, reason)
 	if err != nil {
 		return fmt.Errorf("take over jobs: %w", err)

@@ -24,56 +24,92 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 	if a == nil {
 		return e.unknownAsset(ctx, args)
 	}
-	run, st, err := e.loadRun(ctx, p, args)
-	if err != nil {
-		return err
-	}
 	part := flowstone.Partition(args.Partition)
-	// A job for work already done completes without running anything. Its
-	// asset may have been recorded by a process that died before moving the
-	// run on: advancing again is idempotent.
-	if st.RunStatus == store.RunCancelled {
-		return e.completeOnly(ctx, w.row)
-	}
-	if st.Status.Terminal() {
-		return e.advance(ctx, run, []node{{a, part}}, w.row)
-	}
 	resuming := w.resume != nil
-	if resuming && st.Status != store.AssetWaiting {
-		return e.completeOnly(ctx, w.row)
+	// Most attempts start with one statement: a queued node of a run this
+	// process knows. The others read their node and run first.
+	var run *runCtx
+	var hasConfig bool
+	var attempts int
+	var release func()
+	if !resuming {
+		var err error
+		if run, hasConfig, attempts, release, err = e.startQueued(ctx, p, args, w.row.ID); err != nil {
+			return fmt.Errorf("asset %s: start: %w", a.Key, err)
+		}
+	}
+	if release == nil {
+		var st store.JobState
+		var err error
+		if run, st, err = e.loadRun(ctx, p, args); err != nil {
+			return err
+		}
+		// A job for work already done completes without running
+		// anything. Its asset may have been recorded by a process that
+		// died before moving the run on: advancing again is idempotent.
+		if st.RunStatus == store.RunCancelled {
+			return e.completeOnly(ctx, w.row)
+		}
+		if st.Status.Terminal() {
+			return e.advance(ctx, run, []node{{a, part}}, w.row)
+		}
+		if resuming && st.Status != store.AssetWaiting {
+			return e.completeOnly(ctx, w.row)
+		}
+		hasConfig, attempts = st.HasConfig, st.Attempts
+		if !resuming {
+			// A suspect (its node still running and its job's last
+			// attempt taken over: that attempt's process died) runs alone
+			// in its process (solo.go), so that a crash during it is its
+			// own; one that would fail at once does not wait for that.
+			died := st.Status == store.AssetRunning && lastAttemptDied(w.row)
+			alone := died && !(st.CountsCrash() && st.Crashes+1 >= maxCrashes)
+			if release, err = e.solo.acquire(ctx, alone); err != nil {
+				return fmt.Errorf("asset %s waiting to run: %w", a.Key, err)
+			}
+			var s store.Started
+			var started bool
+			err = e.out.ride(ctx, func(ctx context.Context) (err error) {
+				s, started, err = e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID, died, alone)
+				return err
+			})
+			if err != nil || !started {
+				release()
+				if err != nil {
+					return err
+				}
+				return e.completeOnly(ctx, w.row)
+			}
+			attempts = s.Attempts
+			if s.Crashes >= maxCrashes {
+				release()
+				return e.fail(ctx, w, run, a, attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(crashedError(s.Crashes))))
+			}
+			if alone {
+				e.log.WarnContext(ctx, "asset attempt runs alone in its process: its last attempt's process died",
+					"run", args.Run, "asset", a.Key, "partition", args.Partition, "attempt", attempts, "crashes", s.Crashes)
+			}
+		}
+	}
+	// An attempt holds the process's lock until it ends (a continuation
+	// holds it from soloMiddleware).
+	if release != nil {
+		defer release()
 	}
 
 	// Only an asset that takes the config decodes it, once per process
 	// and run.
 	var cfg any
-	hasConfig := st.HasConfig
-	if a.UsesConfig && st.HasConfig && p.config != nil {
+	if a.UsesConfig && hasConfig && p.config != nil {
+		var err error
 		if cfg, hasConfig, err = e.runConfig(ctx, p, run.id); err != nil {
 			if errors.Is(err, ErrBadConfig) {
-				return e.fail(ctx, w, run, a, st.Attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(err)))
+				return e.fail(ctx, w, run, a, attempts, fmt.Errorf("asset %s: %w", a.Key, flowstone.Permanent(err)))
 			}
 			return err
 		}
 	}
-
-	attempts := st.Attempts
 	if !resuming {
-		var started bool
-		err := e.out.ride(ctx, func(ctx context.Context) (err error) {
-			started, err = e.st.StartAttempt(ctx, e.be.pool(), args.node(), w.row.ID)
-			return err
-		})
-		if err != nil {
-			return err
-		}
-		if !started {
-			return e.completeOnly(ctx, w.row)
-		}
-		attempts++
-		if crashes := rescues(w.row); crashes >= maxCrashes {
-			return e.fail(ctx, w, run, a, attempts, fmt.Errorf("asset %s: %w", a.Key,
-				flowstone.Permanentf("crashed its worker %d times", crashes)))
-		}
 		e.events.publish(Event{Kind: EventAssetStarted, Pipeline: p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(StatusRunning)})
 	}
 
@@ -168,8 +204,33 @@ func (e *Engine) loadRun(ctx context.Context, p *Pipeline, args nodeJob) (*runCt
 	if !found {
 		return nil, st, e.orphanJob(ctx, p, args)
 	}
-	return &runCtx{id: args.Run, p: p, partition: flowstone.Partition(st.Partition), forced: forcedSet(p, st.Force, targetList(st)),
-		configHash: st.ConfigHash, backfill: st.Backfill}, st, nil
+	return e.runs.remember(p, args.Run, st.RunInfo).run, st, nil
+}
+
+// startQueued starts the attempt of a queued node of a run that is not
+// cancelled, the common case, with one statement (and one more for the
+// first job of a run in this process), holding the process's lock shared
+// (solo.go). release is nil when it did not start it: the node is in
+// another status, or its run is cancelled or gone; workNode then reads
+// both and decides.
+func (e *Engine) startQueued(ctx context.Context, p *Pipeline, args nodeJob, job int64) (run *runCtx, hasConfig bool, attempts int, release func(), err error) {
+	known, err := e.knownRun(ctx, p, args.Run)
+	if err != nil || known == nil {
+		return nil, false, 0, nil, err
+	}
+	if release, err = e.solo.acquire(ctx, false); err != nil {
+		return nil, false, 0, nil, err
+	}
+	var ok bool
+	err = e.out.ride(ctx, func(ctx context.Context) (err error) {
+		attempts, ok, err = e.st.StartQueued(ctx, e.be.pool(), args.node(), job)
+		return err
+	})
+	if err != nil || !ok {
+		release()
+		return nil, false, 0, nil, err
+	}
+	return known.run, known.hasConfig, attempts, release, nil
 }
 
 // orphanJob ends a job whose node is not in its run. A run that is gone
@@ -209,16 +270,6 @@ func (e *Engine) orphanJob(ctx context.Context, p *Pipeline, args nodeJob) error
 		e.events.publish(Event{Kind: EventRunFinished, Pipeline: p.name, RunID: args.Run, Status: string(RunFailed)})
 	}
 	return river.JobCancel(cause)
-}
-
-// targetList decodes the run's targets; a forced run recomputes them.
-func targetList(st store.JobState) []string {
-	var ts []string
-	if !st.Force {
-		return nil
-	}
-	_ = json.Unmarshal([]byte(st.Targets), &ts)
-	return ts
 }
 
 // completeOnly completes a job that has nothing left to do.
@@ -339,8 +390,13 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 		resumes = append(resumes, t.resumes...)
 		switch final.Status {
 		case strategy.Pending:
-			if err := e.st.SetWaiting(ctx, tx, args.node(), final.Reason); err != nil {
-				return err
+			// A continuation's node is waiting already: with no new
+			// reason its row is left alone (a scatter's batches would
+			// otherwise all queue on it).
+			if final.Reason != "" || w.resume == nil {
+				if err := e.st.SetWaiting(ctx, tx, args.node(), final.Reason); err != nil {
+					return err
+				}
 			}
 			if err := tx.insertJobs(ctx, resumes); err != nil {
 				return err

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/flowstone-go/flowstone"
 )
 
 // Plan is how a scatter runs: its asset's scatter options.
@@ -127,10 +129,26 @@ func DuplicateKeys(keys []string) []string {
 	return dups
 }
 
+// ValidateKeys checks item keys (from the item type's ScatterKey) with
+// flowstone.ValidateKey: the first invalid one is the error, naming the
+// item's index and matching flowstone.ErrInvalidKey. Positional keys (nil
+// keys) are always valid.
+func ValidateKeys(keys []string) error {
+	for i, k := range keys {
+		if err := flowstone.ValidateKey("scatter item key", k); err != nil {
+			return fmt.Errorf("item %d: %w", i, err)
+		}
+	}
+	return nil
+}
+
 // Start stores the barrier and items of ref and returns the batches to
 // launch first: all of them, spaced by the rate, or as many as the
 // concurrency window allows.
 func (o Orchestrator) Start(ctx context.Context, db DB, ref Ref, items []json.RawMessage, keys []string, now time.Time) ([]Launch, error) {
+	if err := ValidateKeys(keys); err != nil {
+		return nil, err
+	}
 	if dups := DuplicateKeys(keys); len(dups) > 0 {
 		return nil, fmt.Errorf("duplicate item keys: %s", strings.Join(dups, ", "))
 	}
@@ -187,7 +205,7 @@ func (o Orchestrator) Complete(ctx context.Context, db DB, ref Ref, results []It
 	}
 	if b.Done >= b.Total {
 		step.Done = true
-		if step.Values, step.Outcomes, err = o.Store.Gather(ctx, db, ref); err != nil {
+		if step.Values, step.Outcomes, err = o.Store.Gather(ctx, db, ref, b.Total); err != nil {
 			return step, err
 		}
 		return step, o.Store.Finish(ctx, db, ref, Completed, "")

@@ -3,8 +3,12 @@ package scatter
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowstone-go/flowstone"
 )
 
 // nopDB takes the barrier and items Start stores and forgets them: Start's
@@ -55,4 +59,38 @@ func TestLaunchesWithoutRateAndWithinWindow(t *testing.T) {
 	if got := start(t, Plan{Batch: 2, MaxConcurrent: 4}, 8); len(got) != 2 {
 		t.Errorf("%d launches with at most 4 items in flight in batches of 2; want 2", len(got))
 	}
+}
+
+// Item keys go through flowstone.ValidateKey: a key with a control
+// character, invalid UTF-8 or over MaxKeyBytes fails Start, naming the
+// item, before anything is stored.
+func TestStartRejectsInvalidItemKeys(t *testing.T) {
+	items := []json.RawMessage{json.RawMessage(`1`), json.RawMessage(`2`)}
+	for _, bad := range []string{"a\nb", "\xff", strings.Repeat("k", flowstone.MaxKeyBytes+1)} {
+		_, err := Orchestrator{Plan: Plan{Batch: 1}}.Start(context.Background(), failDB{t}, Ref{Run: "r", Asset: "a"},
+			items, []string{"ok", bad}, time.Unix(1000, 0))
+		if !errors.Is(err, flowstone.ErrInvalidKey) || !strings.Contains(err.Error(), "item 1: ") ||
+			!strings.Contains(err.Error(), "scatter item key") {
+			t.Errorf("key %q: Start = %v; want item 1's invalid key", bad, err)
+		}
+	}
+	if err := ValidateKeys([]string{"a@x", "ünïcode", ""}); err != nil {
+		t.Errorf("valid keys: %v", err)
+	}
+}
+
+// failDB fails the test on any statement.
+type failDB struct{ t *testing.T }
+
+func (f failDB) Exec(context.Context, string, ...any) (int64, error) {
+	f.t.Error("statement run before the keys were checked")
+	return 0, nil
+}
+func (f failDB) Query(context.Context, string, ...any) (Rows, error) {
+	f.t.Error("query run before the keys were checked")
+	return nil, errors.New("no")
+}
+func (f failDB) QueryRow(context.Context, string, ...any) Row {
+	f.t.Error("query run before the keys were checked")
+	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -59,7 +60,10 @@ type Item struct {
 
 // ItemResult is the outcome of running one item.
 type ItemResult struct {
-	Index    int
+	Index int
+	// Key and Raw are the item's key and JSON, stored with its result.
+	Key      string
+	Raw      json.RawMessage
 	Value    json.RawMessage // when Err is empty
 	Err      string
 	Attempts int
@@ -67,7 +71,12 @@ type ItemResult struct {
 	Started, Finished time.Time
 }
 
-// Create stores the barrier and every item, in chunks of multi-row inserts.
+// createChunk is how many batch rows one INSERT of Create writes.
+const createChunk = 100
+
+// Create stores the barrier and the items, one row per batch (the batch's
+// items as a JSON array, and their keys), in multi-row INSERTs of
+// createChunk batches: no row per item, which gets its row with its result.
 func (Store) Create(ctx context.Context, db DB, b Barrier, items []json.RawMessage, keys []string) error {
 	if _, err := db.Exec(ctx, `INSERT INTO flowstone_scatter_barriers
 		(run_id, asset, partition_key, total, batch, batches, next_batch, next_at, status, created_at)
@@ -75,22 +84,38 @@ func (Store) Create(ctx context.Context, db DB, b Barrier, items []json.RawMessa
 		b.Run, b.Asset, b.Partition, b.Total, b.Batch, b.Batches, b.NextBatch, b.NextAt.UnixMicro(), Running, time.Now().UnixMicro()); err != nil {
 		return fmt.Errorf("create barrier: %w", err)
 	}
-	const chunk = 500
-	for start := 0; start < len(items); start += chunk {
-		end := min(start+chunk, len(items))
-		var q strings.Builder
-		q.WriteString(`INSERT INTO flowstone_scatter_items (run_id, asset, partition_key, idx, item_key, item, status) VALUES `)
-		args := make([]any, 0, 7*(end-start))
-		for i := start; i < end; i++ {
-			if i > start {
+	size := max(b.Batch, 1)
+	batches := (len(items) + size - 1) / size
+	var q, arr strings.Builder
+	for first := 0; first < batches; first += createChunk {
+		last := min(first+createChunk, batches)
+		q.Reset()
+		q.WriteString(`INSERT INTO flowstone_scatter_batches (run_id, asset, partition_key, batch, items, item_keys) VALUES `)
+		args := make([]any, 0, 6*(last-first))
+		for n := first; n < last; n++ {
+			if n > first {
 				q.WriteString(", ")
 			}
-			q.WriteString("(?, ?, ?, ?, ?, ?, ?)")
-			key := fmt.Sprint(i)
-			if keys != nil {
-				key = keys[i]
+			q.WriteString("(?, ?, ?, ?, ?, ?)")
+			from, to := n*size, min((n+1)*size, len(items))
+			arr.Reset()
+			arr.WriteByte('[')
+			for i := from; i < to; i++ {
+				if i > from {
+					arr.WriteByte(',')
+				}
+				arr.Write(items[i])
 			}
-			args = append(args, b.Run, b.Asset, b.Partition, i, key, string(items[i]), ItemPending)
+			arr.WriteByte(']')
+			var keyArg any
+			if keys != nil {
+				data, err := json.Marshal(keys[from:to])
+				if err != nil {
+					return fmt.Errorf("store item keys: %w", err)
+				}
+				keyArg = string(data)
+			}
+			args = append(args, b.Run, b.Asset, b.Partition, n, arr.String(), keyArg)
 		}
 		if _, err := db.Exec(ctx, q.String(), args...); err != nil {
 			return fmt.Errorf("store items: %w", err)
@@ -120,8 +145,71 @@ func (Store) Barrier(ctx context.Context, db DB, ref Ref) (Barrier, bool, error)
 	return b, true, nil
 }
 
-// PendingItems returns the items with index in [from, to) not yet run.
-func (Store) PendingItems(ctx context.Context, db DB, ref Ref, from, to int) ([]Item, error) {
+// PendingItems returns the items of batch n, whose indexes are [from, to),
+// that have no result yet; none once the barrier is no longer running
+// (failed or cancelled: the items not run are cancelled with it).
+func (st Store) PendingItems(ctx context.Context, db DB, ref Ref, n, from, to int) ([]Item, error) {
+	var raw, status string
+	var keysRaw sql.NullString
+	err := db.QueryRow(ctx, `SELECT b.items, b.item_keys, r.status FROM flowstone_scatter_batches b
+		JOIN flowstone_scatter_barriers r ON r.run_id = b.run_id AND r.asset = b.asset AND r.partition_key = b.partition_key
+		WHERE b.run_id = ? AND b.asset = ? AND b.partition_key = ? AND b.batch = ?`,
+		ref.Run, ref.Asset, ref.Partition, n).Scan(&raw, &keysRaw, &status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return st.legacyPendingItems(ctx, db, ref, from, to)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read batch %d: %w", n, err)
+	}
+	if status != Running {
+		return nil, nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &items); err != nil {
+		return nil, fmt.Errorf("decode batch %d: %w", n, err)
+	}
+	var keys []string
+	if keysRaw.Valid {
+		if err := json.Unmarshal([]byte(keysRaw.String), &keys); err != nil || len(keys) != len(items) {
+			return nil, fmt.Errorf("decode batch %d's item keys: %d keys for %d items, %v", n, len(keys), len(items), err)
+		}
+	}
+	done := map[int]bool{}
+	rs, err := db.Query(ctx, `SELECT idx FROM flowstone_scatter_items
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND idx >= ? AND idx < ?`,
+		ref.Run, ref.Asset, ref.Partition, from, to)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var idx int
+		if err := rs.Scan(&idx); err != nil {
+			return nil, err
+		}
+		done[idx] = true
+	}
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]Item, 0, len(items)-len(done))
+	for i, it := range items {
+		idx := from + i
+		if done[idx] {
+			continue
+		}
+		key := strconv.Itoa(idx)
+		if keys != nil {
+			key = keys[i]
+		}
+		out = append(out, Item{Index: idx, Key: key, Raw: it, Status: ItemPending})
+	}
+	return out, nil
+}
+
+// legacyPendingItems reads the pending item rows of a scatter started
+// before items were stored by batch.
+func (Store) legacyPendingItems(ctx context.Context, db DB, ref Ref, from, to int) ([]Item, error) {
 	rs, err := db.Query(ctx, `SELECT idx, item_key, item, status FROM flowstone_scatter_items
 		WHERE run_id = ? AND asset = ? AND partition_key = ? AND idx >= ? AND idx < ? AND status = ? ORDER BY idx`,
 		ref.Run, ref.Asset, ref.Partition, from, to, ItemPending)
@@ -142,22 +230,17 @@ func (Store) PendingItems(ctx context.Context, db DB, ref Ref, from, to int) ([]
 	return out, rs.Err()
 }
 
-// recordChunk bounds the rows of one Record statement: 7 parameters a row
-// stays well under SQLite's 32,766 and PostgreSQL's 65,535.
+// recordChunk bounds the rows of one Record statement: 12 parameters a
+// row stays well under SQLite's 32,766 and PostgreSQL's 65,535.
 const recordChunk = 1000
 
-// Record stores results of items still pending and reports how many it
+// Record stores results of items not yet recorded and reports how many it
 // stored and how many of those failed: an item recorded before (a batch
 // rerun after its worker died) is not counted twice. The results are
-// written by one statement (per recordChunk of them), an UPDATE joined to
-// a VALUES list. The statement also bounds idx by the results' range: a
-// batch's items are consecutive, and without the range both databases
-// may plan the join as a scan of every pending item of the scatter
-// (measured: PostgreSQL without statistics, 966 ms for 2 items of 100,000;
-// SQLite, 4 to 10 times slower than an UPDATE per item). With it, one
-// statement of 100 items costs what 100 prepared UPDATEs in a transaction
-// cost on SQLite (2.5 ms against 2.5 to 2.7 ms, 12 to 14 ms unprepared),
-// and one round trip instead of 100 on PostgreSQL.
+// written by one statement per recordChunk of them: a multi-row INSERT
+// that leaves a row already recorded alone (ON CONFLICT ... DO UPDATE
+// only a pending row, which only scatters started before items were
+// stored by batch have) and returns the rows it wrote.
 func (Store) Record(ctx context.Context, db DB, ref Ref, results []ItemResult) (stored, failed int, err error) {
 	for start := 0; start < len(results); start += recordChunk {
 		s, f, err := recordChunkOf(ctx, db, ref, results[start:min(start+recordChunk, len(results))])
@@ -174,32 +257,30 @@ func recordChunkOf(ctx context.Context, db DB, ref Ref, results []ItemResult) (s
 		return 0, 0, nil
 	}
 	var q strings.Builder
-	q.Grow(120*len(results) + 400)
-	q.WriteString(`WITH r (idx, status, value, error, attempts, started_at, finished_at) AS (VALUES `)
-	args := make([]any, 0, 7*len(results)+4)
+	q.Grow(40*len(results) + 500)
+	q.WriteString(`INSERT INTO flowstone_scatter_items (run_id, asset, partition_key, idx, item_key, item, status, value, error, attempts, started_at, finished_at) VALUES `)
+	args := make([]any, 0, 12*len(results))
 	for i, r := range results {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		// Typed so that PostgreSQL knows the VALUES columns' types.
-		q.WriteString("(CAST(? AS INTEGER), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS BIGINT), CAST(? AS BIGINT))")
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 		status, value := ItemSucceeded, any(string(r.Value))
 		if r.Err != "" {
 			status, value = ItemFailed, nil
 		}
-		args = append(args, r.Index, status, value, r.Err, r.Attempts, r.Started.UnixMicro(), r.Finished.UnixMicro())
+		key := r.Key
+		if key == "" {
+			key = strconv.Itoa(r.Index)
+		}
+		args = append(args, ref.Run, ref.Asset, ref.Partition, r.Index, key, string(r.Raw), status, value, r.Err, r.Attempts,
+			r.Started.UnixMicro(), r.Finished.UnixMicro())
 	}
-	q.WriteString(`) UPDATE flowstone_scatter_items SET status = r.status, value = r.value, error = r.error,
-		attempts = r.attempts, started_at = r.started_at, finished_at = r.finished_at
-		FROM r WHERE flowstone_scatter_items.run_id = ? AND flowstone_scatter_items.asset = ?
-		AND flowstone_scatter_items.partition_key = ? AND flowstone_scatter_items.idx = r.idx
-		AND flowstone_scatter_items.status = ? AND flowstone_scatter_items.idx >= ? AND flowstone_scatter_items.idx <= ?
-		RETURNING flowstone_scatter_items.status`)
-	lo, hi := results[0].Index, results[0].Index
-	for _, r := range results {
-		lo, hi = min(lo, r.Index), max(hi, r.Index)
-	}
-	args = append(args, ref.Run, ref.Asset, ref.Partition, ItemPending, lo, hi)
+	q.WriteString(` ON CONFLICT (run_id, asset, partition_key, idx) DO UPDATE SET status = excluded.status,
+		value = excluded.value, error = excluded.error, attempts = excluded.attempts,
+		started_at = excluded.started_at, finished_at = excluded.finished_at
+		WHERE flowstone_scatter_items.status = '` + ItemPending + `'
+		RETURNING status`)
 	rs, err := db.Query(ctx, q.String(), args...)
 	if err != nil {
 		return 0, 0, fmt.Errorf("record items %d to %d: %w", results[0].Index, results[len(results)-1].Index, err)
@@ -254,7 +335,8 @@ func (Store) ClaimBatch(ctx context.Context, db DB, ref Ref, now time.Time, spac
 }
 
 // Finish sets the barrier's final status; items not yet run are cancelled
-// when it failed.
+// when it failed (PendingItems returns none; the pending rows of a scatter
+// started before items were stored by batch are marked cancelled).
 func (Store) Finish(ctx context.Context, db DB, ref Ref, status, errMsg string) error {
 	if _, err := db.Exec(ctx, `UPDATE flowstone_scatter_barriers SET status = ?, error = ?, finished_at = ?
 		WHERE run_id = ? AND asset = ? AND partition_key = ?`,
@@ -272,9 +354,10 @@ func (Store) Finish(ctx context.Context, db DB, ref Ref, status, errMsg string) 
 }
 
 // Gather returns the successful values in source order as a JSON array,
-// and every item's outcome as a JSON array of flowstone.Outcome.
-func (Store) Gather(ctx context.Context, db DB, ref Ref) (values, outcomes json.RawMessage, err error) {
-	rs, err := db.Query(ctx, `SELECT status, value, error FROM flowstone_scatter_items
+// and the outcome of each of the total items as a JSON array of
+// flowstone.Outcome: an item without a result is skipped.
+func (Store) Gather(ctx context.Context, db DB, ref Ref, total int) (values, outcomes json.RawMessage, err error) {
+	rs, err := db.Query(ctx, `SELECT idx, status, value, error FROM flowstone_scatter_items
 		WHERE run_id = ? AND asset = ? AND partition_key = ? ORDER BY idx`, ref.Run, ref.Asset, ref.Partition)
 	if err != nil {
 		return nil, nil, err
@@ -284,12 +367,22 @@ func (Store) Gather(ctx context.Context, db DB, ref Ref) (values, outcomes json.
 	vb.WriteByte('[')
 	ob.WriteByte('[')
 	nv, no := 0, 0
+	skip := func(to int) {
+		for ; no < to; no++ {
+			if no > 0 {
+				ob.WriteByte(',')
+			}
+			ob.WriteString(`{"value":null,"skipped":true}`)
+		}
+	}
 	for rs.Next() {
+		var idx int
 		var status, msg string
 		var value sql.NullString
-		if err := rs.Scan(&status, &value, &msg); err != nil {
+		if err := rs.Scan(&idx, &status, &value, &msg); err != nil {
 			return nil, nil, err
 		}
+		skip(idx)
 		if no > 0 {
 			ob.WriteByte(',')
 		}
@@ -312,6 +405,7 @@ func (Store) Gather(ctx context.Context, db DB, ref Ref) (values, outcomes json.
 	if err := rs.Err(); err != nil {
 		return nil, nil, err
 	}
+	skip(total)
 	vb.WriteByte(']')
 	ob.WriteByte(']')
 	return json.RawMessage(vb.String()), json.RawMessage(ob.String()), nil
@@ -320,8 +414,8 @@ func (Store) Gather(ctx context.Context, db DB, ref Ref) (values, outcomes json.
 // Cancelled is the status of a barrier whose run was cancelled.
 const Cancelled = "cancelled"
 
-// CancelRun finishes the running barriers of a cancelled run and cancels
-// their items not yet run.
+// CancelRun finishes the running barriers of a cancelled run: their items
+// not yet run are cancelled with them (PendingItems returns none).
 func CancelRun(ctx context.Context, db DB, run string) error {
 	if _, err := db.Exec(ctx, `UPDATE flowstone_scatter_items SET status = ?
 		WHERE run_id = ? AND status = ?`, ItemCancelled, run, ItemPending); err != nil {
@@ -343,7 +437,7 @@ func DeleteRuns(ctx context.Context, db DB, runs []string) error {
 	for i, r := range runs {
 		args[i] = r
 	}
-	for _, table := range []string{"flowstone_scatter_items", "flowstone_scatter_barriers"} {
+	for _, table := range []string{"flowstone_scatter_items", "flowstone_scatter_batches", "flowstone_scatter_barriers"} {
 		if _, err := db.Exec(ctx, `DELETE FROM `+table+` WHERE run_id IN (`+in+`)`, args...); err != nil {
 			return err
 		}

@@ -82,6 +82,9 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 	if err != nil {
 		return Result{}, flowstone.Permanent(err)
 	}
+	if err := scatter.ValidateKeys(keys); err != nil {
+		return Result{}, flowstone.Permanentf("scatter %s: %w", t.Asset().Key(), err)
+	}
 	if dups := scatter.DuplicateKeys(keys); len(dups) > 0 {
 		return Result{}, flowstone.Permanentf("scatter %s: duplicate item keys: %s", t.Asset().Key(), strings.Join(dups, ", "))
 	}
@@ -90,7 +93,8 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 	}
 	o := s.orchestrator()
 	ref := scatterRef(t)
-	return Result{Status: Pending, Reason: fmt.Sprintf("0 of %d items done", len(items)),
+	reason := fmt.Sprintf("scattering %d items", len(items))
+	return Result{Status: Pending, Reason: reason,
 		Commit: func(ctx context.Context, tx Tx) (Result, error) {
 			if _, found, err := o.Store.Barrier(ctx, tx, ref); err != nil || found {
 				return Wait("scatter already started"), err // a retry after the barrier committed
@@ -104,7 +108,7 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 					return Result{}, err
 				}
 			}
-			return Wait(fmt.Sprintf("0 of %d items done", len(items))), nil
+			return Wait(reason), nil
 		}}, nil
 }
 
@@ -126,7 +130,7 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 	o := s.orchestrator()
 	ref := scatterRef(t)
 	from, to := o.Range(sig.Batch)
-	items, err := o.Store.PendingItems(ctx, t.DB(), ref, from, to)
+	items, err := o.Store.PendingItems(ctx, t.DB(), ref, sig.Batch, from, to)
 	if err != nil {
 		return Result{}, err
 	}
@@ -134,7 +138,7 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 		// Every item of the batch is recorded (this job's result was
 		// recorded and it is redelivered), or the scatter failed or was
 		// cancelled and its items with it.
-		return Wait("scatter finished"), nil
+		return Wait(""), nil
 	}
 	results, err := s.runItems(ctx, t, o, ref, items)
 	if err != nil {
@@ -157,7 +161,10 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 			return Result{Status: Succeeded, Value: step.Values, Views: map[string]json.RawMessage{OutcomesView: step.Outcomes},
 				Reason: partial(step)}, nil
 		}
-		return Wait(fmt.Sprintf("%d of %d items done, %d failed", step.Finished, step.Total, step.FailedItems)), nil
+		// The node's reason stays what Run recorded: rewriting it would
+		// make every batch queue on the node's row. Progress is the
+		// barrier's (ScatterProgress).
+		return Wait(""), nil
 	}}, nil
 }
 
@@ -202,7 +209,7 @@ func (s Scatter) runItems(ctx context.Context, t Task, o scatter.Orchestrator, r
 // runItem runs one item with the asset's retries; a failed item does not
 // fail its batch-mates.
 func (s Scatter) runItem(ctx context.Context, t Task, it scatter.Item) scatter.ItemResult {
-	r := scatter.ItemResult{Index: it.Index, Started: time.Now()}
+	r := scatter.ItemResult{Index: it.Index, Key: it.Key, Raw: it.Raw, Started: time.Now()}
 	for attempt := 1; ; attempt++ {
 		r.Attempts = attempt
 		v, err := t.CallItem(ctx, it.Raw)

@@ -93,7 +93,8 @@ func Done(value any) Result { return Result{Status: Succeeded, Value: value} }
 // Skip returns a skipped Result.
 func Skip(reason string) Result { return Result{Status: Skipped, Reason: reason} }
 
-// Wait returns a pending Result.
+// Wait returns a pending Result. From a Resume, an empty reason leaves the
+// reason recorded before as it was.
 func Wait(reason string) Result { return Result{Status: Pending, Reason: reason} }
 
 // Asset is what a strategy may know of the asset it executes.

@@ -7,9 +7,9 @@ import (
 	"strings"
 )
 
-// JobState is what a job reads of its run and node before it starts.
-type JobState struct {
-	RunStatus RunStatus
+// RunInfo is what a job needs of its run that never changes once the run
+// is recorded, so a process may keep it for the run's other jobs.
+type RunInfo struct {
 	// HasConfig says the run has a config; RunConfig reads it, so a job
 	// whose asset takes none never loads it.
 	HasConfig  bool
@@ -20,23 +20,48 @@ type JobState struct {
 	// Partition is the run's partition.
 	Partition string
 	Backfill  string
-	Status    AssetStatus
-	Attempts  int
+}
+
+// JobState is what a job reads of its run and node before it starts.
+type JobState struct {
+	RunStatus RunStatus
+	RunInfo
+	Status   AssetStatus
+	Attempts int
+	// Crashes counts the attempts of the node whose process died (see
+	// StartAttempt); Alone says its last attempt ran alone in its process.
+	Crashes int
+	Alone   bool
 }
 
 // JobState reads n's state and its run's; found is false when n is not
 // recorded.
 func (Store) JobState(ctx context.Context, q Querier, n Node) (st JobState, found bool, err error) {
-	var force, hasConfig int
-	err = q.QueryRow(ctx, `SELECT r.status, CASE WHEN r.config IS NULL THEN 0 ELSE 1 END, r.config_hash, r.force, r.targets, r.partition_key, r.backfill_id, ra.status, ra.attempts
+	var force, hasConfig, alone int
+	err = q.QueryRow(ctx, `SELECT r.status, CASE WHEN r.config IS NULL THEN 0 ELSE 1 END, r.config_hash, r.force, r.targets, r.partition_key, r.backfill_id,
+		ra.status, ra.attempts, ra.crashes, ra.alone
 		FROM flowstone_runs r JOIN flowstone_run_assets ra ON ra.run_id = r.id
 		WHERE r.id = ? AND ra.asset = ? AND ra.partition_key = ?`, n.Run, n.Asset, n.Partition).
-		Scan(&st.RunStatus, &hasConfig, &st.ConfigHash, &force, &st.Targets, &st.Partition, &st.Backfill, &st.Status, &st.Attempts)
+		Scan(&st.RunStatus, &hasConfig, &st.ConfigHash, &force, &st.Targets, &st.Partition, &st.Backfill, &st.Status, &st.Attempts, &st.Crashes, &alone)
 	if errors.Is(err, sql.ErrNoRows) {
 		return st, false, nil
 	}
-	st.Force, st.HasConfig = force == 1, hasConfig == 1
+	st.Force, st.HasConfig, st.Alone = force == 1, hasConfig == 1, alone == 1
 	return st, err == nil, err
+}
+
+// RunInfo reads run's unchanging fields; found is false when the run is
+// not recorded.
+func (Store) RunInfo(ctx context.Context, q Querier, run string) (info RunInfo, found bool, err error) {
+	var force, hasConfig int
+	err = q.QueryRow(ctx, `SELECT CASE WHEN config IS NULL THEN 0 ELSE 1 END, config_hash, force, targets, partition_key, backfill_id
+		FROM flowstone_runs WHERE id = ?`, run).
+		Scan(&hasConfig, &info.ConfigHash, &force, &info.Targets, &info.Partition, &info.Backfill)
+	if errors.Is(err, sql.ErrNoRows) {
+		return info, false, nil
+	}
+	info.Force, info.HasConfig = force == 1, hasConfig == 1
+	return info, err == nil, err
 }
 
 // RunConfig reads run's config as JSON; found is false when the run has
@@ -53,15 +78,55 @@ func (Store) RunConfig(ctx context.Context, q Querier, run string) (config []byt
 	return []byte(c.String), true, nil
 }
 
-// StartAttempt marks a queued (or running, when its worker died) node
-// running under job, counting the attempt; it reports false when the node
-// is in neither status.
-func (Store) StartAttempt(ctx context.Context, q Querier, n Node, job int64) (bool, error) {
-	c, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
-		started_at = COALESCE(started_at, ?), job_id = ?
-		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?)`,
-		AssetRunning, now(), job, n.Run, n.Asset, n.Partition, AssetQueued, AssetRunning)
-	return c == 1, err
+// Started is what StartAttempt reports of the attempt it started.
+type Started struct {
+	// Attempts counts the node's attempts, this one included.
+	Attempts int
+	// Crashes counts the node's attempts whose process died, the one
+	// before this included when it did.
+	Crashes int
+}
+
+// CountsCrash reports whether a start of a node found in st after its
+// last attempt's process died counts a crash: the first such death counts
+// however it happened, later ones only when that attempt ran alone in its
+// process.
+func (st JobState) CountsCrash() bool {
+	return st.Status == AssetRunning && (st.Alone || st.Crashes == 0)
+}
+
+// StartQueued starts the attempt of a queued node of a run that is not
+// cancelled under job, in one statement, and returns its number; ok is
+// false when the node is not queued or its run is cancelled (StartAttempt
+// then decides, after JobState).
+func (Store) StartQueued(ctx context.Context, q Querier, n Node, job int64) (attempts int, ok bool, err error) {
+	err = q.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
+		started_at = COALESCE(started_at, ?), job_id = ?, alone = 0
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?
+		AND NOT EXISTS (SELECT 1 FROM flowstone_runs r WHERE r.id = ? AND r.status = ?) RETURNING attempts`,
+		AssetRunning, now(), job, n.Run, n.Asset, n.Partition, AssetQueued, n.Run, RunCancelled).Scan(&attempts)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, false, nil
+	}
+	return attempts, err == nil, err
+}
+
+// StartAttempt marks a queued (or running, when its last attempt did not
+// record its end) node running under job, counting the attempt, and, when
+// died says that attempt's process died, its crash (see
+// JobState.CountsCrash); alone records that this attempt runs alone in its
+// process. ok is false when the node is in neither status.
+func (Store) StartAttempt(ctx context.Context, q Querier, n Node, job int64, died, alone bool) (s Started, ok bool, err error) {
+	err = q.QueryRow(ctx, `UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
+		started_at = COALESCE(started_at, ?), job_id = ?,
+		crashes = CASE WHEN ? = 1 AND status = ? AND (alone = 1 OR crashes = 0) THEN crashes + 1 ELSE crashes END, alone = ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status IN (?, ?) RETURNING attempts, crashes`,
+		AssetRunning, now(), job, boolInt(died), AssetRunning, boolInt(alone), n.Run, n.Asset, n.Partition, AssetQueued, AssetRunning).
+		Scan(&s.Attempts, &s.Crashes)
+	if errors.Is(err, sql.ErrNoRows) {
+		return s, false, nil
+	}
+	return s, err == nil, err
 }
 
 // RetryAttempt puts a running node back to queued after a failed attempt,

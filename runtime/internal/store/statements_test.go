@@ -70,3 +70,74 @@ func TestStatementsActOnce(t *testing.T) {
 		}
 	})
 }
+
+// A queued node starts with one statement, unless its run is cancelled; a
+// node still running when its job comes back counts the crash of its last
+// attempt: the first however it happened, later ones only when that
+// attempt ran alone.
+func TestStartCountsCrashes(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		migrated(t, db)
+		var s Store
+		q := db.q
+		if _, err := s.InsertRun(ctx, q, NewRun{ID: "run_a", Pipeline: "p", Targets: `["x"]`, Force: true, Total: 2, Partition: "2026-01-01"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InsertRunAssets(ctx, q, "run_a", []NodeDeps{{Asset: "x"}, {Asset: "y"}}); err != nil {
+			t.Fatal(err)
+		}
+		info, found, err := s.RunInfo(ctx, q, "run_a")
+		if err != nil || !found || !info.Force || info.Targets != `["x"]` || info.Partition != "2026-01-01" || info.HasConfig {
+			t.Fatalf("run info: %+v, %v, %v", info, found, err)
+		}
+		if _, found, err := s.RunInfo(ctx, q, "run_b"); err != nil || found {
+			t.Fatalf("run info of no run: %v, %v", found, err)
+		}
+		n := Node{Run: "run_a", Asset: "x"}
+		if _, ok, err := s.StartQueued(ctx, q, n, 1); err != nil || ok {
+			t.Fatalf("start of a pending node: %v, %v", ok, err)
+		}
+		if _, err := s.ClaimAsset(ctx, q, n, AssetQueued, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		if attempts, ok, err := s.StartQueued(ctx, q, n, 1); err != nil || !ok || attempts != 1 {
+			t.Fatalf("start: %d, %v, %v", attempts, ok, err)
+		}
+		if _, ok, err := s.StartQueued(ctx, q, n, 1); err != nil || ok {
+			t.Fatalf("start of a running node: %v, %v", ok, err)
+		}
+		// The process died: the first crash counts, whoever caused it;
+		// a crash next to others does not count again; one alone does.
+		for i, c := range []struct {
+			alone   bool
+			crashes int
+		}{{true, 1}, {false, 2}, {false, 2}, {true, 2}, {true, 3}} {
+			st, found, err := s.JobState(ctx, q, n)
+			if err != nil || !found || st.Status != AssetRunning {
+				t.Fatalf("state: %+v, %v, %v", st, found, err)
+			}
+			started, ok, err := s.StartAttempt(ctx, q, n, 1, true, c.alone)
+			if err != nil || !ok || started.Crashes != c.crashes || started.Attempts != i+2 || st.CountsCrash() != (started.Crashes > st.Crashes) {
+				t.Fatalf("start %d: %+v, %v, %v; want %d crashes", i, started, ok, err, c.crashes)
+			}
+		}
+		// A start after an attempt that returned without recording its
+		// end counts no crash.
+		if started, ok, err := s.StartAttempt(ctx, q, n, 1, false, false); err != nil || !ok || started.Crashes != 3 || started.Attempts != 7 {
+			t.Fatalf("start after a returned attempt: %+v, %v, %v", started, ok, err)
+		}
+		// A cancelled run starts nothing.
+		y := Node{Run: "run_a", Asset: "y"}
+		if _, err := s.ClaimAsset(ctx, q, y, AssetQueued, "", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := s.CancelRun(ctx, q, "run_a"); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok, err := s.StartQueued(ctx, q, y, 2); err != nil || ok {
+			t.Fatalf("start in a cancelled run: %v, %v", ok, err)
+		}
+	})
+}
