@@ -221,7 +221,7 @@ func (e *Engine) releaseChecked(ctx context.Context, run *runCtx, a *AssetDef, a
 	if len(fx.terminal) == 0 {
 		return nil
 	}
-	return e.advance(ctx, run, fx.terminal, nil)
+	return e.advance(ctx, run, fx.terminal)
 }
 
 // evaluateCheck runs check c against materialization mat; an error or a

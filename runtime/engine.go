@@ -60,6 +60,9 @@ type Engine struct {
 	runs knownRuns
 	// out follows the database's outages for every loop of the engine.
 	out *outage
+	// rec records the results of jobs that finish together in one
+	// transaction.
+	rec *recorder
 	// solo lets a suspect's attempt run alone in this process (solo.go).
 	solo soloLock
 }
@@ -94,6 +97,7 @@ func openWith(ctx context.Context, cfg Config, bindings []Binding) (*Engine, err
 		e.log = slog.Default()
 	}
 	e.out = newOutage(e.log)
+	e.rec = &recorder{max: maxGroup, commit: e.commitGroup}
 	if e.cfg.RetryDelay == nil {
 		e.cfg.RetryDelay = defaultRetryDelay
 	}

@@ -168,7 +168,7 @@ func (w *deadlineWorker) Work(ctx context.Context, job *river.Job[deadlineArgs])
 	if err != nil {
 		return err
 	}
-	return w.e.deadline(ctx, job.JobRow, args, run, a)
+	return w.e.deadline(ctx, args, run, a)
 }
 
 // tickWorker starts a scheduled asset's run.

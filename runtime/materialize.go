@@ -14,7 +14,6 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/rivertype"
 	"go.opentelemetry.io/otel/trace"
 )
 
@@ -77,28 +76,37 @@ type runCtx struct {
 	p         *Pipeline
 	partition flowstone.Partition
 	// forced holds the assets Force recomputes: the run's targets.
-	forced     map[string]bool
+	forced     forcedAssets
 	configHash string
 	backfill   string // the backfill the run belongs to, if any
 }
 
 // forcedSet returns the assets a forced run recomputes: its targets, or
 // every asset when it has none.
-func forcedSet(p *Pipeline, force bool, targets []string) map[string]bool {
+func forcedSet(_ *Pipeline, force bool, targets []string) forcedAssets {
 	if !force {
-		return nil
+		return forcedAssets{}
 	}
-	set := map[string]bool{}
+	if len(targets) == 0 {
+		return forcedAssets{all: true}
+	}
+	set := make(map[string]bool, len(targets))
 	for _, t := range targets {
 		set[t] = true
 	}
-	if len(targets) == 0 {
-		for _, a := range p.assets {
-			set[a.Key] = true
-		}
-	}
-	return set
+	return forcedAssets{set: set}
 }
+
+// forcedAssets are the assets a run recomputes even when they could be
+// reused. Every job of a run builds it: a run forcing every asset holds
+// no set of them.
+type forcedAssets struct {
+	all bool
+	set map[string]bool
+}
+
+// has reports whether the run recomputes asset.
+func (f forcedAssets) has(asset string) bool { return f.all || f.set[asset] }
 
 // effects collects what a transaction does beyond SQL: jobs to insert in
 // it, events to publish after it commits, and the assets it made terminal,
@@ -237,7 +245,7 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 		keys[i] = a.Key
 	}
 	// Roots that were reused: their dependents, and maybe the whole run.
-	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
+	if err := e.advance(ctx, run, fx.terminal); err != nil {
 		return Run{}, fmt.Errorf("materialize %s: %w", p.name, err)
 	}
 	e.events.publish(append([]Event{{Kind: EventRunStarted, Pipeline: p.name, RunID: run.id, Partition: req.Partition, Status: string(RunRunning)}}, fx.events...)...)
@@ -359,7 +367,7 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 		}
 		return true, e.markTerminal(ctx, tx, run, a, part, AssetStatus(blocked), reason, fx)
 	}
-	if !run.forced[a.Key] {
+	if !run.forced.has(a.Key) {
 		ups, err := e.loadUpstreams(ctx, tx, run, a, part)
 		if err != nil {
 			return false, err
@@ -395,82 +403,154 @@ func (e *Engine) resolve(ctx context.Context, tx txn, run *runCtx, a *AssetDef, 
 // transaction. Dependents are checked for readiness by advance, after this
 // transaction commits.
 func (e *Engine) markTerminal(ctx context.Context, tx txn, run *runCtx, a *AssetDef, part flowstone.Partition, status AssetStatus, errMsg string, fx *effects) error {
-	fx.events = append(fx.events, Event{Kind: EventAssetFinished, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(status), Error: errMsg})
+	fx.events = append(fx.events, finishedEvent(run, a, part, status, errMsg))
 	fx.terminal = append(fx.terminal, node{a, part})
-	block := store.BlockNone
+	return e.st.InsertArrivals(ctx, tx, store.Node{Run: run.id, Asset: a.Key, Partition: string(part)}, blockOf(status))
+}
+
+// finishedEvent is the event of a's node becoming terminal with status.
+func finishedEvent(run *runCtx, a *AssetDef, part flowstone.Partition, status AssetStatus, errMsg string) Event {
+	return Event{Kind: EventAssetFinished, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: part, Status: string(status), Error: errMsg}
+}
+
+// blockOf is what an upstream's terminal status does to the dependents
+// that require it.
+func blockOf(status AssetStatus) store.Block {
 	switch {
 	case status.failedish() || status == StatusCancelled:
-		block = store.BlockUpstreamFailed
+		return store.BlockUpstreamFailed
 	case status == StatusSkipped:
-		block = store.BlockSkipped
+		return store.BlockSkipped
 	}
-	return e.st.InsertArrivals(ctx, tx, store.Node{Run: run.id, Asset: a.Key, Partition: string(part)}, block)
+	return store.BlockNone
+}
+
+// runNodes are nodes of one run that became terminal.
+type runNodes struct {
+	run   *runCtx
+	nodes []node
 }
 
 // advance moves a run on after transactions that made assets terminal
-// have committed: each dependent whose dependencies have all arrived (or,
-// past its deadline, its required ones) is resolved, and a run with nothing
-// left to do is finished. Assets that resolving makes terminal (reused,
-// blocked) are advanced in turn, each round in a transaction that starts
-// after the previous committed. That ordering is what makes a fan-in start
-// exactly once: of the upstreams that finish together, the last to commit
-// sees every arrival, and the claim in resolve lets only one act. job, when
-// set, is completed in the first round.
-func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node, job *rivertype.JobRow) error {
-	for first := true; first || len(terminal) > 0; first = false {
-		var fx effects
-		err := e.be.inTx(ctx, func(tx txn) error {
-			fx = effects{}
-			seen := map[string]bool{}
-			for _, n := range terminal {
-				downs, err := e.downstreamNodes(ctx, tx, run, n)
-				if err != nil {
-					return err
-				}
-				for _, d := range downs {
-					if id := nodeID(d.a.Key, d.key); !seen[id] {
-						seen[id] = true
-						if err := e.checkReady(ctx, tx, run, d.a, d.key, &fx); err != nil {
-							return err
-						}
-					}
-				}
-			}
-			if !fx.open && len(fx.jobs) == 0 {
-				if err := e.checkRunDone(ctx, tx, run, &fx); err != nil {
-					return err
-				}
-			}
-			if err := tx.insertJobs(ctx, fx.jobs); err != nil {
-				return err
-			}
-			if first && job != nil {
-				return tx.completeJob(ctx, job)
-			}
-			return nil
+// have committed (see advanceRuns).
+func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node) error {
+	return e.advanceRuns(ctx, []runNodes{{run: run, nodes: terminal}})
+}
+
+// advanceRuns moves runs on after transactions that made their assets
+// terminal have committed: each dependent whose dependencies have all
+// arrived (or, past its deadline, its required ones) is resolved, and a run
+// with nothing left to do is finished. Assets that resolving makes terminal
+// (reused, blocked) are advanced in turn, each round in a transaction that
+// starts after the previous committed. That ordering is what makes a
+// fan-in start exactly once: of the upstreams that finish together, the
+// last to commit sees every arrival, and the claim in resolve lets only one
+// act. Each round is one transaction for every run, with one statement for
+// the dependents of all its nodes, and a dependent that several of them
+// share checked once.
+//
+// The jobs that advance are completed by River once they return, not in
+// these transactions: a job whose process dies before that is delivered
+// again, finds its node terminal, and advances again, which changes
+// nothing that was already done.
+func (e *Engine) advanceRuns(ctx context.Context, runs []runNodes) error {
+	runs = mergeRuns(runs)
+	for first := true; first || len(runs) > 0; first = false {
+		var fxs []effects
+		err := e.be.inTx(ctx, func(tx txn) (err error) {
+			fxs, err = e.advanceRound(ctx, tx, runs)
+			return err
 		})
 		if err != nil {
 			return err
 		}
-		e.events.publish(fx.events...)
-		terminal = fx.terminal
+		for i := range fxs {
+			e.events.publish(fxs[i].events...)
+		}
+		runs = nextRound(runs, fxs)
 	}
 	return nil
 }
 
-// downstreamNodes returns the nodes of the run that depend on n.
-func (e *Engine) downstreamNodes(ctx context.Context, q querier, run *runCtx, n node) ([]node, error) {
-	rows, err := e.st.Downstream(ctx, q, store.Node{Run: run.id, Asset: n.a.Key, Partition: string(n.key)})
-	if err != nil {
-		return nil, err
-	}
-	var out []node
-	for _, d := range rows {
-		if def := run.p.Asset(d.Asset); def != nil {
-			out = append(out, node{def, flowstone.Partition(d.Partition)})
+// advanceRound is one round of advanceRuns in tx: it checks the
+// dependents of runs' nodes, finishes the runs with nothing left to do,
+// inserts the jobs of the dependents it enqueued, and returns each run's
+// effects.
+func (e *Engine) advanceRound(ctx context.Context, tx txn, runs []runNodes) ([]effects, error) {
+	fxs := make([]effects, len(runs))
+	var ups []store.Node
+	for _, r := range runs {
+		for _, n := range r.nodes {
+			ups = append(ups, store.Node{Run: r.run.id, Asset: n.a.Key, Partition: string(n.key)})
 		}
 	}
-	return out, nil
+	var byUp map[store.Node][]store.Node
+	if len(ups) > 0 {
+		deps, err := e.st.Dependents(ctx, tx, ups)
+		if err != nil {
+			return nil, err
+		}
+		byUp = make(map[store.Node][]store.Node, len(ups))
+		for _, d := range deps {
+			byUp[d.Upstream] = append(byUp[d.Upstream], d.Node)
+		}
+	}
+	var jobs []river.InsertManyParams
+	for i, r := range runs {
+		fx := &fxs[i]
+		seen := map[string]bool{}
+		for _, n := range r.nodes {
+			for _, d := range byUp[store.Node{Run: r.run.id, Asset: n.a.Key, Partition: string(n.key)}] {
+				def := r.run.p.Asset(d.Asset)
+				id := nodeID(d.Asset, flowstone.Partition(d.Partition))
+				if def == nil || seen[id] {
+					continue
+				}
+				seen[id] = true
+				if err := e.checkReady(ctx, tx, r.run, def, flowstone.Partition(d.Partition), fx); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if !fx.open && len(fx.jobs) == 0 {
+			if err := e.checkRunDone(ctx, tx, r.run, fx); err != nil {
+				return nil, err
+			}
+		}
+		jobs = append(jobs, fx.jobs...)
+	}
+	return fxs, tx.insertJobs(ctx, jobs)
+}
+
+// nextRound returns the runs whose round, with effects fxs, made nodes
+// terminal (reused, blocked), with those nodes.
+func nextRound(runs []runNodes, fxs []effects) []runNodes {
+	var next []runNodes
+	for i, r := range runs {
+		if len(fxs[i].terminal) > 0 {
+			next = append(next, runNodes{run: r.run, nodes: fxs[i].terminal})
+		}
+	}
+	return next
+}
+
+// mergeRuns joins the entries of the same run, in the order they first
+// appear.
+func mergeRuns(runs []runNodes) []runNodes {
+	if len(runs) < 2 {
+		return runs
+	}
+	at := make(map[string]int, len(runs))
+	out := make([]runNodes, 0, len(runs))
+	for _, r := range runs {
+		if i, ok := at[r.run.id]; ok {
+			out[i].nodes = append(out[i].nodes, r.nodes...)
+			continue
+		}
+		at[r.run.id] = len(out)
+		out = append(out, runNodes{run: r.run, nodes: append([]node(nil), r.nodes...)})
+	}
+	return out
 }
 
 // checkReady resolves d at key if it is pending and its dependencies allow

@@ -242,5 +242,5 @@ func (e *Engine) jobDiscarded(ctx context.Context, job *rivertype.JobRow, reason
 	}
 	e.log.ErrorContext(ctx, "asset failed", "run", args.Run, "asset", a.Key, "partition", args.Partition, "error", msg)
 	e.events.publish(fx.events...)
-	return e.advance(ctx, run, fx.terminal, nil)
+	return e.advance(ctx, run, fx.terminal)
 }

@@ -51,7 +51,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 			return e.completeOnly(ctx, w.row)
 		}
 		if st.Status.Terminal() {
-			return e.advance(ctx, run, []node{{a, part}}, w.row)
+			return e.advance(ctx, run, []node{{a, part}})
 		}
 		if resuming && st.Status != store.AssetWaiting {
 			return e.completeOnly(ctx, w.row)
@@ -272,10 +272,9 @@ func (e *Engine) orphanJob(ctx context.Context, p *Pipeline, args nodeJob) error
 	return river.JobCancel(cause)
 }
 
-// completeOnly completes a job that has nothing left to do.
-func (e *Engine) completeOnly(ctx context.Context, job *rivertype.JobRow) error {
-	return e.be.inTx(ctx, func(tx txn) error { return tx.completeJob(ctx, job) })
-}
+// completeOnly ends a job that has nothing left to do: River's completer
+// completes it once Work returns.
+func (e *Engine) completeOnly(context.Context, *rivertype.JobRow) error { return nil }
 
 // execute runs the strategy, turning a panic into an error with its stack.
 func (t *task) execute(ctx context.Context, resume json.RawMessage) (res strategy.Result, err error) {
@@ -333,7 +332,7 @@ func (e *Engine) fail(ctx context.Context, w nodeWork, run *runCtx, a *AssetDef,
 	}
 	e.log.ErrorContext(ctx, "asset failed", "run", args.Run, "asset", a.Key, "partition", args.Partition, "attempts", attempts, "error", msg)
 	e.events.publish(fx.events...)
-	if err := e.advance(ctx, run, fx.terminal, nil); err != nil {
+	if err := e.advance(ctx, run, fx.terminal); err != nil {
 		return errors.Join(cause, err) // redelivered: the asset is terminal, so the run advances then
 	}
 	return river.JobCancel(cause)
@@ -342,8 +341,12 @@ func (e *Engine) fail(ctx context.Context, w nodeWork, run *runCtx, a *AssetDef,
 // record stores a strategy's result. For a value: store it (in the
 // database, or through the asset's IO manager first), record the
 // materialization and its lineage and the arrivals at its dependents, in
-// one transaction; then advance the run and complete the job in a second.
-// A result with a Commit hook is decided inside the first transaction.
+// one transaction; then advance the run in a second. A plain success or
+// skip goes through the recorder, which does both for many jobs at once;
+// a result with a Commit hook (decided inside the first transaction),
+// checks or resume jobs is recorded alone. The job itself is completed by
+// River once Work returns, except a waiting one's, which is completed in
+// the transaction that records it waiting and inserts its continuations.
 func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, res strategy.Result) error {
 	a, args := t.asset, w.args
 	mat := newID("mat_")
@@ -373,9 +376,56 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 	if a.UsesConfig {
 		cfgHash = run.configHash
 	}
+	// newMat is the materialization of a final result, without its times
+	// and value; encodeErr fails the asset.
+	var encodeErr error
+	newMat := func(final strategy.Result) (store.NewMaterialization, AssetStatus, error) {
+		status, matStatus := StatusSucceeded, store.MatSucceeded
+		if final.Status == strategy.Skipped {
+			status, matStatus = StatusSkipped, store.MatSkipped
+		}
+		m := store.NewMaterialization{ID: mat, Pipeline: run.p.name, Asset: a.Key, Partition: args.Partition, Run: run.id,
+			Status: matStatus, CodeVersion: a.CodeVersion, ConfigHash: cfgHash, InputHash: inputHash(ups),
+			External: external, Metadata: string(meta), Attempts: t.attempts, Error: final.Reason}
+		if final.Status == strategy.Succeeded && a.HasValue && !external {
+			data, err := encodeValue(final.Value)
+			if err != nil {
+				encodeErr = flowstone.Permanentf("asset %s: value of type %T does not encode as JSON: %v", a.Key, final.Value, err)
+				return m, status, encodeErr
+			}
+			m.Value = data
+		}
+		if len(final.Views) > 0 {
+			data, err := json.Marshal(final.Views)
+			if err != nil {
+				return m, status, err
+			}
+			m.Views = data
+		}
+		return m, status, nil
+	}
+	var read []store.Lineage
+	for _, u := range ups {
+		if u.mat != "" {
+			read = append(read, store.Lineage{Asset: u.asset, Partition: u.partition, Materialization: u.mat})
+		}
+	}
+
+	if res.Commit == nil && len(t.resumes) == 0 && len(run.p.checks[a.Key]) == 0 &&
+		(res.Status == strategy.Succeeded || res.Status == strategy.Skipped) {
+		m, status, err := newMat(res)
+		if encodeErr != nil {
+			return e.fail(ctx, w, run, a, t.attempts, encodeErr)
+		}
+		if err != nil {
+			return fmt.Errorf("record %s: %w", a.Key, err)
+		}
+		return e.recordFinished(ctx, &finished{run: run, a: a, part: t.part, status: status, m: m, reads: read,
+			fin: store.Finish{Node: args.node(), Status: store.AssetStatus(status), Materialization: mat, Reason: res.Reason}})
+	}
+
 	var fx effects
 	var final strategy.Result
-	var encodeErr error
 	err = e.be.inTx(ctx, func(tx txn) error {
 		fx, final, encodeErr = effects{}, res, nil
 		var resumes []river.InsertManyParams
@@ -401,6 +451,9 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 			if err := tx.insertJobs(ctx, resumes); err != nil {
 				return err
 			}
+			// Completed here, not by River after Work returns: a
+			// continuation must not run again once its successors are
+			// inserted.
 			return tx.completeJob(ctx, w.row)
 		case strategy.Failed:
 			return e.recordFailure(ctx, tx, run, a, args, t.attempts, final.Reason, &fx)
@@ -408,27 +461,9 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 		default:
 			return flowstone.Permanentf("strategy %T returned unknown status %d", a.Strategy, final.Status)
 		}
-		status, matStatus := StatusSucceeded, store.MatSucceeded
-		if final.Status == strategy.Skipped {
-			status, matStatus = StatusSkipped, store.MatSkipped
-		}
-		m := store.NewMaterialization{ID: mat, Pipeline: run.p.name, Asset: a.Key, Partition: args.Partition, Run: run.id,
-			Status: matStatus, CodeVersion: a.CodeVersion, ConfigHash: cfgHash, InputHash: inputHash(ups),
-			External: external, Metadata: string(meta), Attempts: t.attempts, Error: final.Reason}
-		if final.Status == strategy.Succeeded && a.HasValue && !external {
-			data, err := encodeValue(final.Value)
-			if err != nil {
-				encodeErr = flowstone.Permanentf("asset %s: value of type %T does not encode as JSON: %v", a.Key, final.Value, err)
-				return encodeErr
-			}
-			m.Value = data
-		}
-		if len(final.Views) > 0 {
-			data, err := json.Marshal(final.Views)
-			if err != nil {
-				return err
-			}
-			m.Views = data
+		m, status, err := newMat(final)
+		if err != nil {
+			return err
 		}
 		startedAt, ok, err := e.st.FinishAttempt(ctx, tx, args.node(), store.AssetStatus(status), mat, final.Reason)
 		if err != nil || !ok { // not ok: cancelled, or finished by another process meanwhile
@@ -437,12 +472,6 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 		m.StartedAt, m.FinishedAt = startedAt, time.Now().UnixMicro()
 		if err := e.st.InsertMaterialization(ctx, tx, m); err != nil {
 			return err
-		}
-		var read []store.Lineage
-		for _, u := range ups {
-			if u.mat != "" {
-				read = append(read, store.Lineage{Asset: u.asset, Partition: u.partition, Materialization: u.mat})
-			}
 		}
 		if err := e.st.InsertLineage(ctx, tx, mat, read); err != nil {
 			return err
@@ -463,10 +492,10 @@ func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, r
 		e.events.publish(Event{Kind: EventAssetWaiting, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: t.part, Status: string(StatusWaiting), Error: final.Reason})
 		return nil
 	}
-	// The dependents and the run move on in a second transaction, which
-	// also completes the job; should this process die in between, River
-	// redelivers the job and Work advances again.
-	return e.advance(ctx, run, fx.terminal, w.row)
+	// The dependents and the run move on in a second transaction; should
+	// this process die in between, River delivers the job again and Work
+	// advances again.
+	return e.advance(ctx, run, fx.terminal)
 }
 
 // commitTx is the strategy.Tx a Commit hook gets.
@@ -513,7 +542,7 @@ func (e *Engine) unknownAsset(ctx context.Context, args nodeJob) error {
 // are); its tolerant ones arrive as they are. Marking it early commits
 // before the readiness check, so an upstream finishing meanwhile sees the
 // mark or is seen by the check.
-func (e *Engine) deadline(ctx context.Context, job *rivertype.JobRow, args nodeJob, run *runCtx, a *AssetDef) error {
+func (e *Engine) deadline(ctx context.Context, args nodeJob, run *runCtx, a *AssetDef) error {
 	if err := e.st.MarkEarly(ctx, e.be.pool(), args.node()); err != nil {
 		return err
 	}
@@ -523,16 +552,13 @@ func (e *Engine) deadline(ctx context.Context, job *rivertype.JobRow, args nodeJ
 		if err := e.checkReady(ctx, tx, run, a, flowstone.Partition(args.Partition), &fx); err != nil {
 			return err
 		}
-		if err := tx.insertJobs(ctx, fx.jobs); err != nil {
-			return err
-		}
-		return tx.completeJob(ctx, job)
+		return tx.insertJobs(ctx, fx.jobs)
 	})
 	if err != nil {
 		return err
 	}
 	e.events.publish(fx.events...)
-	return e.advance(ctx, run, fx.terminal, nil)
+	return e.advance(ctx, run, fx.terminal)
 }
 
 // recordFailure records a's final failure in tx: its status, a failed

@@ -170,26 +170,6 @@ func (Store) Upstreams(ctx context.Context, q Querier, n Node) ([]Upstream, erro
 	return out, rs.Err()
 }
 
-// Downstream returns the nodes of n's run that depend on n, ordered by
-// asset and partition.
-func (Store) Downstream(ctx context.Context, q Querier, n Node) ([]Node, error) {
-	rs, err := q.Query(ctx, `SELECT asset, partition_key FROM flowstone_run_edges WHERE run_id = ? AND upstream = ? AND upstream_partition = ?
-		ORDER BY asset, partition_key`, n.Run, n.Asset, n.Partition)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []Node
-	for rs.Next() {
-		d := Node{Run: n.Run}
-		if err := rs.Scan(&d.Asset, &d.Partition); err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rs.Err()
-}
-
 // ClaimAsset moves n from pending to status (recording mat, when not
 // empty, and msg); it reports false, changing nothing, when n was not
 // pending. Of two transactions that find a node ready, only one claims it.

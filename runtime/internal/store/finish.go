@@ -1,0 +1,198 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+)
+
+// The statements below record many finished nodes at once: the engine's
+// recorder commits the results of the jobs that finish together in one
+// transaction. Each names its rows with a common table expression of
+// VALUES, which both databases accept in front of an UPDATE ... FROM or an
+// INSERT ... SELECT; the expression's columns have names of their own, so
+// that RETURNING and SET never meet an ambiguous one.
+
+// groupChunk bounds the rows named in one statement (PostgreSQL takes
+// 65,535 bound parameters, SQLite 32,766).
+const groupChunk = 500
+
+// valuesCTE returns "WITH v(cols) AS (VALUES (?, ...), ...) " for n rows.
+func valuesCTE(cols string, n int) string {
+	tuple := "(" + placeholders(strings.Count(cols, ",")+1) + ")"
+	var b strings.Builder
+	b.WriteString("WITH v(")
+	b.WriteString(cols)
+	b.WriteString(") AS (VALUES ")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(tuple)
+	}
+	b.WriteString(") ")
+	return b.String()
+}
+
+// Finish is a node's outcome to record: FinishAttempt's arguments.
+type Finish struct {
+	Node
+	Status          AssetStatus
+	Materialization string
+	Reason          string
+}
+
+// FinishAttempts is FinishAttempt for many nodes: it records each running
+// or waiting node's outcome and materialization, and returns when each of
+// those it changed started. A node missing from the result was in neither
+// status (cancelled, or finished by another process). The nodes must be
+// distinct.
+func (Store) FinishAttempts(ctx context.Context, q Querier, fins []Finish) (started map[Node]int64, err error) {
+	started = make(map[Node]int64, len(fins))
+	at := now()
+	for start := 0; start < len(fins); start += groupChunk {
+		chunk := fins[start:min(start+groupChunk, len(fins))]
+		args := make([]any, 0, 6*len(chunk)+3)
+		for _, f := range chunk {
+			args = append(args, f.Run, f.Asset, f.Partition, f.Status, f.Materialization, f.Reason)
+		}
+		args = append(args, at, AssetRunning, AssetWaiting)
+		rs, err := q.Query(ctx, valuesCTE("vr, va, vp, vs, vm, ve", len(chunk))+
+			`UPDATE flowstone_run_assets SET status = v.vs, materialization_id = v.vm, error = v.ve, finished_at = ?
+			FROM v WHERE run_id = v.vr AND asset = v.va AND partition_key = v.vp AND status IN (?, ?)
+			RETURNING run_id, asset, partition_key, COALESCE(started_at, 0)`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("finish attempts: %w", err)
+		}
+		for rs.Next() {
+			var n Node
+			var s int64
+			if err := rs.Scan(&n.Run, &n.Asset, &n.Partition, &s); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			started[n] = s
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, fmt.Errorf("finish attempts: %w", err)
+		}
+	}
+	return started, nil
+}
+
+// InsertMaterializations records ms in multi-row statements.
+func (Store) InsertMaterializations(ctx context.Context, q Querier, ms []NewMaterialization) error {
+	err := insertRows(ctx, q, `INSERT INTO flowstone_materializations
+		(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, views, metadata, attempts, error, started_at, finished_at)
+		VALUES `, 17, len(ms), func(i int) []any {
+		return materializationRow(ms[i])
+	})
+	if err != nil {
+		return fmt.Errorf("record materializations: %w", err)
+	}
+	return nil
+}
+
+// materializationRow is m's values in InsertMaterialization's column order.
+func materializationRow(m NewMaterialization) []any {
+	var value, views any
+	if m.Value != nil {
+		value = string(m.Value)
+	}
+	if m.Views != nil {
+		views = string(m.Views)
+	}
+	if m.Metadata == "" {
+		m.Metadata = "{}"
+	}
+	return []any{m.ID, m.Pipeline, m.Asset, m.Partition, m.Run, m.Status, m.CodeVersion, m.ConfigHash, m.InputHash,
+		value, boolInt(m.External), views, m.Metadata, m.Attempts, m.Error, m.StartedAt, m.FinishedAt}
+}
+
+// Read is one upstream materialization that a materialization read.
+type Read struct {
+	Materialization string
+	Lineage
+}
+
+// InsertReads records the lineage of many materializations in multi-row
+// statements.
+func (Store) InsertReads(ctx context.Context, q Querier, reads []Read) error {
+	err := insertRows(ctx, q, `INSERT INTO flowstone_lineage (materialization_id, upstream_asset, upstream_partition, upstream_materialization_id) VALUES `,
+		4, len(reads), func(i int) []any {
+			r := reads[i]
+			return []any{r.Materialization, r.Asset, r.Partition, r.Lineage.Materialization}
+		})
+	if err != nil {
+		return fmt.Errorf("record lineage: %w", err)
+	}
+	return nil
+}
+
+// Arrival is an upstream node that became terminal, and what that does
+// to the dependents that require it.
+type Arrival struct {
+	Upstream Node
+	Block    Block
+}
+
+// InsertArrivalsOf is InsertArrivals for many upstreams: it records, for
+// each dependent of each, that it arrived.
+func (Store) InsertArrivalsOf(ctx context.Context, q Querier, arrivals []Arrival) error {
+	for start := 0; start < len(arrivals); start += groupChunk {
+		chunk := arrivals[start:min(start+groupChunk, len(arrivals))]
+		args := make([]any, 0, 4*len(chunk))
+		for _, a := range chunk {
+			args = append(args, a.Upstream.Run, a.Upstream.Asset, a.Upstream.Partition, a.Block)
+		}
+		if _, err := q.Exec(ctx, valuesCTE("vr, va, vp, vb", len(chunk))+
+			`INSERT INTO flowstone_arrivals (run_id, asset, partition_key, upstream, upstream_partition, required, block)
+			SELECT e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition, e.required, CASE WHEN e.required = 1 THEN v.vb ELSE '' END
+			FROM v, flowstone_run_edges e WHERE e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp
+			ON CONFLICT DO NOTHING`, args...); err != nil {
+			return fmt.Errorf("record arrivals: %w", err)
+		}
+	}
+	return nil
+}
+
+// Dependent is a node of a run that depends on Upstream.
+type Dependent struct {
+	Upstream Node
+	Node
+}
+
+// Dependents returns the dependents of each of ups in their runs, ordered
+// by upstream, then by asset and partition.
+func (Store) Dependents(ctx context.Context, q Querier, ups []Node) ([]Dependent, error) {
+	var out []Dependent
+	for start := 0; start < len(ups); start += groupChunk {
+		chunk := ups[start:min(start+groupChunk, len(ups))]
+		args := make([]any, 0, 3*len(chunk))
+		for _, n := range chunk {
+			args = append(args, n.Run, n.Asset, n.Partition)
+		}
+		rs, err := q.Query(ctx, valuesCTE("vr, va, vp", len(chunk))+
+			`SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
+			FROM v, flowstone_run_edges e WHERE e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp
+			ORDER BY e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var d Dependent
+			if err := rs.Scan(&d.Run, &d.Upstream.Asset, &d.Upstream.Partition, &d.Asset, &d.Partition); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			d.Upstream.Run = d.Run
+			out = append(out, d)
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,281 @@
+package runtime
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
+)
+
+// The results of jobs that finish together are recorded together, the way
+// River's own completer completes many jobs in one statement: a job whose
+// strategy succeeded (or skipped) prepares everything that does not need
+// the transaction (its value encoded or stored by the IO manager, its
+// metadata, the upstream materializations it read) and hands the result
+// to the engine's recorder. The recorder commits the results gathered
+// meanwhile in one transaction, with one statement each to finish the
+// nodes, insert their materializations, their lineage and their
+// arrivals, then advances all their runs in one more transaction
+// (advanceRuns; on SQLite in the same one, see commitGroup). Each job waits for its group before it returns: a job
+// that returned before its result committed could be completed by River
+// and its result lost with the process.
+//
+// It is group commit, not a timer: a result that finds the recorder idle
+// is committed at once, alone, and those that arrive while a group
+// commits form the next group. So a chain of assets, one at a time, waits
+// for nothing, and a thousand assets finishing together share a few
+// dozen transactions instead of two thousand.
+//
+// Nothing about exactly-once changes: the group's first transaction is
+// what a single result's was, for many nodes (each finishes only from
+// running or waiting, so a node finished elsewhere records nothing), and
+// its runs advance after it commits, so that of the upstreams of a fan-in
+// that finish together the last to commit sees every arrival.
+//
+// Results with a Commit hook, checks or resume jobs, waiting results and
+// failures are recorded one by one as before (record, fail).
+
+// maxGroup bounds a group: larger ones would hold their transaction, and
+// the database's locks, for longer than recording them in two groups.
+const maxGroup = 256
+
+// finished is a result prepared for the recorder.
+type finished struct {
+	run    *runCtx
+	a      *AssetDef
+	part   flowstone.Partition
+	fin    store.Finish
+	status AssetStatus
+	// m is the materialization to record; its times are set when it
+	// commits.
+	m     store.NewMaterialization
+	reads []store.Lineage
+
+	// Set by the group that recorded it.
+	recorded bool
+	// alone is set when the group's transaction failed: the result is
+	// recorded again by itself, so that one bad result fails only itself.
+	alone bool
+	// readvance is set when the result was recorded but advancing the
+	// group's runs failed: its job advances its run by itself.
+	readvance bool
+	err       error
+
+	done chan struct{} // closed once its group is done
+	lead chan struct{} // closed when it is to commit the next group
+}
+
+// recorder gathers the results that finish while a group commits into
+// the next group. The job whose result finds it idle commits; when its
+// group's first transaction has committed it hands the results queued
+// meanwhile to the job of the first of them, which commits them as the
+// next group. No goroutine of its own: Close's wait for the running jobs
+// covers it.
+type recorder struct {
+	max int
+
+	mu sync.Mutex
+	// commit records a group. It calls handOff once the group no longer
+	// needs to go before the next one (its first transaction ended), and
+	// sets the outcome of each result.
+	commit func(ctx context.Context, group []*finished, handOff func())
+	queue  []*finished
+	busy   bool // a group is being recorded; the queue waits for it
+}
+
+// record commits f in a group and returns when the group is done.
+func (r *recorder) record(ctx context.Context, f *finished) {
+	f.done, f.lead = make(chan struct{}), make(chan struct{})
+	r.mu.Lock()
+	r.queue = append(r.queue, f)
+	if r.busy {
+		r.mu.Unlock()
+		select {
+		case <-f.done:
+			return
+		case <-f.lead:
+		}
+		r.mu.Lock()
+	}
+	// f leads the next group, from the front of the queue (f first).
+	r.busy = true
+	n := min(len(r.queue), r.max)
+	group := make([]*finished, n)
+	copy(group, r.queue)
+	r.queue = append(r.queue[:0:0], r.queue[n:]...)
+	commit := r.commit
+	r.mu.Unlock()
+
+	handedOff := false
+	handOff := func() {
+		if handedOff {
+			return
+		}
+		handedOff = true
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		if len(r.queue) > 0 {
+			close(r.queue[0].lead)
+			return
+		}
+		r.busy = false
+	}
+	defer func() {
+		handOff()
+		for _, g := range group {
+			if g != f {
+				close(g.done)
+			}
+		}
+	}()
+	commit(ctx, group, handOff)
+}
+
+// recordFinished records f through the recorder and returns its job's
+// outcome.
+func (e *Engine) recordFinished(ctx context.Context, f *finished) error {
+	e.rec.record(ctx, f)
+	switch {
+	case f.alone:
+		f.alone = false
+		e.commitGroup(ctx, []*finished{f}, func() {})
+	case f.readvance:
+		f.err = e.advance(ctx, f.run, []node{{f.a, f.part}})
+	}
+	return f.err
+}
+
+// commitGroup records group's results in one transaction, then advances
+// their runs in a second. Should the process die in between, River
+// delivers the jobs again, each finds its node terminal and advances
+// again. On SQLite the runs advance in the same transaction: its write
+// transactions are serial (one sees every transaction committed before it
+// and none commits during it, whichever process runs it), so of the
+// upstreams of a fan-in the last to record sees every arrival in its own
+// transaction already.
+func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff func()) {
+	serial := e.dialect == "sqlite"
+	var advanced []Event
+	err := e.be.inTx(ctx, func(tx txn) error {
+		if err := e.recordGroup(ctx, tx, group); err != nil {
+			return err
+		}
+		if !serial {
+			return nil
+		}
+		advanced = nil
+		for runs, first := groupRuns(group), true; first || len(runs) > 0; first = false {
+			fxs, err := e.advanceRound(ctx, tx, runs)
+			if err != nil {
+				return err
+			}
+			for i := range fxs {
+				advanced = append(advanced, fxs[i].events...)
+			}
+			runs = nextRound(runs, fxs)
+		}
+		return nil
+	})
+	handOff()
+	if err != nil {
+		if len(group) == 1 {
+			group[0].err = fmt.Errorf("record %s: %w", group[0].a.Key, err)
+			return
+		}
+		for _, f := range group {
+			f.alone = true
+		}
+		return
+	}
+	var events []Event
+	for _, f := range group {
+		if f.recorded {
+			events = append(events, finishedEvent(f.run, f.a, f.part, f.status, f.fin.Reason))
+		}
+	}
+	e.events.publish(events...)
+	if serial {
+		e.events.publish(advanced...)
+		return
+	}
+	if err := e.advanceRuns(ctx, groupRuns(group)); err != nil {
+		for _, f := range group {
+			if f.alone {
+				continue
+			}
+			if len(group) == 1 {
+				f.err = err
+			} else {
+				f.readvance = true
+			}
+		}
+	}
+}
+
+// groupRuns returns the runs of group's results to advance, with the
+// nodes recorded (merged by run). A node that was not recorded was
+// finished by another process or cancelled with its run: its run is still
+// checked for being done, as record does.
+func groupRuns(group []*finished) []runNodes {
+	runs := make([]runNodes, 0, len(group))
+	for _, f := range group {
+		if f.alone {
+			continue
+		}
+		r := runNodes{run: f.run}
+		if f.recorded {
+			r.nodes = []node{{f.a, f.part}}
+		}
+		runs = append(runs, r)
+	}
+	return mergeRuns(runs)
+}
+
+// recordGroup finishes group's nodes, and records the materializations,
+// lineage and arrivals of those it finished, in tx. A node twice in the
+// group is left for its job to record alone.
+func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) error {
+	fins := make([]store.Finish, 0, len(group))
+	seen := make(map[store.Node]bool, len(group))
+	for _, f := range group {
+		f.recorded = false
+		if seen[f.fin.Node] {
+			f.alone = true
+			continue
+		}
+		seen[f.fin.Node] = true
+		fins = append(fins, f.fin)
+	}
+	started, err := e.st.FinishAttempts(ctx, tx, fins)
+	if err != nil {
+		return err
+	}
+	at := time.Now().UnixMicro()
+	ms := make([]store.NewMaterialization, 0, len(started))
+	arrivals := make([]store.Arrival, 0, len(started))
+	var reads []store.Read
+	for _, f := range group {
+		s, ok := started[f.fin.Node]
+		if !ok || f.alone {
+			continue
+		}
+		f.recorded = true
+		m := f.m
+		m.StartedAt, m.FinishedAt = s, at
+		ms = append(ms, m)
+		for _, l := range f.reads {
+			reads = append(reads, store.Read{Materialization: m.ID, Lineage: l})
+		}
+		arrivals = append(arrivals, store.Arrival{Upstream: f.fin.Node, Block: blockOf(f.status)})
+	}
+	if err := e.st.InsertMaterializations(ctx, tx, ms); err != nil {
+		return err
+	}
+	if err := e.st.InsertReads(ctx, tx, reads); err != nil {
+		return err
+	}
+	return e.st.InsertArrivalsOf(ctx, tx, arrivals)
+}
