@@ -2,6 +2,7 @@ package runtime
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -34,11 +35,14 @@ const (
 	// AutomationLaunched started a run (AutomationDecision.RunID); a run
 	// key already used names the run it started before.
 	AutomationLaunched AutomationOutcome = "launched"
-	// AutomationRunning skipped: a run already has the asset and partition
-	// pending, queued or running.
+	// AutomationRunning waits: a run already has the asset and partition
+	// pending, queued or running. The candidate is kept and evaluated
+	// again once that run has finished the asset: launched unless what it
+	// materialized read the upstream materializations that triggered it.
 	AutomationRunning AutomationOutcome = "skipped: already running"
 	// AutomationNothingNew skipped: the asset's newest materialization of
-	// the partition is newer than the upstream ones that triggered it.
+	// the partition read the upstream materializations that triggered it
+	// (or newer ones), or started after they finished.
 	AutomationNothingNew AutomationOutcome = "skipped: nothing new"
 	// AutomationDeferred is backpressure: Config.MaxAutomatedRuns
 	// automated runs of the pipeline are in flight; the next evaluation
@@ -189,8 +193,12 @@ type candidate struct {
 	trigger   string
 	triggerAt int64
 	ups       map[string]*upstreamNews // by upstream asset
-	reason    string
-	pending   bool // read from the pending table
+	// news is the newest triggering materialization of each upstream
+	// partition, by newsKey: what "nothing new" checks the asset's newest
+	// materialization read.
+	news    map[string]store.NewSuccess
+	reason  string
+	pending bool // read from the pending table
 	// stale is set when only its own previous partition triggered it: it
 	// is launched only if it was materialized before (a partition never
 	// materialized is auto=missing's).
@@ -217,6 +225,56 @@ func (c *candidate) describe() string {
 	}
 	c.reason = strings.Join(parts, "; ")
 	return c.reason
+}
+
+// newsKey names an upstream partition in candidate.news.
+func newsKey(asset, partition string) string { return asset + "\x00" + partition }
+
+// addNews records m as news of c, keeping the newest per upstream
+// partition.
+func (c *candidate) addNews(m store.NewSuccess) {
+	if c.news == nil {
+		c.news = map[string]store.NewSuccess{}
+	}
+	k := newsKey(m.Asset, m.Partition)
+	if old, ok := c.news[k]; !ok || m.FinishedAt > old.FinishedAt || m.FinishedAt == old.FinishedAt && m.ID > old.ID {
+		c.news[k] = m
+	}
+}
+
+// pendingNews is one upstream partition's triggering materialization as
+// the pending table keeps it (JSON).
+type pendingNews struct {
+	Asset     string `json:"asset"`
+	Partition string `json:"partition"`
+	ID        string `json:"id"`
+	At        int64  `json:"at"`
+}
+
+// encodeNews encodes c.news for the pending table, in key order.
+func (c *candidate) encodeNews() string {
+	if len(c.news) == 0 {
+		return ""
+	}
+	list := make([]pendingNews, 0, len(c.news))
+	for _, k := range sortedKeys(c.news) {
+		m := c.news[k]
+		list = append(list, pendingNews{Asset: m.Asset, Partition: m.Partition, ID: m.ID, At: m.FinishedAt})
+	}
+	b, _ := json.Marshal(list) // strings and integers only
+	return string(b)
+}
+
+// decodeNews adds the news encoded by encodeNews to c; a row from before
+// news were kept has none.
+func (c *candidate) decodeNews(s string) {
+	var list []pendingNews
+	if s == "" || json.Unmarshal([]byte(s), &list) != nil {
+		return
+	}
+	for _, n := range list {
+		c.addNews(store.NewSuccess{Asset: n.Asset, Partition: n.Partition, ID: n.ID, FinishedAt: n.At})
+	}
 }
 
 // keyNote spells a partition key after an asset name.
@@ -312,6 +370,7 @@ func (e *Engine) evaluatePipeline(ctx context.Context, p *Pipeline, now time.Tim
 		}
 		c, _ := add(a, flowstone.Partition(pd.Partition))
 		c.reason, c.trigger, c.triggerAt, c.pending = pd.Reason, pd.Trigger, pd.TriggerAt, true
+		c.decodeNews(pd.News)
 	}
 	// The eager dependents of each asset, with the dependency.
 	type edge struct {
@@ -352,6 +411,7 @@ func (e *Engine) evaluatePipeline(ctx context.Context, p *Pipeline, now time.Tim
 				if m.FinishedAt >= news.newest.FinishedAt {
 					news.newest = m
 				}
+				c.addNews(m)
 				if m.FinishedAt >= c.triggerAt {
 					c.trigger, c.triggerAt = m.ID, m.FinishedAt
 				}
@@ -373,20 +433,34 @@ func (e *Engine) evaluatePipeline(ctx context.Context, p *Pipeline, now time.Tim
 	}
 	ev.budget = e.maxAutomatedRuns() - running
 
-	// Newest materialization of each candidate, per asset.
-	newest := map[string]int64{}
-	byAsset := map[string][]string{}
+	// Newest materialization of each candidate, with what it read of the
+	// candidate's news, per asset.
+	newest := map[string]*newestMat{}
+	byAsset := map[string][]store.ReadCheck{}
 	for _, id := range order {
 		c := cands[id]
-		byAsset[c.asset.Key] = append(byAsset[c.asset.Key], string(c.part))
+		if len(c.news) == 0 {
+			byAsset[c.asset.Key] = append(byAsset[c.asset.Key], store.ReadCheck{Partition: string(c.part)})
+		}
+		for _, m := range c.news {
+			byAsset[c.asset.Key] = append(byAsset[c.asset.Key], store.ReadCheck{Partition: string(c.part), Upstream: m.Asset, UpstreamPartition: m.Partition})
+		}
 	}
-	for asset, parts := range byAsset {
-		got, err := e.st.NewestFinished(ctx, q, p.name, asset, parts)
+	for asset, checks := range byAsset {
+		got, err := e.st.NewestReads(ctx, q, p.name, asset, checks)
 		if err != nil {
 			return err
 		}
-		for k, at := range got {
-			newest[nodeID(asset, flowstone.Partition(k))] = at
+		for _, r := range got {
+			id := nodeID(asset, flowstone.Partition(r.Partition))
+			nw := newest[id]
+			if nw == nil {
+				nw = &newestMat{id: r.Materialization, startedAt: r.StartedAt, finishedAt: r.FinishedAt, reads: map[string]store.NewestRead{}}
+				newest[id] = nw
+			}
+			if r.Upstream != "" {
+				nw.reads[newsKey(r.Upstream, r.UpstreamPartition)] = r
+			}
 		}
 	}
 	topo := map[string]int{}
@@ -421,9 +495,41 @@ func (e *Engine) evaluatePipeline(ctx context.Context, p *Pipeline, now time.Tim
 	return e.judgeFreshness(ctx, p, now)
 }
 
+// newestMat is a candidate's newest materialization (of any status) and
+// what it read of the candidate's news, by newsKey.
+type newestMat struct {
+	id                    string
+	startedAt, finishedAt int64
+	reads                 map[string]store.NewestRead
+}
+
+// covered reports whether nw already follows from c's news: for each
+// upstream partition, it read the triggering materialization or a newer
+// one, or (reading none of that partition: a failure, an ordering-only
+// dependency) it started after the triggering one finished. A candidate
+// without news (a missing partition, or kept pending before news were
+// kept) is covered by a materialization that finished after its trigger.
+func (c *candidate) covered(nw *newestMat) bool {
+	if len(c.news) == 0 {
+		return nw.finishedAt >= c.triggerAt
+	}
+	for k, m := range c.news {
+		if r, ok := nw.reads[k]; ok && r.Read {
+			if r.ReadAt < m.FinishedAt {
+				return false
+			}
+			continue
+		}
+		if nw.startedAt < m.FinishedAt {
+			return false
+		}
+	}
+	return true
+}
+
 // consider decides on one candidate: nothing new, already running, its
 // window not ended, backpressure, or a run.
-func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[string]int64, busy map[string]bool) error {
+func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[string]*newestMat, busy map[string]bool) error {
 	e, q, p := ev.e, ev.q, ev.p
 	id := nodeID(c.asset.Key, c.part)
 	drop := func() error {
@@ -440,7 +546,7 @@ func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[str
 			ev.decide(c, outcome, "", reason)
 		}
 		return e.st.SetAutomationPending(ctx, q, p.name, store.AutomationPending{Asset: c.asset.Key, Partition: string(c.part),
-			Reason: reason, Trigger: c.trigger, TriggerAt: c.triggerAt})
+			Reason: reason, Trigger: c.trigger, TriggerAt: c.triggerAt, News: c.encodeNews()})
 	}
 	if c.asset.Partitions != nil {
 		if err := c.asset.Partitions.Validate(c.part); err != nil {
@@ -451,18 +557,19 @@ func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[str
 			return drop()
 		}
 	}
-	at, ok := newest[id]
+	nw, ok := newest[id]
 	if c.stale && !ok {
 		return drop() // the next partition of a chain not materialized yet
 	}
-	if ok && at >= c.triggerAt {
-		ev.decide(c, AutomationNothingNew, "", fmt.Sprintf("%s; %s%s materialized after (%s)", c.describe(), c.asset.Key, keyNote(string(c.part)),
-			time.UnixMicro(at).UTC().Format(time.DateTime)))
+	if ok && c.covered(nw) {
+		ev.decide(c, AutomationNothingNew, "", fmt.Sprintf("%s; %s%s materialized from them or newer (%s, %s)", c.describe(), c.asset.Key,
+			keyNote(string(c.part)), nw.id, time.UnixMicro(nw.finishedAt).UTC().Format(time.DateTime)))
 		return drop()
 	}
 	if busy[id] {
-		ev.decide(c, AutomationRunning, "", c.describe())
-		return drop()
+		// The run that has it may have read older upstreams: evaluated
+		// again once it has finished the asset.
+		return keep(AutomationRunning)
 	}
 	if ev.budget <= 0 {
 		return keep(AutomationDeferred)

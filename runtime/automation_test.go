@@ -2,7 +2,9 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,15 +194,17 @@ func TestAutomationBackpressure(t *testing.T) {
 		if len(runs) != 1 || runs[0].Status != RunRunning {
 			t.Fatalf("automated runs %+v; want one running", runs)
 		}
-		// A new raw for the day clean is running for is not launched again.
+		// A new raw for the day clean is running for waits for that run:
+		// the run read the older raw, so the day is launched again after.
 		running := ds[AutomationLaunched][0].Partition
 		materializeWait(t, e, p, Request{Targets: []string{"raw"}, Partition: running, Force: true})
+		evaluate(t, e)
 		evaluate(t, e)
 		if got := decisions(t, e, "clean")[AutomationRunning]; len(got) != 1 || got[0].Partition != running {
 			t.Fatalf("clean %s already running: %+v", running, got)
 		}
 		close(gate)
-		for launched := 1; launched < 3; {
+		for launched := 1; launched < 4; {
 			waitAutomated(t, e)
 			evaluate(t, e)
 			n := len(decisions(t, e, "clean")[AutomationLaunched])
@@ -212,7 +216,7 @@ func TestAutomationBackpressure(t *testing.T) {
 		waitAutomated(t, e)
 		evaluate(t, e)
 		ds = decisions(t, e, "clean")
-		if len(ds[AutomationLaunched]) != 3 || len(ds[AutomationDeferred]) != 2 {
+		if len(ds[AutomationLaunched]) != 4 || len(ds[AutomationDeferred]) != 2 || len(ds[AutomationRunning]) != 1 {
 			t.Fatalf("in the end: %v", ds)
 		}
 	})
@@ -365,6 +369,142 @@ func TestAutomationTwoProcesses(t *testing.T) {
 		}
 		if runs := automatedRuns(t, a); len(runs) != 1 {
 			t.Fatalf("automated runs %+v; want one", runs)
+		}
+	})
+}
+
+// An upstream updated while a run that already read its older
+// materialization is in flight is not lost. Evaluated while that run is
+// in flight, the candidate waits ("skipped: already running") and is
+// launched once the run has finished; evaluated only after the run
+// finished (its materialization newer than the upstream's), the lineage
+// shows it read the older one and the candidate is launched. Two
+// processes evaluate in turns; each update launches one run.
+func TestAutomationUpdateDuringRun(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		cfg := db.config(t)
+		cfg.AutomationInterval = -1 // evaluated by hand, in turns
+		var mu sync.Mutex
+		gates := map[flowstone.Partition]chan struct{}{}
+		gate := func(k flowstone.Partition) chan struct{} {
+			mu.Lock()
+			defer mu.Unlock()
+			if gates[k] == nil {
+				gates[k] = make(chan struct{})
+			}
+			return gates[k]
+		}
+		read := make(chan flowstone.Partition, 16)
+		days := flowstone.Daily("2024-01-01")
+		raw := def("raw", func(ctx context.Context, in *Inputs) (any, error) { return fmt.Sprint(time.Now().UnixNano()), nil })
+		raw.Partitions = days
+		clean := def("clean", func(ctx context.Context, in *Inputs) (any, error) {
+			v, err := Input[string](ctx, in, "raw")
+			if err != nil {
+				return nil, err
+			}
+			read <- in.Partition()
+			select {
+			case <-gate(in.Partition()):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return v, nil
+		}, on("raw"))
+		clean.Partitions, clean.Auto = days, AutoEager
+		p := NewPipeline(PipelineDef{Name: "auto", Assets: []AssetDef{raw, clean}})
+		a := openEngine(t, cfg, Bind(p, nil))
+		b := openEngine(t, cfg, Bind(p, nil))
+		both := func() {
+			t.Helper()
+			evaluate(t, a)
+			evaluate(t, b)
+		}
+		evaluate(t, a) // starts the cursor
+		launched := func(k flowstone.Partition) []AutomationDecision {
+			t.Helper()
+			var out []AutomationDecision
+			for _, d := range decisions(t, b, "clean")[AutomationLaunched] {
+				if d.Partition == k {
+					out = append(out, d)
+				}
+			}
+			return out
+		}
+		wantClean := func(k flowstone.Partition) {
+			t.Helper()
+			want, err := Load[string](ctx, a, "auto", "raw", k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := Load[string](ctx, a, "auto", "clean", k); err != nil || got != want {
+				t.Fatalf("clean %s = %q, %v; want the newest raw %q", k, got, err, want)
+			}
+		}
+
+		// Evaluated while in flight: the automated run for the first raw
+		// has read it when raw is materialized again.
+		inFlight := flowstone.Partition("2024-01-02")
+		materializeWait(t, a, p, Request{Targets: []string{"raw"}, Partition: inFlight})
+		both()
+		first := launched(inFlight)
+		if len(first) != 1 {
+			t.Fatalf("clean %s launched %+v; want once", inFlight, first)
+		}
+		<-read
+		materializeWait(t, a, p, Request{Targets: []string{"raw"}, Partition: inFlight, Force: true})
+		both()
+		if got := decisions(t, b, "clean")[AutomationRunning]; len(got) != 1 || got[0].Partition != inFlight {
+			t.Fatalf("clean %s while its run is in flight: %+v; want one already running", inFlight, got)
+		}
+		both() // still running: nothing more
+		close(gate(inFlight))
+		if res := waitRun(t, a, first[0].RunID); res.Status != RunSucceeded {
+			t.Fatalf("first run: %s", res.Status)
+		}
+		both()
+		both()
+		again := launched(inFlight)
+		if len(again) != 2 {
+			t.Fatalf("clean %s launched %+v; want again once the run that read the older raw ended", inFlight, again)
+		}
+		if res := waitRun(t, b, again[1].RunID); res.Status != RunSucceeded {
+			t.Fatalf("second run: %s", res.Status)
+		}
+		wantClean(inFlight)
+
+		// Evaluated only after: a run started by hand read the first raw
+		// and finished after the second one.
+		after := flowstone.Partition("2024-01-03")
+		materializeWait(t, a, p, Request{Targets: []string{"raw"}, Partition: after})
+		run, err := a.Materialize(ctx, p, Request{Targets: []string{"clean"}, Partition: after})
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-read
+		materializeWait(t, a, p, Request{Targets: []string{"raw"}, Partition: after, Force: true})
+		close(gate(after))
+		if res := waitRun(t, a, run.ID); res.Status != RunSucceeded {
+			t.Fatalf("run by hand: %s", res.Status)
+		}
+		both()
+		both()
+		got := launched(after)
+		if len(got) != 1 {
+			t.Fatalf("clean %s launched %+v; want once: the run by hand read the older raw", after, got)
+		}
+		if res := waitRun(t, a, got[0].RunID); res.Status != RunSucceeded {
+			t.Fatalf("automated run: %s", res.Status)
+		}
+		wantClean(after)
+
+		// Its own materializations trigger nothing more, in either process.
+		both()
+		both()
+		if n := len(automatedRuns(t, a)); n != 3 {
+			t.Fatalf("%d automated runs; want 3", n)
 		}
 	})
 }

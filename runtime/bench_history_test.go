@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/flowstone-go/flowstone"
 )
 
 // historySizes are the history lengths BenchmarkHistory compares: the same
@@ -64,6 +66,14 @@ func benchHistory(size int) history {
 		failed: func(r, k int) bool { return (r+k)%7 == 0 }}
 }
 
+// histPipeline is the history's asset as a pipeline declares it, with a
+// freshness bound.
+func histPipeline() *Pipeline {
+	events := def("events", noop)
+	events.Partitions, events.Fresh = flowstone.Daily("2020-01-01"), 24*time.Hour
+	return NewPipeline(PipelineDef{Name: "hist", Assets: []AssetDef{events}})
+}
+
 type historyQuery struct {
 	name string
 	// run runs the query once and checks it returned what every size
@@ -106,6 +116,20 @@ func historyQueries() []historyQuery {
 				return err
 			}
 			return want("Gates", len(gs), 10)
+		}},
+		{"staleness", func(ctx context.Context, e *Engine) error {
+			ss, err := e.Staleness(ctx, histPipeline())
+			if err != nil {
+				return err
+			}
+			return want("Staleness", len(ss), 1)
+		}},
+		{"freshness", func(ctx context.Context, e *Engine) error {
+			fs, err := e.Freshness(ctx, histPipeline(), time.Now())
+			if err != nil {
+				return err
+			}
+			return want("Freshness", len(fs), 1)
 		}},
 		{"runs_20", func(ctx context.Context, e *Engine) error {
 			rs, err := e.Runs(ctx, "hist", 20)

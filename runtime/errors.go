@@ -6,6 +6,10 @@ import "errors"
 var (
 	// ErrUnknownAsset: a target or loaded asset is not in the pipeline.
 	ErrUnknownAsset = errors.New("unknown asset")
+	// ErrBadCursor: a sensor returned a cursor the engine does not store:
+	// longer than MaxSensorCursor bytes, not valid UTF-8, or holding a NUL
+	// byte. The evaluation is recorded as failed and starts no run.
+	ErrBadCursor = errors.New("bad sensor cursor")
 	// ErrUnknownPipeline: the pipeline is not bound to this engine.
 	ErrUnknownPipeline = errors.New("unknown pipeline")
 	// ErrBadConfig: a run config of the wrong type, or that fails to decode.

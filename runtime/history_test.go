@@ -14,13 +14,20 @@ import (
 // history describes a history inserted directly into the database, without
 // running anything: rounds materializations of each of the partitions keys
 // of one asset, each in a run of its own. Round r of key k finished at
-// historyBase + r*partitions + k seconds, and read round r of key k-1
-// (lineage, as a cumulative asset reads its previous partition).
+// historyBase + r*partitions + k seconds (plus after), and read round r of
+// key k-1 (lineage, as a cumulative asset reads its previous partition),
+// or round r of key k of asset reads.
 type history struct {
 	pipeline   string
 	asset      string
 	partitions int
 	rounds     int
+	// reads, when set, is the asset whose round r of key k each
+	// materialization read, instead of its own key k-1.
+	reads string
+	// after shifts every finish time (a downstream finishes after what it
+	// read).
+	after time.Duration
 	// failed reports whether round r of key k failed; nil means none did.
 	failed func(r, k int) bool
 	// waiting is how many more runs are left waiting at a gate (asset
@@ -34,8 +41,10 @@ func (h history) key(k int) flowstone.Partition {
 	return flowstone.Partition(historyBase.AddDate(0, 0, k).Format(time.DateOnly))
 }
 
-func (h history) mat(r, k int) string {
-	return fmt.Sprintf("mat_%s_%s_%06d_%04d", h.pipeline, h.asset, r, k)
+func (h history) mat(r, k int) string { return historyMat(h.pipeline, h.asset, r, k) }
+
+func historyMat(pipeline, asset string, r, k int) string {
+	return fmt.Sprintf("mat_%s_%s_%06d_%04d", pipeline, asset, r, k)
 }
 
 func (h history) run(r, k int) string {
@@ -43,7 +52,7 @@ func (h history) run(r, k int) string {
 }
 
 func (h history) finished(r, k int) time.Time {
-	return historyBase.Add(time.Duration(r*h.partitions+k) * time.Second)
+	return historyBase.Add(time.Duration(r*h.partitions+k)*time.Second + h.after)
 }
 
 func (h history) status(r, k int) string {
@@ -100,7 +109,9 @@ func insertHistory(tb testing.TB, e *Engine, h history) {
 			runs = append(runs, []any{h.run(r, k), h.pipeline, string(h.key(k)), "[]", "", 0, runStatus, 1, start, fin})
 			assets = append(assets, []any{h.run(r, k), h.asset, string(h.key(k)), st, 0, 0, h.mat(r, k), 1, start, fin})
 			mats = append(mats, []any{h.mat(r, k), h.pipeline, h.asset, string(h.key(k)), h.run(r, k), st, "v1", "", "", value, 1, msg, start, fin})
-			if k > 0 && st == "succeeded" {
+			if h.reads != "" && st == "succeeded" {
+				lineage = append(lineage, []any{h.mat(r, k), h.reads, string(h.key(k)), historyMat(h.pipeline, h.reads, r, k)})
+			} else if k > 0 && st == "succeeded" {
 				lineage = append(lineage, []any{h.mat(r, k), h.asset, string(h.key(k - 1)), h.mat(r, k-1)})
 			}
 			flush(false)

@@ -6,6 +6,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/riverqueue/river"
@@ -89,6 +90,14 @@ func (e *Engine) evaluateSensor(ctx context.Context, p *Pipeline, b Binding, nam
 		e.log.ErrorContext(ctx, "sensor failed", "pipeline", p.name, "sensor", name, "error", err)
 		return e.st.SensorFailed(ctx, q, p.name, name, err.Error())
 	}
+	if err := validCursor(res.Cursor); err != nil {
+		// Stored, it would be read back at every evaluation and shown on
+		// every page; PostgreSQL refuses invalid text, which would start
+		// the requests again at every interval without moving on.
+		err = fmt.Errorf("sensor %s returned %w", name, err)
+		e.log.ErrorContext(ctx, "sensor refused", "pipeline", p.name, "sensor", name, "error", err)
+		return e.st.SensorFailed(ctx, q, p.name, name, err.Error())
+	}
 	started := 0
 	var errs []string
 	for i, r := range res.Requests {
@@ -111,6 +120,25 @@ func (e *Engine) evaluateSensor(ctx context.Context, p *Pipeline, b Binding, nam
 		e.log.ErrorContext(ctx, "sensor requests refused", "pipeline", p.name, "sensor", name, "error", lastErr)
 	}
 	return e.st.SensorEvaluated(ctx, q, p.name, name, res.Cursor, started, lastErr)
+}
+
+// MaxSensorCursor bounds the cursor a sensor returns, in bytes: a cursor
+// says where the sensor got to (an offset, a timestamp, a key), not what
+// it saw. A longer one fails the evaluation with ErrBadCursor.
+const MaxSensorCursor = 64 << 10
+
+// validCursor refuses a cursor the engine does not store.
+func validCursor(c string) error {
+	switch {
+	case len(c) > MaxSensorCursor:
+		return fmt.Errorf("%w: %d bytes, more than the limit of %d (runtime.MaxSensorCursor): keep where the sensor got to, not the data",
+			ErrBadCursor, len(c), MaxSensorCursor)
+	case !utf8.ValidString(c):
+		return fmt.Errorf("%w: not valid UTF-8 (encode binary state, e.g. with base64)", ErrBadCursor)
+	case strings.IndexByte(c, 0) >= 0:
+		return fmt.Errorf("%w: holds a NUL byte", ErrBadCursor)
+	}
+	return nil
 }
 
 func callSensor(ctx context.Context, s *SensorDef, cursor string, in *Inputs) (res flowstone.SensorResult, err error) {

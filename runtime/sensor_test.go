@@ -158,3 +158,60 @@ func TestSensorRequestsComputeTheirTargetsUnlessTheyOptIntoReuse(t *testing.T) {
 		}
 	})
 }
+
+// A sensor's cursor is bounded: one longer than MaxSensorCursor, not
+// valid UTF-8, or holding a NUL byte fails the evaluation with
+// ErrBadCursor, starts none of its requests and keeps the stored cursor;
+// one of exactly MaxSensorCursor bytes is stored.
+func TestSensorCursorBound(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		orders := def("orders", func(ctx context.Context, in *Inputs) (any, error) { return 1, nil })
+		cursors := map[string]string{
+			"huge":    strings.Repeat("x", MaxSensorCursor+1),
+			"binary":  "pos\xff\xfe",
+			"nul":     "a\x00b",
+			"largest": strings.Repeat("y", MaxSensorCursor),
+		}
+		var sensors []SensorDef
+		for name, c := range cursors {
+			sensors = append(sensors, SensorDef{Name: name, Every: time.Hour, Targets: []string{"orders"},
+				Run: func(ctx context.Context, cursor string, in *Inputs) (flowstone.SensorResult, error) {
+					return flowstone.SensorResult{Requests: []flowstone.RunRequest{{RunKey: name}}, Cursor: c}, nil
+				}})
+		}
+		p := NewPipeline(PipelineDef{Name: "cursors", Assets: []AssetDef{orders}, Sensors: sensors})
+		cfg := db.config(t)
+		cfg.NoWorkers = true // evaluated by hand
+		b := Bind(p, nil)
+		e := openEngine(t, cfg, b)
+		for name := range cursors {
+			if err := e.evaluateSensor(ctx, p, b, name); err != nil {
+				t.Fatalf("%s: %v", name, err)
+			}
+		}
+		ss, err := e.Sensors(ctx, "cursors")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range ss {
+			if s.Name == "largest" {
+				if s.Cursor != cursors["largest"] || s.Runs != 1 || s.LastError != "" {
+					t.Errorf("largest: cursor of %d bytes, %d runs, error %q; want it stored and one run", len(s.Cursor), s.Runs, s.LastError)
+				}
+				continue
+			}
+			if s.Cursor != "" || s.Runs != 0 || s.Evaluations != 1 || !strings.Contains(s.LastError, ErrBadCursor.Error()) {
+				t.Errorf("%s: %+v; want the evaluation failed with %q, no run, the cursor kept", s.Name, s, ErrBadCursor)
+			}
+		}
+		if !strings.Contains(fmt.Sprint(ss), "more than the limit of 65536") {
+			t.Errorf("no error names the limit: %+v", ss)
+		}
+		runs, err := e.Runs(ctx, "cursors", 10)
+		if err != nil || len(runs) != 1 {
+			t.Fatalf("%d runs, %v; want only the one of the sensor whose cursor was stored", len(runs), err)
+		}
+	})
+}

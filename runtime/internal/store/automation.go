@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"strings"
 )
 
 // AutomationCursor returns a pipeline's automation cursor: the finish time
@@ -37,9 +38,11 @@ type NewSuccess struct {
 // NewSuccesses returns up to limit successful materializations of pipeline
 // that finished after after and at or before upto, oldest first.
 func (Store) NewSuccesses(ctx context.Context, q Querier, pipeline string, after, upto int64, limit int) ([]NewSuccess, error) {
+	// The status literal lets both databases use the partial index
+	// flowstone_materializations_news.
 	rs, err := q.Query(ctx, `SELECT id, asset, partition_key, finished_at FROM flowstone_materializations
-		WHERE finished_at > ? AND finished_at <= ? AND pipeline = ? AND status = ?
-		ORDER BY finished_at, id LIMIT ?`, after, upto, pipeline, MatSucceeded, limit)
+		WHERE pipeline = ? AND status = 'succeeded' AND finished_at > ? AND finished_at <= ?
+		ORDER BY finished_at, id LIMIT ?`, pipeline, after, upto, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -57,29 +60,98 @@ func (Store) NewSuccesses(ctx context.Context, q Querier, pipeline string, after
 
 // NewestFinished returns, for each of partitions that asset has a
 // materialization of (of any status), when the newest one finished
-// (microseconds).
+// (microseconds). Each partition is one backward probe of (pipeline,
+// asset, partition_key, finished_at, id): the cost follows the partitions
+// asked for, not their history (max() grouped by partition read every
+// materialization of each).
 func (Store) NewestFinished(ctx context.Context, q Querier, pipeline, asset string, partitions []string) (map[string]int64, error) {
 	out := map[string]int64{}
 	for len(partitions) > 0 {
 		batch := partitions[:min(len(partitions), 500)]
 		partitions = partitions[len(batch):]
-		args := []any{pipeline, asset}
-		for _, p := range batch {
-			args = append(args, p)
-		}
-		rs, err := q.Query(ctx, `SELECT partition_key, max(finished_at) FROM flowstone_materializations
-			WHERE pipeline = ? AND asset = ? AND partition_key IN (`+placeholders(len(batch))+`) GROUP BY partition_key`, args...)
+		args := anys(batch)
+		args = append(args, pipeline, asset)
+		rs, err := q.Query(ctx, `WITH keys(k) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?), ", len(batch)), ", ")+`)
+			SELECT keys.k, (SELECT x.finished_at FROM flowstone_materializations x
+				WHERE x.pipeline = ? AND x.asset = ? AND x.partition_key = keys.k ORDER BY x.finished_at DESC LIMIT 1)
+			FROM keys`, args...)
 		if err != nil {
 			return nil, err
 		}
 		for rs.Next() {
 			var k string
-			var at int64
+			var at sql.NullInt64
 			if err := rs.Scan(&k, &at); err != nil {
 				rs.Close()
 				return nil, err
 			}
-			out[k] = at
+			if at.Valid {
+				out[k] = at.Int64
+			}
+		}
+		err = rs.Err()
+		rs.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ReadCheck asks what asset's newest materialization of Partition read of
+// Upstream at UpstreamPartition.
+type ReadCheck struct {
+	Partition, Upstream, UpstreamPartition string
+}
+
+// NewestRead answers a ReadCheck about a partition that has a
+// materialization.
+type NewestRead struct {
+	ReadCheck
+	// Materialization is the partition's newest materialization, of any
+	// status; StartedAt and FinishedAt are its times (microseconds).
+	Materialization       string
+	StartedAt, FinishedAt int64
+	// Read is set when its lineage names a materialization of the
+	// upstream partition; ReadAt is when that one finished.
+	Read   bool
+	ReadAt int64
+}
+
+// NewestReads answers checks about asset's partitions: each partition's
+// newest materialization (one backward probe of (pipeline, asset,
+// partition_key, finished_at, id)) and what it read of the upstream
+// partition (a probe of the lineage's primary key and one of the
+// materialization it names). A partition with no materialization has no
+// row. The cost follows the checks, not the history.
+func (Store) NewestReads(ctx context.Context, q Querier, pipeline, asset string, checks []ReadCheck) ([]NewestRead, error) {
+	var out []NewestRead
+	for len(checks) > 0 {
+		batch := checks[:min(len(checks), 300)]
+		checks = checks[len(batch):]
+		args := make([]any, 0, 3*len(batch)+2)
+		for _, c := range batch {
+			args = append(args, c.Partition, c.Upstream, c.UpstreamPartition)
+		}
+		args = append(args, pipeline, asset)
+		rs, err := q.Query(ctx, `WITH c(k, ua, up) AS (VALUES `+strings.TrimSuffix(strings.Repeat("(?, ?, ?), ", len(batch)), ", ")+`)
+			SELECT c.k, c.ua, c.up, m.id, m.started_at, m.finished_at,
+				(SELECT u.finished_at FROM flowstone_lineage l JOIN flowstone_materializations u ON u.id = l.upstream_materialization_id
+					WHERE l.materialization_id = m.id AND l.upstream_asset = c.ua AND l.upstream_partition = c.up)
+			FROM c JOIN flowstone_materializations m ON m.id = (SELECT x.id FROM flowstone_materializations x
+				WHERE x.pipeline = ? AND x.asset = ? AND x.partition_key = c.k ORDER BY x.finished_at DESC, x.id DESC LIMIT 1)`, args...)
+		if err != nil {
+			return nil, err
+		}
+		for rs.Next() {
+			var r NewestRead
+			var at sql.NullInt64
+			if err := rs.Scan(&r.Partition, &r.Upstream, &r.UpstreamPartition, &r.Materialization, &r.StartedAt, &r.FinishedAt, &at); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			r.Read, r.ReadAt = at.Valid, at.Int64
+			out = append(out, r)
 		}
 		err = rs.Err()
 		rs.Close()
@@ -97,9 +169,12 @@ type ActiveNode struct{ Asset, Partition string }
 // ActiveNodes returns the assets and partitions that running runs of
 // pipeline have pending, queued, running, waiting or checking.
 func (Store) ActiveNodes(ctx context.Context, q Querier, pipeline string) ([]ActiveNode, error) {
+	// CROSS JOIN keeps SQLite from walking every run of the pipeline
+	// (probing each one's run assets): the few unfinished rows of the
+	// status-first index lead.
 	rs, err := q.Query(ctx, `SELECT DISTINCT ra.asset, ra.partition_key FROM flowstone_run_assets ra
-		JOIN flowstone_runs r ON r.id = ra.run_id
-		WHERE ra.status IN (?, ?, ?, ?, ?) AND r.pipeline = ?`,
+		CROSS JOIN flowstone_runs r
+		WHERE r.id = ra.run_id AND ra.status IN (?, ?, ?, ?, ?) AND r.pipeline = ?`,
 		AssetPending, AssetQueued, AssetRunning, AssetWaiting, AssetChecking, pipeline)
 	if err != nil {
 		return nil, err
@@ -134,12 +209,17 @@ type AutomationPending struct {
 	// TriggerAt is when the newest materialization that triggered it
 	// finished (microseconds); 0 for a missing partition.
 	TriggerAt int64
+	// News is the upstream materializations that triggered it, as the
+	// runtime encodes them; empty for a missing partition.
+	News string
 }
 
 // AutomationPendings returns the pending candidates of pipeline.
 func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string) ([]AutomationPending, error) {
-	rs, err := q.Query(ctx, `SELECT asset, partition_key, reason, trigger_id, trigger_at FROM flowstone_automation_pending
-		WHERE pipeline = ? ORDER BY asset, partition_key`, pipeline)
+	rs, err := q.Query(ctx, `SELECT p.asset, p.partition_key, p.reason, p.trigger_id, p.trigger_at, COALESCE(n.news, '')
+		FROM flowstone_automation_pending p LEFT JOIN flowstone_automation_news n
+			ON n.pipeline = p.pipeline AND n.asset = p.asset AND n.partition_key = p.partition_key
+		WHERE p.pipeline = ? ORDER BY p.asset, p.partition_key`, pipeline)
 	if err != nil {
 		return nil, err
 	}
@@ -147,7 +227,7 @@ func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string)
 	var out []AutomationPending
 	for rs.Next() {
 		var p AutomationPending
-		if err := rs.Scan(&p.Asset, &p.Partition, &p.Reason, &p.Trigger, &p.TriggerAt); err != nil {
+		if err := rs.Scan(&p.Asset, &p.Partition, &p.Reason, &p.Trigger, &p.TriggerAt, &p.News); err != nil {
 			return nil, err
 		}
 		out = append(out, p)
@@ -157,16 +237,26 @@ func (Store) AutomationPendings(ctx context.Context, q Querier, pipeline string)
 
 // SetAutomationPending records (or replaces) a pending candidate.
 func (Store) SetAutomationPending(ctx context.Context, q Querier, pipeline string, p AutomationPending) error {
-	_, err := q.Exec(ctx, `INSERT INTO flowstone_automation_pending (pipeline, asset, partition_key, reason, trigger_id, trigger_at) VALUES (?, ?, ?, ?, ?, ?)
+	if _, err := q.Exec(ctx, `INSERT INTO flowstone_automation_pending (pipeline, asset, partition_key, reason, trigger_id, trigger_at)
+		VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (pipeline, asset, partition_key) DO UPDATE SET reason = excluded.reason, trigger_id = excluded.trigger_id,
 		trigger_at = excluded.trigger_at`,
-		pipeline, p.Asset, p.Partition, p.Reason, p.Trigger, p.TriggerAt)
+		pipeline, p.Asset, p.Partition, p.Reason, p.Trigger, p.TriggerAt); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, `INSERT INTO flowstone_automation_news (pipeline, asset, partition_key, news) VALUES (?, ?, ?, ?)
+		ON CONFLICT (pipeline, asset, partition_key) DO UPDATE SET news = excluded.news`,
+		pipeline, p.Asset, p.Partition, p.News)
 	return err
 }
 
 // DeleteAutomationPending forgets a pending candidate.
 func (Store) DeleteAutomationPending(ctx context.Context, q Querier, pipeline, asset, partition string) error {
-	_, err := q.Exec(ctx, `DELETE FROM flowstone_automation_pending WHERE pipeline = ? AND asset = ? AND partition_key = ?`,
+	if _, err := q.Exec(ctx, `DELETE FROM flowstone_automation_pending WHERE pipeline = ? AND asset = ? AND partition_key = ?`,
+		pipeline, asset, partition); err != nil {
+		return err
+	}
+	_, err := q.Exec(ctx, `DELETE FROM flowstone_automation_news WHERE pipeline = ? AND asset = ? AND partition_key = ?`,
 		pipeline, asset, partition)
 	return err
 }

@@ -61,7 +61,9 @@ type KeyedRun struct {
 func (Store) RunByKey(ctx context.Context, q Querier, pipeline, key string) (KeyedRun, error) {
 	var r KeyedRun
 	var cfg sql.NullString
-	err := q.QueryRow(ctx, `SELECT id, partition_key, targets, config FROM flowstone_runs WHERE pipeline = ? AND run_key = ?`, pipeline, key).
+	// run_key <> '' names the partial unique index's condition, so SQLite
+	// probes it instead of walking every run of the pipeline.
+	err := q.QueryRow(ctx, `SELECT id, partition_key, targets, config FROM flowstone_runs WHERE pipeline = ? AND run_key = ? AND run_key <> ''`, pipeline, key).
 		Scan(&r.ID, &r.Partition, &r.Targets, &cfg)
 	if cfg.Valid {
 		r.Config = []byte(cfg.String)

@@ -2,10 +2,25 @@ package store
 
 import "context"
 
-// newestSucceeded selects the newest succeeded materialization of each
-// partition of an asset (pipeline and asset bound as m.pipeline, m.asset).
-const newestSucceeded = `m.status = 'succeeded' AND m.finished_at = (SELECT max(x.finished_at) FROM flowstone_materializations x
-	WHERE x.pipeline = m.pipeline AND x.asset = m.asset AND x.partition_key = m.partition_key AND x.status = m.status)`
+// newestSucceeded is a CTE naming, as newest(id), the newest succeeded
+// materialization of each partition of an asset (bound as pipeline,
+// asset three times): the recursive part walks the asset's distinct
+// partition keys through the index, one probe each, and each key's
+// newest success is one backward probe of (pipeline, asset,
+// partition_key, status, finished_at). The cost follows the partitions,
+// not their history (a correlated max() per row read every
+// materialization of the asset).
+const newestSucceeded = `WITH RECURSIVE keys(k) AS (
+		SELECT min(partition_key) FROM flowstone_materializations WHERE pipeline = ? AND asset = ?
+		UNION ALL
+		SELECT (SELECT min(x.partition_key) FROM flowstone_materializations x
+			WHERE x.pipeline = ? AND x.asset = ? AND x.partition_key > keys.k)
+		FROM keys WHERE keys.k IS NOT NULL
+	), newest(id) AS (
+		SELECT (SELECT x.id FROM flowstone_materializations x WHERE x.pipeline = ? AND x.asset = ? AND x.partition_key = keys.k
+			AND x.status = 'succeeded' ORDER BY x.finished_at DESC, x.id DESC LIMIT 1)
+		FROM keys WHERE keys.k IS NOT NULL
+	)`
 
 // Version is the code version of a partition's newest succeeded
 // materialization.
@@ -16,8 +31,9 @@ type Version struct {
 // NewestVersions returns, per partition of asset, its newest succeeded
 // materialization and the code version that produced it, by partition.
 func (Store) NewestVersions(ctx context.Context, q Querier, pipeline, asset string) ([]Version, error) {
-	rs, err := q.Query(ctx, `SELECT m.partition_key, m.id, m.code_version FROM flowstone_materializations m
-		WHERE m.pipeline = ? AND m.asset = ? AND `+newestSucceeded+` ORDER BY m.partition_key`, pipeline, asset)
+	rs, err := q.Query(ctx, newestSucceeded+` SELECT m.partition_key, m.id, m.code_version
+		FROM newest JOIN flowstone_materializations m ON m.id = newest.id ORDER BY m.partition_key`,
+		pipeline, asset, pipeline, asset, pipeline, asset)
 	if err != nil {
 		return nil, err
 	}
@@ -43,14 +59,13 @@ type NewerInput struct {
 // NewerInputs returns the inputs of asset's newest materializations that
 // have been materialized again since, by partition and upstream.
 func (Store) NewerInputs(ctx context.Context, q Querier, pipeline, asset string) ([]NewerInput, error) {
-	rs, err := q.Query(ctx, `SELECT m.partition_key, l.upstream_asset, l.upstream_partition
-		FROM flowstone_materializations m
+	rs, err := q.Query(ctx, newestSucceeded+` SELECT m.partition_key, l.upstream_asset, l.upstream_partition
+		FROM newest JOIN flowstone_materializations m ON m.id = newest.id
 		JOIN flowstone_lineage l ON l.materialization_id = m.id
 		JOIN flowstone_materializations u ON u.id = l.upstream_materialization_id
-		WHERE m.pipeline = ? AND m.asset = ? AND `+newestSucceeded+`
-		AND EXISTS (SELECT 1 FROM flowstone_materializations n WHERE n.pipeline = m.pipeline AND n.asset = l.upstream_asset
+		WHERE EXISTS (SELECT 1 FROM flowstone_materializations n WHERE n.pipeline = m.pipeline AND n.asset = l.upstream_asset
 			AND n.partition_key = l.upstream_partition AND n.status = 'succeeded' AND n.finished_at > u.finished_at)
-		ORDER BY m.partition_key, l.upstream_asset, l.upstream_partition`, pipeline, asset)
+		ORDER BY m.partition_key, l.upstream_asset, l.upstream_partition`, pipeline, asset, pipeline, asset, pipeline, asset)
 	if err != nil {
 		return nil, err
 	}
