@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,30 +14,12 @@ import (
 	"github.com/flowstone-go/flowstone/internal/testproxy"
 )
 
-// logBuffer is a log the test reads while handlers write it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // proxiedGates is a run with two gates (double and triple) and a run with
 // 24 hourly gates under a daily rollup, on one engine whose log the test
 // reads.
 type proxiedGates struct {
 	e            *Engine
-	log          *logBuffer
+	log          *testproxy.Log
 	twoGates     string
 	hourly       string
 	hourlyTarget string
@@ -66,7 +47,7 @@ func openProxiedGates(t *testing.T, db testDB) proxiedGates {
 	rollup.Partitions = flowstone.Daily("2024-01-01")
 	hourly := NewPipeline(PipelineDef{Name: "hourly", Assets: []AssetDef{check, rollup}})
 
-	logs := &logBuffer{}
+	logs := &testproxy.Log{}
 	cfg := db.config(t)
 	cfg.Secret = testSecret
 	cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))

@@ -13,6 +13,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 )
@@ -141,4 +142,24 @@ func (p *Proxy) Do(t testing.TB, method, path string, body io.Reader, hdr map[st
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return Answer{Code: res.StatusCode, Header: res.Header, Body: string(b)}
+}
+
+// Log is a log a test reads while handlers write it.
+type Log struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write appends p to the log.
+func (l *Log) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns what was written so far.
+func (l *Log) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

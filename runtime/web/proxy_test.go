@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/flowstone-go/flowstone"
@@ -16,24 +15,6 @@ import (
 	"github.com/flowstone-go/flowstone/runtime"
 	"github.com/flowstone-go/flowstone/runtime/web"
 )
-
-// logBuffer is a log the test reads while the handler writes it.
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // proxyWrite posts body to path through p as the page does: signed in as
 // ana, with the CSRF token of p's session and the origin users open.
@@ -76,7 +57,7 @@ func TestWritesBehindProxy(t *testing.T) {
 		first, second := start("2024-03-01"), start("2024-03-02")
 		approve := map[string]any{"run": first, "asset": refunds.AssetRefund, "partition": "2024-03-01", "reason": "via the proxy"}
 
-		logs := &logBuffer{}
+		logs := &testproxy.Log{}
 		h, err := web.New(eng, web.Options{Users: users, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 		if err != nil {
 			t.Fatal(err)

@@ -28,21 +28,9 @@ type NewMaterialization struct {
 
 // InsertMaterialization records m.
 func (Store) InsertMaterialization(ctx context.Context, q Querier, m NewMaterialization) error {
-	var value, views any
-	if m.Value != nil {
-		value = string(m.Value)
-	}
-	if m.Views != nil {
-		views = string(m.Views)
-	}
-	if m.Metadata == "" {
-		m.Metadata = "{}"
-	}
 	if _, err := q.Exec(ctx, `INSERT INTO flowstone_materializations
 		(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, views, metadata, attempts, error, started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		m.ID, m.Pipeline, m.Asset, m.Partition, m.Run, m.Status, m.CodeVersion, m.ConfigHash, m.InputHash,
-		value, boolInt(m.External), views, m.Metadata, m.Attempts, m.Error, m.StartedAt, m.FinishedAt); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, materializationRow(m)...); err != nil {
 		return fmt.Errorf("record materialization: %w", err)
 	}
 	return nil
