@@ -67,7 +67,9 @@ func TestPruneKeepsLoadAndReuseAndRemovesTheRest(t *testing.T) {
 			t.Fatalf("Prune without a bound: %v", err)
 		}
 
-		// A dry run counts and deletes nothing.
+		// A dry run counts and deletes nothing. River's completer
+		// completes a job shortly after its run has finished.
+		waitJobsFinalized(t, e)
 		bound := time.Now()
 		dry, err := e.Prune(ctx, PruneRequest{Before: bound, DryRun: true})
 		if err != nil {
@@ -402,4 +404,27 @@ func TestPruneDeletesTheChecksOfWhatItDeletes(t *testing.T) {
 			}
 		}
 	})
+}
+
+// waitJobsFinalized waits until River has finalized every job of e's
+// database: a job's run finishes before River's batched completer marks
+// the job completed.
+func waitJobsFinalized(t *testing.T, e *Engine) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		open := 0
+		for _, j := range listAllJobs(t, e) {
+			if j.FinalizedAt == nil {
+				open++
+			}
+		}
+		if open == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d River jobs still not finalized", open)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
