@@ -103,12 +103,7 @@ func TestGateLinksDecideOnlyFromTheirPage(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {
 		ctx := context.Background()
-		cfg := db.config(t)
-		cfg.Secret = testSecret
-		p := gatePipeline(0, "")
-		e := openEngine(t, cfg, Bind(p, nil))
-		run, _ := e.Materialize(ctx, p, Request{})
-		waitForGate(t, e, run.ID)
+		e, run := waitingGate(t, db)
 		s := newLinkServer(t, e.GateHandler())
 		ref := Ref{RunID: run.ID, Asset: "refund"}
 		approve, reject := mustToken(t, e, ref, "approve"), mustToken(t, e, ref, "reject")
@@ -167,12 +162,7 @@ func TestGateLinksWorkOnce(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {
 		ctx := context.Background()
-		cfg := db.config(t)
-		cfg.Secret = testSecret
-		p := gatePipeline(0, "")
-		e := openEngine(t, cfg, Bind(p, nil))
-		run, _ := e.Materialize(ctx, p, Request{})
-		waitForGate(t, e, run.ID)
+		e, run := waitingGate(t, db)
 		s := newLinkServer(t, e.GateHandler())
 		ref := Ref{RunID: run.ID, Asset: "refund"}
 		approve, reject := mustToken(t, e, ref, "approve"), mustToken(t, e, ref, "reject")

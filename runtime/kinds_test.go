@@ -252,6 +252,22 @@ func gatePipeline(timeout time.Duration, onTimeout string) *Pipeline {
 	}})
 }
 
+// waitingGate opens an engine that signs with testSecret on db, starts a
+// run of gatePipeline(0, "") and returns once its gate waits.
+func waitingGate(t *testing.T, db testDB) (*Engine, Run) {
+	t.Helper()
+	cfg := db.config(t)
+	cfg.Secret = testSecret
+	p := gatePipeline(0, "")
+	e := openEngine(t, cfg, Bind(p, nil))
+	run, err := e.Materialize(context.Background(), p, Request{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForGate(t, e, run.ID)
+	return e, run
+}
+
 func waitForGate(t *testing.T, e *Engine, runID string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
@@ -317,12 +333,7 @@ func TestGateRejectAndTimeout(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {
 		ctx := context.Background()
-		cfg := db.config(t)
-		cfg.Secret = testSecret
-		p := gatePipeline(0, "")
-		e := openEngine(t, cfg, Bind(p, nil))
-		run, _ := e.Materialize(ctx, p, Request{})
-		waitForGate(t, e, run.ID)
+		e, run := waitingGate(t, db)
 		if err := e.Reject(ctx, Ref{RunID: run.ID, Asset: "refund"}, "carl", "duplicate claim"); err != nil {
 			t.Fatal(err)
 		}
@@ -352,12 +363,7 @@ func TestGateLinks(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {
 		ctx := context.Background()
-		cfg := db.config(t)
-		cfg.Secret = testSecret
-		p := gatePipeline(0, "")
-		e := openEngine(t, cfg, Bind(p, nil))
-		run, _ := e.Materialize(ctx, p, Request{})
-		waitForGate(t, e, run.ID)
+		e, run := waitingGate(t, db)
 		srv := httptest.NewServer(e.GateHandler())
 		defer srv.Close()
 
