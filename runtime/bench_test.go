@@ -379,6 +379,7 @@ func runAndTime(ctx context.Context, e *Engine, p *Pipeline) (string, time.Durat
 type wideResult struct {
 	elapsed time.Duration
 	fanIn   time.Duration // last leaf finished -> fan-in finished
+	cpu     time.Duration // the process's CPU time over elapsed
 }
 
 func flowstoneWide(ctx context.Context, cfg Config, kind DepKind) (wideResult, error) {
@@ -388,7 +389,9 @@ func flowstoneWide(ctx context.Context, cfg Config, kind DepKind) (wideResult, e
 		return wideResult{}, err
 	}
 	defer e.Close(context.WithoutCancel(ctx))
+	cpu0 := cpuTime()
 	_, elapsed, finished, err := runAndTime(ctx, e, p)
+	cpu := cpuTime() - cpu0
 	if err != nil {
 		return wideResult{}, err
 	}
@@ -398,7 +401,7 @@ func flowstoneWide(ctx context.Context, cfg Config, kind DepKind) (wideResult, e
 			lastLeaf = t
 		}
 	}
-	return wideResult{elapsed: elapsed, fanIn: finished["fan_in"].Sub(lastLeaf)}, nil
+	return wideResult{elapsed: elapsed, fanIn: finished["fan_in"].Sub(lastLeaf), cpu: cpu}, nil
 }
 
 type chainResult struct {
@@ -477,7 +480,7 @@ func BenchmarkWide(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 				defer cancel()
 				var raw, best, order, value time.Duration
-				var orderFanIn, valueFanIn time.Duration
+				var orderFanIn, valueFanIn, rawCPU, orderCPU time.Duration
 				iters := 0
 				for b.Loop() {
 					iters++
@@ -485,7 +488,9 @@ func BenchmarkWide(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
+					cpu0 := cpuTime()
 					d, err := r.wide(ctx, benchWide)
+					rawCPU += cpuTime() - cpu0
 					r.close()
 					if err != nil {
 						b.Fatal(err)
@@ -504,7 +509,7 @@ func BenchmarkWide(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					order, orderFanIn = order+o.elapsed, orderFanIn+o.fanIn
+					order, orderFanIn, orderCPU = order+o.elapsed, orderFanIn+o.fanIn, orderCPU+o.cpu
 					v, err := flowstoneWide(ctx, benchConfig(db.fresh(b), prof), DepValue)
 					if err != nil {
 						b.Fatal(err)
@@ -525,6 +530,9 @@ func BenchmarkWide(b *testing.B) {
 				b.ReportMetric(valueRate, "value_mat/s")
 				b.ReportMetric(valueRate/riverRate, "value_ratio_vs_river")
 				b.ReportMetric(ms(valueFanIn)/n, "value_fanin_ms")
+				// CPU per job is what the machine's load distorts least.
+				b.ReportMetric(float64(rawCPU.Microseconds())/(benchWide*n), "river_cpu_us/job")
+				b.ReportMetric(float64(orderCPU.Microseconds())/((benchWide+1)*n), "cpu_us/mat")
 			})
 		}
 	}
