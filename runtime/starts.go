@@ -73,20 +73,23 @@ func (g *startGroup) run(ctx context.Context, r *startReq) {
 	start := g.start
 	g.mu.Unlock()
 
-	start(ctx, group)
-
-	g.mu.Lock()
-	if len(g.queue) > 0 {
-		close(g.queue[0].lead)
-	} else {
-		g.busy = false
-	}
-	g.mu.Unlock()
-	for _, o := range group {
-		if o != r {
-			close(o.done)
+	// Deferred, so that a panic in start (River recovers it as the job's
+	// failure) leaves no start waiting.
+	defer func() {
+		g.mu.Lock()
+		if len(g.queue) > 0 {
+			close(g.queue[0].lead)
+		} else {
+			g.busy = false
 		}
-	}
+		g.mu.Unlock()
+		for _, o := range group {
+			if o != r {
+				close(o.done)
+			}
+		}
+	}()
+	start(ctx, group)
 }
 
 // startQueuedNode starts n under job through the engine's start group;
