@@ -486,7 +486,7 @@ func (e *Engine) advanceRound(ctx context.Context, tx txn, runs []runNodes) ([]e
 	}
 	var byUp map[store.Node][]store.Node
 	if len(ups) > 0 {
-		deps, err := e.st.Dependents(ctx, tx, ups)
+		deps, err := e.st.Dependents(ctx, tx, e.dialect == "postgres", ups)
 		if err != nil {
 			return nil, err
 		}

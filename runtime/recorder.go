@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
@@ -238,7 +237,7 @@ func groupRuns(group []*finished) []runNodes {
 // lineage and arrivals of those it finished, in tx. A node twice in the
 // group is left for its job to record alone.
 func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) error {
-	fins := make([]store.Finish, 0, len(group))
+	fins := make([]store.Finished, 0, len(group))
 	seen := make(map[store.Node]bool, len(group))
 	for _, f := range group {
 		f.recorded = false
@@ -247,35 +246,16 @@ func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) err
 			continue
 		}
 		seen[f.fin.Node] = true
-		fins = append(fins, f.fin)
+		fins = append(fins, store.Finished{Finish: f.fin, Block: blockOf(f.status), M: f.m, Reads: f.reads})
 	}
-	started, err := e.st.FinishAttempts(ctx, tx, fins)
+	started, err := e.st.RecordFinished(ctx, tx, e.dialect == "postgres", fins)
 	if err != nil {
 		return err
 	}
-	at := time.Now().UnixMicro()
-	ms := make([]store.NewMaterialization, 0, len(started))
-	arrivals := make([]store.Arrival, 0, len(started))
-	var reads []store.Read
 	for _, f := range group {
-		s, ok := started[f.fin.Node]
-		if !ok || f.alone {
-			continue
+		if _, ok := started[f.fin.Node]; ok && !f.alone {
+			f.recorded = true
 		}
-		f.recorded = true
-		m := f.m
-		m.StartedAt, m.FinishedAt = s, at
-		ms = append(ms, m)
-		for _, l := range f.reads {
-			reads = append(reads, store.Read{Materialization: m.ID, Lineage: l})
-		}
-		arrivals = append(arrivals, store.Arrival{Upstream: f.fin.Node, Block: blockOf(f.status)})
 	}
-	if err := e.st.InsertMaterializations(ctx, tx, ms); err != nil {
-		return err
-	}
-	if err := e.st.InsertReads(ctx, tx, reads); err != nil {
-		return err
-	}
-	return e.st.InsertArrivalsOf(ctx, tx, arrivals)
+	return nil
 }

@@ -164,8 +164,24 @@ type Dependent struct {
 }
 
 // Dependents returns the dependents of each of ups in their runs, ordered
-// by upstream, then by asset and partition.
-func (Store) Dependents(ctx context.Context, q Querier, ups []Node) ([]Dependent, error) {
+// by upstream, then by asset and partition. On PostgreSQL (postgres) the
+// upstreams travel as arrays, so the statement has one text whatever their
+// number.
+func (Store) Dependents(ctx context.Context, q Querier, postgres bool, ups []Node) ([]Dependent, error) {
+	const sel = `SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
+		FROM v, flowstone_run_edges e WHERE e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp
+		ORDER BY e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key`
+	if len(ups) == 0 {
+		return nil, nil
+	}
+	if postgres {
+		runs, assets, parts := make([]string, len(ups)), make([]string, len(ups)), make([]string, len(ups))
+		for i, n := range ups {
+			runs[i], assets[i], parts[i] = n.Run, n.Asset, n.Partition
+		}
+		rs, err := q.Query(ctx, `WITH v AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[]) AS v(vr, va, vp)) `+sel, runs, assets, parts)
+		return scanDependents(nil, rs, err)
+	}
 	var out []Dependent
 	for start := 0; start < len(ups); start += groupChunk {
 		chunk := ups[start:min(start+groupChunk, len(ups))]
@@ -173,26 +189,172 @@ func (Store) Dependents(ctx context.Context, q Querier, ups []Node) ([]Dependent
 		for _, n := range chunk {
 			args = append(args, n.Run, n.Asset, n.Partition)
 		}
-		rs, err := q.Query(ctx, valuesCTE("vr, va, vp", len(chunk))+
-			`SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
-			FROM v, flowstone_run_edges e WHERE e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp
-			ORDER BY e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rs.Next() {
-			var d Dependent
-			if err := rs.Scan(&d.Run, &d.Upstream.Asset, &d.Upstream.Partition, &d.Asset, &d.Partition); err != nil {
-				rs.Close()
-				return nil, err
-			}
-			d.Upstream.Run = d.Run
-			out = append(out, d)
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
+		rs, err := q.Query(ctx, valuesCTE("vr, va, vp", len(chunk))+sel, args...)
+		if out, err = scanDependents(out, rs, err); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// scanDependents appends the dependents of Dependents' query to out.
+func scanDependents(out []Dependent, rs Rows, err error) ([]Dependent, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var d Dependent
+		if err := rs.Scan(&d.Run, &d.Upstream.Asset, &d.Upstream.Partition, &d.Asset, &d.Partition); err != nil {
+			return nil, err
+		}
+		d.Upstream.Run = d.Run
+		out = append(out, d)
+	}
+	return out, rs.Err()
+}
+
+// Finished is a finished node to record: its outcome, what its arrival
+// does to its dependents, its materialization (whose times are set when it
+// is recorded) and the upstream materializations it read.
+type Finished struct {
+	Finish
+	Block Block
+	M     NewMaterialization
+	Reads []Lineage
+}
+
+// RecordFinished records many finished nodes at once: it finishes each
+// that is running or waiting (FinishAttempts) and records the
+// materializations, lineage and arrivals of those it finished, and returns
+// when each of those started. The nodes must be distinct. On PostgreSQL it
+// is one statement whose text does not depend on how many nodes it
+// records: the rows travel as arrays, so the statement is prepared once per
+// connection and the whole record is one round trip.
+func (s Store) RecordFinished(ctx context.Context, q Querier, postgres bool, fins []Finished) (started map[Node]int64, err error) {
+	if len(fins) == 0 {
+		return map[Node]int64{}, nil
+	}
+	if postgres {
+		return recordFinishedPg(ctx, q, fins)
+	}
+	fs := make([]Finish, len(fins))
+	for i, f := range fins {
+		fs[i] = f.Finish
+	}
+	if started, err = s.FinishAttempts(ctx, q, fs); err != nil {
+		return nil, err
+	}
+	at := now()
+	ms := make([]NewMaterialization, 0, len(started))
+	arrivals := make([]Arrival, 0, len(started))
+	var reads []Read
+	for _, f := range fins {
+		st, ok := started[f.Node]
+		if !ok {
+			continue
+		}
+		m := f.M
+		m.StartedAt, m.FinishedAt = st, at
+		ms = append(ms, m)
+		for _, l := range f.Reads {
+			reads = append(reads, Read{Materialization: m.ID, Lineage: l})
+		}
+		arrivals = append(arrivals, Arrival{Upstream: f.Node, Block: f.Block})
+	}
+	if err := s.InsertMaterializations(ctx, q, ms); err != nil {
+		return nil, err
+	}
+	if err := s.InsertReads(ctx, q, reads); err != nil {
+		return nil, err
+	}
+	if err := s.InsertArrivalsOf(ctx, q, arrivals); err != nil {
+		return nil, err
+	}
+	return started, nil
+}
+
+// recordFinishedPg is RecordFinished's one statement on PostgreSQL: the
+// update's RETURNING names the nodes it finished, and only their rows are
+// inserted. The sub-statements of a WITH share one snapshot, so none reads
+// another's rows; none needs to.
+func recordFinishedPg(ctx context.Context, q Querier, fins []Finished) (map[Node]int64, error) {
+	n := len(fins)
+	cols := make([][]string, 18)
+	for i := range cols {
+		cols[i] = make([]string, n)
+	}
+	value, views := make([]*string, n), make([]*string, n)
+	external, attempts := make([]int, n), make([]int, n)
+	var rm, ra, rp, ru []string
+	for i, f := range fins {
+		m := f.M
+		if m.Metadata == "" {
+			m.Metadata = "{}"
+		}
+		for c, v := range []string{f.Run, f.Asset, f.Partition, string(f.Status), f.Materialization, f.Reason, string(f.Block),
+			m.ID, m.Pipeline, m.Asset, m.Partition, m.Run, string(m.Status), m.CodeVersion, m.ConfigHash, m.InputHash, m.Metadata, m.Error} {
+			cols[c][i] = v
+		}
+		if m.Value != nil {
+			s := string(m.Value)
+			value[i] = &s
+		}
+		if m.Views != nil {
+			s := string(m.Views)
+			views[i] = &s
+		}
+		external[i], attempts[i] = boolInt(m.External), m.Attempts
+		for _, l := range f.Reads {
+			rm, ra, rp, ru = append(rm, m.ID), append(ra, l.Asset), append(rp, l.Partition), append(ru, l.Materialization)
+		}
+	}
+	args := make([]any, 0, 30)
+	for _, c := range cols {
+		args = append(args, c)
+	}
+	args = append(args, value, views, external, attempts, now(), AssetRunning, AssetWaiting, rm, ra, rp, ru)
+	rs, err := q.Query(ctx, `WITH u AS (
+			SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+				?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+				?::text[], ?::text[], ?::int[], ?::int[])
+			AS u(vr, va, vp, vs, vm, ve, vb, id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, metadata, error,
+				value, views, external, attempts)
+		), t AS (SELECT ?::bigint AS at),
+		f AS (
+			UPDATE flowstone_run_assets ra SET status = u.vs, materialization_id = u.vm, error = u.ve, finished_at = t.at
+			FROM u, t WHERE ra.run_id = u.vr AND ra.asset = u.va AND ra.partition_key = u.vp AND ra.status IN (?, ?)
+			RETURNING u.*, COALESCE(ra.started_at, 0) AS started, t.at
+		), m AS (
+			INSERT INTO flowstone_materializations
+				(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, views, metadata, attempts, error, started_at, finished_at)
+			SELECT id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, views, metadata, attempts, error, started, at
+			FROM f
+		), l AS (
+			INSERT INTO flowstone_lineage (materialization_id, upstream_asset, upstream_partition, upstream_materialization_id)
+			SELECT r.m, r.a, r.p, r.u FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) AS r(m, a, p, u) JOIN f ON f.id = r.m
+		), a AS (
+			INSERT INTO flowstone_arrivals (run_id, asset, partition_key, upstream, upstream_partition, required, block)
+			SELECT e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition, e.required, CASE WHEN e.required = 1 THEN f.vb ELSE '' END
+			FROM f JOIN flowstone_run_edges e ON e.run_id = f.vr AND e.upstream = f.va AND e.upstream_partition = f.vp
+			ON CONFLICT DO NOTHING
+		)
+		SELECT vr, va, vp, started FROM f`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("record finished: %w", err)
+	}
+	defer rs.Close()
+	started := make(map[Node]int64, n)
+	for rs.Next() {
+		var nd Node
+		var s int64
+		if err := rs.Scan(&nd.Run, &nd.Asset, &nd.Partition, &s); err != nil {
+			return nil, fmt.Errorf("record finished: %w", err)
+		}
+		started[nd] = s
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("record finished: %w", err)
+	}
+	return started, nil
 }
