@@ -380,6 +380,7 @@ type wideResult struct {
 	elapsed time.Duration
 	fanIn   time.Duration // last leaf finished -> fan-in finished
 	trips   int64         // PostgreSQL round trips from Materialize to the run's end
+	cpu     time.Duration // this process's CPU time meanwhile
 }
 
 func flowstoneWide(ctx context.Context, cfg Config, kind DepKind) (wideResult, error) {
@@ -390,19 +391,19 @@ func flowstoneWide(ctx context.Context, cfg Config, kind DepKind) (wideResult, e
 		return wideResult{}, err
 	}
 	defer e.Close(context.WithoutCancel(ctx))
-	before := cfg.roundTrips.total()
+	before, cpu0 := cfg.roundTrips.total(), cpuTime()
 	_, elapsed, finished, err := runAndTime(ctx, e, p)
 	if err != nil {
 		return wideResult{}, err
 	}
-	trips := cfg.roundTrips.total() - before
+	trips, cpu := cfg.roundTrips.total()-before, cpuTime()-cpu0
 	var lastLeaf time.Time
 	for k, t := range finished {
 		if k != "fan_in" && t.After(lastLeaf) {
 			lastLeaf = t
 		}
 	}
-	return wideResult{elapsed: elapsed, fanIn: finished["fan_in"].Sub(lastLeaf), trips: trips}, nil
+	return wideResult{elapsed: elapsed, fanIn: finished["fan_in"].Sub(lastLeaf), trips: trips, cpu: cpu}, nil
 }
 
 type chainResult struct {
@@ -483,6 +484,7 @@ func BenchmarkWide(b *testing.B) {
 				var raw, best, order, value time.Duration
 				var orderFanIn, valueFanIn time.Duration
 				var trips int64
+				var cpu time.Duration
 				iters := 0
 				for b.Loop() {
 					iters++
@@ -509,7 +511,7 @@ func BenchmarkWide(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					order, orderFanIn, trips = order+o.elapsed, orderFanIn+o.fanIn, trips+o.trips
+					order, orderFanIn, trips, cpu = order+o.elapsed, orderFanIn+o.fanIn, trips+o.trips, cpu+o.cpu
 					v, err := flowstoneWide(ctx, benchConfig(db.fresh(b), prof), DepValue)
 					if err != nil {
 						b.Fatal(err)
@@ -530,6 +532,8 @@ func BenchmarkWide(b *testing.B) {
 				b.ReportMetric(valueRate, "value_mat/s")
 				b.ReportMetric(valueRate/riverRate, "value_ratio_vs_river")
 				b.ReportMetric(ms(valueFanIn)/n, "value_fanin_ms")
+				// The engine's process only (not the database server's).
+				b.ReportMetric(float64(cpu.Microseconds())/(benchWide+1)/n, "cpu_us/mat")
 				if db.name == "postgres" {
 					// River's statements included (fetch, completer).
 					b.ReportMetric(float64(trips)/(benchWide+1)/n, "round_trips/mat")

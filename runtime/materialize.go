@@ -445,7 +445,9 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node) erro
 // starts after the previous committed. That ordering is what makes a
 // fan-in start exactly once: of the upstreams that finish together, the
 // last to commit sees every arrival, and the claim in resolve lets only one
-// act. Each round is one transaction for every run, with one statement for
+// act. (The recorder advances in the transaction that records the
+// arrivals instead; on PostgreSQL the readiness checks of a dependent are
+// then made serial by a lock on its row, taken here too: see commitGroup.) Each round is one transaction for every run, with one statement for
 // the dependents of all its nodes, and a dependent that several of them
 // share checked once.
 //

@@ -164,13 +164,17 @@ type Dependent struct {
 }
 
 // Dependents returns the dependents of each of ups in their runs, ordered
-// by upstream, then by asset and partition. On PostgreSQL (postgres) the
-// upstreams travel as arrays, so the statement has one text whatever their
-// number.
+// by run, dependent (asset and partition), then upstream.
+//
+// On PostgreSQL (postgres) it also locks the dependents' rows until the
+// transaction ends, in that order, so that the readiness checks of a
+// dependent are serial: a transaction that inserted arrivals and checks
+// the dependent in the same transaction holds the lock from before its
+// check until it commits, so whichever transaction takes the lock last
+// counts every arrival of the others (it reads them in statements that
+// start after it got the lock). Its upstreams travel as arrays, so the
+// statement has one text whatever their number.
 func (Store) Dependents(ctx context.Context, q Querier, postgres bool, ups []Node) ([]Dependent, error) {
-	const sel = `SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
-		FROM v, flowstone_run_edges e WHERE e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp
-		ORDER BY e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key`
 	if len(ups) == 0 {
 		return nil, nil
 	}
@@ -179,7 +183,12 @@ func (Store) Dependents(ctx context.Context, q Querier, postgres bool, ups []Nod
 		for i, n := range ups {
 			runs[i], assets[i], parts[i] = n.Run, n.Asset, n.Partition
 		}
-		rs, err := q.Query(ctx, `WITH v AS (SELECT * FROM unnest(?::text[], ?::text[], ?::text[]) AS v(vr, va, vp)) `+sel, runs, assets, parts)
+		rs, err := q.Query(ctx, `SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
+			FROM unnest(?::text[], ?::text[], ?::text[]) AS v(vr, va, vp)
+			JOIN flowstone_run_edges e ON e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp
+			JOIN flowstone_run_assets ra ON ra.run_id = e.run_id AND ra.asset = e.asset AND ra.partition_key = e.partition_key
+			ORDER BY e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition
+			FOR UPDATE OF ra`, runs, assets, parts)
 		return scanDependents(nil, rs, err)
 	}
 	var out []Dependent
@@ -189,12 +198,23 @@ func (Store) Dependents(ctx context.Context, q Querier, postgres bool, ups []Nod
 		for _, n := range chunk {
 			args = append(args, n.Run, n.Asset, n.Partition)
 		}
-		rs, err := q.Query(ctx, valuesCTE("vr, va, vp", len(chunk))+sel, args...)
+		rs, err := q.Query(ctx, valuesCTE("vr, va, vp", len(chunk))+`SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
+			FROM v, flowstone_run_edges e WHERE e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp
+			ORDER BY e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition`, args...)
 		if out, err = scanDependents(out, rs, err); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// LockNode locks n's row until the transaction ends, as Dependents locks
+// the dependents it returns (PostgreSQL only): for a readiness check that
+// does not go through Dependents.
+func (Store) LockNode(ctx context.Context, q Querier, n Node) error {
+	_, err := q.Exec(ctx, `SELECT 1 FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ? FOR UPDATE`,
+		n.Run, n.Asset, n.Partition)
+	return err
 }
 
 // scanDependents appends the dependents of Dependents' query to out.
