@@ -58,7 +58,7 @@ type finished struct {
 	// alone is set when the group's transaction failed: the result is
 	// recorded again by itself, so that one bad result fails only itself.
 	alone bool
-	err       error
+	err   error
 
 	done chan struct{} // closed once its group is done
 	lead chan struct{} // closed when it is to commit the next group
