@@ -8,10 +8,11 @@ import (
 
 // The statements below record many finished nodes at once: the engine's
 // recorder commits the results of the jobs that finish together in one
-// transaction. Each names its rows with a common table expression of
-// VALUES, which both databases accept in front of an UPDATE ... FROM or an
+// transaction (RecordFinished). On SQLite each names its rows with a
+// common table expression of VALUES, in front of an UPDATE ... FROM or an
 // INSERT ... SELECT; the expression's columns have names of their own, so
-// that RETURNING and SET never meet an ambiguous one.
+// that RETURNING and SET never meet an ambiguous one. On PostgreSQL the
+// rows travel as arrays (unnest), so each statement has one text.
 
 // groupChunk bounds the rows named in one statement (PostgreSQL takes
 // 65,535 bound parameters, SQLite 32,766).
