@@ -492,23 +492,32 @@ func (e *Engine) advanceRuns(ctx context.Context, runs []runNodes) error {
 // inserts the jobs of the dependents it enqueued, and returns each run's
 // effects.
 func (e *Engine) advanceRound(ctx context.Context, tx txn, runs []runNodes) ([]effects, error) {
-	fxs := make([]effects, len(runs))
+	deps, err := e.dependentsOf(ctx, tx, runs)
+	if err != nil {
+		return nil, err
+	}
+	return e.advanceWith(ctx, tx, runs, deps)
+}
+
+// dependentsOf returns the dependents of runs' nodes (store.Dependents:
+// locked on PostgreSQL).
+func (e *Engine) dependentsOf(ctx context.Context, tx txn, runs []runNodes) ([]store.Dependent, error) {
 	var ups []store.Node
 	for _, r := range runs {
 		for _, n := range r.nodes {
 			ups = append(ups, store.Node{Run: r.run.id, Asset: n.a.Key, Partition: string(n.key)})
 		}
 	}
-	var byUp map[store.Node][]store.Node
-	if len(ups) > 0 {
-		deps, err := e.st.Dependents(ctx, tx, e.dialect == "postgres", ups)
-		if err != nil {
-			return nil, err
-		}
-		byUp = make(map[store.Node][]store.Node, len(ups))
-		for _, d := range deps {
-			byUp[d.Upstream] = append(byUp[d.Upstream], d.Node)
-		}
+	return e.st.Dependents(ctx, tx, e.dialect == "postgres", ups)
+}
+
+// advanceWith is advanceRound with the dependents of runs' nodes read
+// already (dependentsOf, or with the nodes' record).
+func (e *Engine) advanceWith(ctx context.Context, tx txn, runs []runNodes, deps []store.Dependent) ([]effects, error) {
+	fxs := make([]effects, len(runs))
+	byUp := make(map[store.Node][]store.Node, len(deps))
+	for _, d := range deps {
+		byUp[d.Upstream] = append(byUp[d.Upstream], d.Node)
 	}
 	var jobs []river.InsertManyParams
 	for i, r := range runs {

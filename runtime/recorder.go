@@ -159,12 +159,18 @@ func (e *Engine) recordFinished(ctx context.Context, f *finished) error {
 func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff func()) {
 	var advanced []Event
 	err := e.be.inTx(ctx, func(tx txn) error {
-		if err := e.recordGroup(ctx, tx, group); err != nil {
+		deps, err := e.recordGroup(ctx, tx, group)
+		if err != nil {
 			return err
 		}
 		advanced = nil
 		for runs, first := groupRuns(group), true; first || len(runs) > 0; first = false {
-			fxs, err := e.advanceRound(ctx, tx, runs)
+			if !first {
+				if deps, err = e.dependentsOf(ctx, tx, runs); err != nil {
+					return err
+				}
+			}
+			fxs, err := e.advanceWith(ctx, tx, runs, deps)
 			if err != nil {
 				return err
 			}
@@ -216,9 +222,10 @@ func groupRuns(group []*finished) []runNodes {
 }
 
 // recordGroup finishes group's nodes, and records the materializations,
-// lineage and arrivals of those it finished, in tx. A node twice in the
+// lineage and arrivals of those it finished, in tx, and returns their
+// dependents (locked on PostgreSQL, see commitGroup). A node twice in the
 // group is left for its job to record alone.
-func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) error {
+func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) ([]store.Dependent, error) {
 	fins := make([]store.Finished, 0, len(group))
 	seen := make(map[store.Node]bool, len(group))
 	for _, f := range group {
@@ -230,14 +237,14 @@ func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) err
 		seen[f.fin.Node] = true
 		fins = append(fins, store.Finished{Finish: f.fin, Block: blockOf(f.status), M: f.m, Reads: f.reads})
 	}
-	started, err := e.st.RecordFinished(ctx, tx, e.dialect == "postgres", fins)
+	rec, err := e.st.RecordFinished(ctx, tx, e.dialect == "postgres", fins)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	for _, f := range group {
-		if _, ok := started[f.fin.Node]; ok && !f.alone {
+		if _, ok := rec.Started[f.fin.Node]; ok && !f.alone {
 			f.recorded = true
 		}
 	}
-	return nil
+	return rec.Dependents, nil
 }

@@ -235,7 +235,7 @@ func TestRedeliveredJobAdvancesItsRecordedNode(t *testing.T) {
 			}
 			// Record without advancing, and fail the jobs as a dead
 			// process would leave them: River delivers them again.
-			err := e.be.inTx(ctx, func(tx txn) error { return e.recordGroup(ctx, tx, group) })
+			err := e.be.inTx(ctx, func(tx txn) error { _, err := e.recordGroup(ctx, tx, group); return err })
 			handOff()
 			for _, f := range group {
 				f.err = errors.Join(lost, err)

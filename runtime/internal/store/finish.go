@@ -248,13 +248,14 @@ type Finished struct {
 // RecordFinished records many finished nodes at once: it finishes each
 // that is running or waiting (FinishAttempts) and records the
 // materializations, lineage and arrivals of those it finished, and returns
-// when each of those started. The nodes must be distinct. On PostgreSQL it
-// is one statement whose text does not depend on how many nodes it
-// records: the rows travel as arrays, so the statement is prepared once per
+// when each of those started and their dependents (as Dependents does,
+// locked on PostgreSQL). The nodes must be distinct. On PostgreSQL it is
+// one statement whose text does not depend on how many nodes it records:
+// the rows travel as arrays, so the statement is prepared once per
 // connection and the whole record is one round trip.
-func (s Store) RecordFinished(ctx context.Context, q Querier, postgres bool, fins []Finished) (started map[Node]int64, err error) {
+func (s Store) RecordFinished(ctx context.Context, q Querier, postgres bool, fins []Finished) (Recorded, error) {
 	if len(fins) == 0 {
-		return map[Node]int64{}, nil
+		return Recorded{Started: map[Node]int64{}}, nil
 	}
 	if postgres {
 		return recordFinishedPg(ctx, q, fins)
@@ -263,8 +264,9 @@ func (s Store) RecordFinished(ctx context.Context, q Querier, postgres bool, fin
 	for i, f := range fins {
 		fs[i] = f.Finish
 	}
-	if started, err = s.FinishAttempts(ctx, q, fs); err != nil {
-		return nil, err
+	started, err := s.FinishAttempts(ctx, q, fs)
+	if err != nil {
+		return Recorded{}, err
 	}
 	at := now()
 	ms := make([]NewMaterialization, 0, len(started))
@@ -284,22 +286,41 @@ func (s Store) RecordFinished(ctx context.Context, q Querier, postgres bool, fin
 		arrivals = append(arrivals, Arrival{Upstream: f.Node, Block: f.Block})
 	}
 	if err := s.InsertMaterializations(ctx, q, ms); err != nil {
-		return nil, err
+		return Recorded{}, err
 	}
 	if err := s.InsertReads(ctx, q, reads); err != nil {
-		return nil, err
+		return Recorded{}, err
 	}
 	if err := s.InsertArrivalsOf(ctx, q, arrivals); err != nil {
-		return nil, err
+		return Recorded{}, err
 	}
-	return started, nil
+	ups := make([]Node, len(arrivals))
+	for i, a := range arrivals {
+		ups[i] = a.Upstream
+	}
+	deps, err := s.Dependents(ctx, q, false, ups)
+	if err != nil {
+		return Recorded{}, err
+	}
+	return Recorded{Started: started, Dependents: deps}, nil
+}
+
+// Recorded is what RecordFinished recorded.
+type Recorded struct {
+	// Started holds when each node it finished started.
+	Started map[Node]int64
+	// Dependents are the dependents of the nodes it finished, as
+	// Dependents returns them (locked on PostgreSQL).
+	Dependents []Dependent
 }
 
 // recordFinishedPg is RecordFinished's one statement on PostgreSQL: the
 // update's RETURNING names the nodes it finished, and only their rows are
 // inserted. The sub-statements of a WITH share one snapshot, so none reads
-// another's rows; none needs to.
-func recordFinishedPg(ctx context.Context, q Querier, fins []Finished) (map[Node]int64, error) {
+// another's rows; none needs to. d locks the dependents as Dependents
+// does; one that this statement itself finished is left out (a statement
+// cannot lock a row it updated), and needs no check: it is not pending.
+func recordFinishedPg(ctx context.Context, q Querier, fins []Finished) (Recorded, error) {
 	n := len(fins)
 	cols := make([][]string, 18)
 	for i := range cols {
@@ -359,23 +380,37 @@ func recordFinishedPg(ctx context.Context, q Querier, fins []Finished) (map[Node
 			SELECT e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition, e.required, CASE WHEN e.required = 1 THEN f.vb ELSE '' END
 			FROM f JOIN flowstone_run_edges e ON e.run_id = f.vr AND e.upstream = f.va AND e.upstream_partition = f.vp
 			ON CONFLICT DO NOTHING
+		), d AS (
+			SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
+			FROM f JOIN flowstone_run_edges e ON e.run_id = f.vr AND e.upstream = f.va AND e.upstream_partition = f.vp
+			JOIN flowstone_run_assets ra ON ra.run_id = e.run_id AND ra.asset = e.asset AND ra.partition_key = e.partition_key
+			ORDER BY e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition
+			FOR UPDATE OF ra
 		)
-		SELECT vr, va, vp, started FROM f`, args...)
+		(SELECT vr, va, vp, started, NULL, NULL FROM f)
+		UNION ALL
+		(SELECT run_id, upstream, upstream_partition, NULL, asset, partition_key FROM d
+			ORDER BY run_id, asset, partition_key, upstream, upstream_partition)`, args...)
 	if err != nil {
-		return nil, fmt.Errorf("record finished: %w", err)
+		return Recorded{}, fmt.Errorf("record finished: %w", err)
 	}
 	defer rs.Close()
-	started := make(map[Node]int64, n)
+	rec := Recorded{Started: make(map[Node]int64, n)}
 	for rs.Next() {
-		var nd Node
-		var s int64
-		if err := rs.Scan(&nd.Run, &nd.Asset, &nd.Partition, &s); err != nil {
-			return nil, fmt.Errorf("record finished: %w", err)
+		var up Node
+		var started *int64
+		var asset, part *string
+		if err := rs.Scan(&up.Run, &up.Asset, &up.Partition, &started, &asset, &part); err != nil {
+			return Recorded{}, fmt.Errorf("record finished: %w", err)
 		}
-		started[nd] = s
+		if started != nil {
+			rec.Started[up] = *started
+			continue
+		}
+		rec.Dependents = append(rec.Dependents, Dependent{Upstream: up, Node: Node{Run: up.Run, Asset: *asset, Partition: *part}})
 	}
 	if err := rs.Err(); err != nil {
-		return nil, fmt.Errorf("record finished: %w", err)
+		return Recorded{}, fmt.Errorf("record finished: %w", err)
 	}
-	return started, nil
+	return rec, nil
 }

@@ -210,9 +210,19 @@ func TestRecordFinished(t *testing.T) {
 			}
 			fins = append(fins, f)
 		}
-		started, err := s.RecordFinished(ctx, q, db.postgres, fins)
+		rec, err := s.RecordFinished(ctx, q, db.postgres, fins)
 		if err != nil {
 			t.Fatal(err)
+		}
+		started := rec.Started
+		// Every node it finished has the fan-in for dependent.
+		if len(rec.Dependents) != len(started) {
+			t.Fatalf("%d dependents of %d finished nodes", len(rec.Dependents), len(started))
+		}
+		for _, d := range rec.Dependents {
+			if _, ok := started[d.Upstream]; !ok || d.Node != (Node{Run: "r", Asset: "fan"}) {
+				t.Fatalf("dependent %+v", d)
+			}
 		}
 		recorded := 0
 		for i, f := range fins {
@@ -225,7 +235,7 @@ func TestRecordFinished(t *testing.T) {
 			}
 		}
 		again, err := s.RecordFinished(ctx, q, db.postgres, fins)
-		if err != nil || len(again) != 0 {
+		if err != nil || len(again.Started) != 0 || len(again.Dependents) != 0 {
 			t.Fatalf("recorded twice: %v %v", again, err)
 		}
 
