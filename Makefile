@@ -64,8 +64,10 @@ fuzz:
 # The chaos runs (docs/running.md, "Surviving crashes"), not part of `make
 # test`: 20 SIGKILLs of worker processes during a 300-asset run, on
 # PostgreSQL (three workers) and SQLite (one, restarted), with every
-# setting at its default; and PostgreSQL cut away (through a proxy, the
-# server itself untouched) from materialize, status --follow and workers.
+# setting at its default; the PostgreSQL run again with the database cut
+# away now and then (through a proxy, the server itself untouched) between
+# and during the kills; and PostgreSQL cut away from materialize, status
+# --follow and workers.
 # Each run prints a "CHAOS |" table line. PostgreSQL needs
 # FLOWSTONE_TEST_DATABASE_URL. Repeat with CHAOS_FLAGS='-count 3';
 # FLOWSTONE_CHAOS_KILLS=0 measures the same runs undisturbed.
