@@ -129,14 +129,22 @@ func (Store) StartQueuedMany(ctx context.Context, q Querier, starts []Start) (st
 	at := now()
 	for first := 0; first < len(starts); first += groupChunk {
 		chunk := starts[first:min(first+groupChunk, len(starts))]
-		args := make([]any, 0, 4*len(chunk)+4)
-		for _, s := range chunk {
+		// The rows are padded to a power of two with copies of the last
+		// (a row matched twice is updated once), so that the statement
+		// has a few texts, each prepared once, instead of one per size.
+		rows := 2
+		for rows < len(chunk) {
+			rows *= 2
+		}
+		args := make([]any, 0, 4*rows+4)
+		for i := range rows {
+			s := chunk[min(i, len(chunk)-1)]
 			// As text: PostgreSQL types a VALUES column of parameters
 			// text, and the update casts it.
 			args = append(args, s.Run, s.Asset, s.Partition, strconv.FormatInt(s.Job, 10))
 		}
 		args = append(args, AssetRunning, at, AssetQueued, RunCancelled)
-		rs, err := q.Query(ctx, valuesCTE("vr, va, vp, vj", len(chunk))+
+		rs, err := q.Query(ctx, valuesCTE("vr, va, vp, vj", rows)+
 			`UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
 			started_at = COALESCE(started_at, ?), job_id = CAST(v.vj AS BIGINT), alone = 0
 			FROM v WHERE run_id = v.vr AND asset = v.va AND partition_key = v.vp AND status = ?
