@@ -174,7 +174,9 @@ func (o Orchestrator) Range(n int) (from, to int) {
 	return n * o.Plan.batch(), (n + 1) * o.Plan.batch()
 }
 
-// Complete records a batch's last results (those not committed in groups
+// Complete serves a scatter counted on its barrier (started before
+// scatter migration 003; see CommitBatch for the others). It records a
+// batch's last results (those not committed in groups
 // before) and decides the next step, atomically in db (the transaction
 // recording the job): count, then fail the barrier past the threshold,
 // complete it after the last item, or launch the next batch of the window.
@@ -219,8 +221,9 @@ func (o Orchestrator) Complete(ctx context.Context, db DB, ref Ref, results []It
 	return step, nil
 }
 
-// CommitGroup records a group of a batch's item results and counts them,
-// in db, a transaction of its own committed before the batch goes on. It
+// CommitGroup records a group of a batch's item results and counts them
+// on the barrier, for a scatter counted there (see Complete), in db, a
+// transaction of its own committed before the batch goes on. It
 // reports whether the batch should stop running items: the barrier is no
 // longer running (failed, cancelled) or this group took it past the
 // failure threshold, which the batch's Complete then records. It never

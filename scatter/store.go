@@ -337,7 +337,8 @@ func recordChunkOf(ctx context.Context, db DB, ref Ref, results []ItemResult) (s
 	return stored, failed, nil
 }
 
-// Count adds to the barrier's counters and returns it; the row lock makes
+// Count adds to the barrier's counters and returns it, for a scatter
+// counted on its barrier (not Barrier.ByBatch); the row lock makes
 // concurrent batches count one after another.
 func (Store) Count(ctx context.Context, db DB, ref Ref, done, failed int) (Barrier, error) {
 	b := Barrier{Ref: ref}
