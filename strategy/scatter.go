@@ -113,8 +113,9 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 }
 
 // Resume implements Resumer: it runs one batch's pending items (each with
-// the asset's retries), then records them and takes the next step in the
-// recording transaction.
+// the asset's retries) and commits their results in groups; the batch
+// that finds the scatter done (or past its threshold, or under
+// max_concurrent) takes the next step in its recording transaction.
 func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (Result, error) {
 	var sig scatterSignal
 	if err := json.Unmarshal(payload, &sig); err != nil {
