@@ -293,15 +293,19 @@ func TestGateApprovedFromAnotherProcess(t *testing.T) {
 		cfg := db.config(t)
 		cfg.Secret = testSecret
 		p := gatePipeline(0, "")
-		worker := openEngine(t, cfg, Bind(p, nil))
 		approverCfg := cfg
 		approverCfg.NoWorkers = true
 		approver := openEngine(t, approverCfg, Bind(p, nil))
 
-		run, _ := worker.Materialize(ctx, p, Request{})
-		if err := approver.Approve(ctx, Ref{RunID: run.ID, Asset: "refund"}, "ana", "too early"); !errors.Is(err, ErrNotWaiting) && err != nil {
-			t.Logf("early approve: %v", err) // may race with the gate's function; either way nothing is approved early
+		// Before any worker runs the gate, an approval is refused.
+		run, err := approver.Materialize(ctx, p, Request{})
+		if err != nil {
+			t.Fatal(err)
 		}
+		if err := approver.Approve(ctx, Ref{RunID: run.ID, Asset: "refund"}, "ana", "too early"); !errors.Is(err, ErrNotWaiting) {
+			t.Fatalf("early approve: %v, want ErrNotWaiting", err)
+		}
+		worker := openEngine(t, cfg, Bind(p, nil))
 		waitForGate(t, worker, run.ID)
 		r, _ := worker.Run(ctx, run.ID)
 		if r.Assets["payout"].Status != StatusPending {
