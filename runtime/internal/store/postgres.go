@@ -32,3 +32,25 @@ func (Store) CreateSchema(ctx context.Context, q Querier, schema string) error {
 	}
 	return nil
 }
+
+// NotifyJobs sends, in q's transaction, River's insert notification for
+// each of queues on schema ("" is the connection's current schema): the
+// channel and payload River's client sends after an insert, so River's
+// producers listening there fetch as they do after their own client's
+// inserts. Identical notifications in one transaction are delivered once,
+// so one River sent in the same transaction costs nothing more.
+func (Store) NotifyJobs(ctx context.Context, q Querier, schema string, queues []string) error {
+	if len(queues) == 0 {
+		return nil
+	}
+	payloads := make([]string, len(queues))
+	for i, queue := range queues {
+		payloads[i] = fmt.Sprintf("{\"queue\": %q}", queue)
+	}
+	_, err := q.Exec(ctx, `SELECT pg_notify(concat(coalesce(nullif(?, ''), current_schema()), '.river_insert'), p) FROM unnest(?::text[]) AS p`,
+		schema, payloads)
+	if err != nil {
+		return fmt.Errorf("notify inserted jobs: %w", err)
+	}
+	return nil
+}
