@@ -223,8 +223,10 @@ func (e *Engine) startQueued(ctx context.Context, p *Pipeline, args nodeJob, job
 	}
 	var ok bool
 	err = e.out.ride(ctx, func(ctx context.Context) (err error) {
-		attempts, ok, err = e.st.StartQueued(ctx, e.be.pool(), args.node(), job)
-		return err
+		return e.be.write(ctx, func(q querier) (err error) {
+			attempts, ok, err = e.st.StartQueued(ctx, q, args.node(), job)
+			return err
+		})
 	})
 	if err != nil || !ok {
 		release()
