@@ -451,7 +451,7 @@ func flowstoneChain(ctx context.Context, cfg Config, kind DepKind) (chainResult,
 
 // listenInserts counts, on a connection of its own, River's insert
 // notifications for cfg's PostgreSQL schema until the returned stop is
-// called, which returns how many arrived. On SQLite (no notifications) it
+// called (and 100 ms more), which returns how many arrived. On SQLite (no notifications) it
 // counts nothing and stop returns -1.
 func listenInserts(ctx context.Context, cfg Config) (stop func() int, err error) {
 	db, err := parseDatabase(cfg.Database)
@@ -479,7 +479,9 @@ func listenInserts(ctx context.Context, cfg Config) (stop func() int, err error)
 		}
 	}()
 	return func() int {
-		cancel()
+		// The run is over, so no notification is still to come; the
+		// last ones may still be on their way to this connection.
+		time.AfterFunc(100*time.Millisecond, cancel)
 		n := <-done
 		conn.Close(context.WithoutCancel(ctx))
 		return n
