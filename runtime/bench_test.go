@@ -409,6 +409,7 @@ type chainResult struct {
 	// notified is how many of River's insert notifications arrived
 	// during the run (PostgreSQL; -1 on SQLite).
 	notified int
+	wake     []time.Duration // insert to fetch of each job (PostgreSQL)
 }
 
 func flowstoneChain(ctx context.Context, cfg Config, kind DepKind) (chainResult, error) {
@@ -446,7 +447,8 @@ func flowstoneChain(ctx context.Context, cfg Config, kind DepKind) (chainResult,
 		return chainResult{}, err
 	}
 	res.hops = startIntervals(starts)
-	return res, nil
+	res.wake, err = wakeDelays(ctx, e.be, attemptArgs{nodeJob{Pipeline: p.name}}.Kind())
+	return res, err
 }
 
 // listenInserts counts, on a connection of its own, River's insert
@@ -486,6 +488,30 @@ func listenInserts(ctx context.Context, cfg Config) (stop func() int, err error)
 		conn.Close(context.WithoutCancel(ctx))
 		return n
 	}, nil
+}
+
+// wakeDelays returns, on PostgreSQL, each finished job of kind's time from
+// its insert (created_at) to its fetch (attempted_at): the part of a hop
+// that waits for River's producer to learn of the job. nil on SQLite.
+func wakeDelays(ctx context.Context, be backend, kind string) ([]time.Duration, error) {
+	if be.dialect() != "postgres" {
+		return nil, nil
+	}
+	rs, err := be.pool().Query(ctx, `SELECT (EXTRACT(EPOCH FROM attempted_at - created_at) * 1000000)::bigint FROM river_job
+		WHERE kind = ? AND attempted_at IS NOT NULL`, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []time.Duration
+	for rs.Next() {
+		var us int64
+		if err := rs.Scan(&us); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Duration(us)*time.Microsecond)
+	}
+	return out, rs.Err()
 }
 
 // ---- statistics ----
@@ -590,6 +616,7 @@ func BenchmarkChain(b *testing.B) {
 				defer cancel()
 				var riverHops, orderHops, valueHops, orderJob, valueJob []time.Duration
 				var riverNotified, orderNotified, iters int
+				var riverWake, orderWake []time.Duration
 				for b.Loop() {
 					cfg := benchConfig(db.fresh(b), prof)
 					r, err := openRawRiver(ctx, cfg)
@@ -602,6 +629,11 @@ func BenchmarkChain(b *testing.B) {
 					}
 					hops, _, err := r.chain(ctx, benchChain)
 					riverNotified += stop()
+					if err == nil {
+						var w []time.Duration
+						w, err = wakeDelays(ctx, r.be, benchHopArgs{}.Kind())
+						riverWake = append(riverWake, w...)
+					}
 					r.close()
 					if err != nil {
 						b.Fatal(err)
@@ -613,6 +645,7 @@ func BenchmarkChain(b *testing.B) {
 					}
 					orderHops, orderJob = append(orderHops, o.hops...), append(orderJob, o.inJob...)
 					orderNotified += o.notified
+					orderWake = append(orderWake, o.wake...)
 					iters++
 					v, err := flowstoneChain(ctx, benchConfig(db.fresh(b), prof), DepValue)
 					if err != nil {
@@ -639,6 +672,12 @@ func BenchmarkChain(b *testing.B) {
 					// one waits for the next poll.
 					b.ReportMetric(float64(riverNotified)/float64(iters*benchChain), "river_notified")
 					b.ReportMetric(float64(orderNotified)/float64(iters*benchChain), "notified")
+				}
+				if len(riverWake) > 0 && len(orderWake) > 0 {
+					// Insert to fetch: what a missing notification costs
+					// (the wait for the poll) shows in the mean.
+					b.ReportMetric(ms(mean(riverWake)), "river_mean_wake_ms")
+					b.ReportMetric(ms(mean(orderWake)), "mean_wake_ms")
 				}
 			})
 		}
