@@ -37,8 +37,8 @@ func (Store) CreateSchema(ctx context.Context, q Querier, schema string) error {
 // each of queues on schema ("" is the connection's current schema): the
 // channel and payload River's client sends after an insert, so River's
 // producers listening there fetch as they do after their own client's
-// inserts. Identical notifications in one transaction are delivered once,
-// so one River sent in the same transaction costs nothing more.
+// inserts. Identical notifications in one transaction are delivered once:
+// when River sent its own in the same transaction, listeners get one.
 func (Store) NotifyJobs(ctx context.Context, q Querier, schema string, queues []string) error {
 	if len(queues) == 0 {
 		return nil
