@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
@@ -279,7 +280,7 @@ func (anyArgs) Kind() string { return "" }
 // openPostgres connects a pool whose search_path is schema and builds the
 // River client on it; the migrate it returns creates the schema. A
 // readOnly pool's transactions are read-only.
-func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, lines []store.Line, readOnly bool, out *outage) (*riverBackend[*riverpgxv5.Driver, pgx.Tx], func(context.Context) error, error) {
+func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, lines []store.Line, readOnly bool, out *outage, trips *roundTrips) (*riverBackend[*riverpgxv5.Driver, pgx.Tx], func(context.Context) error, error) {
 	pcfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, nil, fmt.Errorf("postgres url: %w", err)
@@ -293,6 +294,9 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 	}
 	if pcfg.MaxConns < 8 {
 		pcfg.MaxConns = 8
+	}
+	if trips != nil {
+		pcfg.ConnConfig.Tracer = trips
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
@@ -440,4 +444,39 @@ func openSQLite(ctx context.Context, path string, rcfg *river.Config, lines []st
 		return store.Store{}.Migrate(ctx, b.migrateTx, lines)
 	}
 	return b, migrate, nil
+}
+
+// roundTrips counts what a PostgreSQL pool sends, one round trip each:
+// statements (BEGIN and COMMIT included), batches and prepares (pgx
+// prepares a statement text the first time a connection runs it).
+type roundTrips struct{ statements, batches, prepares atomic.Int64 }
+
+func (r *roundTrips) total() int64 {
+	return r.statements.Load() + r.batches.Load() + r.prepares.Load()
+}
+
+func (r *roundTrips) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	r.statements.Add(1)
+	return ctx
+}
+
+func (r *roundTrips) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (r *roundTrips) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceBatchStartData) context.Context {
+	r.batches.Add(1)
+	return ctx
+}
+
+func (r *roundTrips) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+
+func (r *roundTrips) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData) {}
+
+func (r *roundTrips) TracePrepareStart(ctx context.Context, _ *pgx.Conn, _ pgx.TracePrepareStartData) context.Context {
+	return ctx
+}
+
+func (r *roundTrips) TracePrepareEnd(_ context.Context, _ *pgx.Conn, d pgx.TracePrepareEndData) {
+	if !d.AlreadyPrepared {
+		r.prepares.Add(1)
+	}
 }

@@ -225,7 +225,7 @@ func openRawRiver(ctx context.Context, cfg Config) (*rawRiver, error) {
 	var migrate func(context.Context) error
 	switch db.dialect {
 	case "postgres":
-		be, m, err := openPostgres(ctx, db.target, cfg.Schema, rcfg, []store.Line{store.Core()}, false, nil)
+		be, m, err := openPostgres(ctx, db.target, cfg.Schema, rcfg, []store.Line{store.Core()}, false, nil, nil)
 		if err != nil {
 			return nil, err
 		}
@@ -380,26 +380,31 @@ func runAndTime(ctx context.Context, e *Engine, p *Pipeline) (string, time.Durat
 type wideResult struct {
 	elapsed time.Duration
 	fanIn   time.Duration // last leaf finished -> fan-in finished
+	trips   int64         // PostgreSQL round trips from Materialize to the run's end
+	cpu     time.Duration // this process's CPU time meanwhile
 }
 
 func flowstoneWide(ctx context.Context, cfg Config, kind DepKind) (wideResult, error) {
 	p := benchWidePipeline(benchWide, kind)
+	cfg.roundTrips = &roundTrips{}
 	e, err := openBenchEngine(ctx, cfg, p)
 	if err != nil {
 		return wideResult{}, err
 	}
 	defer e.Close(context.WithoutCancel(ctx))
+	before, cpu0 := cfg.roundTrips.total(), cpuTime()
 	_, elapsed, finished, err := runAndTime(ctx, e, p)
 	if err != nil {
 		return wideResult{}, err
 	}
+	trips, cpu := cfg.roundTrips.total()-before, cpuTime()-cpu0
 	var lastLeaf time.Time
 	for k, t := range finished {
 		if k != "fan_in" && t.After(lastLeaf) {
 			lastLeaf = t
 		}
 	}
-	return wideResult{elapsed: elapsed, fanIn: finished["fan_in"].Sub(lastLeaf)}, nil
+	return wideResult{elapsed: elapsed, fanIn: finished["fan_in"].Sub(lastLeaf), trips: trips, cpu: cpu}, nil
 }
 
 type chainResult struct {
@@ -552,6 +557,8 @@ func BenchmarkWide(b *testing.B) {
 				defer cancel()
 				var raw, best, order, value time.Duration
 				var orderFanIn, valueFanIn time.Duration
+				var trips int64
+				var cpu time.Duration
 				iters := 0
 				for b.Loop() {
 					iters++
@@ -578,7 +585,7 @@ func BenchmarkWide(b *testing.B) {
 					if err != nil {
 						b.Fatal(err)
 					}
-					order, orderFanIn = order+o.elapsed, orderFanIn+o.fanIn
+					order, orderFanIn, trips, cpu = order+o.elapsed, orderFanIn+o.fanIn, trips+o.trips, cpu+o.cpu
 					v, err := flowstoneWide(ctx, benchConfig(db.fresh(b), prof), DepValue)
 					if err != nil {
 						b.Fatal(err)
@@ -599,6 +606,12 @@ func BenchmarkWide(b *testing.B) {
 				b.ReportMetric(valueRate, "value_mat/s")
 				b.ReportMetric(valueRate/riverRate, "value_ratio_vs_river")
 				b.ReportMetric(ms(valueFanIn)/n, "value_fanin_ms")
+				// The engine's process only (not the database server's).
+				b.ReportMetric(float64(cpu.Microseconds())/(benchWide+1)/n, "cpu_us/mat")
+				if db.name == "postgres" {
+					// River's statements included (fetch, completer).
+					b.ReportMetric(float64(trips)/(benchWide+1)/n, "round_trips/mat")
+				}
 			})
 		}
 	}

@@ -354,6 +354,20 @@ func (e *Engine) CheckResults(ctx context.Context, pipeline, asset string, limit
 	return checkRecords(rows, err)
 }
 
+// NewestCheckResults returns the newest recorded check results of each of
+// pipeline's assets named, at most limit per asset, by asset (in the
+// order given) and newest first, in one statement (per 100 assets).
+func (e *Engine) NewestCheckResults(ctx context.Context, pipeline string, assets []string, limit int) ([]CheckRecord, error) {
+	if limit <= 0 {
+		limit = 50
+	}
+	if len(assets) == 0 {
+		return nil, nil
+	}
+	rows, err := e.st.NewestCheckResults(ctx, e.be.pool(), pipeline, assets, limit)
+	return checkRecords(rows, err)
+}
+
 // MaterializationChecks returns the check results recorded about
 // materialization mat, by check name.
 func (e *Engine) MaterializationChecks(ctx context.Context, mat string) ([]CheckRecord, error) {

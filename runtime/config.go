@@ -113,6 +113,10 @@ type Config struct {
 	// pipeline; past it, decisions are deferred to the next evaluation.
 	// Zero means 10.
 	MaxAutomatedRuns int
+
+	// roundTrips, when set, counts the round trips of the engine's
+	// PostgreSQL pool (benchmarks).
+	roundTrips *roundTrips
 }
 
 // Retention is a pruning schedule: every Every, Engine.Prune with

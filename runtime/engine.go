@@ -129,7 +129,7 @@ func openWith(ctx context.Context, cfg Config, bindings []Binding) (*Engine, err
 	var migrate func(context.Context) error
 	switch db.dialect {
 	case "postgres":
-		e.be, migrate, err = openPostgres(ctx, db.target, cfg.Schema, rcfg, lines, false, e.out)
+		e.be, migrate, err = openPostgres(ctx, db.target, cfg.Schema, rcfg, lines, false, e.out, cfg.roundTrips)
 	default:
 		e.be, migrate, err = openSQLite(ctx, db.target, rcfg, lines, false, e.out)
 	}

@@ -3,6 +3,7 @@ package runtime
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -198,6 +199,15 @@ func TestHistoryQueries(t *testing.T) {
 		}
 		if len(approve) != 1 || approve[0].Partition != h.key(0) || approve[0].Latest.ID != "" || !strings.HasPrefix(approve[0].RunningIn, "run_wait_hist_events_") {
 			t.Fatalf("PartitionStatuses of a waiting gate = %+v", approve)
+		}
+		// PartitionHealth counts what PartitionStatuses lists, every asset
+		// in one call.
+		health, err := e.PartitionHealth(ctx, "hist", []string{"events", "approve", "never"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := map[string]map[string]int{"events": {"succeeded": 6, "failed": 2}, "approve": {"running": 1}}; !reflect.DeepEqual(health, want) {
+			t.Fatalf("PartitionHealth = %v, want %v", health, want)
 		}
 
 		gates, err := e.Gates(ctx, "hist")

@@ -227,6 +227,11 @@ func (e *Engine) materialize(ctx context.Context, p *Pipeline, req Request, back
 		}
 		for _, n := range plan.nodes {
 			if deps[nodeID(n.a.Key, n.key)] == 0 {
+				if forcedRoot(run, n, deps) {
+					// Inserted queued: what resolve would claim.
+					fx.jobs = append(fx.jobs, e.attemptJob(run, n.a, n.key))
+					continue
+				}
 				if _, err := e.resolve(ctx, tx, run, n.a, n.key, "", "", &fx); err != nil {
 					return err
 				}
@@ -289,7 +294,7 @@ func (e *Engine) insertRunNodes(ctx context.Context, tx txn, run *runCtx, plan *
 	nodes := make([]store.NodeDeps, len(plan.nodes))
 	for i, n := range plan.nodes {
 		id := nodeID(n.a.Key, n.key)
-		nodes[i] = store.NodeDeps{Asset: n.a.Key, Partition: string(n.key), Deps: deps[id], Required: required[id]}
+		nodes[i] = store.NodeDeps{Asset: n.a.Key, Partition: string(n.key), Deps: deps[id], Required: required[id], Queued: forcedRoot(run, n, deps)}
 	}
 	if err := e.st.InsertRunAssets(ctx, tx, run.id, nodes); err != nil {
 		return err
@@ -300,6 +305,14 @@ func (e *Engine) insertRunNodes(ctx context.Context, tx txn, run *runCtx, plan *
 			UpstreamPartition: string(ed.up.key), Required: ed.required}
 	}
 	return e.st.InsertRunEdges(ctx, tx, run.id, edges)
+}
+
+// forcedRoot reports whether n is a node with no dependencies that run
+// recomputes: nothing can block it and nothing is reused for it, so it is
+// inserted queued and its job enqueued, without a claim of its own (one
+// statement per node fewer for a wide forced run).
+func forcedRoot(run *runCtx, n node, deps map[string]int) bool {
+	return deps[nodeID(n.a.Key, n.key)] == 0 && run.forced.has(n.a.Key)
 }
 
 // upstream is one dependency's state within a run.
@@ -445,7 +458,9 @@ func (e *Engine) advance(ctx context.Context, run *runCtx, terminal []node) erro
 // starts after the previous committed. That ordering is what makes a
 // fan-in start exactly once: of the upstreams that finish together, the
 // last to commit sees every arrival, and the claim in resolve lets only one
-// act. Each round is one transaction for every run, with one statement for
+// act. (The recorder advances in the transaction that records the
+// arrivals instead; on PostgreSQL the readiness checks of a dependent are
+// then made serial by a lock on its row, taken here too: see commitGroup.) Each round is one transaction for every run, with one statement for
 // the dependents of all its nodes, and a dependent that several of them
 // share checked once.
 //
@@ -477,23 +492,32 @@ func (e *Engine) advanceRuns(ctx context.Context, runs []runNodes) error {
 // inserts the jobs of the dependents it enqueued, and returns each run's
 // effects.
 func (e *Engine) advanceRound(ctx context.Context, tx txn, runs []runNodes) ([]effects, error) {
-	fxs := make([]effects, len(runs))
+	deps, err := e.dependentsOf(ctx, tx, runs)
+	if err != nil {
+		return nil, err
+	}
+	return e.advanceWith(ctx, tx, runs, deps)
+}
+
+// dependentsOf returns the dependents of runs' nodes (store.Dependents:
+// locked on PostgreSQL).
+func (e *Engine) dependentsOf(ctx context.Context, tx txn, runs []runNodes) ([]store.Dependent, error) {
 	var ups []store.Node
 	for _, r := range runs {
 		for _, n := range r.nodes {
 			ups = append(ups, store.Node{Run: r.run.id, Asset: n.a.Key, Partition: string(n.key)})
 		}
 	}
-	var byUp map[store.Node][]store.Node
-	if len(ups) > 0 {
-		deps, err := e.st.Dependents(ctx, tx, ups)
-		if err != nil {
-			return nil, err
-		}
-		byUp = make(map[store.Node][]store.Node, len(ups))
-		for _, d := range deps {
-			byUp[d.Upstream] = append(byUp[d.Upstream], d.Node)
-		}
+	return e.st.Dependents(ctx, tx, e.dialect == "postgres", ups)
+}
+
+// advanceWith is advanceRound with the dependents of runs' nodes read
+// already (dependentsOf, or with the nodes' record).
+func (e *Engine) advanceWith(ctx context.Context, tx txn, runs []runNodes, deps []store.Dependent) ([]effects, error) {
+	fxs := make([]effects, len(runs))
+	byUp := make(map[store.Node][]store.Node, len(deps))
+	for _, d := range deps {
+		byUp[d.Upstream] = append(byUp[d.Upstream], d.Node)
 	}
 	var jobs []river.InsertManyParams
 	for i, r := range runs {

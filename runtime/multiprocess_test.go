@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -163,7 +164,7 @@ func TestProcessRole(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Println("READY")
+		fmt.Println("READY", e.be.clientID())
 		<-sig
 		// Drain a little, then interrupt what still runs.
 		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
@@ -206,7 +207,8 @@ func TestKilledWorkersMidScatterLoseNoItem(t *testing.T) {
 }
 
 // startRole starts this test binary as a TestProcessRole process and
-// waits for it to announce itself; it returns the enqueued run's ID.
+// waits for it to announce itself; it returns the enqueued run's ID, or
+// the worker's process ID (its River client's).
 func startRole(t *testing.T, role, url, schema, which string) (*exec.Cmd, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^TestProcessRole$", "-test.count=1")
@@ -223,12 +225,13 @@ func startRole(t *testing.T, role, url, schema, which string) (*exec.Cmd, string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "RUN ") || line == "READY" {
+		if strings.HasPrefix(line, "RUN ") || strings.HasPrefix(line, "READY ") {
 			go func() {
 				for sc.Scan() {
 				}
 			}()
-			return cmd, strings.TrimPrefix(line, "RUN ")
+			_, id, _ := strings.Cut(line, " ")
+			return cmd, id
 		}
 	}
 	t.Fatalf("%s process ended without announcing itself", role)
@@ -374,8 +377,14 @@ func killAndCheck(t *testing.T, which, url, schema string, workerCount int, chec
 		t.Fatalf("enqueuer: %v", err)
 	}
 	workers := make([]*exec.Cmd, workerCount)
+	killed := map[string]bool{} // the processes killed, by River client ID
+	var first string
 	for i := range workers {
-		workers[i], _ = start("worker")
+		var id string
+		workers[i], id = start("worker")
+		if i == 0 {
+			first = id
+		}
 	}
 	defer func() {
 		for _, w := range workers {
@@ -388,7 +397,11 @@ func killAndCheck(t *testing.T, which, url, schema string, workerCount int, chec
 	// it each time. A node killed while running alone maxCrashes-1 times
 	// fails at the next such kill, by design (it may be the job that kills
 	// its worker), so the next kill waits until no such node is running.
+	// The worker is stopped (SIGSTOP) while that is checked: a lone
+	// attempt it started between the check and the kill would otherwise
+	// be killed at its limit.
 	var kills []time.Time
+	held := 0 // kills held back at a node's crash limit
 	for len(kills) < 4 {
 		time.Sleep(time.Duration(300+rand.IntN(900)) * time.Millisecond)
 		r, err := observer.Run(ctx, runID)
@@ -398,13 +411,15 @@ func killAndCheck(t *testing.T, which, url, schema string, workerCount int, chec
 		if r.Status.Terminal() {
 			break
 		}
-		if nearCrashLimit(t, observer) {
+		if !frozenSafeToKill(t, observer, workers[0]) {
+			held++
 			continue
 		}
 		_ = workers[0].Process.Signal(syscall.SIGKILL)
 		kills = append(kills, time.Now())
+		killed[first] = true
 		_ = workers[0].Wait()
-		workers[0], _ = start("worker")
+		workers[0], first = start("worker")
 	}
 
 	wctx, cancel := context.WithTimeout(ctx, 100*time.Second)
@@ -421,26 +436,31 @@ func killAndCheck(t *testing.T, which, url, schema string, workerCount int, chec
 				failed = append(failed, key+": "+a.Error)
 			}
 		}
-		t.Fatalf("run %s: %v; failed: %s", res.Status, res.Counts(), strings.Join(failed, "; "))
+		_, _, live := takeoverDelays(t, observer, kills, killed)
+		t.Fatalf("run %s: %v; failed: %s\nkills at %s (processes %v); %d jobs taken over from live processes\n%s", res.Status, res.Counts(), strings.Join(failed, "; "),
+			fmtTimes(kills), killed, live, jobHistories(t, observer, res))
 	}
-	taken, worst := takeoverDelays(t, observer, kills)
-	t.Logf("killed a worker %d times; run finished in %s; %d jobs taken over, at most %s from a kill to their next start",
-		len(kills), time.Since(began).Round(time.Millisecond), taken, worst.Round(time.Millisecond))
+	taken, worst, live := takeoverDelays(t, observer, kills, killed)
+	t.Logf("killed a worker %d times (%d more held back at a node's crash limit); run finished in %s; %d jobs taken over (%d from live processes), at most %s from a kill to their next start",
+		len(kills), held, time.Since(began).Round(time.Millisecond), taken, live, worst.Round(time.Millisecond))
 	check(t, observer.be.pool(), runID, res)
 }
 
-// takeoverDelays finds the jobs taken over from a killed worker and the
-// longest time from a kill to such a job's next start (for the jobs taken
-// over once, whose last start is that one).
-func takeoverDelays(t *testing.T, e *Engine, kills []time.Time) (int, time.Duration) {
+// takeoverDelays finds the jobs taken over from a worker and the longest
+// time from a kill to such a job's next start (for the jobs taken over
+// once, whose last start is that one); live counts the takeovers from
+// processes that were not killed.
+func takeoverDelays(t *testing.T, e *Engine, kills []time.Time, killed map[string]bool) (taken int, worst time.Duration, live int) {
 	t.Helper()
 	jobs := listAllJobs(t, e)
-	taken, worst := 0, time.Duration(0)
 	for _, j := range jobs {
 		var takeovers []rivertype.AttemptError
 		for _, ae := range j.Errors {
 			if strings.Contains(ae.Error, "worker process stopped") {
 				takeovers = append(takeovers, ae)
+				if ae.Attempt <= len(j.AttemptedBy) && !killed[j.AttemptedBy[ae.Attempt-1]] {
+					live++
+				}
 			}
 		}
 		if len(takeovers) == 0 {
@@ -460,7 +480,50 @@ func takeoverDelays(t *testing.T, e *Engine, kills []time.Time) (int, time.Durat
 			worst = max(worst, j.AttemptedAt.Sub(kill))
 		}
 	}
-	return taken, worst
+	return taken, worst, live
+}
+
+// jobHistories describes the jobs of the run's failed nodes: each
+// attempt's process and how it ended, to tell kills from other deaths.
+func jobHistories(t *testing.T, e *Engine, res RunResult) string {
+	t.Helper()
+	var b strings.Builder
+	for _, j := range listAllJobs(t, e) {
+		var args nodeJob
+		if err := json.Unmarshal(j.EncodedArgs, &args); err != nil || args.Run != res.ID || res.Assets[args.Asset].Status != StatusFailed {
+			continue
+		}
+		fmt.Fprintf(&b, "job %d %s %s/%s: %s, attempt %d, attempted by %v\n", j.ID, j.Kind, args.Asset, args.Partition, j.State, j.Attempt, j.AttemptedBy)
+		for _, ae := range j.Errors {
+			fmt.Fprintf(&b, "  attempt %d ended %s: %.100s\n", ae.Attempt, ae.At.Format("15:04:05.000"), ae.Error)
+		}
+	}
+	return b.String()
+}
+
+func fmtTimes(ts []time.Time) string {
+	var out []string
+	for _, t := range ts {
+		out = append(out, t.UTC().Format("15:04:05.000"))
+	}
+	return strings.Join(out, ", ")
+}
+
+// frozenSafeToKill stops w and reports whether no node runs alone at its
+// crash limit (nearCrashLimit), leaving w stopped for the kill if so and
+// continuing it otherwise. A statement w sent before it stopped may still
+// be committed by PostgreSQL: the look waits for that first.
+func frozenSafeToKill(t *testing.T, e *Engine, w *exec.Cmd) bool {
+	t.Helper()
+	if err := w.Process.Signal(syscall.SIGSTOP); err != nil {
+		return false // it ended
+	}
+	time.Sleep(100 * time.Millisecond)
+	if nearCrashLimit(t, e) {
+		_ = w.Process.Signal(syscall.SIGCONT)
+		return false
+	}
+	return true
 }
 
 // nearCrashLimit reports whether a node runs alone after crashing its

@@ -15,7 +15,7 @@ func (e *Engine) openReadOnly(ctx context.Context, db dbURL) error {
 	var err error
 	switch db.dialect {
 	case "postgres":
-		e.be, _, err = openPostgres(ctx, db.target, e.cfg.Schema, rcfg, lines, true, e.out)
+		e.be, _, err = openPostgres(ctx, db.target, e.cfg.Schema, rcfg, lines, true, e.out, nil)
 	default:
 		if db.target != ":memory:" {
 			// Opening a missing file would create it.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"sync"
-	"time"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
@@ -16,10 +15,10 @@ import (
 // the transaction (its value encoded or stored by the IO manager, its
 // metadata, the upstream materializations it read) and hands the result
 // to the engine's recorder. The recorder commits the results gathered
-// meanwhile in one transaction, with one statement each to finish the
-// nodes, insert their materializations, their lineage and their
-// arrivals, then advances all their runs in one more transaction
-// (advanceRuns; on SQLite in the same one, see commitGroup). Each job waits for its group before it returns: a job
+// meanwhile in one transaction that finishes the nodes, inserts their
+// materializations, their lineage and their arrivals (store.RecordFinished:
+// one statement on PostgreSQL), and advances all their runs (see
+// commitGroup). Each job waits for its group before it returns: a job
 // that returned before its result committed could be completed by River
 // and its result lost with the process.
 //
@@ -29,11 +28,11 @@ import (
 // for nothing, and a thousand assets finishing together share a few
 // dozen transactions instead of two thousand.
 //
-// Nothing about exactly-once changes: the group's first transaction is
-// what a single result's was, for many nodes (each finishes only from
+// Nothing about exactly-once changes: the group's transaction records
+// what a single result's did, for many nodes (each finishes only from
 // running or waiting, so a node finished elsewhere records nothing), and
-// its runs advance after it commits, so that of the upstreams of a fan-in
-// that finish together the last to commit sees every arrival.
+// its readiness checks see every arrival of the groups before it
+// (commitGroup says why).
 //
 // Results with a Commit hook, checks or resume jobs, waiting results and
 // failures are recorded one by one as before (record, fail).
@@ -59,10 +58,7 @@ type finished struct {
 	// alone is set when the group's transaction failed: the result is
 	// recorded again by itself, so that one bad result fails only itself.
 	alone bool
-	// readvance is set when the result was recorded but advancing the
-	// group's runs failed: its job advances its run by itself.
-	readvance bool
-	err       error
+	err   error
 
 	done chan struct{} // closed once its group is done
 	lead chan struct{} // closed when it is to commit the next group
@@ -138,37 +134,43 @@ func (r *recorder) record(ctx context.Context, f *finished) {
 // outcome.
 func (e *Engine) recordFinished(ctx context.Context, f *finished) error {
 	e.rec.record(ctx, f)
-	switch {
-	case f.alone:
+	if f.alone {
 		f.alone = false
 		e.commitGroup(ctx, []*finished{f}, func() {})
-	case f.readvance:
-		f.err = e.advance(ctx, f.run, []node{{f.a, f.part}})
 	}
 	return f.err
 }
 
-// commitGroup records group's results in one transaction, then advances
-// their runs in a second. Should the process die in between, River
-// delivers the jobs again, each finds its node terminal and advances
-// again. On SQLite the runs advance in the same transaction: its write
-// transactions are serial (one sees every transaction committed before it
-// and none commits during it, whichever process runs it), so of the
-// upstreams of a fan-in the last to record sees every arrival in its own
-// transaction already.
+// commitGroup records group's results and advances their runs in one
+// transaction. Should the process die after it commits, River delivers
+// the jobs again, each finds its node terminal and advances again.
+//
+// Advancing in the transaction that records the arrivals is what keeps a
+// fan-in exactly once when its upstreams finish in concurrent groups. On
+// SQLite write transactions are serial (one sees every transaction
+// committed before it and none commits during it, whichever process runs
+// it), so of the upstreams of a fan-in the last to record sees every
+// arrival in its own transaction. On PostgreSQL, under READ COMMITTED,
+// two groups could each miss the other's uncommitted arrival; advancing
+// locks each dependent's row before its check (store.Dependents) and
+// holds it until commit, so the group that locks a fan-in last counts the
+// arrivals of every group before it, committed by then, and the claim in
+// resolve lets only one start it.
 func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff func()) {
-	serial := e.dialect == "sqlite"
 	var advanced []Event
 	err := e.be.inTx(ctx, func(tx txn) error {
-		if err := e.recordGroup(ctx, tx, group); err != nil {
+		deps, err := e.recordGroup(ctx, tx, group)
+		if err != nil {
 			return err
-		}
-		if !serial {
-			return nil
 		}
 		advanced = nil
 		for runs, first := groupRuns(group), true; first || len(runs) > 0; first = false {
-			fxs, err := e.advanceRound(ctx, tx, runs)
+			if !first {
+				if deps, err = e.dependentsOf(ctx, tx, runs); err != nil {
+					return err
+				}
+			}
+			fxs, err := e.advanceWith(ctx, tx, runs, deps)
 			if err != nil {
 				return err
 			}
@@ -197,22 +199,7 @@ func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff fun
 		}
 	}
 	e.events.publish(events...)
-	if serial {
-		e.events.publish(advanced...)
-		return
-	}
-	if err := e.advanceRuns(ctx, groupRuns(group)); err != nil {
-		for _, f := range group {
-			if f.alone {
-				continue
-			}
-			if len(group) == 1 {
-				f.err = err
-			} else {
-				f.readvance = true
-			}
-		}
-	}
+	e.events.publish(advanced...)
 }
 
 // groupRuns returns the runs of group's results to advance, with the
@@ -235,10 +222,11 @@ func groupRuns(group []*finished) []runNodes {
 }
 
 // recordGroup finishes group's nodes, and records the materializations,
-// lineage and arrivals of those it finished, in tx. A node twice in the
+// lineage and arrivals of those it finished, in tx, and returns their
+// dependents (locked on PostgreSQL, see commitGroup). A node twice in the
 // group is left for its job to record alone.
-func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) error {
-	fins := make([]store.Finish, 0, len(group))
+func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) ([]store.Dependent, error) {
+	fins := make([]store.Finished, 0, len(group))
 	seen := make(map[store.Node]bool, len(group))
 	for _, f := range group {
 		f.recorded = false
@@ -247,35 +235,16 @@ func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) err
 			continue
 		}
 		seen[f.fin.Node] = true
-		fins = append(fins, f.fin)
+		fins = append(fins, store.Finished{Finish: f.fin, Block: blockOf(f.status), M: f.m, Reads: f.reads})
 	}
-	started, err := e.st.FinishAttempts(ctx, tx, fins)
+	rec, err := e.st.RecordFinished(ctx, tx, e.dialect == "postgres", fins)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	at := time.Now().UnixMicro()
-	ms := make([]store.NewMaterialization, 0, len(started))
-	arrivals := make([]store.Arrival, 0, len(started))
-	var reads []store.Read
 	for _, f := range group {
-		s, ok := started[f.fin.Node]
-		if !ok || f.alone {
-			continue
+		if _, ok := rec.Started[f.fin.Node]; ok && !f.alone {
+			f.recorded = true
 		}
-		f.recorded = true
-		m := f.m
-		m.StartedAt, m.FinishedAt = s, at
-		ms = append(ms, m)
-		for _, l := range f.reads {
-			reads = append(reads, store.Read{Materialization: m.ID, Lineage: l})
-		}
-		arrivals = append(arrivals, store.Arrival{Upstream: f.fin.Node, Block: blockOf(f.status)})
 	}
-	if err := e.st.InsertMaterializations(ctx, tx, ms); err != nil {
-		return err
-	}
-	if err := e.st.InsertReads(ctx, tx, reads); err != nil {
-		return err
-	}
-	return e.st.InsertArrivalsOf(ctx, tx, arrivals)
+	return rec.Dependents, nil
 }

@@ -235,7 +235,7 @@ func TestRedeliveredJobAdvancesItsRecordedNode(t *testing.T) {
 			}
 			// Record without advancing, and fail the jobs as a dead
 			// process would leave them: River delivers them again.
-			err := e.be.inTx(ctx, func(tx txn) error { return e.recordGroup(ctx, tx, group) })
+			err := e.be.inTx(ctx, func(tx txn) error { _, err := e.recordGroup(ctx, tx, group); return err })
 			handOff()
 			for _, f := range group {
 				f.err = errors.Join(lost, err)
@@ -277,4 +277,75 @@ func TestRedeliveredJobAdvancesItsRecordedNode(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	})
+}
+
+// A fan-in whose upstreams finish in groups that three processes (three
+// engines on one database) commit at the same moment still starts exactly
+// once in each run, never zero times: each group checks the fan-in in the
+// transaction that records its arrivals.
+func TestFanInOnceAcrossConcurrentGroups(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		const engines, leaves, runs = 3, 30, 4
+		var calls atomic.Int64
+		p := widePipeline("concurrent", leaves, &calls)
+		cfg := db.config(t)
+		cfg.Concurrency = 8
+		together := &rendezvous{n: engines}
+		var es []*Engine
+		for range engines {
+			e := openEngine(t, cfg, Bind(p, nil))
+			e.rec.setCommit(func(ctx context.Context, group []*finished, handOff func()) {
+				together.wait()
+				e.commitGroup(ctx, group, handOff)
+			})
+			es = append(es, e)
+		}
+		var ids []string
+		for i := range runs {
+			run, err := es[i%engines].Materialize(ctx, p, Request{Force: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, run.ID)
+		}
+		for _, id := range ids {
+			if res := waitRun(t, es[0], id); res.Status != RunSucceeded {
+				t.Fatalf("run %s: %s", id, res.Status)
+			}
+			checkOneSuccessEach(t, es[0].be.pool(), id, leaves+1)
+		}
+		if calls.Load() != runs {
+			t.Fatalf("the fan-in ran %d times in %d runs", calls.Load(), runs)
+		}
+	})
+}
+
+// rendezvous lets up to n goroutines go on together: each waits for the
+// others, or for a moment when they do not come.
+type rendezvous struct {
+	n       int
+	mu      sync.Mutex
+	waiting int
+	ch      chan struct{}
+}
+
+func (r *rendezvous) wait() {
+	r.mu.Lock()
+	if r.ch == nil {
+		r.ch = make(chan struct{})
+	}
+	ch := r.ch
+	if r.waiting++; r.waiting == r.n {
+		close(ch)
+		r.ch, r.waiting = nil, 0
+		r.mu.Unlock()
+		return
+	}
+	r.mu.Unlock()
+	select {
+	case <-ch:
+	case <-time.After(50 * time.Millisecond):
+	}
 }

@@ -13,11 +13,18 @@ import (
 	"github.com/flowstone-go/flowstone/strategy"
 )
 
-const hourItems = 25
+// hourItems is small because a daily run holds 48 scatters and every
+// batch is a job of a few SQLite statements, which cost about 18 times the
+// CPU under -race (modernc's SQLite is Go, instrumented like ours): with
+// 25 items an hour (313 jobs) the SQLite run took 5 CPU-seconds under
+// -race, 0.3 without, and over 90 s at a load of 25; with 9 (193 jobs),
+// 3.4.
+const hourItems = 9
 
-// hourlyScatters: an hourly source of 25 items, scattered twice per hour
-// (scores: batches of 4 committed in groups of 2, at most 8 in flight;
-// tags: batches of 10 with the default groups), both gathered by a daily
+// hourlyScatters: an hourly source of 9 items, scattered twice per hour
+// (scores: batches of 4 committed in groups of 2, at most 8 in flight, so
+// the third batch, of one item, starts when one of the first two ends;
+// tags: batches of 5 with the default groups), both gathered by a daily
 // rollup. A daily run holds 48 scatters.
 func hourlyScatters() *Pipeline {
 	hours := flowstone.Hourly("2024-01-01T00")
@@ -43,7 +50,7 @@ func hourlyScatters() *Pipeline {
 		return a
 	}
 	scores := scatterOf("scores", strategy.Scatter{Batch: 4, MaxConcurrent: 8, Group: scatter.Group{Items: 2}}, func(v int) int { return 2 * v })
-	tags := scatterOf("tags", strategy.Scatter{Batch: 10}, func(v int) int { return v % 100 })
+	tags := scatterOf("tags", strategy.Scatter{Batch: 5}, func(v int) int { return v % 100 })
 	rollup := def("rollup", func(ctx context.Context, in *Inputs) (any, error) {
 		sum := func(asset string) (int, error) {
 			hs, err := InputPartitions[[]int](ctx, in, asset)

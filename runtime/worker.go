@@ -551,6 +551,13 @@ func (e *Engine) deadline(ctx context.Context, args nodeJob, run *runCtx, a *Ass
 	var fx effects
 	err := e.be.inTx(ctx, func(tx txn) error {
 		fx = effects{}
+		// Serial with the checks of the transactions that record arrivals
+		// (see commitGroup).
+		if e.dialect == "postgres" {
+			if err := e.st.LockNode(ctx, tx, args.node()); err != nil {
+				return err
+			}
+		}
 		if err := e.checkReady(ctx, tx, run, a, flowstone.Partition(args.Partition), &fx); err != nil {
 			return err
 		}

@@ -152,6 +152,17 @@ func (h *Handler) graph(w http.ResponseWriter, r *http.Request) {
 			h.failErr(w, r, err)
 			return
 		}
+		var partitioned []string
+		for _, a := range p.Assets() {
+			if a.Partitions != nil {
+				partitioned = append(partitioned, a.Key)
+			}
+		}
+		counts, err := h.eng.PartitionHealth(ctx, p.Name(), partitioned)
+		if err != nil {
+			h.failErr(w, r, err)
+			return
+		}
 		pj := pipelineJSON{Name: p.Name()}
 		for _, a := range p.Assets() {
 			n := describe(a)
@@ -160,15 +171,7 @@ func (h *Handler) graph(w http.ResponseWriter, r *http.Request) {
 			}
 			hl.mark(&n)
 			if a.Partitions != nil {
-				parts, err := h.partitions(ctx, p.Name(), a.Key)
-				if err != nil {
-					h.failErr(w, r, err)
-					return
-				}
-				n.Health = map[string]int{}
-				for _, ps := range parts {
-					n.Health[ps.Status]++
-				}
+				n.Health = counts[a.Key]
 			}
 			pj.Assets = append(pj.Assets, n)
 		}

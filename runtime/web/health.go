@@ -91,6 +91,7 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 			h.failErr(w, r, err)
 			return
 		}
+		var checked []string
 		for _, a := range p.Assets() {
 			if f := hl.fresh[a.Key]; f != nil {
 				ah := assetHealthJSON{Pipeline: p.Name(), Asset: a.Key, Freshness: f}
@@ -103,20 +104,22 @@ func (h *Handler) health(w http.ResponseWriter, r *http.Request) {
 			if s := hl.stale[a.Key]; s.Stale {
 				out.Stale = append(out.Stale, assetHealthJSON{Pipeline: p.Name(), Asset: a.Key, StaleReasons: s.Reasons, StalePartitions: s.Partitions})
 			}
-			if len(p.Checks(a.Key)) == 0 {
-				continue
+			if len(p.Checks(a.Key)) > 0 {
+				checked = append(checked, a.Key)
 			}
-			rs, err := h.eng.CheckResults(ctx, p.Name(), a.Key, failedChecksShown*4)
-			if err != nil {
-				h.failErr(w, r, err)
-				return
-			}
-			n := 0
-			for _, c := range rs {
-				if !c.Passed && n < failedChecksShown {
-					out.FailedChecks = append(out.FailedChecks, toCheck(c))
-					n++
-				}
+		}
+		// The failed among each asset's newest results, every asset's in
+		// one statement.
+		rs, err := h.eng.NewestCheckResults(ctx, p.Name(), checked, failedChecksShown*4)
+		if err != nil {
+			h.failErr(w, r, err)
+			return
+		}
+		shown := map[string]int{}
+		for _, c := range rs {
+			if !c.Passed && shown[c.Asset] < failedChecksShown {
+				out.FailedChecks = append(out.FailedChecks, toCheck(c))
+				shown[c.Asset]++
 			}
 		}
 	}

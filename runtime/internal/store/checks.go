@@ -1,6 +1,12 @@
 package store
 
-import "context"
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+)
 
 // CheckResult is one check's result about one materialization.
 type CheckResult struct {
@@ -44,19 +50,58 @@ func (Store) ReplaceCheckResult(ctx context.Context, q Querier, r CheckResult) e
 // CheckResults returns the results recorded about materialization mat, by
 // name.
 func (s Store) CheckResults(ctx context.Context, q Querier, mat string) ([]CheckResult, error) {
-	return s.queryCheckResults(ctx, q, `WHERE materialization_id = ? ORDER BY name`, mat)
+	return s.queryCheckResults(ctx, q, `SELECT `+checkColumns+` FROM flowstone_check_results WHERE materialization_id = ? ORDER BY name`, mat)
 }
 
 // AssetCheckResults returns the newest results of pipeline's checks (of
 // asset, or every asset when empty), newest first, at most limit.
 func (s Store) AssetCheckResults(ctx context.Context, q Querier, pipeline, asset string, limit int) ([]CheckResult, error) {
-	return s.queryCheckResults(ctx, q, `WHERE pipeline = ? AND (? = '' OR asset = ?)
-		ORDER BY created_at DESC, name LIMIT ?`, pipeline, asset, asset, limit)
+	if asset != "" {
+		return s.NewestCheckResults(ctx, q, pipeline, []string{asset}, limit)
+	}
+	return s.queryCheckResults(ctx, q, `SELECT `+checkColumns+` FROM flowstone_check_results WHERE pipeline = ?
+		ORDER BY created_at DESC, name LIMIT ?`, pipeline, limit)
 }
 
-func (Store) queryCheckResults(ctx context.Context, q Querier, where string, args ...any) ([]CheckResult, error) {
-	rs, err := q.Query(ctx, `SELECT materialization_id, name, pipeline, asset, partition_key, run_id, blocking, passed,
-		severity, description, metadata, created_at FROM flowstone_check_results `+where, args...)
+// NewestCheckResults returns the newest results of pipeline's checks on
+// each of assets, at most limit per asset, by asset (in the order given)
+// and newest first: one statement for up to 100 assets, each asset's
+// results read backwards from one probe of (pipeline, asset, created_at),
+// so the cost follows limit, not the history's length.
+func (s Store) NewestCheckResults(ctx context.Context, q Querier, pipeline string, assets []string, limit int) ([]CheckResult, error) {
+	var out []CheckResult
+	order := make(map[string]int, len(assets))
+	for i, a := range assets {
+		order[a] = i
+	}
+	for len(assets) > 0 {
+		chunk := assets[:min(len(assets), maxArms)]
+		assets = assets[len(chunk):]
+		arms := make([]string, len(chunk))
+		args := make([]any, 0, 3*len(chunk))
+		for i, asset := range chunk {
+			arms[i] = fmt.Sprintf(`SELECT * FROM (SELECT %s FROM flowstone_check_results WHERE pipeline = ? AND asset = ?
+				ORDER BY created_at DESC, name LIMIT ?) r%d`, checkColumns, i)
+			args = append(args, pipeline, asset, limit)
+		}
+		rs, err := s.queryCheckResults(ctx, q, strings.Join(arms, " UNION ALL "), args...)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rs...)
+	}
+	// UNION ALL keeps no order.
+	slices.SortStableFunc(out, func(a, b CheckResult) int {
+		return cmp.Or(cmp.Compare(order[a.Asset], order[b.Asset]), cmp.Compare(b.CreatedAt, a.CreatedAt), strings.Compare(a.Name, b.Name))
+	})
+	return out, nil
+}
+
+const checkColumns = `materialization_id, name, pipeline, asset, partition_key, run_id, blocking, passed,
+	severity, description, metadata, created_at`
+
+func (Store) queryCheckResults(ctx context.Context, q Querier, query string, args ...any) ([]CheckResult, error) {
+	rs, err := q.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -8,10 +8,11 @@ import (
 
 // The statements below record many finished nodes at once: the engine's
 // recorder commits the results of the jobs that finish together in one
-// transaction. Each names its rows with a common table expression of
-// VALUES, which both databases accept in front of an UPDATE ... FROM or an
+// transaction (RecordFinished). On SQLite each names its rows with a
+// common table expression of VALUES, in front of an UPDATE ... FROM or an
 // INSERT ... SELECT; the expression's columns have names of their own, so
-// that RETURNING and SET never meet an ambiguous one.
+// that RETURNING and SET never meet an ambiguous one. On PostgreSQL the
+// rows travel as arrays (unnest), so each statement has one text.
 
 // groupChunk bounds the rows named in one statement (PostgreSQL takes
 // 65,535 bound parameters, SQLite 32,766).
@@ -164,8 +165,33 @@ type Dependent struct {
 }
 
 // Dependents returns the dependents of each of ups in their runs, ordered
-// by upstream, then by asset and partition.
-func (Store) Dependents(ctx context.Context, q Querier, ups []Node) ([]Dependent, error) {
+// by run, dependent (asset and partition), then upstream.
+//
+// On PostgreSQL (postgres) it also locks the dependents' rows until the
+// transaction ends, in that order, so that the readiness checks of a
+// dependent are serial: a transaction that inserted arrivals and checks
+// the dependent in the same transaction holds the lock from before its
+// check until it commits, so whichever transaction takes the lock last
+// counts every arrival of the others (it reads them in statements that
+// start after it got the lock). Its upstreams travel as arrays, so the
+// statement has one text whatever their number.
+func (Store) Dependents(ctx context.Context, q Querier, postgres bool, ups []Node) ([]Dependent, error) {
+	if len(ups) == 0 {
+		return nil, nil
+	}
+	if postgres {
+		runs, assets, parts := make([]string, len(ups)), make([]string, len(ups)), make([]string, len(ups))
+		for i, n := range ups {
+			runs[i], assets[i], parts[i] = n.Run, n.Asset, n.Partition
+		}
+		rs, err := q.Query(ctx, `SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
+			FROM unnest(?::text[], ?::text[], ?::text[]) AS v(vr, va, vp)
+			JOIN flowstone_run_edges e ON e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp
+			JOIN flowstone_run_assets ra ON ra.run_id = e.run_id AND ra.asset = e.asset AND ra.partition_key = e.partition_key
+			ORDER BY e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition
+			FOR UPDATE OF ra`, runs, assets, parts)
+		return scanDependents(nil, rs, err)
+	}
 	var out []Dependent
 	for start := 0; start < len(ups); start += groupChunk {
 		chunk := ups[start:min(start+groupChunk, len(ups))]
@@ -173,26 +199,218 @@ func (Store) Dependents(ctx context.Context, q Querier, ups []Node) ([]Dependent
 		for _, n := range chunk {
 			args = append(args, n.Run, n.Asset, n.Partition)
 		}
-		rs, err := q.Query(ctx, valuesCTE("vr, va, vp", len(chunk))+
-			`SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
+		rs, err := q.Query(ctx, valuesCTE("vr, va, vp", len(chunk))+`SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
 			FROM v, flowstone_run_edges e WHERE e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp
-			ORDER BY e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key`, args...)
-		if err != nil {
-			return nil, err
-		}
-		for rs.Next() {
-			var d Dependent
-			if err := rs.Scan(&d.Run, &d.Upstream.Asset, &d.Upstream.Partition, &d.Asset, &d.Partition); err != nil {
-				rs.Close()
-				return nil, err
-			}
-			d.Upstream.Run = d.Run
-			out = append(out, d)
-		}
-		rs.Close()
-		if err := rs.Err(); err != nil {
+			ORDER BY e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition`, args...)
+		if out, err = scanDependents(out, rs, err); err != nil {
 			return nil, err
 		}
 	}
 	return out, nil
+}
+
+// LockNode locks n's row until the transaction ends, as Dependents locks
+// the dependents it returns (PostgreSQL only): for a readiness check that
+// does not go through Dependents.
+func (Store) LockNode(ctx context.Context, q Querier, n Node) error {
+	_, err := q.Exec(ctx, `SELECT 1 FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ? FOR UPDATE`,
+		n.Run, n.Asset, n.Partition)
+	return err
+}
+
+// scanDependents appends the dependents of Dependents' query to out.
+func scanDependents(out []Dependent, rs Rows, err error) ([]Dependent, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		var d Dependent
+		if err := rs.Scan(&d.Run, &d.Upstream.Asset, &d.Upstream.Partition, &d.Asset, &d.Partition); err != nil {
+			return nil, err
+		}
+		d.Upstream.Run = d.Run
+		out = append(out, d)
+	}
+	return out, rs.Err()
+}
+
+// Finished is a finished node to record: its outcome, what its arrival
+// does to its dependents, its materialization (whose times are set when it
+// is recorded) and the upstream materializations it read.
+type Finished struct {
+	Finish
+	Block Block
+	M     NewMaterialization
+	Reads []Lineage
+}
+
+// RecordFinished records many finished nodes at once: it finishes each
+// that is running or waiting (FinishAttempts) and records the
+// materializations, lineage and arrivals of those it finished, and returns
+// when each of those started and their dependents (as Dependents does,
+// locked on PostgreSQL). The nodes must be distinct. On PostgreSQL it is
+// one statement whose text does not depend on how many nodes it records:
+// the rows travel as arrays, so the statement is prepared once per
+// connection and the whole record is one round trip.
+func (s Store) RecordFinished(ctx context.Context, q Querier, postgres bool, fins []Finished) (Recorded, error) {
+	if len(fins) == 0 {
+		return Recorded{Started: map[Node]int64{}}, nil
+	}
+	if postgres {
+		return recordFinishedPg(ctx, q, fins)
+	}
+	fs := make([]Finish, len(fins))
+	for i, f := range fins {
+		fs[i] = f.Finish
+	}
+	started, err := s.FinishAttempts(ctx, q, fs)
+	if err != nil {
+		return Recorded{}, err
+	}
+	at := now()
+	ms := make([]NewMaterialization, 0, len(started))
+	arrivals := make([]Arrival, 0, len(started))
+	var reads []Read
+	for _, f := range fins {
+		st, ok := started[f.Node]
+		if !ok {
+			continue
+		}
+		m := f.M
+		m.StartedAt, m.FinishedAt = st, at
+		ms = append(ms, m)
+		for _, l := range f.Reads {
+			reads = append(reads, Read{Materialization: m.ID, Lineage: l})
+		}
+		arrivals = append(arrivals, Arrival{Upstream: f.Node, Block: f.Block})
+	}
+	if err := s.InsertMaterializations(ctx, q, ms); err != nil {
+		return Recorded{}, err
+	}
+	if err := s.InsertReads(ctx, q, reads); err != nil {
+		return Recorded{}, err
+	}
+	if err := s.InsertArrivalsOf(ctx, q, arrivals); err != nil {
+		return Recorded{}, err
+	}
+	ups := make([]Node, len(arrivals))
+	for i, a := range arrivals {
+		ups[i] = a.Upstream
+	}
+	deps, err := s.Dependents(ctx, q, false, ups)
+	if err != nil {
+		return Recorded{}, err
+	}
+	return Recorded{Started: started, Dependents: deps}, nil
+}
+
+// Recorded is what RecordFinished recorded.
+type Recorded struct {
+	// Started holds when each node it finished started.
+	Started map[Node]int64
+	// Dependents are the dependents of the nodes it finished, as
+	// Dependents returns them (locked on PostgreSQL).
+	Dependents []Dependent
+}
+
+// recordFinishedPg is RecordFinished's one statement on PostgreSQL: the
+// update's RETURNING names the nodes it finished, and only their rows are
+// inserted. The sub-statements of a WITH share one snapshot, so none reads
+// another's rows; none needs to. d locks the dependents as Dependents
+// does; one that this statement itself finished is left out (a statement
+// cannot lock a row it updated), and needs no check: it is not pending.
+func recordFinishedPg(ctx context.Context, q Querier, fins []Finished) (Recorded, error) {
+	n := len(fins)
+	cols := make([][]string, 18)
+	for i := range cols {
+		cols[i] = make([]string, n)
+	}
+	value, views := make([]*string, n), make([]*string, n)
+	external, attempts := make([]int, n), make([]int, n)
+	var rm, ra, rp, ru []string
+	for i, f := range fins {
+		m := f.M
+		if m.Metadata == "" {
+			m.Metadata = "{}"
+		}
+		for c, v := range []string{f.Run, f.Asset, f.Partition, string(f.Status), f.Materialization, f.Reason, string(f.Block),
+			m.ID, m.Pipeline, m.Asset, m.Partition, m.Run, string(m.Status), m.CodeVersion, m.ConfigHash, m.InputHash, m.Metadata, m.Error} {
+			cols[c][i] = v
+		}
+		if m.Value != nil {
+			s := string(m.Value)
+			value[i] = &s
+		}
+		if m.Views != nil {
+			s := string(m.Views)
+			views[i] = &s
+		}
+		external[i], attempts[i] = boolInt(m.External), m.Attempts
+		for _, l := range f.Reads {
+			rm, ra, rp, ru = append(rm, m.ID), append(ra, l.Asset), append(rp, l.Partition), append(ru, l.Materialization)
+		}
+	}
+	args := make([]any, 0, 30)
+	for _, c := range cols {
+		args = append(args, c)
+	}
+	args = append(args, value, views, external, attempts, now(), AssetRunning, AssetWaiting, rm, ra, rp, ru)
+	rs, err := q.Query(ctx, `WITH u AS (
+			SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+				?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
+				?::text[], ?::text[], ?::int[], ?::int[])
+			AS u(vr, va, vp, vs, vm, ve, vb, id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, metadata, error,
+				value, views, external, attempts)
+		), t AS (SELECT ?::bigint AS at),
+		f AS (
+			UPDATE flowstone_run_assets ra SET status = u.vs, materialization_id = u.vm, error = u.ve, finished_at = t.at
+			FROM u, t WHERE ra.run_id = u.vr AND ra.asset = u.va AND ra.partition_key = u.vp AND ra.status IN (?, ?)
+			RETURNING u.*, COALESCE(ra.started_at, 0) AS started, t.at
+		), m AS (
+			INSERT INTO flowstone_materializations
+				(id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, views, metadata, attempts, error, started_at, finished_at)
+			SELECT id, pipeline, asset, partition_key, run_id, status, code_version, config_hash, input_hash, value, external, views, metadata, attempts, error, started, at
+			FROM f
+		), l AS (
+			INSERT INTO flowstone_lineage (materialization_id, upstream_asset, upstream_partition, upstream_materialization_id)
+			SELECT r.m, r.a, r.p, r.u FROM unnest(?::text[], ?::text[], ?::text[], ?::text[]) AS r(m, a, p, u) JOIN f ON f.id = r.m
+		), a AS (
+			INSERT INTO flowstone_arrivals (run_id, asset, partition_key, upstream, upstream_partition, required, block)
+			SELECT e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition, e.required, CASE WHEN e.required = 1 THEN f.vb ELSE '' END
+			FROM f JOIN flowstone_run_edges e ON e.run_id = f.vr AND e.upstream = f.va AND e.upstream_partition = f.vp
+			ON CONFLICT DO NOTHING
+		), d AS (
+			SELECT e.run_id, e.upstream, e.upstream_partition, e.asset, e.partition_key
+			FROM f JOIN flowstone_run_edges e ON e.run_id = f.vr AND e.upstream = f.va AND e.upstream_partition = f.vp
+			JOIN flowstone_run_assets ra ON ra.run_id = e.run_id AND ra.asset = e.asset AND ra.partition_key = e.partition_key
+			ORDER BY e.run_id, e.asset, e.partition_key, e.upstream, e.upstream_partition
+			FOR UPDATE OF ra
+		)
+		(SELECT vr, va, vp, started, NULL, NULL FROM f)
+		UNION ALL
+		(SELECT run_id, upstream, upstream_partition, NULL, asset, partition_key FROM d
+			ORDER BY run_id, asset, partition_key, upstream, upstream_partition)`, args...)
+	if err != nil {
+		return Recorded{}, fmt.Errorf("record finished: %w", err)
+	}
+	defer rs.Close()
+	rec := Recorded{Started: make(map[Node]int64, n)}
+	for rs.Next() {
+		var up Node
+		var started *int64
+		var asset, part *string
+		if err := rs.Scan(&up.Run, &up.Asset, &up.Partition, &started, &asset, &part); err != nil {
+			return Recorded{}, fmt.Errorf("record finished: %w", err)
+		}
+		if started != nil {
+			rec.Started[up] = *started
+			continue
+		}
+		rec.Dependents = append(rec.Dependents, Dependent{Upstream: up, Node: Node{Run: up.Run, Asset: *asset, Partition: *part}})
+	}
+	if err := rs.Err(); err != nil {
+		return Recorded{}, fmt.Errorf("record finished: %w", err)
+	}
+	return rec, nil
 }

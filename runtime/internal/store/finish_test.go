@@ -135,7 +135,7 @@ func TestGroupStatements(t *testing.T) {
 			t.Fatalf("blocker: %q %v", block, err)
 		}
 
-		deps, err := s.Dependents(ctx, q, []Node{{Run: "r2", Asset: "b"}, {Run: "r1", Asset: "a"}, {Run: "r1", Asset: "d"}, {Run: "r2", Asset: "a"}})
+		deps, err := s.Dependents(ctx, q, db.postgres, []Node{{Run: "r2", Asset: "b"}, {Run: "r1", Asset: "a"}, {Run: "r1", Asset: "d"}, {Run: "r2", Asset: "a"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -148,6 +148,156 @@ func TestGroupStatements(t *testing.T) {
 		}
 		if want := []string{"r1:a>d", "r2:a>d", "r2:b>d"}; !slices.Equal(names, want) {
 			t.Fatalf("dependents %v; want %v", names, want)
+		}
+	})
+}
+
+// RecordFinished records a group larger than any chunk of the statements
+// it replaces: the running nodes finish with their materializations
+// (timed by their start), lineage and arrivals, the others record nothing,
+// and recording the group again changes nothing.
+func TestRecordFinished(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		migrated(t, db)
+		var s Store
+		q := db.q
+		const n = 3*groupChunk + 7
+		nodes := []NodeDeps{{Asset: "fan", Deps: n, Required: n}}
+		var edges []Edge
+		for i := range n {
+			a := fmt.Sprintf("a%04d", i)
+			nodes = append(nodes, NodeDeps{Asset: a})
+			edges = append(edges, Edge{Asset: "fan", Upstream: a, Required: i%2 == 0})
+		}
+		if _, err := s.InsertRun(ctx, q, NewRun{ID: "r", Pipeline: "p", Targets: "[]", Total: n + 1}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InsertRunAssets(ctx, q, "r", nodes); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.InsertRunEdges(ctx, q, "r", edges); err != nil {
+			t.Fatal(err)
+		}
+		// Every node but each tenth runs, started at 1000+i.
+		if _, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ? WHERE run_id = 'r' AND asset <> 'fan'`, AssetRunning); err != nil {
+			t.Fatal(err)
+		}
+		var fins []Finished
+		for i := range n {
+			nd := Node{Run: "r", Asset: fmt.Sprintf("a%04d", i)}
+			if i%10 == 0 {
+				if _, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ? WHERE run_id = 'r' AND asset = ?`, AssetCancelled, nd.Asset); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET started_at = ? WHERE run_id = 'r' AND asset = ?`, 1000+i, nd.Asset); err != nil {
+				t.Fatal(err)
+			}
+			status, block := AssetSucceeded, BlockNone
+			if i%3 == 1 {
+				status, block = AssetSkipped, BlockSkipped
+			}
+			mat := "m" + nd.Asset
+			f := Finished{Finish: Finish{Node: nd, Status: status, Materialization: mat, Reason: "why " + nd.Asset}, Block: block,
+				M: NewMaterialization{ID: mat, Pipeline: "p", Asset: nd.Asset, Run: "r", Status: MatSucceeded, CodeVersion: "v",
+					Attempts: 1 + i%2, Error: "e" + nd.Asset, Metadata: `{"i":1}`, External: i%4 == 3}}
+			if i%4 != 3 {
+				f.M.Value = []byte(`"` + mat + `"`)
+			}
+			if i%5 == 2 {
+				f.Reads = []Lineage{{Asset: "up", Partition: "k", Materialization: "mu"}, {Asset: "up2", Materialization: "mu2"}}
+			}
+			fins = append(fins, f)
+		}
+		rec, err := s.RecordFinished(ctx, q, db.postgres, fins)
+		if err != nil {
+			t.Fatal(err)
+		}
+		started := rec.Started
+		// Every node it finished has the fan-in for dependent.
+		if len(rec.Dependents) != len(started) {
+			t.Fatalf("%d dependents of %d finished nodes", len(rec.Dependents), len(started))
+		}
+		for _, d := range rec.Dependents {
+			if _, ok := started[d.Upstream]; !ok || d.Node != (Node{Run: "r", Asset: "fan"}) {
+				t.Fatalf("dependent %+v", d)
+			}
+		}
+		recorded := 0
+		for i, f := range fins {
+			st, ok := started[f.Node]
+			if ok != (i%10 != 0) || ok && st != int64(1000+i) {
+				t.Fatalf("%s: started %d, %v", f.Asset, st, ok)
+			}
+			if ok {
+				recorded++
+			}
+		}
+		again, err := s.RecordFinished(ctx, q, db.postgres, fins)
+		if err != nil || len(again.Started) != 0 || len(again.Dependents) != 0 {
+			t.Fatalf("recorded twice: %v %v", again, err)
+		}
+
+		var mats, values, external, timed int
+		if err := q.QueryRow(ctx, `SELECT count(*), count(value), sum(external), sum(CASE WHEN finished_at > started_at AND started_at >= 1000 THEN 1 ELSE 0 END)
+			FROM flowstone_materializations`).Scan(&mats, &values, &external, &timed); err != nil {
+			t.Fatal(err)
+		}
+		if mats != recorded || timed != recorded || external == 0 || values != recorded-external {
+			t.Fatalf("materializations %d (values %d, external %d, timed %d); want %d", mats, values, external, timed, recorded)
+		}
+		var ids []string
+		for i, f := range fins {
+			if i%10 != 0 {
+				ids = append(ids, f.Materialization)
+			}
+		}
+		lin, err := s.LineageOf(ctx, q, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, f := range fins {
+			want := 0
+			if i%10 != 0 && i%5 == 2 {
+				want = 2
+			}
+			if got := lin[f.Materialization]; len(got) != want || want > 0 && (got[0] != Lineage{Asset: "up", Partition: "k", Materialization: "mu"}) {
+				t.Fatalf("lineage of %s: %v", f.Materialization, got)
+			}
+		}
+		if v, found, err := s.Value(ctx, q, "ma0001"); err != nil || !found || v.JSON.String != `"ma0001"` {
+			t.Fatalf("value: %+v %v %v", v, found, err)
+		}
+		ras, err := s.RunAssets(ctx, q, "r")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ra := range ras {
+			if ra.Asset == "a0001" && (ra.Status != AssetSkipped || ra.Materialization != "ma0001" || ra.Error != "why a0001" || ra.FinishedAt == 0) {
+				t.Fatalf("a0001: %+v", ra)
+			}
+		}
+		r, _, err := s.Readiness(ctx, q, Node{Run: "r", Asset: "fan"})
+		if err != nil || r.Arrived != recorded {
+			t.Fatalf("fan: %+v %v; want %d arrivals", r, err, recorded)
+		}
+		// Skips block the fan-in only where it requires them (even i).
+		if _, block, _, err := s.Blocker(ctx, q, Node{Run: "r", Asset: "fan"}); err != nil || block != BlockSkipped {
+			t.Fatalf("blocker: %q %v", block, err)
+		}
+		var blocking int
+		if err := q.QueryRow(ctx, `SELECT count(*) FROM flowstone_arrivals WHERE block <> ''`).Scan(&blocking); err != nil {
+			t.Fatal(err)
+		}
+		want := 0
+		for i := range n {
+			if i%10 != 0 && i%3 == 1 && i%2 == 0 {
+				want++
+			}
+		}
+		if blocking != want {
+			t.Fatalf("%d blocking arrivals; want %d", blocking, want)
 		}
 	})
 }

@@ -76,6 +76,9 @@ func (Store) RunByKey(ctx context.Context, q Querier, pipeline, key string) (Key
 type NodeDeps struct {
 	Asset, Partition string
 	Deps, Required   int
+	// Queued inserts the node queued instead of pending: a node with no
+	// dependencies that its run recomputes, claimed as it is inserted.
+	Queued bool
 }
 
 // Edge is a dependency between two nodes of a run.
@@ -117,7 +120,11 @@ func (Store) InsertRunAssets(ctx context.Context, q Querier, run string, nodes [
 	err := insertRows(ctx, q, `INSERT INTO flowstone_run_assets (run_id, asset, partition_key, status, deps, required) VALUES `, 6, len(nodes),
 		func(i int) []any {
 			n := nodes[i]
-			return []any{run, n.Asset, n.Partition, AssetPending, n.Deps, n.Required}
+			status := AssetPending
+			if n.Queued {
+				status = AssetQueued
+			}
+			return []any{run, n.Asset, n.Partition, status, n.Deps, n.Required}
 		})
 	if err != nil {
 		return fmt.Errorf("record run assets: %w", err)

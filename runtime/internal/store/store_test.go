@@ -18,8 +18,9 @@ import (
 // testDB is a database opened for the store alone: a querier and the
 // transactions migrations run in.
 type testDB struct {
-	q    Querier
-	inTx InTx
+	q        Querier
+	inTx     InTx
+	postgres bool
 }
 
 func open(t *testing.T, db testdb.DB) testDB {
@@ -58,7 +59,7 @@ func open(t *testing.T, db testdb.DB) testDB {
 	}
 	return testDB{q: Pgx(pool), inTx: func(ctx context.Context, fn func(q Querier) error) error {
 		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(Pgx(tx)) })
-	}}
+	}, postgres: true}
 }
 
 func eachDB(t *testing.T, fn func(t *testing.T, db testDB)) {

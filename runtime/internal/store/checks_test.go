@@ -1,0 +1,62 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+)
+
+// NewestCheckResults reads each asset's newest results, at most limit per
+// asset, in the order the assets are given and newest first, for more
+// assets than one statement holds, and nothing of another pipeline.
+func TestNewestCheckResultsOfManyAssets(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		migrated(t, db)
+		var s Store
+		q := db.q
+		const n = maxArms + 50
+		insert := func(pipeline, asset, mat, name string) {
+			t.Helper()
+			if _, err := s.InsertCheckResult(ctx, q, CheckResult{Materialization: mat, Name: name, Pipeline: pipeline, Asset: asset,
+				Passed: true, Severity: "error", Metadata: "{}"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Asset i has i%4 materializations, each checked by "rows"; the
+		// other pipeline has results for every asset name.
+		var assets []string
+		for i := range n {
+			asset := fmt.Sprintf("a%03d", i)
+			assets = append(assets, asset)
+			for m := range i % 4 {
+				insert("p", asset, fmt.Sprintf("%s-m%d", asset, m), "rows")
+			}
+			insert("other", asset, asset+"-other", "rows")
+		}
+		// Given in reverse, to see the order kept.
+		slices.Reverse(assets)
+		got, err := s.NewestCheckResults(ctx, q, "p", assets, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, asset := range assets {
+			var i int
+			fmt.Sscanf(asset, "a%03d", &i)
+			for m := i%4 - 1; m >= max(0, i%4-2); m-- {
+				want = append(want, fmt.Sprintf("%s-m%d", asset, m))
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("%d results, want %d", len(got), len(want))
+		}
+		for i, r := range got {
+			if r.Materialization != want[i] || r.Pipeline != "p" {
+				t.Fatalf("result %d: %s of %s, want %s of p", i, r.Materialization, r.Pipeline, want[i])
+			}
+		}
+	})
+}
