@@ -13,6 +13,33 @@ func decodeJSON(data []byte, into any) error {
 	return dec.Decode(into)
 }
 
+// decodeItem decodes one scatter item, called once per item: a type
+// with no struct in it, for which unknown fields cannot arise, decodes
+// with json.Unmarshal, without a Decoder and its buffer.
+func decodeItem(data []byte, into any) error {
+	if holdsStruct(reflect.TypeOf(into), 0) {
+		return decodeJSON(data, into)
+	}
+	return json.Unmarshal(data, into)
+}
+
+// holdsStruct reports whether values of t may hold a struct (or, past a
+// few levels of nesting, might).
+func holdsStruct(t reflect.Type, depth int) bool {
+	if depth > 4 {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		return true
+	case reflect.Pointer, reflect.Slice, reflect.Array:
+		return holdsStruct(t.Elem(), depth+1)
+	case reflect.Map:
+		return holdsStruct(t.Key(), depth+1) || holdsStruct(t.Elem(), depth+1)
+	}
+	return false
+}
+
 // The value codec stores an asset's value as JSON. A type with only a
 // binary codec (encoding.BinaryMarshaler and BinaryUnmarshaler) is stored
 // as the JSON string of its bytes; the generator accepts such a type only

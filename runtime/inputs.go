@@ -186,7 +186,7 @@ func Item[T any](in *Inputs) (T, error) {
 	if in.item == nil {
 		return v, errNoItem
 	}
-	if err := decodeJSON(in.item, &v); err != nil {
+	if err := decodeItem(in.item, &v); err != nil {
 		return v, fmt.Errorf("scatter item of %s: %w", in.asset, err)
 	}
 	return v, nil

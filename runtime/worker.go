@@ -351,6 +351,14 @@ func (e *Engine) fail(ctx context.Context, w nodeWork, run *runCtx, a *AssetDef,
 // the transaction that records it waiting and inserts its continuations.
 func (e *Engine) record(ctx context.Context, w nodeWork, run *runCtx, t *task, res strategy.Result) error {
 	a, args := t.asset, w.args
+	if w.resume != nil && res.Commit == nil && res.Status == strategy.Pending && res.Reason == "" && len(t.resumes) == 0 {
+		// A continuation that goes on waiting with nothing to record (a
+		// scatter batch whose results it committed itself): River
+		// completes its job once Work returns; delivered again, it
+		// finds nothing left to do.
+		e.events.publish(Event{Kind: EventAssetWaiting, Pipeline: run.p.name, RunID: run.id, Asset: a.Key, Partition: t.part, Status: string(StatusWaiting)})
+		return nil
+	}
 	mat := newID("mat_")
 	// The IO manager stores before the transaction, when the value is
 	// already known.

@@ -174,7 +174,9 @@ func (o Orchestrator) Range(n int) (from, to int) {
 	return n * o.Plan.batch(), (n + 1) * o.Plan.batch()
 }
 
-// Complete records a batch's last results (those not committed in groups
+// Complete serves a scatter counted on its barrier (started before
+// scatter migration 003; see CommitBatch for the others). It records a
+// batch's last results (those not committed in groups
 // before) and decides the next step, atomically in db (the transaction
 // recording the job): count, then fail the barrier past the threshold,
 // complete it after the last item, or launch the next batch of the window.
@@ -195,12 +197,9 @@ func (o Orchestrator) Complete(ctx context.Context, db DB, ref Ref, results []It
 	if b.Status != Running {
 		return step, nil // failed or cancelled already: nothing more
 	}
-	if o.pastThreshold(b) {
+	if o.pastThreshold(b.Total, b.Failed) {
 		step.Failed = true
-		step.Reason = fmt.Sprintf("%d of %d items failed, more than the failure threshold %s", b.Failed, b.Total, formatFraction(o.Plan.FailureThreshold))
-		if first := o.firstError(ctx, db, ref); first != "" {
-			step.Reason += "; first: " + first
-		}
+		step.Reason = o.failure(ctx, db, ref, b.Total, b.Failed)
 		return step, o.Store.Finish(ctx, db, ref, Failed, step.Reason)
 	}
 	if b.Done >= b.Total {
@@ -222,8 +221,9 @@ func (o Orchestrator) Complete(ctx context.Context, db DB, ref Ref, results []It
 	return step, nil
 }
 
-// CommitGroup records a group of a batch's item results and counts them,
-// in db, a transaction of its own committed before the batch goes on. It
+// CommitGroup records a group of a batch's item results and counts them
+// on the barrier, for a scatter counted there (see Complete), in db, a
+// transaction of its own committed before the batch goes on. It
 // reports whether the batch should stop running items: the barrier is no
 // longer running (failed, cancelled) or this group took it past the
 // failure threshold, which the batch's Complete then records. It never
@@ -238,11 +238,98 @@ func (o Orchestrator) CommitGroup(ctx context.Context, db DB, ref Ref, results [
 	if err != nil {
 		return false, err
 	}
-	return b.Status != Running || o.pastThreshold(b), nil
+	return b.Status != Running || o.pastThreshold(b.Total, b.Failed), nil
 }
 
-func (o Orchestrator) pastThreshold(b Barrier) bool {
-	return b.Total > 0 && float64(b.Failed)/float64(b.Total) > o.Plan.FailureThreshold+1e-12
+// CommitBatch records a group of batch n's item results (n has size
+// items in all) and counts them on the batch's row, in db, a transaction
+// of its own; for a scatter counted on its batch rows (Batch.ByBatch),
+// whose every group, its last included, commits this way. Concurrent
+// batches share no row (the barrier's only for failed items), so they
+// commit side by side. Unless last, it reports whether the batch should
+// stop running items: the barrier is no longer running or is past the
+// failure threshold (Settle fails it). Whether the barrier is done is for
+// NeedsSettle to tell once this commits.
+func (o Orchestrator) CommitBatch(ctx context.Context, db DB, ref Ref, n, size int, results []ItemResult, last bool) (stop bool, err error) {
+	if _, _, err := o.Store.RecordBatch(ctx, db, ref, n, size, results); err != nil || last {
+		return false, err
+	}
+	st, err := o.Store.State(ctx, db, ref)
+	return st.Status != Running || o.pastThreshold(st.Total, st.Failed), err
+}
+
+// NeedsSettle reports, after a batch of a scatter counted on its batch
+// rows committed its results, whether it has a step to take in its
+// recording transaction (Settle): the barrier is running and past the
+// failure threshold, or no batch is left unfinished, or a successor may
+// be due under max_concurrent. Read after the batch's commit, it sees
+// every batch committed before: of the batches that finish last at the
+// same time, the last to commit finds none left open.
+func (o Orchestrator) NeedsSettle(ctx context.Context, db DB, ref Ref) (bool, error) {
+	if o.Plan.MaxConcurrent > 0 {
+		return true, nil
+	}
+	st, err := o.Store.State(ctx, db, ref)
+	return st.Status == Running && (o.pastThreshold(st.Total, st.Failed) || !st.Open), err
+}
+
+// Settle takes batch n's step in the transaction recording its job, for
+// a scatter counted on its batch rows: fail the barrier past the
+// threshold, or complete it and gather when no batch is left unfinished
+// (each by a compare-and-set on its status: exactly one batch does), or
+// launch a successor of n under max_concurrent (once per batch). A batch
+// delivered again after its results committed settles again; nothing
+// happens twice.
+func (o Orchestrator) Settle(ctx context.Context, db DB, ref Ref, n int, now time.Time) (Step, error) {
+	st, err := o.Store.State(ctx, db, ref)
+	if err != nil {
+		return Step{}, err
+	}
+	step := Step{Total: st.Total, FailedItems: st.Failed}
+	if st.Status != Running {
+		return step, nil
+	}
+	switch {
+	case o.pastThreshold(st.Total, st.Failed):
+		reason := o.failure(ctx, db, ref, st.Total, st.Failed)
+		won, err := o.Store.Settle(ctx, db, ref, Failed, reason)
+		if won {
+			step.Failed, step.Reason = true, reason
+		}
+		return step, err
+	case !st.Open:
+		won, err := o.Store.Settle(ctx, db, ref, Completed, "")
+		if err != nil || !won {
+			return step, err
+		}
+		step.Done, step.Finished = true, st.Total
+		step.Values, step.Outcomes, err = o.Store.Gather(ctx, db, ref, st.Total)
+		return step, err
+	case o.Plan.MaxConcurrent > 0:
+		mine, err := o.Store.ClaimSuccessor(ctx, db, ref, n)
+		if err != nil || !mine {
+			return step, err
+		}
+		next, at, ok, err := o.Store.ClaimBatch(ctx, db, ref, now, o.Plan.spacing())
+		if ok {
+			step.Next = append(step.Next, Launch{Batch: next, At: at})
+		}
+		return step, err
+	}
+	return step, nil
+}
+
+func (o Orchestrator) pastThreshold(total, failed int) bool {
+	return total > 0 && float64(failed)/float64(total) > o.Plan.FailureThreshold+1e-12
+}
+
+// failure says why the barrier failed: how many items, and the first.
+func (o Orchestrator) failure(ctx context.Context, db DB, ref Ref, total, failed int) string {
+	reason := fmt.Sprintf("%d of %d items failed, more than the failure threshold %s", failed, total, formatFraction(o.Plan.FailureThreshold))
+	if first := o.firstError(ctx, db, ref); first != "" {
+		reason += "; first: " + first
+	}
+	return reason
 }
 
 func (o Orchestrator) firstError(ctx context.Context, db DB, ref Ref) string {

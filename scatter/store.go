@@ -48,6 +48,9 @@ type Barrier struct {
 	NextAt                time.Time
 	Status, Error         string
 	CreatedAt, FinishedAt time.Time
+	// ByBatch: the items are counted on the batch rows (RecordBatch), not
+	// on the barrier (Count); every scatter started since migration 003.
+	ByBatch bool
 }
 
 // Item is one stored item.
@@ -79,8 +82,8 @@ const createChunk = 100
 // createChunk batches: no row per item, which gets its row with its result.
 func (Store) Create(ctx context.Context, db DB, b Barrier, items []json.RawMessage, keys []string) error {
 	if _, err := db.Exec(ctx, `INSERT INTO flowstone_scatter_barriers
-		(run_id, asset, partition_key, total, batch, batches, next_batch, next_at, status, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(run_id, asset, partition_key, total, batch, batches, next_batch, next_at, status, created_at, by_batch)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
 		b.Run, b.Asset, b.Partition, b.Total, b.Batch, b.Batches, b.NextBatch, b.NextAt.UnixMicro(), Running, time.Now().UnixMicro()); err != nil {
 		return fmt.Errorf("create barrier: %w", err)
 	}
@@ -124,56 +127,103 @@ func (Store) Create(ctx context.Context, db DB, b Barrier, items []json.RawMessa
 	return nil
 }
 
-// Barrier reads ref's barrier.
+// Barrier reads ref's barrier. The done count of a scatter that counts
+// on its batch rows is their sum.
 func (Store) Barrier(ctx context.Context, db DB, ref Ref) (Barrier, bool, error) {
 	b := Barrier{Ref: ref}
 	var nextAt, created int64
 	var finished sql.NullInt64
-	err := db.QueryRow(ctx, `SELECT total, batch, batches, done, failed, next_batch, next_at, status, error, created_at, finished_at
-		FROM flowstone_scatter_barriers WHERE run_id = ? AND asset = ? AND partition_key = ?`, ref.Run, ref.Asset, ref.Partition).
-		Scan(&b.Total, &b.Batch, &b.Batches, &b.Done, &b.Failed, &b.NextBatch, &nextAt, &b.Status, &b.Error, &created, &finished)
+	var byBatch int
+	err := db.QueryRow(ctx, `SELECT total, batch, batches,
+		CASE WHEN r.by_batch = 1 THEN (SELECT coalesce(sum(b.done), 0) FROM flowstone_scatter_batches b
+			WHERE b.run_id = r.run_id AND b.asset = r.asset AND b.partition_key = r.partition_key) ELSE r.done END,
+		failed, next_batch, next_at, status, error, created_at, finished_at, by_batch
+		FROM flowstone_scatter_barriers r WHERE run_id = ? AND asset = ? AND partition_key = ?`, ref.Run, ref.Asset, ref.Partition).
+		Scan(&b.Total, &b.Batch, &b.Batches, &b.Done, &b.Failed, &b.NextBatch, &nextAt, &b.Status, &b.Error, &created, &finished, &byBatch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return b, false, nil
 	}
 	if err != nil {
 		return b, false, err
 	}
-	b.NextAt, b.CreatedAt = time.UnixMicro(nextAt), time.UnixMicro(created)
+	b.NextAt, b.CreatedAt, b.ByBatch = time.UnixMicro(nextAt), time.UnixMicro(created), byBatch == 1
 	if finished.Valid {
 		b.FinishedAt = time.UnixMicro(finished.Int64)
 	}
 	return b, true, nil
 }
 
-// PendingItems returns the items of batch n, whose indexes are [from, to),
-// that have no result yet; none once the barrier is no longer running
+// Batch is what PendingItems reads of a batch.
+type Batch struct {
+	// Items are those with no result yet; none once the barrier is no
+	// longer running.
+	Items []Item
+	// Size is how many items the batch has in all.
+	Size int
+	// Running: the barrier is running.
+	Running bool
+	// ByBatch: the scatter counts on its batch rows (Barrier.ByBatch).
+	ByBatch bool
+}
+
+// PendingItems reads batch n, whose indexes are [from, to): its items
+// that have no result yet, none once the barrier is no longer running
 // (failed or cancelled: the items not run are cancelled with it).
-func (st Store) PendingItems(ctx context.Context, db DB, ref Ref, n, from, to int) ([]Item, error) {
+func (st Store) PendingItems(ctx context.Context, db DB, ref Ref, n, from, to int) (Batch, error) {
 	var raw, status string
 	var keysRaw sql.NullString
-	err := db.QueryRow(ctx, `SELECT b.items, b.item_keys, r.status FROM flowstone_scatter_batches b
+	var byBatch, counted int
+	err := db.QueryRow(ctx, `SELECT b.items, b.item_keys, r.status, r.by_batch, b.done FROM flowstone_scatter_batches b
 		JOIN flowstone_scatter_barriers r ON r.run_id = b.run_id AND r.asset = b.asset AND r.partition_key = b.partition_key
 		WHERE b.run_id = ? AND b.asset = ? AND b.partition_key = ? AND b.batch = ?`,
-		ref.Run, ref.Asset, ref.Partition, n).Scan(&raw, &keysRaw, &status)
+		ref.Run, ref.Asset, ref.Partition, n).Scan(&raw, &keysRaw, &status, &byBatch, &counted)
 	if errors.Is(err, sql.ErrNoRows) {
-		return st.legacyPendingItems(ctx, db, ref, from, to)
+		items, err := st.legacyPendingItems(ctx, db, ref, from, to)
+		return Batch{Items: items, Size: to - from, Running: len(items) > 0}, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read batch %d: %w", n, err)
+		return Batch{}, fmt.Errorf("read batch %d: %w", n, err)
 	}
-	if status != Running {
-		return nil, nil
+	out := Batch{Running: status == Running, ByBatch: byBatch == 1}
+	if !out.Running {
+		return out, nil
 	}
 	var items []json.RawMessage
 	if err := json.Unmarshal([]byte(raw), &items); err != nil {
-		return nil, fmt.Errorf("decode batch %d: %w", n, err)
+		return Batch{}, fmt.Errorf("decode batch %d: %w", n, err)
 	}
+	out.Size = len(items)
 	var keys []string
 	if keysRaw.Valid {
 		if err := json.Unmarshal([]byte(keysRaw.String), &keys); err != nil || len(keys) != len(items) {
-			return nil, fmt.Errorf("decode batch %d's item keys: %d keys for %d items, %v", n, len(keys), len(items), err)
+			return Batch{}, fmt.Errorf("decode batch %d's item keys: %d keys for %d items, %v", n, len(keys), len(items), err)
 		}
 	}
+	done := map[int]bool{}
+	// A batch counted on its row that counted nothing has no result yet
+	// (its first delivery): no need to look.
+	if !out.ByBatch || counted > 0 {
+		if done, err = st.recorded(ctx, db, ref, from, to); err != nil {
+			return Batch{}, err
+		}
+	}
+	out.Items = make([]Item, 0, len(items)-len(done))
+	for i, it := range items {
+		idx := from + i
+		if done[idx] {
+			continue
+		}
+		key := strconv.Itoa(idx)
+		if keys != nil {
+			key = keys[i]
+		}
+		out.Items = append(out.Items, Item{Index: idx, Key: key, Raw: it, Status: ItemPending})
+	}
+	return out, nil
+}
+
+// recorded returns the indexes in [from, to) that have a result.
+func (Store) recorded(ctx context.Context, db DB, ref Ref, from, to int) (map[int]bool, error) {
 	done := map[int]bool{}
 	rs, err := db.Query(ctx, `SELECT idx FROM flowstone_scatter_items
 		WHERE run_id = ? AND asset = ? AND partition_key = ? AND idx >= ? AND idx < ?`,
@@ -189,22 +239,7 @@ func (st Store) PendingItems(ctx context.Context, db DB, ref Ref, n, from, to in
 		}
 		done[idx] = true
 	}
-	if err := rs.Err(); err != nil {
-		return nil, err
-	}
-	out := make([]Item, 0, len(items)-len(done))
-	for i, it := range items {
-		idx := from + i
-		if done[idx] {
-			continue
-		}
-		key := strconv.Itoa(idx)
-		if keys != nil {
-			key = keys[i]
-		}
-		out = append(out, Item{Index: idx, Key: key, Raw: it, Status: ItemPending})
-	}
-	return out, nil
+	return done, rs.Err()
 }
 
 // legacyPendingItems reads the pending item rows of a scatter started
@@ -302,7 +337,8 @@ func recordChunkOf(ctx context.Context, db DB, ref Ref, results []ItemResult) (s
 	return stored, failed, nil
 }
 
-// Count adds to the barrier's counters and returns it; the row lock makes
+// Count adds to the barrier's counters and returns it, for a scatter
+// counted on its barrier (not Barrier.ByBatch); the row lock makes
 // concurrent batches count one after another.
 func (Store) Count(ctx context.Context, db DB, ref Ref, done, failed int) (Barrier, error) {
 	b := Barrier{Ref: ref}
@@ -314,6 +350,78 @@ func (Store) Count(ctx context.Context, db DB, ref Ref, done, failed int) (Barri
 		Scan(&b.Total, &b.Batch, &b.Batches, &b.Done, &b.Failed, &b.NextBatch, &nextAt, &b.Status)
 	b.NextAt = time.UnixMicro(nextAt)
 	return b, err
+}
+
+// RecordBatch records results of batch n, of size items in all, and
+// counts those not recorded before on the batch's row, which it marks
+// finished once each of its items has a result: Record's ON CONFLICT
+// tells which are new, so a batch run again counts nothing twice. Failed
+// items are added to the barrier's failed count as well, last (its row is
+// shared by every batch, and only a group that failed items takes its
+// lock). For a scatter counted on its batch rows (Barrier.ByBatch).
+func (st Store) RecordBatch(ctx context.Context, db DB, ref Ref, n, size int, results []ItemResult) (stored, failed int, err error) {
+	if stored, failed, err = st.Record(ctx, db, ref, results); err != nil || stored == 0 {
+		return stored, failed, err
+	}
+	if _, err := db.Exec(ctx, `UPDATE flowstone_scatter_batches SET done = done + ?, failed = failed + ?,
+		finished = CASE WHEN done + ? >= ? THEN 1 ELSE 0 END
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND batch = ?`,
+		stored, failed, stored, size, ref.Run, ref.Asset, ref.Partition, n); err != nil {
+		return 0, 0, fmt.Errorf("count batch %d: %w", n, err)
+	}
+	if failed > 0 {
+		if _, err := db.Exec(ctx, `UPDATE flowstone_scatter_barriers SET failed = failed + ?
+			WHERE run_id = ? AND asset = ? AND partition_key = ?`, failed, ref.Run, ref.Asset, ref.Partition); err != nil {
+			return 0, 0, fmt.Errorf("count failed items: %w", err)
+		}
+	}
+	return stored, failed, nil
+}
+
+// State is what decides a scatter counted on its batch rows.
+type State struct {
+	Status        string
+	Total, Failed int
+	// Open: some batch has items without a result.
+	Open bool
+}
+
+// State reads the barrier's status and failed count and whether any
+// batch is unfinished, in one statement (the open batches' partial index
+// answers the last).
+func (Store) State(ctx context.Context, db DB, ref Ref) (State, error) {
+	var s State
+	var open int
+	err := db.QueryRow(ctx, `SELECT r.status, r.total, r.failed,
+		CASE WHEN EXISTS (SELECT 1 FROM flowstone_scatter_batches b
+			WHERE b.run_id = r.run_id AND b.asset = r.asset AND b.partition_key = r.partition_key AND b.finished = 0) THEN 1 ELSE 0 END
+		FROM flowstone_scatter_barriers r WHERE r.run_id = ? AND r.asset = ? AND r.partition_key = ?`,
+		ref.Run, ref.Asset, ref.Partition).Scan(&s.Status, &s.Total, &s.Failed, &open)
+	s.Open = open == 1
+	return s, err
+}
+
+// Settle sets the final status of a running barrier counted on its batch
+// rows, and its done count from them; it reports false, changing
+// nothing, when the barrier is no longer running: exactly one caller
+// settles it.
+func (Store) Settle(ctx context.Context, db DB, ref Ref, status, errMsg string) (bool, error) {
+	n, err := db.Exec(ctx, `UPDATE flowstone_scatter_barriers SET status = ?, error = ?, finished_at = ?,
+		done = (SELECT coalesce(sum(b.done), 0) FROM flowstone_scatter_batches b
+			WHERE b.run_id = flowstone_scatter_barriers.run_id AND b.asset = flowstone_scatter_barriers.asset
+			AND b.partition_key = flowstone_scatter_barriers.partition_key)
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ?`,
+		status, errMsg, time.Now().UnixMicro(), ref.Run, ref.Asset, ref.Partition, Running)
+	return n == 1, err
+}
+
+// ClaimSuccessor marks finished batch n as the one that launches a
+// successor, once: false when it is not finished or did already.
+func (Store) ClaimSuccessor(ctx context.Context, db DB, ref Ref, n int) (bool, error) {
+	c, err := db.Exec(ctx, `UPDATE flowstone_scatter_batches SET claimed = 1
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND batch = ? AND finished = 1 AND claimed = 0`,
+		ref.Run, ref.Asset, ref.Partition, n)
+	return c == 1, err
 }
 
 // ClaimBatch takes the next batch not yet launched, and its launch time:

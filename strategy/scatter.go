@@ -113,8 +113,9 @@ func (s Scatter) Run(ctx context.Context, t Task) (Result, error) {
 }
 
 // Resume implements Resumer: it runs one batch's pending items (each with
-// the asset's retries), then records them and takes the next step in the
-// recording transaction.
+// the asset's retries) and commits their results in groups; the batch
+// that finds the scatter done (or past its threshold, or under
+// max_concurrent) takes the next step in its recording transaction.
 func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (Result, error) {
 	var sig scatterSignal
 	if err := json.Unmarshal(payload, &sig); err != nil {
@@ -130,10 +131,40 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 	o := s.orchestrator()
 	ref := scatterRef(t)
 	from, to := o.Range(sig.Batch)
-	items, err := o.Store.PendingItems(ctx, t.DB(), ref, sig.Batch, from, to)
+	b, err := o.Store.PendingItems(ctx, t.DB(), ref, sig.Batch, from, to)
 	if err != nil {
 		return Result{}, err
 	}
+	if !b.ByBatch {
+		return s.resumeCounted(ctx, t, o, ref, b.Items)
+	}
+	if len(b.Items) > 0 {
+		if err := s.runBatch(ctx, t, o, ref, sig.Batch, b); err != nil {
+			return Result{}, err
+		}
+	} else if !b.Running {
+		return Wait(""), nil // failed or cancelled, and its items with it
+	}
+	// Every item of the batch has its result committed (by this job, or
+	// before it was delivered again). Most batches are done here: their
+	// job completes without a transaction of its own.
+	settle, err := o.NeedsSettle(ctx, t.DB(), ref)
+	if err != nil || !settle {
+		return Wait(""), err
+	}
+	return Result{Status: Pending, Commit: func(ctx context.Context, tx Tx) (Result, error) {
+		step, err := o.Settle(ctx, tx, ref, sig.Batch, time.Now())
+		if err != nil {
+			return Result{}, err
+		}
+		return stepResult(tx, step)
+	}}, nil
+}
+
+// resumeCounted runs a batch of a scatter counted on its barrier (started
+// before its batch rows counted): the batch's last results are recorded
+// and counted in its recording transaction, which takes the next step.
+func (s Scatter) resumeCounted(ctx context.Context, t Task, o scatter.Orchestrator, ref scatter.Ref, items []scatter.Item) (Result, error) {
 	if len(items) == 0 {
 		// Every item of the batch is recorded (this job's result was
 		// recorded and it is redelivered), or the scatter failed or was
@@ -149,23 +180,64 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 		if err != nil {
 			return Result{}, err
 		}
-		for _, l := range step.Next {
-			if err := launch(tx, l); err != nil {
-				return Result{}, err
-			}
-		}
-		switch {
-		case step.Failed:
-			return Result{Status: Failed, Reason: step.Reason}, nil
-		case step.Done:
-			return Result{Status: Succeeded, Value: step.Values, Views: map[string]json.RawMessage{OutcomesView: step.Outcomes},
-				Reason: partial(step)}, nil
-		}
-		// The node's reason stays what Run recorded: rewriting it would
-		// make every batch queue on the node's row. Progress is the
-		// barrier's (ScatterProgress).
-		return Wait(""), nil
+		return stepResult(tx, step)
 	}}, nil
+}
+
+// stepResult launches a step's batches in tx and returns what it decided.
+func stepResult(tx Tx, step scatter.Step) (Result, error) {
+	for _, l := range step.Next {
+		if err := launch(tx, l); err != nil {
+			return Result{}, err
+		}
+	}
+	switch {
+	case step.Failed:
+		return Result{Status: Failed, Reason: step.Reason}, nil
+	case step.Done:
+		return Result{Status: Succeeded, Value: step.Values, Views: map[string]json.RawMessage{OutcomesView: step.Outcomes},
+			Reason: partial(step)}, nil
+	}
+	// The node's reason stays what Run recorded: rewriting it would
+	// make every batch queue on the node's row. Progress is the
+	// barrier's (ScatterProgress).
+	return Wait(""), nil
+}
+
+// runBatch runs a batch's pending items in order, committing their
+// results in groups as the plan's Group says, each in a transaction of
+// its own, and the last group at the end: a batch killed midway redoes one
+// group at most. A group that finds the scatter failed or cancelled stops
+// the batch. For a scatter counted on its batch rows.
+func (s Scatter) runBatch(ctx context.Context, t Task, o scatter.Orchestrator, ref scatter.Ref, n int, b scatter.Batch) error {
+	results := make([]scatter.ItemResult, 0, min(len(b.Items), 128))
+	since := time.Now()
+	for i, it := range b.Items {
+		results = append(results, s.runItem(ctx, t, it))
+		last := i == len(b.Items)-1
+		if !last && (!o.Plan.Due(len(results), time.Since(since)) || ctx.Err() != nil) {
+			continue
+		}
+		var stop bool
+		group := results
+		// The last group is recorded even when the job's context ended
+		// (timeout), as its items' results are what they are.
+		gctx := ctx
+		if last {
+			gctx = context.WithoutCancel(ctx)
+		}
+		if err := t.InTx(gctx, func(ctx context.Context, q Querier) (err error) {
+			stop, err = o.CommitBatch(ctx, q, ref, n, b.Size, group, last)
+			return err
+		}); err != nil {
+			return fmt.Errorf("scatter %s: commit items %d to %d: %w", ref.Asset, group[0].Index, group[len(group)-1].Index, err)
+		}
+		results, since = results[:0], time.Now()
+		if stop {
+			break
+		}
+	}
+	return nil
 }
 
 func partial(step scatter.Step) string {
