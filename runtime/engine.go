@@ -63,6 +63,9 @@ type Engine struct {
 	// rec records the results of jobs that finish together in one
 	// transaction.
 	rec *recorder
+	// starts starts the attempts of queued nodes that arrive together in
+	// one statement (starts.go).
+	starts *startGroup
 	// solo lets a suspect's attempt run alone in this process (solo.go).
 	solo soloLock
 }
@@ -98,6 +101,7 @@ func openWith(ctx context.Context, cfg Config, bindings []Binding) (*Engine, err
 	}
 	e.out = newOutage(e.log)
 	e.rec = &recorder{max: maxGroup, commit: e.commitGroup}
+	e.starts = &startGroup{max: maxStartGroup, start: e.startMany}
 	if e.cfg.RetryDelay == nil {
 		e.cfg.RetryDelay = defaultRetryDelay
 	}

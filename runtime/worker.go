@@ -208,8 +208,9 @@ func (e *Engine) loadRun(ctx context.Context, p *Pipeline, args nodeJob) (*runCt
 }
 
 // startQueued starts the attempt of a queued node of a run that is not
-// cancelled, the common case, with one statement (and one more for the
-// first job of a run in this process), holding the process's lock shared
+// cancelled, the common case, with one statement, shared with the starts
+// that arrive together (starts.go), and one more for the first job of a
+// run in this process, holding the process's lock shared
 // (solo.go). release is nil when it did not start it: the node is in
 // another status, or its run is cancelled or gone; workNode then reads
 // both and decides.
@@ -222,12 +223,7 @@ func (e *Engine) startQueued(ctx context.Context, p *Pipeline, args nodeJob, job
 		return nil, false, 0, nil, err
 	}
 	var ok bool
-	err = e.out.ride(ctx, func(ctx context.Context) (err error) {
-		return e.be.write(ctx, func(q querier) (err error) {
-			attempts, ok, err = e.st.StartQueued(ctx, q, args.node(), job)
-			return err
-		})
-	})
+	attempts, ok, err = e.startQueuedNode(ctx, args.node(), job)
 	if err != nil || !ok {
 		release()
 		return nil, false, 0, nil, err

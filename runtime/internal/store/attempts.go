@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -109,6 +111,63 @@ func (Store) StartQueued(ctx context.Context, q Querier, n Node, job int64) (att
 		return 0, false, nil
 	}
 	return attempts, err == nil, err
+}
+
+// Start is a node to start under a job: StartQueuedMany's argument.
+type Start struct {
+	Node
+	Job int64
+}
+
+// StartQueuedMany is StartQueued for many nodes, in one statement per
+// groupChunk of them: it starts each queued node of a run that is not
+// cancelled under its job and returns the attempt numbers of those it
+// started. A node named twice is started at most once, under either job:
+// callers name each node once.
+func (Store) StartQueuedMany(ctx context.Context, q Querier, starts []Start) (started map[Node]int, err error) {
+	started = make(map[Node]int, len(starts))
+	at := now()
+	for first := 0; first < len(starts); first += groupChunk {
+		chunk := starts[first:min(first+groupChunk, len(starts))]
+		// The rows are padded to a power of two with copies of the last
+		// (a row matched twice is updated once), so that the statement
+		// has a few texts, each prepared once, instead of one per size.
+		rows := 2
+		for rows < len(chunk) {
+			rows *= 2
+		}
+		args := make([]any, 0, 4*rows+4)
+		for i := range rows {
+			s := chunk[min(i, len(chunk)-1)]
+			// As text: PostgreSQL types a VALUES column of parameters
+			// text, and the update casts it.
+			args = append(args, s.Run, s.Asset, s.Partition, strconv.FormatInt(s.Job, 10))
+		}
+		args = append(args, AssetRunning, at, AssetQueued, RunCancelled)
+		rs, err := q.Query(ctx, valuesCTE("vr, va, vp, vj", rows)+
+			`UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
+			started_at = COALESCE(started_at, ?), job_id = CAST(v.vj AS BIGINT), alone = 0
+			FROM v WHERE run_id = v.vr AND asset = v.va AND partition_key = v.vp AND status = ?
+			AND NOT EXISTS (SELECT 1 FROM flowstone_runs r WHERE r.id = v.vr AND r.status = ?)
+			RETURNING run_id, asset, partition_key, attempts`, args...)
+		if err != nil {
+			return nil, fmt.Errorf("start attempts: %w", err)
+		}
+		for rs.Next() {
+			var n Node
+			var attempts int
+			if err := rs.Scan(&n.Run, &n.Asset, &n.Partition, &attempts); err != nil {
+				rs.Close()
+				return nil, err
+			}
+			started[n] = attempts
+		}
+		rs.Close()
+		if err := rs.Err(); err != nil {
+			return nil, fmt.Errorf("start attempts: %w", err)
+		}
+	}
+	return started, nil
 }
 
 // StartAttempt marks a queued (or running, when its last attempt did not

@@ -2,10 +2,11 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 )
 
-func migrated(t *testing.T, db testDB) {
+func migrated(t testing.TB, db testDB) {
 	t.Helper()
 	if err := (Store{}).Migrate(context.Background(), db.inTx, []Line{Core()}); err != nil {
 		t.Fatal(err)
@@ -138,6 +139,74 @@ func TestStartCountsCrashes(t *testing.T) {
 		}
 		if _, ok, err := s.StartQueued(ctx, q, y, 2); err != nil || ok {
 			t.Fatalf("start in a cancelled run: %v, %v", ok, err)
+		}
+	})
+}
+
+// StartQueuedMany starts, in one statement, the queued nodes of a group
+// under their own jobs, and leaves a node another process started, a
+// pending node and the nodes of a cancelled run as they are.
+func TestStartQueuedMany(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		migrated(t, db)
+		var s Store
+		q := db.q
+		var queued []Node
+		for _, run := range []string{"run_a", "run_b"} {
+			if _, err := s.InsertRun(ctx, q, NewRun{ID: run, Pipeline: "p", Targets: "[]", Total: 3}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.InsertRunAssets(ctx, q, run, []NodeDeps{{Asset: "x"}, {Asset: "y"}, {Asset: "z", Partition: "p1"}}); err != nil {
+				t.Fatal(err)
+			}
+			for _, n := range []Node{{Run: run, Asset: "x"}, {Run: run, Asset: "z", Partition: "p1"}} {
+				if _, err := s.ClaimAsset(ctx, q, n, AssetQueued, "", ""); err != nil {
+					t.Fatal(err)
+				}
+				queued = append(queued, n)
+			}
+		}
+		if _, _, err := s.CancelRun(ctx, q, "run_b"); err != nil {
+			t.Fatal(err)
+		}
+		// run_a's x was started by another process; y is pending.
+		if _, ok, err := s.StartQueued(ctx, q, queued[0], 7); err != nil || !ok {
+			t.Fatalf("start: %v, %v", ok, err)
+		}
+		group := []Start{{Node{Run: "run_a", Asset: "y"}, 1}}
+		for i, n := range queued {
+			group = append(group, Start{n, int64(i + 2)})
+		}
+		got, err := s.StartQueuedMany(ctx, q, group)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[queued[1]] != 1 {
+			t.Fatalf("started %v; want only %v, attempt 1", got, queued[1])
+		}
+		for _, c := range []struct {
+			n        Node
+			status   AssetStatus
+			attempts int
+			job      int64
+		}{
+			{queued[0], AssetRunning, 1, 7},
+			{queued[1], AssetRunning, 1, 3},
+			{Node{Run: "run_a", Asset: "y"}, AssetPending, 0, 0},
+			{queued[2], AssetQueued, 0, 0},
+			{queued[3], AssetQueued, 0, 0},
+		} {
+			st, _, err := s.JobState(ctx, q, c.n)
+			var job sql.NullInt64
+			if err == nil {
+				err = q.QueryRow(ctx, `SELECT job_id FROM flowstone_run_assets WHERE run_id = ? AND asset = ? AND partition_key = ?`,
+					c.n.Run, c.n.Asset, c.n.Partition).Scan(&job)
+			}
+			if err != nil || st.Status != c.status || st.Attempts != c.attempts || job.Int64 != c.job {
+				t.Fatalf("%v: %s, %d attempts, job %d, %v; want %s, %d, job %d", c.n, st.Status, st.Attempts, job.Int64, err, c.status, c.attempts, c.job)
+			}
 		}
 	})
 }

@@ -23,13 +23,13 @@ type testDB struct {
 	postgres bool
 }
 
-func open(t *testing.T, db testdb.DB) testDB {
+func open(t testing.TB, db testdb.DB) testDB {
 	t.Helper()
 	ctx := context.Background()
 	url, schema := db.New(t)
 	if db.Name == "sqlite" {
 		path := strings.TrimPrefix(url, "sqlite://")
-		sdb := sql.OpenDB(SQLiteConnector("file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_txlock=immediate"))
+		sdb := sql.OpenDB(SQLiteConnector("file:" + path + "?_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"))
 		sdb.SetMaxOpenConns(1)
 		t.Cleanup(func() { sdb.Close() })
 		return testDB{q: SQL(sdb), inTx: func(ctx context.Context, fn func(q Querier) error) error {

@@ -1,0 +1,149 @@
+package runtime
+
+import (
+	"context"
+	"sync"
+
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
+)
+
+// The starts of queued nodes that arrive together are made together, the
+// way the recorder records results (recorder.go): River hands a fetched
+// batch of jobs to its workers at once, and each attempt's start is a
+// write. The start that finds no group under way starts its node at once,
+// alone, with store.StartQueued; those that arrive while a statement runs
+// form the next group, started by the first of them with one statement
+// (store.StartQueuedMany). No goroutine, no timer: a lone start waits for
+// nothing.
+//
+// A grouped start is the same update as a lone one, row by row: a node
+// starts only from queued, only when its run is not cancelled, under its
+// own job, and a node that does not start is decided by workNode as
+// before (store.JobState). A group whose statement fails is started again
+// start by start, so that a failure (or the leader's context ending) is
+// each start's own.
+
+// maxStartGroup bounds a group of starts.
+const maxStartGroup = 256
+
+// startReq is a start waiting for its group.
+type startReq struct {
+	s store.Start
+	// attempts is the attempt's number, 0 when the node did not start.
+	attempts int
+	err      error
+	// alone is set when the group did not start it: it starts by itself.
+	alone bool
+	done  chan struct{} // closed once its group is done
+	lead  chan struct{} // closed when it is to start the next group
+}
+
+// startGroup gathers the starts that arrive while a group's statement
+// runs into the next group.
+type startGroup struct {
+	max int
+	// start starts a group; it sets each start's outcome.
+	start func(ctx context.Context, group []*startReq)
+
+	mu    sync.Mutex
+	queue []*startReq
+	busy  bool
+}
+
+// run starts r in a group and returns when the group is done.
+func (g *startGroup) run(ctx context.Context, r *startReq) {
+	r.done, r.lead = make(chan struct{}), make(chan struct{})
+	g.mu.Lock()
+	g.queue = append(g.queue, r)
+	if g.busy {
+		g.mu.Unlock()
+		select {
+		case <-r.done:
+			return
+		case <-r.lead:
+		}
+		g.mu.Lock()
+	}
+	// r leads the next group, from the front of the queue (r first).
+	g.busy = true
+	n := min(len(g.queue), g.max)
+	group := make([]*startReq, n)
+	copy(group, g.queue)
+	g.queue = append(g.queue[:0:0], g.queue[n:]...)
+	start := g.start
+	g.mu.Unlock()
+
+	// Deferred, so that a panic in start (River recovers it as the job's
+	// failure) leaves no start waiting.
+	defer func() {
+		g.mu.Lock()
+		if len(g.queue) > 0 {
+			close(g.queue[0].lead)
+		} else {
+			g.busy = false
+		}
+		g.mu.Unlock()
+		for _, o := range group {
+			if o != r {
+				close(o.done)
+			}
+		}
+	}()
+	start(ctx, group)
+}
+
+// startQueuedNode starts n under job through the engine's start group;
+// ok is false when n is not queued or its run is cancelled.
+func (e *Engine) startQueuedNode(ctx context.Context, n store.Node, job int64) (attempts int, ok bool, err error) {
+	r := &startReq{s: store.Start{Node: n, Job: job}}
+	e.starts.run(ctx, r)
+	if r.alone {
+		e.startAlone(ctx, r)
+	}
+	return r.attempts, r.attempts > 0, r.err
+}
+
+// startAlone starts r by itself.
+func (e *Engine) startAlone(ctx context.Context, r *startReq) {
+	r.err = e.out.ride(ctx, func(ctx context.Context) error {
+		return e.be.write(ctx, func(q querier) (err error) {
+			r.attempts, _, err = e.st.StartQueued(ctx, q, r.s.Node, r.s.Job)
+			return err
+		})
+	})
+}
+
+// startMany starts group's nodes: a lone start with store.StartQueued, a
+// group in one statement. A node twice in the group, and every start of
+// a group whose statement failed, is left for its job to start alone.
+func (e *Engine) startMany(ctx context.Context, group []*startReq) {
+	if len(group) == 1 {
+		e.startAlone(ctx, group[0])
+		return
+	}
+	starts := make([]store.Start, 0, len(group))
+	seen := make(map[store.Node]bool, len(group))
+	for _, r := range group {
+		if seen[r.s.Node] {
+			r.alone = true
+			continue
+		}
+		seen[r.s.Node] = true
+		starts = append(starts, r.s)
+	}
+	var started map[store.Node]int
+	err := e.out.ride(ctx, func(ctx context.Context) error {
+		return e.be.write(ctx, func(q querier) (err error) {
+			started, err = e.st.StartQueuedMany(ctx, q, starts)
+			return err
+		})
+	})
+	for _, r := range group {
+		switch {
+		case err != nil:
+			r.alone = true
+		case !r.alone:
+			r.attempts = started[r.s.Node]
+		}
+	}
+}
