@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -83,7 +85,11 @@ type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	commit   func(ctx context.Context, tx TTx) error
 	rollback func(ctx context.Context, tx TTx) error
 	closeDB  func()
-	started  bool
+	// notify, when set, sends River's insert notification for queues in
+	// a transaction that inserted jobs available in them (see
+	// riverTx.insertJobs).
+	notify  func(ctx context.Context, q querier, queues []string) error
+	started bool
 	// out rides out the database's outages; nil fails at once.
 	out *outage
 }
@@ -203,12 +209,52 @@ type riverTx[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	tx TTx
 }
 
+// insertJobs inserts jobs in the transaction. On PostgreSQL it also sends
+// River's insert notification itself for the queues that get jobs to run
+// at once: River's client sends at most one per queue per FetchCooldown
+// and drops the others, which loses the wake-up of a job whose transaction
+// commits after the fetch the earlier notification caused. A chain's next
+// job is inserted a few milliseconds after its predecessor was fetched,
+// once the predecessor's result is recorded, so a slightly shorter step
+// than the one before had its notification dropped and waited for River's
+// next poll (docs/benchmarks.md, "The PostgreSQL chain and River's insert
+// notifications").
 func (t *riverTx[D, T]) insertJobs(ctx context.Context, params []river.InsertManyParams) error {
 	if len(params) == 0 {
 		return nil
 	}
-	_, err := t.b.client.InsertManyFastTx(ctx, t.tx, params)
-	return err
+	if _, err := t.b.client.InsertManyFastTx(ctx, t.tx, params); err != nil {
+		return err
+	}
+	if t.b.notify == nil {
+		return nil
+	}
+	return t.b.notify(ctx, t.querier, availableQueues(params))
+}
+
+// availableQueues returns the queues, once each, of the jobs in params
+// that River inserts available (not scheduled for later, not pending),
+// the ones its client notifies its producers of.
+func availableQueues(params []river.InsertManyParams) []string {
+	var queues []string
+	for _, p := range params {
+		opts := river.InsertOpts{}
+		if p.InsertOpts != nil {
+			opts = *p.InsertOpts
+		}
+		var argOpts river.InsertOpts
+		if a, ok := p.Args.(river.JobArgsWithInsertOpts); ok {
+			argOpts = a.InsertOpts()
+		}
+		if !opts.ScheduledAt.IsZero() || !argOpts.ScheduledAt.IsZero() || opts.Pending {
+			continue
+		}
+		q := cmp.Or(opts.Queue, argOpts.Queue, river.QueueDefault)
+		if !slices.Contains(queues, q) {
+			queues = append(queues, q)
+		}
+	}
+	return queues
 }
 
 // completeJob completes job, whichever its kind: River reads only its
@@ -288,6 +334,9 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
 		closeDB:  pool.Close,
 		out:      out,
+	}
+	b.notify = func(ctx context.Context, q querier, queues []string) error {
+		return store.Store{}.NotifyJobs(ctx, q, schema, queues)
 	}
 	migrate := func(ctx context.Context) error {
 		// One migrator of the schema at a time across processes: a session

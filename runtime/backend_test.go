@@ -3,7 +3,15 @@ package runtime
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/flowstone-go/flowstone/internal/testdb"
+	"github.com/jackc/pgx/v5"
+	"github.com/riverqueue/river"
 )
 
 // A transaction's retry pause ends when its context does: a cancelled
@@ -14,5 +22,69 @@ func TestRetryPauseEndsWithItsContext(t *testing.T) {
 	cancel()
 	if err := sleep(ctx, 1<<62); !errors.Is(err, context.Canceled) {
 		t.Fatalf("sleep: %v, want context.Canceled", err)
+	}
+}
+
+// On PostgreSQL every transaction that inserts a job to run at once wakes
+// River's producers, however soon after another: River's client sends at
+// most one insert notification per queue per FetchCooldown (an hour here),
+// and a job whose notification it dropped waited for the next poll.
+func TestEveryInsertWakesRiver(t *testing.T) {
+	t.Parallel()
+	pg, ok := testdb.Postgres(t)
+	if !ok {
+		t.Skip("no PostgreSQL")
+	}
+	url, schema := pg.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e, err := Open(ctx, Config{Database: url, Schema: schema, NoWorkers: true, PollInterval: time.Hour, FetchCooldown: time.Hour,
+		Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close(context.WithoutCancel(ctx))
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{schema + ".river_insert"}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	const inserts = 3
+	for i := range inserts {
+		err := e.be.inTx(ctx, func(tx txn) error {
+			return tx.insertJobs(ctx, []river.InsertManyParams{backfillJob("p", fmt.Sprint("b", i))})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range inserts {
+		n, err := conn.WaitForNotification(ctx)
+		if err != nil {
+			t.Fatalf("notification %d of %d: %v", i+1, inserts, err)
+		}
+		if n.Payload != `{"queue": "default"}` {
+			t.Fatalf("notification %d: payload %s", i+1, n.Payload)
+		}
+	}
+}
+
+// River notifies its producers of the jobs it inserts available; so does
+// the engine, once per queue.
+func TestAvailableQueues(t *testing.T) {
+	t.Parallel()
+	later := time.Now().Add(time.Hour)
+	params := []river.InsertManyParams{
+		{Args: backfillArgs{}},
+		{Args: backfillArgs{}, InsertOpts: &river.InsertOpts{Queue: "etl"}},
+		{Args: backfillArgs{}, InsertOpts: &river.InsertOpts{Queue: "etl"}},
+		{Args: backfillArgs{}, InsertOpts: &river.InsertOpts{Queue: "later", ScheduledAt: later}},
+		{Args: backfillArgs{}, InsertOpts: &river.InsertOpts{Queue: "pending", Pending: true}},
+	}
+	if got, want := availableQueues(params), []string{river.QueueDefault, "etl"}; !slices.Equal(got, want) {
+		t.Fatalf("availableQueues = %v, want %v", got, want)
 	}
 }

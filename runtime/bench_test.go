@@ -29,6 +29,7 @@ import (
 
 	"github.com/flowstone-go/flowstone/internal/testdb"
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
+	"github.com/jackc/pgx/v5"
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver"
 )
@@ -410,6 +411,10 @@ type chainResult struct {
 	hops  []time.Duration // start of asset i to start of asset i+1
 	inJob []time.Duration // started_at to finished_at of each asset
 	total time.Duration
+	// notified is how many of River's insert notifications arrived
+	// during the run (PostgreSQL; -1 on SQLite).
+	notified int
+	wake     []time.Duration // insert to fetch of each job (PostgreSQL)
 }
 
 func flowstoneChain(ctx context.Context, cfg Config, kind DepKind) (chainResult, error) {
@@ -419,7 +424,12 @@ func flowstoneChain(ctx context.Context, cfg Config, kind DepKind) (chainResult,
 		return chainResult{}, err
 	}
 	defer e.Close(context.WithoutCancel(ctx))
+	stop, err := listenInserts(ctx, cfg)
+	if err != nil {
+		return chainResult{}, err
+	}
 	id, total, _, err := runAndTime(ctx, e, p)
+	notified := stop()
 	if err != nil {
 		return chainResult{}, err
 	}
@@ -429,7 +439,7 @@ func flowstoneChain(ctx context.Context, cfg Config, kind DepKind) (chainResult,
 	}
 	defer rs.Close()
 	var starts []time.Time
-	res := chainResult{total: total}
+	res := chainResult{total: total, notified: notified}
 	for rs.Next() {
 		var s, f int64
 		if err := rs.Scan(&s, &f); err != nil {
@@ -442,7 +452,71 @@ func flowstoneChain(ctx context.Context, cfg Config, kind DepKind) (chainResult,
 		return chainResult{}, err
 	}
 	res.hops = startIntervals(starts)
-	return res, nil
+	res.wake, err = wakeDelays(ctx, e.be, attemptArgs{nodeJob{Pipeline: p.name}}.Kind())
+	return res, err
+}
+
+// listenInserts counts, on a connection of its own, River's insert
+// notifications for cfg's PostgreSQL schema until the returned stop is
+// called (and 100 ms more), which returns how many arrived. On SQLite (no notifications) it
+// counts nothing and stop returns -1.
+func listenInserts(ctx context.Context, cfg Config) (stop func() int, err error) {
+	db, err := parseDatabase(cfg.Database)
+	if err != nil || db.dialect != "postgres" {
+		return func() int { return -1 }, err
+	}
+	conn, err := pgx.Connect(ctx, db.target)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{cfg.Schema + ".river_insert"}.Sanitize()); err != nil {
+		conn.Close(ctx)
+		return nil, err
+	}
+	lctx, cancel := context.WithCancel(ctx)
+	done := make(chan int)
+	go func() {
+		n := 0
+		for {
+			if _, err := conn.WaitForNotification(lctx); err != nil {
+				done <- n
+				return
+			}
+			n++
+		}
+	}()
+	return func() int {
+		// The run is over, so no notification is still to come; the
+		// last ones may still be on their way to this connection.
+		time.AfterFunc(100*time.Millisecond, cancel)
+		n := <-done
+		conn.Close(context.WithoutCancel(ctx))
+		return n
+	}, nil
+}
+
+// wakeDelays returns, on PostgreSQL, each finished job of kind's time from
+// its insert (created_at) to its fetch (attempted_at): the part of a hop
+// that waits for River's producer to learn of the job. nil on SQLite.
+func wakeDelays(ctx context.Context, be backend, kind string) ([]time.Duration, error) {
+	if be.dialect() != "postgres" {
+		return nil, nil
+	}
+	rs, err := be.pool().Query(ctx, `SELECT (EXTRACT(EPOCH FROM attempted_at - created_at) * 1000000)::bigint FROM river_job
+		WHERE kind = ? AND attempted_at IS NOT NULL`, kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []time.Duration
+	for rs.Next() {
+		var us int64
+		if err := rs.Scan(&us); err != nil {
+			return nil, err
+		}
+		out = append(out, time.Duration(us)*time.Microsecond)
+	}
+	return out, rs.Err()
 }
 
 // ---- statistics ----
@@ -554,12 +628,25 @@ func BenchmarkChain(b *testing.B) {
 				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 				defer cancel()
 				var riverHops, orderHops, valueHops, orderJob, valueJob []time.Duration
+				var riverNotified, orderNotified, iters int
+				var riverWake, orderWake []time.Duration
 				for b.Loop() {
-					r, err := openRawRiver(ctx, benchConfig(db.fresh(b), prof))
+					cfg := benchConfig(db.fresh(b), prof)
+					r, err := openRawRiver(ctx, cfg)
+					if err != nil {
+						b.Fatal(err)
+					}
+					stop, err := listenInserts(ctx, cfg)
 					if err != nil {
 						b.Fatal(err)
 					}
 					hops, _, err := r.chain(ctx, benchChain)
+					riverNotified += stop()
+					if err == nil {
+						var w []time.Duration
+						w, err = wakeDelays(ctx, r.be, benchHopArgs{}.Kind())
+						riverWake = append(riverWake, w...)
+					}
 					r.close()
 					if err != nil {
 						b.Fatal(err)
@@ -570,6 +657,9 @@ func BenchmarkChain(b *testing.B) {
 						b.Fatal(err)
 					}
 					orderHops, orderJob = append(orderHops, o.hops...), append(orderJob, o.inJob...)
+					orderNotified += o.notified
+					orderWake = append(orderWake, o.wake...)
+					iters++
 					v, err := flowstoneChain(ctx, benchConfig(db.fresh(b), prof), DepValue)
 					if err != nil {
 						b.Fatal(err)
@@ -589,6 +679,19 @@ func BenchmarkChain(b *testing.B) {
 				b.ReportMetric(ms(percentile(valueHops, 99)), "value_p99_hop_ms")
 				b.ReportMetric(ms(percentile(valueHops, 50))/riverP50, "value_ratio_vs_river")
 				b.ReportMetric(ms(percentile(valueJob, 50)), "value_p50_in_job_ms")
+				if riverNotified >= 0 && orderNotified >= 0 {
+					// Jobs whose insert woke River's producers with a
+					// notification, per job of the chain; a job without
+					// one waits for the next poll.
+					b.ReportMetric(float64(riverNotified)/float64(iters*benchChain), "river_notified")
+					b.ReportMetric(float64(orderNotified)/float64(iters*benchChain), "notified")
+				}
+				if len(riverWake) > 0 && len(orderWake) > 0 {
+					// Insert to fetch: what a missing notification costs
+					// (the wait for the poll) shows in the mean.
+					b.ReportMetric(ms(mean(riverWake)), "river_mean_wake_ms")
+					b.ReportMetric(ms(mean(orderWake)), "mean_wake_ms")
+				}
 			})
 		}
 	}

@@ -33,6 +33,28 @@ func (Store) CreateSchema(ctx context.Context, q Querier, schema string) error {
 	return nil
 }
 
+// NotifyJobs sends, in q's transaction, River's insert notification for
+// each of queues on schema ("" is the connection's current schema): the
+// channel and payload River's client sends after an insert, so River's
+// producers listening there fetch as they do after their own client's
+// inserts. Identical notifications in one transaction are delivered once:
+// when River sent its own in the same transaction, listeners get one.
+func (Store) NotifyJobs(ctx context.Context, q Querier, schema string, queues []string) error {
+	if len(queues) == 0 {
+		return nil
+	}
+	payloads := make([]string, len(queues))
+	for i, queue := range queues {
+		payloads[i] = fmt.Sprintf("{\"queue\": %q}", queue)
+	}
+	_, err := q.Exec(ctx, `SELECT pg_notify(concat(coalesce(nullif(?, ''), current_schema()), '.river_insert'), p) FROM unnest(?::text[]) AS p`,
+		schema, payloads)
+	if err != nil {
+		return fmt.Errorf("notify inserted jobs: %w", err)
+	}
+	return nil
+}
+
 // BeginUnflushed begins a PostgreSQL transaction whose commit does not wait
 // for the write-ahead log to reach the disk (synchronous_commit off): the
 // commit is visible at once and reaches the disk with the next commit that
