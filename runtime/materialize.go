@@ -117,6 +117,9 @@ type effects struct {
 	terminal []node
 	// open is set when the transaction saw the run has work left.
 	open bool
+	// unfinished is set when the run's end was checked and the run had
+	// assets left that were not the transaction's to finish.
+	unfinished bool
 }
 
 // Materialize validates req, records a run and enqueues the assets that are
@@ -609,6 +612,7 @@ func (e *Engine) checkReady(ctx context.Context, tx txn, run *runCtx, d *AssetDe
 func (e *Engine) checkRunDone(ctx context.Context, tx txn, run *runCtx, fx *effects) error {
 	open, err := e.st.RunOpen(ctx, tx, run.id)
 	if err != nil || open {
+		fx.unfinished = open
 		return err
 	}
 	failed, err := e.st.RunFailures(ctx, tx, run.id)

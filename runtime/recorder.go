@@ -156,9 +156,16 @@ func (e *Engine) recordFinished(ctx context.Context, f *finished) error {
 // holds it until commit, so the group that locks a fan-in last counts the
 // arrivals of every group before it, committed by then, and the claim in
 // resolve lets only one start it.
+//
+// A run's end has no row to lock: two groups that finish a run's last
+// assets at once each see the other's still running. On PostgreSQL a run
+// whose end a group found unfinished is checked again once the group has
+// committed (endRuns): of the groups, the last to commit sees them all.
 func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff func()) {
 	var advanced []Event
+	var unfinished []*runCtx
 	err := e.be.inTx(ctx, func(tx txn) error {
+		unfinished = unfinished[:0]
 		deps, err := e.recordGroup(ctx, tx, group)
 		if err != nil {
 			return err
@@ -176,6 +183,9 @@ func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff fun
 			}
 			for i := range fxs {
 				advanced = append(advanced, fxs[i].events...)
+				if fxs[i].unfinished {
+					unfinished = append(unfinished, runs[i].run)
+				}
 			}
 			runs = nextRound(runs, fxs)
 		}
@@ -200,6 +210,47 @@ func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff fun
 	}
 	e.events.publish(events...)
 	e.events.publish(advanced...)
+	if e.dialect != "sqlite" {
+		if err := e.endRuns(ctx, unfinished); err != nil {
+			for _, f := range group {
+				if f.err == nil && !f.alone {
+					f.err = err
+				}
+			}
+		}
+	}
+}
+
+// endRuns finishes those of runs that have nothing left to do, each in a
+// transaction of its own (checkRunDone), after the transactions that
+// finished their assets committed.
+func (e *Engine) endRuns(ctx context.Context, runs []*runCtx) error {
+	seen := make(map[string]bool, len(runs))
+	for _, run := range runs {
+		if seen[run.id] {
+			continue
+		}
+		seen[run.id] = true
+		open, err := e.st.RunOpen(ctx, e.be.pool(), run.id)
+		if err != nil {
+			return err
+		}
+		if open {
+			continue
+		}
+		var fx effects
+		if err := e.be.inTx(ctx, func(tx txn) error {
+			fx = effects{}
+			if err := e.checkRunDone(ctx, tx, run, &fx); err != nil {
+				return err
+			}
+			return tx.insertJobs(ctx, fx.jobs)
+		}); err != nil {
+			return err
+		}
+		e.events.publish(fx.events...)
+	}
+	return nil
 }
 
 // groupRuns returns the runs of group's results to advance, with the

@@ -349,3 +349,45 @@ func (r *rendezvous) wait() {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// A run whose last assets finish in groups that engines commit at once
+// ends: each group sees the others' assets still running in its own
+// transaction, so on PostgreSQL the run's end is checked again once the
+// group has committed.
+func TestRunEndsWhenItsLastAssetsFinishInConcurrentGroups(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		const engines, leaves, runs = 3, 12, 4
+		var assets []AssetDef
+		for i := range leaves {
+			assets = append(assets, def(fmt.Sprintf("sink%02d", i), func(context.Context, *Inputs) (any, error) { return i, nil }))
+		}
+		p := NewPipeline(PipelineDef{Name: "sinks", Assets: assets})
+		cfg := db.config(t)
+		cfg.Concurrency = 8
+		together := &rendezvous{n: engines}
+		var es []*Engine
+		for range engines {
+			e := openEngine(t, cfg, Bind(p, nil))
+			e.rec.setCommit(func(ctx context.Context, group []*finished, handOff func()) {
+				together.wait()
+				e.commitGroup(ctx, group, handOff)
+			})
+			es = append(es, e)
+		}
+		var ids []string
+		for i := range runs {
+			run, err := es[i%engines].Materialize(ctx, p, Request{Force: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, run.ID)
+		}
+		for _, id := range ids {
+			if res := waitRun(t, es[0], id); res.Status != RunSucceeded {
+				t.Fatalf("run %s: %s", id, res.Status)
+			}
+		}
+	})
+}
