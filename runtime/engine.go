@@ -101,7 +101,7 @@ func openWith(ctx context.Context, cfg Config, bindings []Binding) (*Engine, err
 	}
 	e.out = newOutage(e.log)
 	e.rec = &recorder{max: maxGroup, commit: e.commitGroup}
-	e.starts = &startGroup{max: maxStartGroup, start: e.startMany}
+	e.starts = &startGroup{max: maxStartGroup, commit: e.startMany}
 	if e.cfg.RetryDelay == nil {
 		e.cfg.RetryDelay = defaultRetryDelay
 	}

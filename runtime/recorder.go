@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"sync"
 
 	"github.com/flowstone-go/flowstone"
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
@@ -60,80 +59,18 @@ type finished struct {
 	alone bool
 	err   error
 
-	done chan struct{} // closed once its group is done
-	lead chan struct{} // closed when it is to commit the next group
+	turn
 }
 
 // recorder gathers the results that finish while a group commits into
-// the next group. The job whose result finds it idle commits; when its
-// group's first transaction has committed it hands the results queued
-// meanwhile to the job of the first of them, which commits them as the
-// next group. No goroutine of its own: Close's wait for the running jobs
-// covers it.
-type recorder struct {
-	max int
-
-	mu sync.Mutex
-	// commit records a group. It calls handOff once the group no longer
-	// needs to go before the next one (its first transaction ended), and
-	// sets the outcome of each result.
-	commit func(ctx context.Context, group []*finished, handOff func())
-	queue  []*finished
-	busy   bool // a group is being recorded; the queue waits for it
-}
-
-// record commits f in a group and returns when the group is done.
-func (r *recorder) record(ctx context.Context, f *finished) {
-	f.done, f.lead = make(chan struct{}), make(chan struct{})
-	r.mu.Lock()
-	r.queue = append(r.queue, f)
-	if r.busy {
-		r.mu.Unlock()
-		select {
-		case <-f.done:
-			return
-		case <-f.lead:
-		}
-		r.mu.Lock()
-	}
-	// f leads the next group, from the front of the queue (f first).
-	r.busy = true
-	n := min(len(r.queue), r.max)
-	group := make([]*finished, n)
-	copy(group, r.queue)
-	r.queue = append(r.queue[:0:0], r.queue[n:]...)
-	commit := r.commit
-	r.mu.Unlock()
-
-	handedOff := false
-	handOff := func() {
-		if handedOff {
-			return
-		}
-		handedOff = true
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if len(r.queue) > 0 {
-			close(r.queue[0].lead)
-			return
-		}
-		r.busy = false
-	}
-	defer func() {
-		handOff()
-		for _, g := range group {
-			if g != f {
-				close(g.done)
-			}
-		}
-	}()
-	commit(ctx, group, handOff)
-}
+// the next group (groupCommit). Its commit calls handOff once the group's
+// transaction has committed.
+type recorder = groupCommit[*finished]
 
 // recordFinished records f through the recorder and returns its job's
 // outcome.
 func (e *Engine) recordFinished(ctx context.Context, f *finished) error {
-	e.rec.record(ctx, f)
+	e.rec.join(ctx, f)
 	if f.alone {
 		f.alone = false
 		e.commitGroup(ctx, []*finished{f}, func() {})

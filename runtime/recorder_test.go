@@ -13,18 +13,18 @@ import (
 	"github.com/riverqueue/river/rivertype"
 )
 
-// queued is how many results wait for the next group.
-func (r *recorder) queued() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.queue)
+// queued is how many members wait for the next group.
+func (g *groupCommit[T]) queued() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
 }
 
-// setCommit replaces how the recorder commits a group.
-func (r *recorder) setCommit(commit func(ctx context.Context, group []*finished, handOff func())) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.commit = commit
+// setCommit replaces how a group is done.
+func (g *groupCommit[T]) setCommit(commit func(ctx context.Context, group []T, handOff func())) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.commit = commit
 }
 
 // waitQueued waits until n results wait for the next group.
@@ -66,7 +66,7 @@ func TestRecorderGroupsWhatFinishesMeanwhile(t *testing.T) {
 	record := func(name string) *finished {
 		f := &finished{}
 		f.fin.Asset = name
-		r.record(context.Background(), f)
+		r.join(context.Background(), f)
 		mu.Lock()
 		defer mu.Unlock()
 		if !slices.Contains(committed, name) {
@@ -286,35 +286,12 @@ func TestRedeliveredJobAdvancesItsRecordedNode(t *testing.T) {
 func TestFanInOnceAcrossConcurrentGroups(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {
-		ctx := context.Background()
-		const engines, leaves, runs = 3, 30, 4
+		const leaves, runs = 30, 4
 		var calls atomic.Int64
 		p := widePipeline("concurrent", leaves, &calls)
-		cfg := db.config(t)
-		cfg.Concurrency = 8
-		together := &rendezvous{n: engines}
-		var es []*Engine
-		for range engines {
-			e := openEngine(t, cfg, Bind(p, nil))
-			e.rec.setCommit(func(ctx context.Context, group []*finished, handOff func()) {
-				together.wait()
-				e.commitGroup(ctx, group, handOff)
-			})
-			es = append(es, e)
-		}
-		var ids []string
-		for i := range runs {
-			run, err := es[i%engines].Materialize(ctx, p, Request{Force: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, run.ID)
-		}
+		e, ids := runsCommittingTogether(t, db, p, runs)
 		for _, id := range ids {
-			if res := waitRun(t, es[0], id); res.Status != RunSucceeded {
-				t.Fatalf("run %s: %s", id, res.Status)
-			}
-			checkOneSuccessEach(t, es[0].be.pool(), id, leaves+1)
+			checkOneSuccessEach(t, e.be.pool(), id, leaves+1)
 		}
 		if calls.Load() != runs {
 			t.Fatalf("the fan-in ran %d times in %d runs", calls.Load(), runs)
@@ -357,37 +334,46 @@ func (r *rendezvous) wait() {
 func TestRunEndsWhenItsLastAssetsFinishInConcurrentGroups(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {
-		ctx := context.Background()
-		const engines, leaves, runs = 3, 12, 4
 		var assets []AssetDef
-		for i := range leaves {
+		for i := range 12 {
 			assets = append(assets, def(fmt.Sprintf("sink%02d", i), func(context.Context, *Inputs) (any, error) { return i, nil }))
 		}
-		p := NewPipeline(PipelineDef{Name: "sinks", Assets: assets})
-		cfg := db.config(t)
-		cfg.Concurrency = 8
-		together := &rendezvous{n: engines}
-		var es []*Engine
-		for range engines {
-			e := openEngine(t, cfg, Bind(p, nil))
-			e.rec.setCommit(func(ctx context.Context, group []*finished, handOff func()) {
-				together.wait()
-				e.commitGroup(ctx, group, handOff)
-			})
-			es = append(es, e)
-		}
-		var ids []string
-		for i := range runs {
-			run, err := es[i%engines].Materialize(ctx, p, Request{Force: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ids = append(ids, run.ID)
-		}
-		for _, id := range ids {
-			if res := waitRun(t, es[0], id); res.Status != RunSucceeded {
-				t.Fatalf("run %s: %s", id, res.Status)
-			}
-		}
+		runsCommittingTogether(t, db, NewPipeline(PipelineDef{Name: "sinks", Assets: assets}), 4)
 	})
+}
+
+// runsCommittingTogether opens three engines on one database (three
+// processes) whose recorders commit their groups at the same moment,
+// works n forced runs of p with them, and returns one of the engines and
+// the runs, all succeeded.
+func runsCommittingTogether(t *testing.T, db testDB, p *Pipeline, n int) (*Engine, []string) {
+	t.Helper()
+	ctx := context.Background()
+	const engines = 3
+	cfg := db.config(t)
+	cfg.Concurrency = 8
+	together := &rendezvous{n: engines}
+	var es []*Engine
+	for range engines {
+		e := openEngine(t, cfg, Bind(p, nil))
+		e.rec.setCommit(func(ctx context.Context, group []*finished, handOff func()) {
+			together.wait()
+			e.commitGroup(ctx, group, handOff)
+		})
+		es = append(es, e)
+	}
+	var ids []string
+	for i := range n {
+		run, err := es[i%engines].Materialize(ctx, p, Request{Force: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, run.ID)
+	}
+	for _, id := range ids {
+		if res := waitRun(t, es[0], id); res.Status != RunSucceeded {
+			t.Fatalf("run %s: %s", id, res.Status)
+		}
+	}
+	return es[0], ids
 }

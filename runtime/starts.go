@@ -2,7 +2,6 @@ package runtime
 
 import (
 	"context"
-	"sync"
 
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 )
@@ -34,69 +33,18 @@ type startReq struct {
 	err      error
 	// alone is set when the group did not start it: it starts by itself.
 	alone bool
-	done  chan struct{} // closed once its group is done
-	lead  chan struct{} // closed when it is to start the next group
+	turn
 }
 
 // startGroup gathers the starts that arrive while a group's statement
-// runs into the next group.
-type startGroup struct {
-	max int
-	// start starts a group; it sets each start's outcome.
-	start func(ctx context.Context, group []*startReq)
-
-	mu    sync.Mutex
-	queue []*startReq
-	busy  bool
-}
-
-// run starts r in a group and returns when the group is done.
-func (g *startGroup) run(ctx context.Context, r *startReq) {
-	r.done, r.lead = make(chan struct{}), make(chan struct{})
-	g.mu.Lock()
-	g.queue = append(g.queue, r)
-	if g.busy {
-		g.mu.Unlock()
-		select {
-		case <-r.done:
-			return
-		case <-r.lead:
-		}
-		g.mu.Lock()
-	}
-	// r leads the next group, from the front of the queue (r first).
-	g.busy = true
-	n := min(len(g.queue), g.max)
-	group := make([]*startReq, n)
-	copy(group, g.queue)
-	g.queue = append(g.queue[:0:0], g.queue[n:]...)
-	start := g.start
-	g.mu.Unlock()
-
-	// Deferred, so that a panic in start (River recovers it as the job's
-	// failure) leaves no start waiting.
-	defer func() {
-		g.mu.Lock()
-		if len(g.queue) > 0 {
-			close(g.queue[0].lead)
-		} else {
-			g.busy = false
-		}
-		g.mu.Unlock()
-		for _, o := range group {
-			if o != r {
-				close(o.done)
-			}
-		}
-	}()
-	start(ctx, group)
-}
+// runs into the next group (groupCommit).
+type startGroup = groupCommit[*startReq]
 
 // startQueuedNode starts n under job through the engine's start group;
 // ok is false when n is not queued or its run is cancelled.
 func (e *Engine) startQueuedNode(ctx context.Context, n store.Node, job int64) (attempts int, ok bool, err error) {
 	r := &startReq{s: store.Start{Node: n, Job: job}}
-	e.starts.run(ctx, r)
+	e.starts.join(ctx, r)
 	if r.alone {
 		e.startAlone(ctx, r)
 	}
@@ -116,7 +64,7 @@ func (e *Engine) startAlone(ctx context.Context, r *startReq) {
 // startMany starts group's nodes: a lone start with store.StartQueued, a
 // group in one statement. A node twice in the group, and every start of
 // a group whose statement failed, is left for its job to start alone.
-func (e *Engine) startMany(ctx context.Context, group []*startReq) {
+func (e *Engine) startMany(ctx context.Context, group []*startReq, _ func()) {
 	if len(group) == 1 {
 		e.startAlone(ctx, group[0])
 		return

@@ -10,13 +10,6 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 )
 
-// startsQueued is how many starts wait for the next group.
-func (g *startGroup) startsQueued() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.queue)
-}
-
 // A start that finds no group under way goes at once, alone; those that
 // arrive while a group's statement runs form the next groups, at most max
 // each, and each returns once its own group is done.
@@ -27,7 +20,7 @@ func TestStartGroupGathersWhatArrivesMeanwhile(t *testing.T) {
 	hold := make(chan struct{})
 	first := false
 	g := &startGroup{max: 2}
-	g.start = func(_ context.Context, group []*startReq) {
+	g.commit = func(_ context.Context, group []*startReq, _ func()) {
 		mu.Lock()
 		names := make([]string, len(group))
 		for i, r := range group {
@@ -46,7 +39,7 @@ func TestStartGroupGathersWhatArrivesMeanwhile(t *testing.T) {
 	}
 	start := func(name string) {
 		r := &startReq{s: store.Start{Node: store.Node{Asset: name}}}
-		g.run(context.Background(), r)
+		g.join(context.Background(), r)
 		if r.attempts != 1 {
 			t.Errorf("%s returned before its group started it", name)
 		}
@@ -70,7 +63,7 @@ func TestStartGroupGathersWhatArrivesMeanwhile(t *testing.T) {
 	}
 	for i, name := range []string{"d", "e", "f", "g", "h"} {
 		wg.Go(func() { start(name) })
-		for g.startsQueued() < i+1 {
+		for g.queued() < i+1 {
 			time.Sleep(time.Millisecond)
 		}
 	}
@@ -119,7 +112,7 @@ func TestStartGroupStartsQueuedNodesOnce(t *testing.T) {
 			t.Fatalf("start elsewhere: %v, %v", ok, err)
 		}
 		startAll := func(group []*startReq) []int {
-			e.startMany(ctx, group)
+			e.startMany(ctx, group, nil)
 			out := make([]int, len(group))
 			for i, r := range group {
 				if r.alone {
@@ -144,7 +137,7 @@ func TestStartGroupStartsQueuedNodesOnce(t *testing.T) {
 		failing := &startReq{s: store.Start{Node: node(2, "a"), Job: 10}}
 		ctxDone, cancel := context.WithCancel(ctx)
 		cancel()
-		e.startMany(ctxDone, []*startReq{failing, {s: store.Start{Node: node(2, "b"), Job: 11}}})
+		e.startMany(ctxDone, []*startReq{failing, {s: store.Start{Node: node(2, "b"), Job: 11}}}, nil)
 		if !failing.alone {
 			t.Fatal("a start of a failed group is not left to start alone")
 		}
