@@ -36,7 +36,8 @@ func waitQueued(r *recorder, n int) {
 
 // A result that finds the recorder idle commits at once, alone; those that
 // arrive while a group commits form the next groups, at most max each, and
-// each returns once its own group is done.
+// each returns once its own group is done. (The start group is the same
+// groupCommit.)
 func TestRecorderGroupsWhatFinishesMeanwhile(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex

@@ -3,81 +3,10 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 )
-
-// A start that finds no group under way goes at once, alone; those that
-// arrive while a group's statement runs form the next groups, at most max
-// each, and each returns once its own group is done.
-func TestStartGroupGathersWhatArrivesMeanwhile(t *testing.T) {
-	t.Parallel()
-	var mu sync.Mutex
-	var groups [][]string
-	hold := make(chan struct{})
-	first := false
-	g := &startGroup{max: 2}
-	g.commit = func(_ context.Context, group []*startReq, _ func()) {
-		mu.Lock()
-		names := make([]string, len(group))
-		for i, r := range group {
-			names[i] = r.s.Asset
-		}
-		groups = append(groups, names)
-		wait := first
-		first = false
-		mu.Unlock()
-		if wait {
-			<-hold
-		}
-		for _, r := range group {
-			r.attempts = 1
-		}
-	}
-	start := func(name string) {
-		r := &startReq{s: store.Start{Node: store.Node{Asset: name}}}
-		g.join(context.Background(), r)
-		if r.attempts != 1 {
-			t.Errorf("%s returned before its group started it", name)
-		}
-	}
-
-	for _, name := range []string{"a", "b"} {
-		start(name)
-	}
-	if fmt.Sprint(groups) != "[[a] [b]]" {
-		t.Fatalf("groups %v; want each start alone", groups)
-	}
-
-	// While c's statement runs, five more arrive.
-	mu.Lock()
-	groups, first = nil, true
-	mu.Unlock()
-	var wg sync.WaitGroup
-	wg.Go(func() { start("c") })
-	for len(snapshot(&mu, &groups)) == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	for i, name := range []string{"d", "e", "f", "g", "h"} {
-		wg.Go(func() { start(name) })
-		for g.queued() < i+1 {
-			time.Sleep(time.Millisecond)
-		}
-	}
-	close(hold)
-	wg.Wait()
-	if got, want := fmt.Sprint(snapshot(&mu, &groups)), "[[c] [d e] [f g] [h]]"; got != want {
-		t.Fatalf("groups %v; want %v", got, want)
-	}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.busy || len(g.queue) != 0 {
-		t.Fatalf("start group left busy (%v) with %d queued", g.busy, len(g.queue))
-	}
-}
 
 // A group of starts starts its queued nodes once each, under their own
 // jobs, and none of a node another process started, a node named twice
