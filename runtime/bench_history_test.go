@@ -3,7 +3,6 @@ package runtime
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -146,20 +145,5 @@ func historyQueries() []historyQuery {
 // each engine's median duration.
 func medianTimes(b *testing.B, n int, engines []*Engine, fn func(e *Engine) error) []time.Duration {
 	b.Helper()
-	ds := make([][]time.Duration, len(engines))
-	for range n {
-		for i, e := range engines {
-			start := time.Now()
-			if err := fn(e); err != nil {
-				b.Fatal(err)
-			}
-			ds[i] = append(ds[i], time.Since(start))
-		}
-	}
-	out := make([]time.Duration, len(engines))
-	for i := range ds {
-		slices.Sort(ds[i])
-		out[i] = ds[i][n/2]
-	}
-	return out
+	return medianTimesWith(b, n, engines, func(*Engine) error { return nil }, fn)
 }
