@@ -66,8 +66,10 @@ fuzz:
 # PostgreSQL (three workers) and SQLite (one, restarted), with every
 # setting at its default; the PostgreSQL run again with the database cut
 # away now and then (through a proxy, the server itself untouched) between
-# and during the kills; and PostgreSQL cut away from materialize, status
-# --follow and workers.
+# and during the kills; PostgreSQL cut away from materialize, status
+# --follow and workers; and a private PostgreSQL server of the test's own
+# (initdb from /usr/lib/postgresql/*/bin, another port; skipped without
+# the server binaries) crashed with SIGKILL six times under three workers.
 # Each run prints a "CHAOS |" table line. PostgreSQL needs
 # FLOWSTONE_TEST_DATABASE_URL. Repeat with CHAOS_FLAGS='-count 3';
 # FLOWSTONE_CHAOS_KILLS=0 measures the same runs undisturbed.

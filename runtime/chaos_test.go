@@ -179,6 +179,9 @@ func TestChaosRole(t *testing.T) {
 		Schema:   os.Getenv("FLOWSTONE_PROC_SCHEMA"),
 		Logger:   slog.New(slog.DiscardHandler),
 	}
+	if os.Getenv("FLOWSTONE_CHAOS_LOG") != "" { // the workers' warnings, for a failing run
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
 	ctx := context.Background()
 	p := chaosPipeline()
 	switch role {
