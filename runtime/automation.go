@@ -76,7 +76,9 @@ type AutomationDecision struct {
 	Asset     string
 	Partition flowstone.Partition
 	Decision  AutomationOutcome
-	// RunID is the run launched (AutomationLaunched), else empty.
+	// RunID is the run launched (AutomationLaunched), or the run the
+	// candidate waits for (AutomationRunning: the oldest running run that
+	// has the asset and partition), else empty.
 	RunID string
 	// Reason names what triggered the decision: the upstream
 	// materializations, or the missing partition.
@@ -423,9 +425,9 @@ func (e *Engine) evaluatePipeline(ctx context.Context, p *Pipeline, now time.Tim
 	if err != nil {
 		return err
 	}
-	busy := map[string]bool{}
+	busy := map[string]string{} // node -> the run that has it
 	for _, n := range active {
-		busy[nodeID(n.Asset, flowstone.Partition(n.Partition))] = true
+		busy[nodeID(n.Asset, flowstone.Partition(n.Partition))] = n.Run
 	}
 	running, err := e.st.RunningWithKeyPrefix(ctx, q, p.name, StartedByAutomation+":")
 	if err != nil {
@@ -529,7 +531,7 @@ func (c *candidate) covered(nw *newestMat) bool {
 
 // consider decides on one candidate: nothing new, already running, its
 // window not ended, backpressure, or a run.
-func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[string]*newestMat, busy map[string]bool) error {
+func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[string]*newestMat, busy map[string]string) error {
 	e, q, p := ev.e, ev.q, ev.p
 	id := nodeID(c.asset.Key, c.part)
 	drop := func() error {
@@ -538,12 +540,12 @@ func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[str
 		}
 		return e.st.DeleteAutomationPending(ctx, q, p.name, c.asset.Key, string(c.part))
 	}
-	keep := func(outcome AutomationOutcome) error {
+	keep := func(outcome AutomationOutcome, run string) error {
 		reason := c.describe()
 		if !c.pending || len(c.ups) > 0 {
 			// Recorded when it starts waiting (or has news), not at every
 			// evaluation it goes on waiting.
-			ev.decide(c, outcome, "", reason)
+			ev.decide(c, outcome, run, reason)
 		}
 		return e.st.SetAutomationPending(ctx, q, p.name, store.AutomationPending{Asset: c.asset.Key, Partition: string(c.part),
 			Reason: reason, Trigger: c.trigger, TriggerAt: c.triggerAt, News: c.encodeNews()})
@@ -551,7 +553,7 @@ func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[str
 	if c.asset.Partitions != nil {
 		if err := c.asset.Partitions.Validate(c.part); err != nil {
 			if errors.Is(err, flowstone.ErrFuturePartition) {
-				return keep(AutomationWaiting)
+				return keep(AutomationWaiting, "")
 			}
 			ev.decide(c, AutomationRefused, "", c.describe()+": "+err.Error())
 			return drop()
@@ -566,13 +568,13 @@ func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[str
 			keyNote(string(c.part)), nw.id, time.UnixMicro(nw.finishedAt).UTC().Format(time.DateTime)))
 		return drop()
 	}
-	if busy[id] {
+	if run := busy[id]; run != "" {
 		// The run that has it may have read older upstreams: evaluated
-		// again once it has finished the asset.
-		return keep(AutomationRunning)
+		// again once it has finished the asset. The decision names it.
+		return keep(AutomationRunning, run)
 	}
 	if ev.budget <= 0 {
-		return keep(AutomationDeferred)
+		return keep(AutomationDeferred, "")
 	}
 	key := c.trigger
 	if key == "" {
@@ -588,7 +590,7 @@ func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[str
 	if !run.Existing {
 		ev.budget--
 	}
-	busy[id] = true
+	busy[id] = run.ID
 	e.log.InfoContext(ctx, "automated run", "pipeline", p.name, "asset", c.asset.Key, "partition", c.part, "run", run.ID, "existing", run.Existing)
 	ev.decide(c, AutomationLaunched, run.ID, c.describe())
 	return drop()
@@ -596,7 +598,7 @@ func (ev *evaluation) consider(ctx context.Context, c *candidate, newest map[str
 
 // missing launches, within the budget left, the partitions of auto=missing
 // assets never materialized, from where the previous evaluation stopped.
-func (ev *evaluation) missing(ctx context.Context, busy map[string]bool) error {
+func (ev *evaluation) missing(ctx context.Context, busy map[string]string) error {
 	e, q, p := ev.e, ev.q, ev.p
 	var state map[string]store.AutomationAsset
 	for _, a := range p.assets {
@@ -624,7 +626,7 @@ func (ev *evaluation) missing(ctx context.Context, busy map[string]bool) error {
 		}
 		done := ""
 		for _, k := range keys {
-			if _, ok := have[string(k)]; !ok && !busy[nodeID(a.Key, k)] {
+			if _, ok := have[string(k)]; !ok && busy[nodeID(a.Key, k)] == "" {
 				if ev.budget <= 0 {
 					break
 				}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -456,8 +457,8 @@ func TestAutomationUpdateDuringRun(t *testing.T) {
 		<-read
 		materializeWait(t, a, p, Request{Targets: []string{"raw"}, Partition: inFlight, Force: true})
 		both()
-		if got := decisions(t, b, "clean")[AutomationRunning]; len(got) != 1 || got[0].Partition != inFlight {
-			t.Fatalf("clean %s while its run is in flight: %+v; want one already running", inFlight, got)
+		if got := decisions(t, b, "clean")[AutomationRunning]; len(got) != 1 || got[0].Partition != inFlight || got[0].RunID != first[0].RunID {
+			t.Fatalf("clean %s while its run is in flight: %+v; want one already running, waiting for %s", inFlight, got, first[0].RunID)
 		}
 		both() // still running: nothing more
 		close(gate(inFlight))
@@ -505,6 +506,62 @@ func TestAutomationUpdateDuringRun(t *testing.T) {
 		both()
 		if n := len(automatedRuns(t, a)); n != 3 {
 			t.Fatalf("%d automated runs; want 3", n)
+		}
+	})
+}
+
+// A candidate held by a run that does not end says which run it waits
+// for, and cancelling that run releases it: the next evaluation launches
+// it.
+func TestAutomationCandidateNamesTheRunItWaitsFor(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		cfg := db.config(t)
+		cfg.AutomationInterval = -1 // evaluated by hand
+		var stuck atomic.Bool
+		stuck.Store(true)
+		raw := def("raw", func(ctx context.Context, in *Inputs) (any, error) { return fmt.Sprint(time.Now().UnixNano()), nil })
+		clean := def("clean", func(ctx context.Context, in *Inputs) (any, error) {
+			if stuck.Load() { // hangs until its run is cancelled
+				<-ctx.Done()
+				return nil, ctx.Err()
+			}
+			return Input[string](ctx, in, "raw")
+		}, on("raw"))
+		clean.Auto = AutoEager
+		p := NewPipeline(PipelineDef{Name: "auto", Assets: []AssetDef{raw, clean}})
+		e := openEngine(t, cfg, Bind(p, nil))
+		evaluate(t, e) // starts the cursor
+		hung, err := e.Materialize(ctx, p, Request{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for r, err := e.Run(ctx, hung.ID); r.Assets["clean"].Status != StatusRunning; r, err = e.Run(ctx, hung.ID) {
+			if err != nil || r.Status.Terminal() {
+				t.Fatalf("run %s: %v %v", hung.ID, r.Status, err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		materializeWait(t, e, p, Request{Targets: []string{"raw"}, Force: true})
+		evaluate(t, e)
+		evaluate(t, e)
+		got := decisions(t, e, "clean")
+		if w := got[AutomationRunning]; len(w) != 1 || w[0].RunID != hung.ID || len(got[AutomationLaunched]) != 0 {
+			t.Fatalf("decisions %+v; want one already running, waiting for %s", got, hung.ID)
+		}
+
+		stuck.Store(false)
+		if err := e.Cancel(ctx, hung.ID); err != nil {
+			t.Fatal(err)
+		}
+		evaluate(t, e)
+		l := decisions(t, e, "clean")[AutomationLaunched]
+		if len(l) != 1 {
+			t.Fatalf("after cancelling %s: launched %+v; want once", hung.ID, l)
+		}
+		if res := waitRun(t, e, l[0].RunID); res.Status != RunSucceeded {
+			t.Fatalf("launched run: %s", res.Status)
 		}
 	})
 }

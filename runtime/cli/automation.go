@@ -15,8 +15,9 @@ func (s *session) automationCommand() *cobra.Command {
 		Short: "List the decisions of declarative automation (auto=), newest first",
 		Long: `Automation lists what declarative automation decided, newest first: for each
 asset with auto=eager or auto=missing and partition an evaluation looked
-at, whether it launched a run (and which), skipped it (already running,
-nothing new), deferred it (backpressure: --max-automated-runs runs in
+at, whether it launched a run (and which), skipped it (already running:
+the run it waits for is listed, and cancelling that run lets the next
+evaluation launch it; nothing new), deferred it (backpressure: --max-automated-runs runs in
 flight; a window that has not ended) or was refused, and why: the upstream
 materializations that triggered it, or the partition that was never
 materialized. Worker processes evaluate automation every

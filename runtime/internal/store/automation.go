@@ -164,17 +164,19 @@ func (Store) NewestReads(ctx context.Context, q Querier, pipeline, asset string,
 
 // ActiveNode is an asset and partition some running run of a pipeline has
 // yet to finish.
-type ActiveNode struct{ Asset, Partition string }
+type ActiveNode struct{ Asset, Partition, Run string }
 
 // ActiveNodes returns the assets and partitions that running runs of
-// pipeline have pending, queued, running, waiting or checking.
+// pipeline have pending, queued, running, waiting or checking, each with
+// the oldest such run (run IDs sort by creation).
 func (Store) ActiveNodes(ctx context.Context, q Querier, pipeline string) ([]ActiveNode, error) {
 	// CROSS JOIN keeps SQLite from walking every run of the pipeline
 	// (probing each one's run assets): the few unfinished rows of the
 	// status-first index lead.
-	rs, err := q.Query(ctx, `SELECT DISTINCT ra.asset, ra.partition_key FROM flowstone_run_assets ra
+	rs, err := q.Query(ctx, `SELECT ra.asset, ra.partition_key, MIN(ra.run_id) FROM flowstone_run_assets ra
 		CROSS JOIN flowstone_runs r
-		WHERE r.id = ra.run_id AND ra.status IN (?, ?, ?, ?, ?) AND r.pipeline = ?`,
+		WHERE r.id = ra.run_id AND ra.status IN (?, ?, ?, ?, ?) AND r.pipeline = ?
+		GROUP BY ra.asset, ra.partition_key`,
 		AssetPending, AssetQueued, AssetRunning, AssetWaiting, AssetChecking, pipeline)
 	if err != nil {
 		return nil, err
@@ -183,7 +185,7 @@ func (Store) ActiveNodes(ctx context.Context, q Querier, pipeline string) ([]Act
 	var out []ActiveNode
 	for rs.Next() {
 		var n ActiveNode
-		if err := rs.Scan(&n.Asset, &n.Partition); err != nil {
+		if err := rs.Scan(&n.Asset, &n.Partition, &n.Run); err != nil {
 			return nil, err
 		}
 		out = append(out, n)
