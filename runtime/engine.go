@@ -152,6 +152,14 @@ func openWith(ctx context.Context, cfg Config, bindings []Binding) (*Engine, err
 		}
 	}
 	if rcfg.Queues != nil {
+		// The first beat is recorded before River fetches a job: a
+		// process that dies on its first job (before the liveness loop
+		// beat) would otherwise be unknown, never found stale, and its
+		// jobs never taken over.
+		if err := e.out.ride(ctx, e.beat); err != nil {
+			e.be.close()
+			return nil, fmt.Errorf("heartbeat: %w", err)
+		}
 		// River stops when Start's context ends; the engine lives until Close.
 		if err := e.be.start(context.WithoutCancel(ctx)); err != nil {
 			e.be.close()

@@ -614,3 +614,26 @@ func enqueueRole(t *testing.T, cfg Config, p *Pipeline, req Request) {
 	fmt.Println("RUN", run.ID)
 	_ = e.Close(ctx)
 }
+
+// A working engine is known as a live process when Open returns, before
+// River fetches its first job: a process killed by its very first job is
+// then found stale and its jobs taken over (under load, a worker whose
+// first job crashed it before its first beat was never found, and the run
+// waited for River's rescuer, an hour away).
+func TestOpenRecordsItsProcessBeforeWorking(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		p := NewPipeline(PipelineDef{Name: "beat", Assets: []AssetDef{
+			def("a", func(ctx context.Context, in *Inputs) (any, error) { return 1, nil }),
+		}})
+		e := openEngine(t, db.config(t), Bind(p, nil))
+		var n int
+		if err := e.be.pool().QueryRow(context.Background(), `SELECT count(*) FROM flowstone_processes WHERE id = ?`,
+			e.be.clientID()).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("process %s recorded %d times when Open returned; want once", e.be.clientID(), n)
+		}
+	})
+}

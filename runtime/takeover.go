@@ -74,13 +74,12 @@ func (e *Engine) startLiveness() {
 	e.live = l
 	go func() {
 		defer close(l.done)
-		host, _ := os.Hostname()
-		id, pid := e.be.clientID(), os.Getpid()
+		id := e.be.clientID()
 		t := time.NewTicker(every)
 		defer t.Stop()
 		failing := false
 		for {
-			err := e.st.Heartbeat(ctx, e.be.pool(), id, host, pid)
+			err := e.beat(ctx)
 			if err == nil {
 				e.out.up()
 				// After an outage every process beats again within
@@ -114,6 +113,12 @@ func (e *Engine) startLiveness() {
 
 // stopLiveness stops beating and removes this process's row, so nobody
 // waits for it.
+// beat records this process's heartbeat.
+func (e *Engine) beat(ctx context.Context) error {
+	host, _ := os.Hostname()
+	return e.st.Heartbeat(ctx, e.be.pool(), e.be.clientID(), host, os.Getpid())
+}
+
 func (e *Engine) stopLiveness(ctx context.Context) {
 	if e.live == nil {
 		return
