@@ -210,8 +210,8 @@ func (st Store) PendingItems(ctx context.Context, db DB, ref Ref, n, from, to in
 	if !out.Running {
 		return out, nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal([]byte(raw), &items); err != nil {
+	items, err := splitArray([]byte(raw))
+	if err != nil {
 		return Batch{}, fmt.Errorf("decode batch %d: %w", n, err)
 	}
 	out.Size = len(items)
@@ -636,7 +636,11 @@ func (st Store) Gather(ctx context.Context, db DB, ref Ref, layout Layout, total
 		return st.gatherItemRows(ctx, db, ref, total)
 	}
 	var g gathering
-	if err := eachBatchResults(ctx, db, ref, false, func(recs []batchRecord) error {
+	var recs []batchRecord
+	if err := eachBatchRow(ctx, db, ref, false, func(n int, raw []byte) (err error) {
+		if recs, err = parseRecords(raw, recs[:0]); err != nil {
+			return fmt.Errorf("decode batch %d's results: %w", n, err)
+		}
 		for _, r := range recs {
 			g.add(r)
 		}
@@ -648,18 +652,19 @@ func (st Store) Gather(ctx context.Context, db DB, ref Ref, layout Layout, total
 }
 
 // batchRecord is what the gather and the first error read of an
-// ItemRecord stored on its batch row.
+// ItemRecord stored on its batch row: Value and Error are its raw JSON,
+// and alias the row read.
 type batchRecord struct {
-	Idx    int             `json:"idx"`
-	Status string          `json:"status"`
-	Value  json.RawMessage `json:"value"`
-	Error  string          `json:"error"`
+	Idx    int
+	Status string
+	Value  json.RawMessage
+	Error  json.RawMessage // a JSON string
 }
 
-// eachBatchResults calls fn with the records of each batch of ref that
-// has any (only those with failed items when failedOnly), in batch
-// order, reading one row at a time; fn must not keep recs.
-func eachBatchResults[T any](ctx context.Context, db DB, ref Ref, failedOnly bool, fn func(recs []T) error) error {
+// eachBatchRow calls fn with the results of each batch of ref that has
+// any (only those with failed items when failedOnly), in batch order,
+// reading one row at a time; fn must not keep raw.
+func eachBatchRow(ctx context.Context, db DB, ref Ref, failedOnly bool, fn func(n int, raw []byte) error) error {
 	q := `SELECT batch, results FROM flowstone_scatter_batches
 		WHERE run_id = ? AND asset = ? AND partition_key = ? AND done > 0`
 	if failedOnly {
@@ -670,21 +675,16 @@ func eachBatchResults[T any](ctx context.Context, db DB, ref Ref, failedOnly boo
 		return err
 	}
 	defer rs.Close()
-	var recs []T
+	var raw []byte
 	for rs.Next() {
 		var n int
-		var raw sql.NullString
 		if err := rs.Scan(&n, &raw); err != nil {
 			return err
 		}
-		if !raw.Valid {
+		if raw == nil {
 			continue
 		}
-		recs = recs[:0]
-		if err := json.Unmarshal([]byte(raw.String), &recs); err != nil {
-			return fmt.Errorf("decode batch %d's results: %w", n, err)
-		}
-		if err := fn(recs); err != nil {
+		if err := fn(n, raw); err != nil {
 			return err
 		}
 	}
@@ -731,9 +731,8 @@ func (g *gathering) add(r batchRecord) {
 		g.ob.Write(value)
 		g.ob.WriteByte('}')
 	case ItemFailed:
-		e, _ := json.Marshal(r.Error)
 		g.ob.WriteString(`{"value":null,"error":`)
-		g.ob.Write(e)
+		g.ob.Write(r.Error)
 		g.ob.WriteByte('}')
 	default:
 		g.ob.WriteString(`{"value":null,"skipped":true}`)
@@ -764,10 +763,17 @@ func (st Store) FirstError(ctx context.Context, db DB, ref Ref, layout Layout) (
 		return idx, msg, err == nil, err
 	}
 	errFound := errors.New("found")
-	err = eachBatchResults(ctx, db, ref, true, func(recs []batchRecord) error {
+	err = eachBatchRow(ctx, db, ref, true, func(n int, raw []byte) error {
+		recs, err := parseRecords(raw, nil)
+		if err != nil {
+			return fmt.Errorf("decode batch %d's results: %w", n, err)
+		}
 		for _, r := range recs {
 			if r.Status == ItemFailed {
-				idx, msg, ok = r.Idx, r.Error, true
+				idx, ok = r.Idx, true
+				if err := json.Unmarshal(r.Error, &msg); err != nil {
+					return fmt.Errorf("decode item %d's error: %w", r.Idx, err)
+				}
 				return errFound
 			}
 		}
@@ -893,7 +899,12 @@ func Records(ctx context.Context, db DB, run string, fn func(ItemRecord) error) 
 	for _, s := range all {
 		ref := s.ref
 		if s.layout == BatchRows {
-			err = eachBatchResults(ctx, db, ref, false, func(recs []storedRecord) error {
+			var recs []storedRecord
+			err = eachBatchRow(ctx, db, ref, false, func(n int, raw []byte) error {
+				recs = recs[:0]
+				if err := json.Unmarshal(raw, &recs); err != nil {
+					return fmt.Errorf("decode batch %d's results: %w", n, err)
+				}
 				for _, r := range recs {
 					if err := fn(ItemRecord{Asset: ref.Asset, Partition: ref.Partition, Index: r.Idx, Key: r.Key, Status: r.Status,
 						Value: r.Value, Error: r.Error, Attempts: r.Attempts,

@@ -43,7 +43,7 @@ type sqlRows struct{ *sql.Rows }
 func (r sqlRows) Close() { _ = r.Rows.Close() }
 
 // migrated opens a fresh SQLite database with the store's migrations.
-func migrated(t *testing.T) sqlDB {
+func migrated(t testing.TB) sqlDB {
 	t.Helper()
 	db, err := sql.Open("sqlite", filepath.Join(t.TempDir(), "scatter.db"))
 	if err != nil {
@@ -94,7 +94,7 @@ func pending(t *testing.T, db DB, o Orchestrator, ref Ref, n int) Batch {
 	return b
 }
 
-func startScatter(t *testing.T, db DB, o Orchestrator, ref Ref, n int) {
+func startScatter(t testing.TB, db DB, o Orchestrator, ref Ref, n int) {
 	t.Helper()
 	items := make([]json.RawMessage, n)
 	for i := range items {
