@@ -171,7 +171,8 @@ func parseRecords(data []byte, recs []batchRecord) ([]batchRecord, error) {
 	}
 	recs = recs[:start]
 	for _, f := range full {
-		r := batchRecord{Idx: f.Idx, Status: f.Status, Value: f.Value}
+		r := batchRecord{Idx: f.Idx, Status: f.Status, Value: f.Value, Attempts: f.Attempts, Started: f.Started, Finished: f.Finished}
+		r.Key, _ = json.Marshal(f.Key)
 		if f.Status == ItemFailed {
 			r.Error, _ = json.Marshal(f.Error)
 		}
@@ -209,6 +210,14 @@ func scanRecords(data []byte, recs []batchRecord) ([]batchRecord, bool) {
 				r.Value = value
 			case "error":
 				r.Error = value
+			case "key":
+				r.Key = value
+			case "attempts":
+				r.Attempts = atoi(value)
+			case "started_at":
+				r.Started = int64(atoi(value))
+			case "finished_at":
+				r.Finished = int64(atoi(value))
 			}
 		})
 		if !ok || r.Idx < 0 || r.Status == "" || r.Status == ItemFailed && r.Error == nil {
@@ -229,6 +238,25 @@ func scanRecords(data []byte, recs []batchRecord) ([]batchRecord, bool) {
 		}
 	}
 	return recs, false
+}
+
+// unquote returns the string the JSON string raw holds.
+func unquote(raw []byte) (string, error) {
+	if len(raw) >= 2 && raw[0] == '"' && raw[len(raw)-1] == '"' {
+		plain := true
+		for _, c := range raw[1 : len(raw)-1] {
+			if c == '\\' || c == '"' {
+				plain = false
+				break
+			}
+		}
+		if plain {
+			return string(raw[1 : len(raw)-1]), nil
+		}
+	}
+	var s string
+	err := json.Unmarshal(raw, &s)
+	return s, err
 }
 
 // atoi parses a non-negative decimal integer, -1 when it is not one.

@@ -651,14 +651,17 @@ func (st Store) Gather(ctx context.Context, db DB, ref Ref, layout Layout, total
 	return g.end(total)
 }
 
-// batchRecord is what the gather and the first error read of an
-// ItemRecord stored on its batch row: Value and Error are its raw JSON,
-// and alias the row read.
+// batchRecord is an ItemRecord as read from its batch row: Key, Value
+// and Error are its raw JSON, and alias the row read.
 type batchRecord struct {
-	Idx    int
-	Status string
-	Value  json.RawMessage
-	Error  json.RawMessage // a JSON string
+	Idx      int
+	Status   string
+	Key      json.RawMessage // a JSON string
+	Value    json.RawMessage
+	Error    json.RawMessage // a JSON string
+	Attempts int
+	Started  int64
+	Finished int64
 }
 
 // eachBatchRow calls fn with the results of each batch of ref that has
@@ -771,7 +774,7 @@ func (st Store) FirstError(ctx context.Context, db DB, ref Ref, layout Layout) (
 		for _, r := range recs {
 			if r.Status == ItemFailed {
 				idx, ok = r.Idx, true
-				if err := json.Unmarshal(r.Error, &msg); err != nil {
+				if msg, err = unquote(r.Error); err != nil {
 					return fmt.Errorf("decode item %d's error: %w", r.Idx, err)
 				}
 				return errFound
@@ -899,16 +902,25 @@ func Records(ctx context.Context, db DB, run string, fn func(ItemRecord) error) 
 	for _, s := range all {
 		ref := s.ref
 		if s.layout == BatchRows {
-			var recs []storedRecord
-			err = eachBatchRow(ctx, db, ref, false, func(n int, raw []byte) error {
-				recs = recs[:0]
-				if err := json.Unmarshal(raw, &recs); err != nil {
+			var recs []batchRecord
+			err = eachBatchRow(ctx, db, ref, false, func(n int, raw []byte) (err error) {
+				if recs, err = parseRecords(raw, recs[:0]); err != nil {
 					return fmt.Errorf("decode batch %d's results: %w", n, err)
 				}
 				for _, r := range recs {
-					if err := fn(ItemRecord{Asset: ref.Asset, Partition: ref.Partition, Index: r.Idx, Key: r.Key, Status: r.Status,
-						Value: r.Value, Error: r.Error, Attempts: r.Attempts,
-						Started: time.UnixMicro(r.Started), Finished: time.UnixMicro(r.Finished)}); err != nil {
+					rec := ItemRecord{Asset: ref.Asset, Partition: ref.Partition, Index: r.Idx, Status: r.Status,
+						Attempts: r.Attempts, Started: time.UnixMicro(r.Started), Finished: time.UnixMicro(r.Finished)}
+					if rec.Key, err = unquote(r.Key); err != nil {
+						return fmt.Errorf("decode item %d's key: %w", r.Idx, err)
+					}
+					if r.Status == ItemFailed {
+						if rec.Error, err = unquote(r.Error); err != nil {
+							return fmt.Errorf("decode item %d's error: %w", r.Idx, err)
+						}
+					} else {
+						rec.Value = append(json.RawMessage(nil), r.Value...)
+					}
+					if err := fn(rec); err != nil {
 						return err
 					}
 				}
