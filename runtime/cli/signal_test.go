@@ -391,3 +391,20 @@ func TestServeStopsOnSIGTERM(t *testing.T) {
 		finish(ctx, t, app, db, obs, id, 1)
 	})
 }
+
+// A worker stopped while it still opens the database (a signal right after
+// start, or during --wait-for-database) stops cleanly: exit 0, nothing
+// having run. It used to exit 1 with the open's "context canceled", which
+// failed the tests whose run another process had already finished when
+// they stopped the worker they started for it.
+func TestWorkerStoppedWhileOpeningExitsCleanly(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db []string) {
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		r := invoke(ctx, slowApp(filepath.Join(t.TempDir(), "release")), args(db, "worker")...)
+		if r.code != 0 || !strings.Contains(r.stdout, "worker stopped before it started") {
+			t.Fatalf("worker stopped while opening: %s", r)
+		}
+	})
+}

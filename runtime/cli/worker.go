@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -49,6 +51,12 @@ a worker that is killed loses its running jobs to the others about
 				metrics = s.serveMetrics()
 			}
 			eng, bs, err := s.openAll(ctx, true)
+			if err != nil && ctx.Err() != nil && errors.Is(err, context.Canceled) {
+				// Stopped (SIGINT, SIGTERM) while opening the database:
+				// nothing ran yet, so it is a clean stop, not a failure.
+				fmt.Fprintln(s.stdout, "worker stopped before it started")
+				return nil
+			}
 			if err != nil {
 				return err
 			}
