@@ -31,9 +31,10 @@ type querier = store.Querier
 type backend interface {
 	pool() querier
 	inTx(ctx context.Context, fn func(tx txn) error) error
-	// write runs fn, a statement that changes rows, on the pool; in a job
-	// on PostgreSQL, in a transaction that does not wait for the disk
-	// (injob.go): three round trips instead of one, but no flush.
+	// write runs fn, statements that change rows, on the pool, each
+	// autocommitted; in a job on PostgreSQL each does not wait for the disk
+	// at its commit (injob.go), and is still one round trip
+	// (store.PgxUnflushed).
 	write(ctx context.Context, fn func(q querier) error) error
 	insertJobs(ctx context.Context, params []river.InsertManyParams) error
 	cancelJob(ctx context.Context, id int64) error
@@ -80,6 +81,10 @@ type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	// beginUnflushed begins the transactions of jobs (see inJob); nil
 	// begins them with begin.
 	beginUnflushed func(ctx context.Context) (TTx, querier, error)
+	// unflushed runs each statement of a job's write (see inJob) in a
+	// transaction of its own that does not wait for the disk; nil runs
+	// them on db.
+	unflushed querier
 	// flush is the transaction's flush; nil has nothing to do.
 	flush    func(ctx context.Context, q querier) error
 	commit   func(ctx context.Context, tx TTx) error
@@ -164,10 +169,20 @@ func (b *riverBackend[D, T]) inTxOnce(ctx context.Context, fn func(tx txn) error
 }
 
 func (b *riverBackend[D, T]) write(ctx context.Context, fn func(q querier) error) error {
-	if b.beginUnflushed == nil || !inJob(ctx) {
+	if b.unflushed == nil || !inJob(ctx) {
 		return fn(b.db)
 	}
-	return b.inTxOnce(ctx, func(tx txn) error { return fn(tx) })
+	// As inTxOnce does for a transaction: a statement that collided with
+	// another transaction is run again.
+	for attempt := 1; ; attempt++ {
+		err := fn(b.unflushed)
+		if err == nil || !store.Retryable(err) || attempt == 8 {
+			return err
+		}
+		if err := sleep(ctx, time.Duration(attempt*attempt)*5*time.Millisecond+time.Duration(rand.IntN(5))*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // migrateTx runs a migration's statements in a transaction.
@@ -310,11 +325,12 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 		return nil, nil, err
 	}
 	b := &riverBackend[*riverpgxv5.Driver, pgx.Tx]{
-		name:   "postgres",
-		client: client,
-		driver: driver,
-		schema: schema,
-		db:     store.Pgx(pool),
+		name:      "postgres",
+		client:    client,
+		driver:    driver,
+		schema:    schema,
+		db:        store.Pgx(pool),
+		unflushed: store.PgxUnflushed(pool),
 		begin: func(ctx context.Context) (pgx.Tx, querier, error) {
 			tx, err := pool.Begin(ctx)
 			if err != nil {
