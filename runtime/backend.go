@@ -338,11 +338,13 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 			}
 			return tx, store.Pgx(tx), nil
 		},
+		// Its BEGIN goes with its first statement (store.PgxUnflushedTx).
 		beginUnflushed: func(ctx context.Context) (pgx.Tx, querier, error) {
-			tx, err := pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: store.BeginUnflushed})
+			conn, err := pool.Acquire(ctx)
 			if err != nil {
 				return nil, nil, err
 			}
+			tx := store.PgxUnflushedTx(conn)
 			return tx, store.Pgx(tx), nil
 		},
 		flush:    store.Store{}.Flush,

@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"database/sql"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // PgxBatcher is what PgxUnflushed adapts: a pgx pool or connection.
@@ -61,17 +64,22 @@ func (q pgxUnflushed) Query(ctx context.Context, query string, args ...any) (Row
 	if err != nil {
 		return nil, err
 	}
+	return lastRows(br)
+}
+
+func (q pgxUnflushed) QueryRow(ctx context.Context, query string, args ...any) Row {
+	rs, err := q.Query(ctx, query, args...)
+	return pipelinedRow{rs: rs, err: err, noRows: sql.ErrNoRows}
+}
+
+// lastRows returns the rows of br's next statement, the pipeline's last.
+func lastRows(br pgx.BatchResults) (*pipelinedRows, error) {
 	rs, err := br.Query()
 	if err != nil {
 		_ = br.Close()
 		return nil, err
 	}
 	return &pipelinedRows{Rows: rs, br: br}, nil
-}
-
-func (q pgxUnflushed) QueryRow(ctx context.Context, query string, args ...any) Row {
-	rs, err := q.Query(ctx, query, args...)
-	return pipelinedRow{rs: rs, err: err}
 }
 
 // pipelinedRows are the rows of a pipeline's last statement; closing them
@@ -110,11 +118,12 @@ func (r *pipelinedRows) Err() error {
 	return r.err
 }
 
-// pipelinedRow is QueryRow's row: the first of the rows, sql.ErrNoRows
-// when there is none.
+// pipelinedRow is QueryRow's row: the first of the rows, noRows when
+// there is none.
 type pipelinedRow struct {
-	rs  Rows
-	err error
+	rs     Rows
+	err    error
+	noRows error
 }
 
 func (r pipelinedRow) Scan(dest ...any) error {
@@ -126,7 +135,7 @@ func (r pipelinedRow) Scan(dest ...any) error {
 		if err := r.rs.Err(); err != nil {
 			return err
 		}
-		return sql.ErrNoRows
+		return r.noRows
 	}
 	if err := r.rs.Scan(dest...); err != nil {
 		return err
@@ -134,3 +143,202 @@ func (r pipelinedRow) Scan(dest ...any) error {
 	r.rs.Close()
 	return r.rs.Err()
 }
+
+// PgxUnflushedTx begins a transaction on conn that does not wait for the
+// disk at its commit, as BeginUnflushed does, without a round trip of its
+// own: its BEGIN and setting are sent with its first statement, as one
+// pipeline. Like the transaction of a pgxpool.Pool, it releases conn when
+// it ends. A first statement that fails leaves the transaction aborted,
+// as it would be after a BEGIN of its own: Rollback ends it.
+func PgxUnflushedTx(conn *pgxpool.Conn) pgx.Tx { return &lazyTx{conn: conn} }
+
+// lazyTx is PgxUnflushedTx's transaction.
+type lazyTx struct {
+	conn   *pgxpool.Conn
+	begun  bool // BEGIN was sent
+	closed bool
+	// savepoints numbers the nested transactions' savepoints.
+	savepoints int
+}
+
+// The statements that begin a lazyTx, sent before its first.
+const (
+	lazyBegin   = `BEGIN`
+	lazySetting = `SET LOCAL synchronous_commit TO off`
+)
+
+// begin sends BEGIN and the setting by themselves, for what cannot carry
+// them (COPY, a batch, a savepoint).
+func (t *lazyTx) begin(ctx context.Context) error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	if t.begun {
+		return nil
+	}
+	t.begun = true
+	_, err := t.conn.Exec(ctx, BeginUnflushed)
+	return err
+}
+
+// first sends BEGIN, the setting and query as one pipeline and returns its
+// results with the first two read.
+func (t *lazyTx) first(ctx context.Context, query string, args []any) (pgx.BatchResults, error) {
+	t.begun = true
+	b := &pgx.Batch{}
+	b.Queue(lazyBegin)
+	b.Queue(lazySetting)
+	b.Queue(query, args...)
+	br := t.conn.SendBatch(ctx, b)
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return nil, err
+		}
+	}
+	return br, nil
+}
+
+func (t *lazyTx) Exec(ctx context.Context, query string, args ...any) (pgconn.CommandTag, error) {
+	if t.closed {
+		return pgconn.CommandTag{}, pgx.ErrTxClosed
+	}
+	if t.begun {
+		return t.conn.Exec(ctx, query, args...)
+	}
+	br, err := t.first(ctx, query, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	return tag, err
+}
+
+func (t *lazyTx) Query(ctx context.Context, query string, args ...any) (pgx.Rows, error) {
+	if t.closed {
+		return nil, pgx.ErrTxClosed
+	}
+	if t.begun {
+		return t.conn.Query(ctx, query, args...)
+	}
+	br, err := t.first(ctx, query, args)
+	if err != nil {
+		return nil, err
+	}
+	return lastRows(br)
+}
+
+func (t *lazyTx) QueryRow(ctx context.Context, query string, args ...any) pgx.Row {
+	if t.begun && !t.closed {
+		return t.conn.QueryRow(ctx, query, args...)
+	}
+	rs, err := t.Query(ctx, query, args...)
+	return pipelinedRow{rs: rs, err: err, noRows: pgx.ErrNoRows}
+}
+
+func (t *lazyTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error) {
+	if err := t.begin(ctx); err != nil {
+		return 0, err
+	}
+	return t.conn.CopyFrom(ctx, table, columns, src)
+}
+
+func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := t.begin(ctx); err != nil {
+		return errBatch{err}
+	}
+	return t.conn.SendBatch(ctx, b)
+}
+
+func (t *lazyTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	if t.closed {
+		return nil, pgx.ErrTxClosed
+	}
+	return t.conn.Conn().Prepare(ctx, name, sql)
+}
+
+func (t *lazyTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+
+func (t *lazyTx) Conn() *pgx.Conn { return t.conn.Conn() }
+
+// Begin begins a nested transaction: a savepoint.
+func (t *lazyTx) Begin(ctx context.Context) (pgx.Tx, error) {
+	if err := t.begin(ctx); err != nil {
+		return nil, err
+	}
+	t.savepoints++
+	name := "sp_" + strconv.Itoa(t.savepoints)
+	if _, err := t.conn.Exec(ctx, "SAVEPOINT "+name); err != nil {
+		return nil, err
+	}
+	return &savepointTx{lazyTx: t, name: name}, nil
+}
+
+func (t *lazyTx) Commit(ctx context.Context) error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	t.closed = true
+	defer t.conn.Release()
+	if !t.begun {
+		return nil
+	}
+	tag, err := t.conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+func (t *lazyTx) Rollback(ctx context.Context) error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	t.closed = true
+	defer t.conn.Release()
+	if !t.begun || t.conn.Conn().PgConn().TxStatus() == 'I' {
+		return nil
+	}
+	_, err := t.conn.Exec(ctx, "ROLLBACK")
+	return err
+}
+
+// savepointTx is a lazyTx's nested transaction.
+type savepointTx struct {
+	*lazyTx
+	name string
+	done bool
+}
+
+func (s *savepointTx) Commit(ctx context.Context) error {
+	if s.done || s.lazyTx.closed {
+		return pgx.ErrTxClosed
+	}
+	s.done = true
+	_, err := s.lazyTx.conn.Exec(ctx, "RELEASE SAVEPOINT "+s.name)
+	return err
+}
+
+func (s *savepointTx) Rollback(ctx context.Context) error {
+	if s.done || s.lazyTx.closed {
+		return pgx.ErrTxClosed
+	}
+	s.done = true
+	_, err := s.lazyTx.conn.Exec(ctx, "ROLLBACK TO SAVEPOINT "+s.name)
+	return err
+}
+
+// errBatch is the results of a batch that could not be sent.
+type errBatch struct{ err error }
+
+func (b errBatch) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, b.err }
+func (b errBatch) Query() (pgx.Rows, error)         { return nil, b.err }
+func (b errBatch) QueryRow() pgx.Row                { return pipelinedRow{err: b.err} }
+func (b errBatch) Close() error                     { return b.err }
+func (b errBatch) Tx() pgx.Tx                       { return nil }

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/flowstone-go/flowstone/internal/testdb"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -114,6 +115,130 @@ func TestUnflushedStatementsAreTheirOwnTransactions(t *testing.T) {
 	}
 	if got := setting(unflushed); got != "off" {
 		t.Fatalf("synchronous_commit after the failures = %q", got)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if s := conn.Conn().PgConn().TxStatus(); s != 'I' {
+		t.Fatalf("connection's transaction status %q, want idle", s)
+	}
+}
+
+// TestUnflushedTxBeginsWithItsFirstStatement runs transactions begun with
+// PgxUnflushedTx on a pool of one connection: their statements commit
+// together without waiting for the disk, one whose first or a later
+// statement fails keeps nothing, Commit of a failed one reports the
+// rollback, and the connection stays usable.
+func TestUnflushedTxBeginsWithItsFirstStatement(t *testing.T) {
+	t.Parallel()
+	pg, ok := testdb.Postgres(t)
+	if !ok {
+		t.Skip("PostgreSQL only")
+	}
+	ctx := context.Background()
+	url, schema := pg.New(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	plain := Pgx(pool)
+	if err := (Store{}).CreateSchema(ctx, plain, schema); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := plain.Exec(ctx, `CREATE TABLE t (id INT PRIMARY KEY, v INT NOT NULL CHECK (v < 10))`); err != nil {
+		t.Fatal(err)
+	}
+	begin := func() pgx.Tx {
+		t.Helper()
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return PgxUnflushedTx(conn)
+	}
+	// Committed together, unflushed, whichever method goes first.
+	for i, first := range []func(tx pgx.Tx) error{
+		func(tx pgx.Tx) error { _, err := tx.Exec(ctx, `INSERT INTO t VALUES (1, 1)`); return err },
+		func(tx pgx.Tx) error {
+			var id int
+			return tx.QueryRow(ctx, `INSERT INTO t VALUES (2, 2) RETURNING id`).Scan(&id)
+		},
+		func(tx pgx.Tx) error {
+			rs, err := tx.Query(ctx, `INSERT INTO t VALUES (3, 3) RETURNING id`)
+			if err != nil {
+				return err
+			}
+			for rs.Next() {
+			}
+			rs.Close()
+			return rs.Err()
+		},
+	} {
+		tx := begin()
+		if err := first(tx); err != nil {
+			t.Fatalf("first statement %d: %v", i, err)
+		}
+		var s string
+		if err := tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&s); err != nil || s != "off" {
+			t.Fatalf("synchronous_commit %q, %v; want off", s, err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE t SET v = v + 1 WHERE id = $1`, i+1); err != nil {
+			t.Fatal(err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A first statement that finds no row.
+	tx := begin()
+	var id int
+	if err := tx.QueryRow(ctx, `SELECT id FROM t WHERE id = 99`).Scan(&id); !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatalf("no row: %v, want pgx.ErrNoRows", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Failing first, failing later (after a row that must not stay), and
+	// committed after a failure.
+	tx = begin()
+	if _, err := tx.Exec(ctx, `UPDATE t SET v = v + 7`); err == nil {
+		t.Fatal("failing first statement: no error")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	tx = begin()
+	if _, err := tx.Exec(ctx, `INSERT INTO t VALUES (4, 4)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `UPDATE t SET v = v + 7`); err == nil {
+		t.Fatal("failing later statement: no error")
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	tx = begin()
+	if err := tx.QueryRow(ctx, `UPDATE t SET v = v + 7 RETURNING id`).Scan(&id); err == nil {
+		t.Fatal("failing first query: no error")
+	}
+	if err := tx.Commit(ctx); !errors.Is(err, pgx.ErrTxCommitRollback) {
+		t.Fatalf("commit after a failure: %v, want pgx.ErrTxCommitRollback", err)
+	}
+	var n, sum int
+	if err := plain.QueryRow(ctx, `SELECT count(*), sum(v) FROM t`).Scan(&n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if n != 3 || sum != 9 {
+		t.Fatalf("%d rows summing to %d, want 3 summing to 9", n, sum)
 	}
 	conn, err := pool.Acquire(ctx)
 	if err != nil {
