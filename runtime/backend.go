@@ -69,6 +69,11 @@ type txn interface {
 	// flush makes the transaction's commit wait for the disk even when it
 	// runs in a job (see inJob).
 	flush(ctx context.Context) error
+	// recordCommit records fins and commits the transaction, reading the
+	// readiness of their dependents in between, in one round trip
+	// (store.RecordFinishedCommit); ok is false, with nothing done, where
+	// the transaction cannot (SQLite, or one not begun in a job).
+	recordCommit(ctx context.Context, fins []store.Finished) (rec store.Recorded, deps []store.Pending, ok bool, err error)
 }
 
 type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
@@ -90,6 +95,8 @@ type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	commit   func(ctx context.Context, tx TTx) error
 	rollback func(ctx context.Context, tx TTx) error
 	closeDB  func()
+	// recordCommit, when set, is txn.recordCommit.
+	recordCommit func(ctx context.Context, tx TTx, fins []store.Finished) (store.Recorded, []store.Pending, bool, error)
 	// notify, when set, sends River's insert notification for queues in
 	// a transaction that inserted jobs available in them (see
 	// riverTx.insertJobs).
@@ -279,6 +286,13 @@ func (t *riverTx[D, T]) completeJob(ctx context.Context, job *rivertype.JobRow) 
 	return err
 }
 
+func (t *riverTx[D, T]) recordCommit(ctx context.Context, fins []store.Finished) (store.Recorded, []store.Pending, bool, error) {
+	if t.b.recordCommit == nil {
+		return store.Recorded{}, nil, false, nil
+	}
+	return t.b.recordCommit(ctx, t.tx, fins)
+}
+
 func (t *riverTx[D, T]) flush(ctx context.Context) error {
 	if t.b.flush == nil {
 		return nil
@@ -352,6 +366,13 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
 		closeDB:  pool.Close,
 		out:      out,
+	}
+	b.recordCommit = func(ctx context.Context, tx pgx.Tx, fins []store.Finished) (store.Recorded, []store.Pending, bool, error) {
+		if !store.IsUnflushedTx(tx) {
+			return store.Recorded{}, nil, false, nil
+		}
+		rec, deps, err := store.Store{}.RecordFinishedCommit(ctx, tx, fins)
+		return rec, deps, true, err
 	}
 	b.notify = func(ctx context.Context, q querier, queues []string) error {
 		return store.Store{}.NotifyJobs(ctx, q, schema, queues)

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
@@ -152,6 +153,12 @@ func (r pipelinedRow) Scan(dest ...any) error {
 // as it would be after a BEGIN of its own: Rollback ends it.
 func PgxUnflushedTx(conn *pgxpool.Conn) pgx.Tx { return &lazyTx{conn: conn} }
 
+// IsUnflushedTx reports whether tx was begun by PgxUnflushedTx.
+func IsUnflushedTx(tx pgx.Tx) bool {
+	_, ok := tx.(*lazyTx)
+	return ok
+}
+
 // lazyTx is PgxUnflushedTx's transaction.
 type lazyTx struct {
 	conn   *pgxpool.Conn
@@ -246,11 +253,28 @@ func (t *lazyTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []s
 	return t.conn.CopyFrom(ctx, table, columns, src)
 }
 
+// SendBatch sends b, after BEGIN and the setting when the transaction has
+// not begun, in the same pipeline. b may end with COMMIT (see Commit).
 func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
-	if err := t.begin(ctx); err != nil {
-		return errBatch{err}
+	if t.closed {
+		return errBatch{pgx.ErrTxClosed}
 	}
-	return t.conn.SendBatch(ctx, b)
+	if t.begun {
+		return t.conn.SendBatch(ctx, b)
+	}
+	t.begun = true
+	all := &pgx.Batch{}
+	all.Queue(lazyBegin)
+	all.Queue(lazySetting)
+	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
+	br := t.conn.SendBatch(ctx, all)
+	for range 2 {
+		if _, err := br.Exec(); err != nil {
+			_ = br.Close()
+			return errBatch{err}
+		}
+	}
+	return br
 }
 
 func (t *lazyTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
@@ -283,7 +307,12 @@ func (t *lazyTx) Commit(ctx context.Context) error {
 	}
 	t.closed = true
 	defer t.conn.Release()
+	// Not begun, or ended already by a COMMIT at the end of a batch, whose
+	// outcome its sender read.
 	if !t.begun {
+		return nil
+	}
+	if c := t.conn.Conn(); !c.IsClosed() && c.PgConn().TxStatus() == 'I' {
 		return nil
 	}
 	tag, err := t.conn.Exec(ctx, "COMMIT")
@@ -342,3 +371,81 @@ func (b errBatch) Query() (pgx.Rows, error)         { return nil, b.err }
 func (b errBatch) QueryRow() pgx.Row                { return pipelinedRow{err: b.err} }
 func (b errBatch) Close() error                     { return b.err }
 func (b errBatch) Tx() pgx.Tx                       { return nil }
+
+// Pending is the readiness of a dependent, as RecordFinishedCommit reads
+// it.
+type Pending struct {
+	Node
+	Status        AssetStatus
+	Deps, Arrived int
+	Early         bool
+}
+
+// Waits reports whether p waits for more arrivals: pending, fewer arrived
+// than it has dependencies, and no deadline passed that could let it run
+// on its required ones (the readiness check's own test; Readiness).
+func (p Pending) Waits() bool { return p.Status == AssetPending && p.Arrived < p.Deps && !p.Early }
+
+// RecordFinishedCommit is RecordFinished on PostgreSQL followed, in the
+// same round trip, by the readiness of the dependents of fins' nodes and
+// the commit of tx: one pipeline, with tx's BEGIN when it has not begun
+// (PgxUnflushedTx). The readiness is read in a statement that starts
+// after RecordFinished locked the dependents of the nodes it finished, so
+// for those it is what Readiness would read there. tx has ended when it
+// returns, committed unless it returns an error.
+func (Store) RecordFinishedCommit(ctx context.Context, tx pgx.Tx, fins []Finished) (Recorded, []Pending, error) {
+	query, args := recordFinishedPgQuery(fins)
+	runs, assets, parts := make([]string, len(fins)), make([]string, len(fins)), make([]string, len(fins))
+	for i, f := range fins {
+		runs[i], assets[i], parts[i] = f.Run, f.Asset, f.Partition
+	}
+	b := &pgx.Batch{}
+	b.Queue(query, args...)
+	b.Queue(`SELECT ra.run_id, ra.asset, ra.partition_key, ra.status, ra.deps, ra.early,
+		(SELECT count(*) FROM flowstone_arrivals ar WHERE ar.run_id = ra.run_id AND ar.asset = ra.asset AND ar.partition_key = ra.partition_key)
+		FROM flowstone_run_assets ra
+		WHERE (ra.run_id, ra.asset, ra.partition_key) IN (
+			SELECT e.run_id, e.asset, e.partition_key FROM unnest($1::text[], $2::text[], $3::text[]) AS v(vr, va, vp)
+			JOIN flowstone_run_edges e ON e.run_id = v.vr AND e.upstream = v.va AND e.upstream_partition = v.vp)`,
+		runs, assets, parts)
+	b.Queue(`COMMIT`)
+	br := tx.SendBatch(ctx, b)
+	rs, err := br.Query()
+	rec, err := scanRecorded(pgxRows{rs}, err, len(fins))
+	if err != nil {
+		_ = br.Close()
+		return Recorded{}, nil, err
+	}
+	rs, err = br.Query()
+	var deps []Pending
+	if err == nil {
+		for rs.Next() {
+			var p Pending
+			var early int
+			if err = rs.Scan(&p.Run, &p.Asset, &p.Partition, &p.Status, &p.Deps, &early, &p.Arrived); err != nil {
+				break
+			}
+			p.Early = early == 1
+			deps = append(deps, p)
+		}
+		rs.Close()
+		if err == nil {
+			err = rs.Err()
+		}
+	}
+	if err != nil {
+		_ = br.Close()
+		return Recorded{}, nil, fmt.Errorf("readiness of dependents: %w", err)
+	}
+	tag, err := br.Exec()
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil && tag.String() == "ROLLBACK" {
+		err = pgx.ErrTxCommitRollback
+	}
+	if err != nil {
+		return Recorded{}, nil, fmt.Errorf("record finished: commit: %w", err)
+	}
+	return rec, deps, nil
+}

@@ -249,3 +249,112 @@ func TestUnflushedTxBeginsWithItsFirstStatement(t *testing.T) {
 		t.Fatalf("connection's transaction status %q, want idle", s)
 	}
 }
+
+// TestRecordFinishedCommit records finished nodes and commits in one
+// pipeline: it returns the dependents' readiness read after the record,
+// commits, and on a failing record surfaces the error, keeps nothing, and
+// leaves the connection usable.
+func TestRecordFinishedCommit(t *testing.T) {
+	t.Parallel()
+	pg, ok := testdb.Postgres(t)
+	if !ok {
+		t.Skip("PostgreSQL only: the pipeline is pgx's")
+	}
+	ctx := context.Background()
+	url, schema := pg.New(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	q := Pgx(pool)
+	if err := (Store{}).CreateSchema(ctx, q, schema); err != nil {
+		t.Fatal(err)
+	}
+	migrated(t, testDB{q: q, inTx: func(ctx context.Context, fn func(q Querier) error) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return fn(Pgx(tx)) })
+	}, postgres: true})
+	var s Store
+	// Leaves a, b, c feed d.
+	if _, err := s.InsertRun(ctx, q, NewRun{ID: "r", Pipeline: "p", Targets: "[]", Total: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertRunAssets(ctx, q, "r", []NodeDeps{{Asset: "a"}, {Asset: "b"}, {Asset: "c"}, {Asset: "d", Deps: 3, Required: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.InsertRunEdges(ctx, q, "r", []Edge{{Asset: "d", Upstream: "a", Required: true},
+		{Asset: "d", Upstream: "b", Required: true}, {Asset: "d", Upstream: "c", Required: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Exec(ctx, `UPDATE flowstone_run_assets SET status = ? WHERE asset <> 'd'`, AssetRunning); err != nil {
+		t.Fatal(err)
+	}
+	fin := func(asset, mat string) Finished {
+		return Finished{Finish: Finish{Node: Node{Run: "r", Asset: asset}, Status: AssetSucceeded, Materialization: mat},
+			M: NewMaterialization{ID: mat, Pipeline: "p", Asset: asset, Run: "r", Status: MatSucceeded}}
+	}
+	record := func(fins ...Finished) (Recorded, []Pending, error) {
+		t.Helper()
+		conn, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tx := PgxUnflushedTx(conn)
+		rec, deps, err := s.RecordFinishedCommit(ctx, tx, fins)
+		if err != nil {
+			if rerr := tx.Rollback(ctx); rerr != nil {
+				t.Fatalf("rollback: %v", rerr)
+			}
+			return rec, deps, err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatalf("commit after the pipeline's: %v", err)
+		}
+		return rec, deps, nil
+	}
+	rec, deps, err := record(fin("a", "ma"), fin("b", "mb"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Started) != 2 || len(deps) != 1 {
+		t.Fatalf("recorded %v, dependents %+v", rec.Started, deps)
+	}
+	if d := deps[0]; d.Node != (Node{Run: "r", Asset: "d"}) || d.Status != AssetPending || d.Deps != 3 || d.Arrived != 2 || !d.Waits() {
+		t.Fatalf("dependent %+v", d)
+	}
+	// c's record fails (its materialization's id is a's): nothing of it
+	// stays, and the connection is clean.
+	if _, _, err := record(fin("c", "ma")); err == nil {
+		t.Fatal("a failing record: no error")
+	}
+	ras, err := s.RunAssets(ctx, q, "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ra := range ras {
+		if ra.Asset == "c" && ra.Status != AssetRunning {
+			t.Fatalf("c is %s after its failed record", ra.Status)
+		}
+	}
+	rec, deps, err = record(fin("c", "mc"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rec.Started) != 1 || len(deps) != 1 || deps[0].Arrived != 3 || deps[0].Waits() {
+		t.Fatalf("recorded %v, dependents %+v: want d with every arrival", rec.Started, deps)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if st := conn.Conn().PgConn().TxStatus(); st != 'I' {
+		t.Fatalf("connection's transaction status %q, want idle", st)
+	}
+}
