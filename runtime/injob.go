@@ -28,6 +28,12 @@ import (
 // again. A run's end is what users wait for, so the transaction that
 // finishes a run waits for the disk (txn.flush in checkRunDone).
 //
+// Nor does it cost round trips: a job's write (its start) sends the
+// setting and its statement together, one pipeline that PostgreSQL runs
+// as one implicit transaction (store.PgxUnflushed), and a job's
+// transaction sends its BEGIN and setting with its first statement
+// (store.PgxUnflushedTx).
+//
 // SQLite needs none of this: in WAL mode with synchronous=NORMAL its
 // commits do not wait for the disk already.
 

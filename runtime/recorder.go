@@ -79,8 +79,11 @@ func (e *Engine) recordFinished(ctx context.Context, f *finished) error {
 }
 
 // commitGroup records group's results and advances their runs in one
-// transaction. Should the process die after it commits, River delivers
-// the jobs again, each finds its node terminal and advances again.
+// transaction (on PostgreSQL a group that is unlikely to advance anything
+// is recorded and committed in one round trip, and advanced after the
+// commit only if it has to be: see likelyWaiting). Should the process die
+// after it commits, River delivers the jobs again, each finds its node
+// terminal and advances again.
 //
 // Advancing in the transaction that records the arrivals is what keeps a
 // fan-in exactly once when its upstreams finish in concurrent groups. On
