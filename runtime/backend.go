@@ -31,11 +31,6 @@ type querier = store.Querier
 type backend interface {
 	pool() querier
 	inTx(ctx context.Context, fn func(tx txn) error) error
-	// write runs fn, statements that change rows, on the pool, each
-	// autocommitted; in a job on PostgreSQL each does not wait for the disk
-	// at its commit (injob.go), and is still one round trip
-	// (store.PgxUnflushed).
-	write(ctx context.Context, fn func(q querier) error) error
 	insertJobs(ctx context.Context, params []river.InsertManyParams) error
 	cancelJob(ctx context.Context, id int64) error
 	// deleteFinishedJobs deletes at most limit finished jobs (completed,
@@ -66,32 +61,20 @@ type txn interface {
 	querier
 	insertJobs(ctx context.Context, params []river.InsertManyParams) error
 	completeJob(ctx context.Context, job *rivertype.JobRow) error
-	// flush makes the transaction's commit wait for the disk even when it
-	// runs in a job (see inJob).
-	flush(ctx context.Context) error
 	// recordCommit records fins and commits the transaction, reading the
 	// readiness of their dependents in between, in one round trip
 	// (store.RecordFinishedCommit); ok is false, with nothing done, where
-	// the transaction cannot (SQLite, or one not begun in a job).
+	// the transaction cannot (SQLite, or one that has begun).
 	recordCommit(ctx context.Context, fins []store.Finished) (rec store.Recorded, deps []store.Pending, ok bool, err error)
 }
 
 type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
-	name   string
-	client *river.Client[TTx]
-	driver TDriver
-	schema string
-	db     querier
-	begin  func(ctx context.Context) (TTx, querier, error)
-	// beginUnflushed begins the transactions of jobs (see inJob); nil
-	// begins them with begin.
-	beginUnflushed func(ctx context.Context) (TTx, querier, error)
-	// unflushed runs each statement of a job's write (see inJob) in a
-	// transaction of its own that does not wait for the disk; nil runs
-	// them on db.
-	unflushed querier
-	// flush is the transaction's flush; nil has nothing to do.
-	flush    func(ctx context.Context, q querier) error
+	name     string
+	client   *river.Client[TTx]
+	driver   TDriver
+	schema   string
+	db       querier
+	begin    func(ctx context.Context) (TTx, querier, error)
 	commit   func(ctx context.Context, tx TTx) error
 	rollback func(ctx context.Context, tx TTx) error
 	closeDB  func()
@@ -175,23 +158,6 @@ func (b *riverBackend[D, T]) inTxOnce(ctx context.Context, fn func(tx txn) error
 	}
 }
 
-func (b *riverBackend[D, T]) write(ctx context.Context, fn func(q querier) error) error {
-	if b.unflushed == nil || !inJob(ctx) {
-		return fn(b.db)
-	}
-	// As inTxOnce does for a transaction: a statement that collided with
-	// another transaction is run again.
-	for attempt := 1; ; attempt++ {
-		err := fn(b.unflushed)
-		if err == nil || !store.Retryable(err) || attempt == 8 {
-			return err
-		}
-		if err := sleep(ctx, time.Duration(attempt*attempt)*5*time.Millisecond+time.Duration(rand.IntN(5))*time.Millisecond); err != nil {
-			return err
-		}
-	}
-}
-
 // migrateTx runs a migration's statements in a transaction.
 func (b *riverBackend[D, T]) migrateTx(ctx context.Context, fn func(q store.Querier) error) error {
 	return b.inTx(ctx, func(tx txn) error { return fn(tx) })
@@ -210,11 +176,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func (b *riverBackend[D, T]) tryTx(ctx context.Context, fn func(tx txn) error) error {
-	begin := b.begin
-	if b.beginUnflushed != nil && inJob(ctx) {
-		begin = b.beginUnflushed
-	}
-	tx, q, err := begin(ctx)
+	tx, q, err := b.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -293,13 +255,6 @@ func (t *riverTx[D, T]) recordCommit(ctx context.Context, fins []store.Finished)
 	return t.b.recordCommit(ctx, t.tx, fins)
 }
 
-func (t *riverTx[D, T]) flush(ctx context.Context) error {
-	if t.b.flush == nil {
-		return nil
-	}
-	return t.b.flush(ctx, t.querier)
-}
-
 // anyArgs decodes the args of a job of any kind (as JobCompleteTx returns
 // them); it is never inserted.
 type anyArgs struct{}
@@ -339,36 +294,27 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 		return nil, nil, err
 	}
 	b := &riverBackend[*riverpgxv5.Driver, pgx.Tx]{
-		name:      "postgres",
-		client:    client,
-		driver:    driver,
-		schema:    schema,
-		db:        store.Pgx(pool),
-		unflushed: store.PgxUnflushed(pool),
+		name:   "postgres",
+		client: client,
+		driver: driver,
+		schema: schema,
+		db:     store.Pgx(pool),
+		// Its BEGIN goes with its first statement (store.PgxLazyTx).
 		begin: func(ctx context.Context) (pgx.Tx, querier, error) {
-			tx, err := pool.Begin(ctx)
-			if err != nil {
-				return nil, nil, err
-			}
-			return tx, store.Pgx(tx), nil
-		},
-		// Its BEGIN goes with its first statement (store.PgxUnflushedTx).
-		beginUnflushed: func(ctx context.Context) (pgx.Tx, querier, error) {
 			conn, err := pool.Acquire(ctx)
 			if err != nil {
 				return nil, nil, err
 			}
-			tx := store.PgxUnflushedTx(conn)
+			tx := store.PgxLazyTx(conn)
 			return tx, store.Pgx(tx), nil
 		},
-		flush:    store.Store{}.Flush,
 		commit:   func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
 		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
 		closeDB:  pool.Close,
 		out:      out,
 	}
 	b.recordCommit = func(ctx context.Context, tx pgx.Tx, fins []store.Finished) (store.Recorded, []store.Pending, bool, error) {
-		if !store.IsUnflushedTx(tx) {
+		if !store.IsLazyTx(tx) {
 			return store.Recorded{}, nil, false, nil
 		}
 		rec, deps, err := store.Store{}.RecordFinishedCommit(ctx, tx, fins)

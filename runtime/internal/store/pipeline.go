@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strconv"
 
@@ -10,68 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
-
-// PgxBatcher is what PgxUnflushed adapts: a pgx pool or connection.
-type PgxBatcher interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
-// unflushedSetting turns off the commit's wait for the disk until the end
-// of the transaction. set_config rather than SET LOCAL: the transaction is
-// the implicit one of a pipeline, not a block SET LOCAL would recognise.
-const unflushedSetting = `SELECT set_config('synchronous_commit', 'off', true)`
-
-// PgxUnflushed adapts a pgx pool to a Querier whose every statement is a
-// transaction of its own that does not wait for the disk at its commit
-// (see BeginUnflushed), in one round trip: the setting and the statement
-// are sent together as a pipeline, which PostgreSQL runs as one implicit
-// transaction, committed at its end, or rolled back whole if a statement
-// fails (the connection is then left outside any transaction, ready for
-// the next). A statement through it is what the same statement through
-// Pgx is, atomic and autocommitted, without the flush.
-func PgxUnflushed(db PgxBatcher) Querier { return pgxUnflushed{db: db} }
-
-type pgxUnflushed struct{ db PgxBatcher }
-
-// send sends the setting and query and returns the batch's results with
-// the setting's read.
-func (q pgxUnflushed) send(ctx context.Context, query string, args []any) (pgx.BatchResults, error) {
-	b := &pgx.Batch{}
-	b.Queue(unflushedSetting)
-	b.Queue(rebind(query), args...)
-	br := q.db.SendBatch(ctx, b)
-	if _, err := br.Exec(); err != nil {
-		_ = br.Close()
-		return nil, err
-	}
-	return br, nil
-}
-
-func (q pgxUnflushed) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	br, err := q.send(ctx, query, args)
-	if err != nil {
-		return 0, err
-	}
-	tag, err := br.Exec()
-	// Close reads the end of the pipeline: the commit's outcome.
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return tag.RowsAffected(), err
-}
-
-func (q pgxUnflushed) Query(ctx context.Context, query string, args ...any) (Rows, error) {
-	br, err := q.send(ctx, query, args)
-	if err != nil {
-		return nil, err
-	}
-	return lastRows(br)
-}
-
-func (q pgxUnflushed) QueryRow(ctx context.Context, query string, args ...any) Row {
-	rs, err := q.Query(ctx, query, args...)
-	return pipelinedRow{rs: rs, err: err, noRows: sql.ErrNoRows}
-}
 
 // lastRows returns the rows of br's next statement, the pipeline's last.
 func lastRows(br pgx.BatchResults) (*pipelinedRows, error) {
@@ -145,21 +82,21 @@ func (r pipelinedRow) Scan(dest ...any) error {
 	return r.rs.Err()
 }
 
-// PgxUnflushedTx begins a transaction on conn that does not wait for the
-// disk at its commit, as BeginUnflushed does, without a round trip of its
-// own: its BEGIN and setting are sent with its first statement, as one
-// pipeline. Like the transaction of a pgxpool.Pool, it releases conn when
-// it ends. A first statement that fails leaves the transaction aborted,
-// as it would be after a BEGIN of its own: Rollback ends it.
-func PgxUnflushedTx(conn *pgxpool.Conn) pgx.Tx { return &lazyTx{conn: conn} }
+// PgxLazyTx begins a transaction on conn without a round trip of its own:
+// its BEGIN is sent with its first statement, as one pipeline (a first
+// statement without arguments, which may be several, goes after a BEGIN of
+// its own). Like the transaction of a pgxpool.Pool, it releases conn when
+// it ends. A first statement that fails leaves the transaction aborted, as
+// it would be after a BEGIN of its own: Rollback ends it.
+func PgxLazyTx(conn *pgxpool.Conn) pgx.Tx { return &lazyTx{conn: conn} }
 
-// IsUnflushedTx reports whether tx was begun by PgxUnflushedTx.
-func IsUnflushedTx(tx pgx.Tx) bool {
+// IsLazyTx reports whether tx was begun by PgxLazyTx.
+func IsLazyTx(tx pgx.Tx) bool {
 	_, ok := tx.(*lazyTx)
 	return ok
 }
 
-// lazyTx is PgxUnflushedTx's transaction.
+// lazyTx is PgxLazyTx's transaction.
 type lazyTx struct {
 	conn   *pgxpool.Conn
 	begun  bool // BEGIN was sent
@@ -168,14 +105,11 @@ type lazyTx struct {
 	savepoints int
 }
 
-// The statements that begin a lazyTx, sent before its first.
-const (
-	lazyBegin   = `BEGIN`
-	lazySetting = `SET LOCAL synchronous_commit TO off`
-)
+// lazyBegin begins a lazyTx, sent before its first statement.
+const lazyBegin = `BEGIN`
 
-// begin sends BEGIN and the setting by themselves, for what cannot carry
-// them (COPY, a batch, a savepoint).
+// begin sends BEGIN by itself, for what cannot carry it (COPY, a
+// savepoint, statements without arguments).
 func (t *lazyTx) begin(ctx context.Context) error {
 	if t.closed {
 		return pgx.ErrTxClosed
@@ -184,24 +118,21 @@ func (t *lazyTx) begin(ctx context.Context) error {
 		return nil
 	}
 	t.begun = true
-	_, err := t.conn.Exec(ctx, BeginUnflushed)
+	_, err := t.conn.Exec(ctx, lazyBegin)
 	return err
 }
 
-// first sends BEGIN, the setting and query as one pipeline and returns its
-// results with the first two read.
+// first sends BEGIN and query as one pipeline and returns its results
+// with BEGIN's read.
 func (t *lazyTx) first(ctx context.Context, query string, args []any) (pgx.BatchResults, error) {
 	t.begun = true
 	b := &pgx.Batch{}
 	b.Queue(lazyBegin)
-	b.Queue(lazySetting)
 	b.Queue(query, args...)
 	br := t.conn.SendBatch(ctx, b)
-	for range 2 {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return nil, err
-		}
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return nil, err
 	}
 	return br, nil
 }
@@ -209,6 +140,13 @@ func (t *lazyTx) first(ctx context.Context, query string, args []any) (pgx.Batch
 func (t *lazyTx) Exec(ctx context.Context, query string, args ...any) (pgconn.CommandTag, error) {
 	if t.closed {
 		return pgconn.CommandTag{}, pgx.ErrTxClosed
+	}
+	if !t.begun && len(args) == 0 {
+		// Possibly several statements (a migration's), which a
+		// pipeline's statement cannot be.
+		if err := t.begin(ctx); err != nil {
+			return pgconn.CommandTag{}, err
+		}
 	}
 	if t.begun {
 		return t.conn.Exec(ctx, query, args...)
@@ -253,8 +191,8 @@ func (t *lazyTx) CopyFrom(ctx context.Context, table pgx.Identifier, columns []s
 	return t.conn.CopyFrom(ctx, table, columns, src)
 }
 
-// SendBatch sends b, after BEGIN and the setting when the transaction has
-// not begun, in the same pipeline. b may end with COMMIT (see Commit).
+// SendBatch sends b, after BEGIN when the transaction has not begun, in
+// the same pipeline. b may end with COMMIT (see Commit).
 func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	if t.closed {
 		return errBatch{pgx.ErrTxClosed}
@@ -265,14 +203,11 @@ func (t *lazyTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
 	t.begun = true
 	all := &pgx.Batch{}
 	all.Queue(lazyBegin)
-	all.Queue(lazySetting)
 	all.QueuedQueries = append(all.QueuedQueries, b.QueuedQueries...)
 	br := t.conn.SendBatch(ctx, all)
-	for range 2 {
-		if _, err := br.Exec(); err != nil {
-			_ = br.Close()
-			return errBatch{err}
-		}
+	if _, err := br.Exec(); err != nil {
+		_ = br.Close()
+		return errBatch{err}
 	}
 	return br
 }
@@ -389,7 +324,7 @@ func (p Pending) Waits() bool { return p.Status == AssetPending && p.Arrived < p
 // RecordFinishedCommit is RecordFinished on PostgreSQL followed, in the
 // same round trip, by the readiness of the dependents of fins' nodes and
 // the commit of tx: one pipeline, with tx's BEGIN when it has not begun
-// (PgxUnflushedTx). The readiness is read in a statement that starts
+// (PgxLazyTx). The readiness is read in a statement that starts
 // after RecordFinished locked the dependents of the nodes it finished, so
 // for those it is what Readiness would read there. tx has ended when it
 // returns, committed unless it returns an error.
