@@ -61,6 +61,11 @@ type txn interface {
 	querier
 	insertJobs(ctx context.Context, params []river.InsertManyParams) error
 	completeJob(ctx context.Context, job *rivertype.JobRow) error
+	// recordCommit records fins and commits the transaction, reading the
+	// readiness of their dependents in between, in one round trip
+	// (store.RecordFinishedCommit); ok is false, with nothing done, where
+	// the transaction cannot (SQLite, or one that has begun).
+	recordCommit(ctx context.Context, fins []store.Finished) (rec store.Recorded, deps []store.Pending, ok bool, err error)
 }
 
 type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
@@ -73,6 +78,8 @@ type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
 	commit   func(ctx context.Context, tx TTx) error
 	rollback func(ctx context.Context, tx TTx) error
 	closeDB  func()
+	// recordCommit, when set, is txn.recordCommit.
+	recordCommit func(ctx context.Context, tx TTx, fins []store.Finished) (store.Recorded, []store.Pending, bool, error)
 	// notify, when set, sends River's insert notification for queues in
 	// a transaction that inserted jobs available in them (see
 	// riverTx.insertJobs).
@@ -241,6 +248,13 @@ func (t *riverTx[D, T]) completeJob(ctx context.Context, job *rivertype.JobRow) 
 	return err
 }
 
+func (t *riverTx[D, T]) recordCommit(ctx context.Context, fins []store.Finished) (store.Recorded, []store.Pending, bool, error) {
+	if t.b.recordCommit == nil {
+		return store.Recorded{}, nil, false, nil
+	}
+	return t.b.recordCommit(ctx, t.tx, fins)
+}
+
 // anyArgs decodes the args of a job of any kind (as JobCompleteTx returns
 // them); it is never inserted.
 type anyArgs struct{}
@@ -285,17 +299,26 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 		driver: driver,
 		schema: schema,
 		db:     store.Pgx(pool),
+		// Its BEGIN goes with its first statement (store.PgxLazyTx).
 		begin: func(ctx context.Context) (pgx.Tx, querier, error) {
-			tx, err := pool.Begin(ctx)
+			conn, err := pool.Acquire(ctx)
 			if err != nil {
 				return nil, nil, err
 			}
+			tx := store.PgxLazyTx(conn)
 			return tx, store.Pgx(tx), nil
 		},
 		commit:   func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
 		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
 		closeDB:  pool.Close,
 		out:      out,
+	}
+	b.recordCommit = func(ctx context.Context, tx pgx.Tx, fins []store.Finished) (store.Recorded, []store.Pending, bool, error) {
+		if !store.IsLazyTx(tx) {
+			return store.Recorded{}, nil, false, nil
+		}
+		rec, deps, err := store.Store{}.RecordFinishedCommit(ctx, tx, fins)
+		return rec, deps, true, err
 	}
 	b.notify = func(ctx context.Context, q querier, queues []string) error {
 		return store.Store{}.NotifyJobs(ctx, q, schema, queues)
