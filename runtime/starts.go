@@ -82,7 +82,7 @@ func (e *Engine) startMany(ctx context.Context, group []*startReq, _ func()) {
 	var started map[store.Node]int
 	err := e.out.ride(ctx, func(ctx context.Context) error {
 		return e.be.write(ctx, func(q querier) (err error) {
-			started, err = e.st.StartQueuedMany(ctx, q, starts)
+			started, err = e.st.StartQueuedMany(ctx, q, e.dialect == "postgres", starts)
 			return err
 		})
 	})
