@@ -93,11 +93,18 @@ type Edge struct {
 const insertChunk = 200
 
 // insertRows inserts rows in multi-row statements of insertChunk rows;
-// each row has the columns' count of values.
+// each row has the columns' count of values. Fewer rows than a chunk go in
+// statements of a power of two rows each (13 rows: 8, 4 and 1), so that
+// the statement has at most nine texts whatever n is: SQLite's statement
+// cache (stmtcache.go) and pgx's prepare each text once per connection,
+// where a text per row count would prepare most statements afresh.
 func insertRows(ctx context.Context, q Querier, head string, cols int, n int, row func(i int) []any) error {
 	tuple := "(" + placeholders(cols) + ")"
-	for start := 0; start < n; start += insertChunk {
-		end := min(start+insertChunk, n)
+	for start := 0; start < n; {
+		end := start + insertChunk
+		if left := n - start; left < insertChunk {
+			end = start + floorPow2(left)
+		}
 		var b strings.Builder
 		b.WriteString(head)
 		args := make([]any, 0, cols*(end-start))
@@ -111,8 +118,27 @@ func insertRows(ctx context.Context, q Querier, head string, cols int, n int, ro
 		if _, err := q.Exec(ctx, b.String(), args...); err != nil {
 			return err
 		}
+		start = end
 	}
 	return nil
+}
+
+// floorPow2 is the largest power of two at most n (n > 0).
+func floorPow2(n int) int {
+	p := 1
+	for p*2 <= n {
+		p *= 2
+	}
+	return p
+}
+
+// ceilPow2 is the smallest power of two at least n, and at least 2.
+func ceilPow2(n int) int {
+	p := 2
+	for p < n {
+		p *= 2
+	}
+	return p
 }
 
 // InsertRunAssets records the nodes of run, pending.
