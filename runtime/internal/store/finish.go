@@ -13,11 +13,12 @@ import (
 // INSERT ... SELECT; the expression's columns have names of their own, so
 // that RETURNING and SET never meet an ambiguous one. On PostgreSQL the
 // rows travel as arrays (unnest), so each statement has one text. On
-// SQLite the rows of the updates and of the arrivals' insert are padded to
-// a power of two with copies of the last (padRows), which change nothing
-// (a row matched twice is updated once; an arrival inserted twice is
-// inserted once), and the multi-row inserts are split into statements of a
-// power of two rows (insertRows), so that each statement has a few texts,
+// SQLite the rows of the updates, of the arrivals' insert and of
+// Dependents are padded to a power of two with copies of the last
+// (padRows), which change nothing (a row matched twice is updated once; an
+// arrival inserted twice is inserted once; Dependents' rows are distinct),
+// and the multi-row inserts are split into statements of a power of two
+// rows (insertRows), so that each statement has a few texts,
 // each prepared once by the statement cache, rather than one per group
 // size (up to some four hundred at Concurrency 100, near the cache's
 // capacity: preparing them was a tenth of the process's time).

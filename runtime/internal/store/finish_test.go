@@ -328,7 +328,9 @@ func (r textRecorder) QueryRow(ctx context.Context, query string, args ...any) R
 // The group statements (starts, and the recording of results) have a few
 // texts whatever the group's size, so that SQLite's statement cache and
 // pgx prepare each once: groups of 1 to 40 nodes, each started and
-// recorded exactly, take at most six texts of each statement.
+// recorded exactly, take at most six texts of each statement. (The
+// recorder wraps the querier, so on PostgreSQL too the inserts are split
+// as on SQLite.)
 func TestGroupStatementsHaveFewTexts(t *testing.T) {
 	t.Parallel()
 	eachDB(t, func(t *testing.T, db testDB) {

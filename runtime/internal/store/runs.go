@@ -93,16 +93,18 @@ type Edge struct {
 const insertChunk = 200
 
 // insertRows inserts rows in multi-row statements of insertChunk rows;
-// each row has the columns' count of values. Fewer rows than a chunk go in
-// statements of a power of two rows each (13 rows: 8, 4 and 1), so that
-// the statement has at most nine texts whatever n is: SQLite's statement
-// cache (stmtcache.go) and pgx's prepare each text once per connection,
-// where a text per row count would prepare most statements afresh.
+// each row has the columns' count of values. On SQLite fewer rows than a
+// chunk go in statements of a power of two rows each (13 rows: 8, 4 and
+// 1), so that the statement has at most nine texts whatever n is: the
+// statement cache (stmtcache.go) prepares each once, where a text per row
+// count had most group statements prepared afresh, and preparing costs
+// more than running them. On PostgreSQL a statement is a round trip, and
+// the rows go in one.
 func insertRows(ctx context.Context, q Querier, head string, cols int, n int, row func(i int) []any) error {
 	tuple := "(" + placeholders(cols) + ")"
 	for start := 0; start < n; {
-		end := start + insertChunk
-		if left := n - start; left < insertChunk {
+		end := min(start+insertChunk, n)
+		if left := n - start; left < insertChunk && !isPgx(q) {
 			end = start + floorPow2(left)
 		}
 		var b strings.Builder
@@ -121,6 +123,12 @@ func insertRows(ctx context.Context, q Querier, head string, cols int, n int, ro
 		start = end
 	}
 	return nil
+}
+
+// isPgx says whether q is PostgreSQL's.
+func isPgx(q Querier) bool {
+	_, ok := q.(pgxQuerier)
+	return ok
 }
 
 // floorPow2 is the largest power of two at most n (n > 0).
