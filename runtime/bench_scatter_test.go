@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowstone-go/flowstone/scatter"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
 )
@@ -143,8 +144,13 @@ func flowstoneScatter(ctx context.Context, cfg Config, n, batch int) (scatterRes
 		return scatterResult{}, err
 	}
 	var first, last int64
-	if err := q.QueryRow(ctx, `SELECT min(started_at), max(finished_at) FROM flowstone_scatter_items WHERE run_id = ?`, run.ID).
-		Scan(&first, &last); err != nil {
+	if err := scatter.Records(ctx, q, run.ID, func(r scatter.ItemRecord) error {
+		if s := r.Started.UnixMicro(); first == 0 || s < first {
+			first = s
+		}
+		last = max(last, r.Finished.UnixMicro())
+		return nil
+	}); err != nil {
 		return scatterResult{}, err
 	}
 	us := func(from, to int64) time.Duration { return time.Duration(to-from) * time.Microsecond }

@@ -391,11 +391,7 @@ func chaosKillRun(t *testing.T, dbName, url, schema string, workers int, out *ch
 func checkScatterItemsOnce(t *testing.T, q querier, runID string) {
 	t.Helper()
 	ctx := context.Background()
-	var rows, distinct, ok int
-	if err := q.QueryRow(ctx, `SELECT count(*), count(DISTINCT idx), count(*) FILTER (WHERE status = 'succeeded')
-		FROM flowstone_scatter_items WHERE run_id = ?`, runID).Scan(&rows, &distinct, &ok); err != nil {
-		t.Fatal(err)
-	}
+	rows, distinct, ok, _ := scatterCounts(t, q, runID, "")
 	var done, failed int
 	if err := q.QueryRow(ctx, `SELECT done, failed FROM flowstone_scatter_barriers WHERE run_id = ?`, runID).Scan(&done, &failed); err != nil {
 		t.Fatal(err)

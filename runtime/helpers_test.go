@@ -2,12 +2,14 @@ package runtime
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/flowstone-go/flowstone/internal/testdb"
+	"github.com/flowstone-go/flowstone/scatter"
 	"github.com/flowstone-go/flowstone/strategy"
 )
 
@@ -88,3 +90,42 @@ func def(key string, run RunFunc, deps ...Dep) AssetDef {
 }
 
 func on(asset string) Dep { return Dep{Asset: asset, Kind: DepValue} }
+
+// scatterRecords reads the record of every item of a run's scatters that
+// has a result (scatter.Records), in asset, partition and index order.
+func scatterRecords(t testing.TB, q querier, runID string) []scatter.ItemRecord {
+	t.Helper()
+	var out []scatter.ItemRecord
+	if err := scatter.Records(context.Background(), q, runID, func(r scatter.ItemRecord) error {
+		out = append(out, r)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// scatterCounts counts a run's item records (of asset, or of every asset
+// when empty): all, distinct items, succeeded, and succeeded at the first
+// attempt.
+func scatterCounts(t testing.TB, q querier, runID, asset string) (rows, distinct, ok, firstTry int) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, r := range scatterRecords(t, q, runID) {
+		if asset != "" && r.Asset != asset {
+			continue
+		}
+		rows++
+		if k := fmt.Sprint(r.Asset, "\x00", r.Partition, "\x00", r.Index); !seen[k] {
+			seen[k] = true
+			distinct++
+		}
+		if r.Status == scatter.ItemSucceeded {
+			ok++
+			if r.Attempts == 1 {
+				firstTry++
+			}
+		}
+	}
+	return rows, distinct, ok, firstTry
+}

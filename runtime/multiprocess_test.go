@@ -190,11 +190,8 @@ func TestKilledWorkersMidScatterLoseNoItem(t *testing.T) {
 	killWorkers(t, "scatter", func(t *testing.T, q querier, runID string, res RunResult) {
 		checkOneSuccessEach(t, q, runID, 4)
 		ctx := context.Background()
-		var ok, other int
-		if err := q.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'succeeded'), count(*) FILTER (WHERE status <> 'succeeded')
-			FROM flowstone_scatter_items WHERE run_id = ?`, runID).Scan(&ok, &other); err != nil {
-			t.Fatal(err)
-		}
+		rows, distinct, ok, _ := scatterCounts(t, q, runID, "")
+		other := rows - ok + (rows - distinct)
 		var done, failed int
 		if err := q.QueryRow(ctx, `SELECT done, failed FROM flowstone_scatter_barriers WHERE run_id = ?`, runID).Scan(&done, &failed); err != nil {
 			t.Fatal(err)

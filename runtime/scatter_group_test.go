@@ -123,10 +123,7 @@ func TestTwoHourlyScattersUnderADailyTarget(t *testing.T) {
 				run.ID, asset).Scan(&barriers, &done); err != nil {
 				t.Fatal(err)
 			}
-			if err := q.QueryRow(ctx, `SELECT count(*) FROM flowstone_scatter_items WHERE run_id = ? AND asset = ? AND status = 'succeeded' AND attempts = 1`,
-				run.ID, asset).Scan(&items); err != nil {
-				t.Fatal(err)
-			}
+			_, _, _, items = scatterCounts(t, q, run.ID, asset)
 			if barriers != 24 || done != 24*hourItems || items != 24*hourItems {
 				t.Errorf("%s: %d barriers completed counting %d items, %d items recorded; want 24, %d, %d", asset, barriers, done, items, 24*hourItems, 24*hourItems)
 			}

@@ -86,10 +86,10 @@ func scatterPipeline(name string, sc scatterCase) *Pipeline {
 }
 
 // scatterCancelledItems counts the items of a run's scatter that never got
-// a result (an item's row is stored with its result).
-const scatterCancelledItems = `SELECT b.total - (SELECT count(*) FROM flowstone_scatter_items i
-	WHERE i.run_id = b.run_id AND i.asset = b.asset AND i.partition_key = b.partition_key)
-	FROM flowstone_scatter_barriers b WHERE b.run_id = ?`
+// a result (its batches count the items with one).
+const scatterCancelledItems = `SELECT r.total - (SELECT coalesce(sum(b.done), 0) FROM flowstone_scatter_batches b
+	WHERE b.run_id = r.run_id AND b.asset = r.asset AND b.partition_key = r.partition_key)
+	FROM flowstone_scatter_barriers r WHERE r.run_id = ?`
 
 func failEveryTenth(ctx context.Context, c customer) (profile, error) {
 	if c.ID%10 == 3 {
@@ -191,20 +191,11 @@ func TestScatterNeverExceedsMaxConcurrent(t *testing.T) {
 			t.Fatalf("run %s: %+v", res.Status, res.Assets)
 		}
 		// From the database's own records: the most items running at once.
-		rs, err := e.be.pool().Query(ctx, `SELECT started_at, finished_at FROM flowstone_scatter_items WHERE run_id = ?`, run.ID)
-		if err != nil {
-			t.Fatal(err)
-		}
 		type span struct{ a, b int64 }
 		var spans []span
-		for rs.Next() {
-			var s span
-			if err := rs.Scan(&s.a, &s.b); err != nil {
-				t.Fatal(err)
-			}
-			spans = append(spans, s)
+		for _, r := range scatterRecords(t, e.be.pool(), run.ID) {
+			spans = append(spans, span{r.Started.UnixMicro(), r.Finished.UnixMicro()})
 		}
-		rs.Close()
 		most := 0
 		for _, s := range spans {
 			n := 0
@@ -235,12 +226,9 @@ func TestScatterRateRunsEveryItem(t *testing.T) {
 		// Every item ran once. How far apart the batches start is the
 		// queue's and the machine's business; the launch times the rate
 		// decides are asserted in scatter's own tests (TestRateSpacesLaunches).
-		var n, distinct int
-		if err := e.be.pool().QueryRow(ctx, `SELECT count(*), count(DISTINCT idx) FROM flowstone_scatter_items WHERE run_id = ? AND status = 'succeeded'`, run.ID).Scan(&n, &distinct); err != nil {
-			t.Fatal(err)
-		}
-		if n != 8 || distinct != 8 {
-			t.Fatalf("%d succeeded items (%d distinct); want 8", n, distinct)
+		n, distinct, ok, _ := scatterCounts(t, e.be.pool(), run.ID, "")
+		if n != 8 || distinct != 8 || ok != 8 {
+			t.Fatalf("%d items (%d distinct, %d succeeded); want 8 succeeded", n, distinct, ok)
 		}
 	})
 }

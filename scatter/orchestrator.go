@@ -199,12 +199,12 @@ func (o Orchestrator) Complete(ctx context.Context, db DB, ref Ref, results []It
 	}
 	if o.pastThreshold(b.Total, b.Failed) {
 		step.Failed = true
-		step.Reason = o.failure(ctx, db, ref, b.Total, b.Failed)
+		step.Reason = o.failure(ctx, db, ref, OnBarrier, b.Total, b.Failed)
 		return step, o.Store.Finish(ctx, db, ref, Failed, step.Reason)
 	}
 	if b.Done >= b.Total {
 		step.Done = true
-		if step.Values, step.Outcomes, err = o.Store.Gather(ctx, db, ref, b.Total); err != nil {
+		if step.Values, step.Outcomes, err = o.Store.Gather(ctx, db, ref, OnBarrier, b.Total); err != nil {
 			return step, err
 		}
 		return step, o.Store.Finish(ctx, db, ref, Completed, "")
@@ -241,17 +241,18 @@ func (o Orchestrator) CommitGroup(ctx context.Context, db DB, ref Ref, results [
 	return b.Status != Running || o.pastThreshold(b.Total, b.Failed), nil
 }
 
-// CommitBatch records a group of batch n's item results (n has size
-// items in all) and counts them on the batch's row, in db, a transaction
-// of its own; for a scatter counted on its batch rows (Batch.ByBatch),
-// whose every group, its last included, commits this way. Concurrent
-// batches share no row (the barrier's only for failed items), so they
-// commit side by side. Unless last, it reports whether the batch should
-// stop running items: the barrier is no longer running or is past the
-// failure threshold (Settle fails it). Whether the barrier is done is for
+// CommitBatch records a group of batch b's item results (in item order,
+// following those recorded before) and counts them on the batch's row,
+// in db, a transaction of its own; for a scatter counted on its batch
+// rows (b.Layout ItemRows or BatchRows), whose every group, its last
+// included, commits this way. Concurrent batches share no row (the
+// barrier's only for failed items), so they commit side by side. Unless
+// last, it reports whether the batch should stop running items: the
+// barrier is no longer running or is past the failure threshold (Settle
+// fails it). Whether the barrier is done is for
 // NeedsSettle to tell once this commits.
-func (o Orchestrator) CommitBatch(ctx context.Context, db DB, ref Ref, n, size int, results []ItemResult, last bool) (stop bool, err error) {
-	if _, _, err := o.Store.RecordBatch(ctx, db, ref, n, size, results); err != nil || last {
+func (o Orchestrator) CommitBatch(ctx context.Context, db DB, ref Ref, b Batch, results []ItemResult, last bool) (stop bool, err error) {
+	if _, _, err := o.Store.RecordBatch(ctx, db, ref, b, results); err != nil || last {
 		return false, err
 	}
 	st, err := o.Store.State(ctx, db, ref)
@@ -291,7 +292,7 @@ func (o Orchestrator) Settle(ctx context.Context, db DB, ref Ref, n int, now tim
 	}
 	switch {
 	case o.pastThreshold(st.Total, st.Failed):
-		reason := o.failure(ctx, db, ref, st.Total, st.Failed)
+		reason := o.failure(ctx, db, ref, st.Layout, st.Total, st.Failed)
 		won, err := o.Store.Settle(ctx, db, ref, Failed, reason)
 		if won {
 			step.Failed, step.Reason = true, reason
@@ -303,7 +304,7 @@ func (o Orchestrator) Settle(ctx context.Context, db DB, ref Ref, n int, now tim
 			return step, err
 		}
 		step.Done, step.Finished = true, st.Total
-		step.Values, step.Outcomes, err = o.Store.Gather(ctx, db, ref, st.Total)
+		step.Values, step.Outcomes, err = o.Store.Gather(ctx, db, ref, st.Layout, st.Total)
 		return step, err
 	case o.Plan.MaxConcurrent > 0:
 		mine, err := o.Store.ClaimSuccessor(ctx, db, ref, n)
@@ -324,23 +325,12 @@ func (o Orchestrator) pastThreshold(total, failed int) bool {
 }
 
 // failure says why the barrier failed: how many items, and the first.
-func (o Orchestrator) failure(ctx context.Context, db DB, ref Ref, total, failed int) string {
+func (o Orchestrator) failure(ctx context.Context, db DB, ref Ref, layout Layout, total, failed int) string {
 	reason := fmt.Sprintf("%d of %d items failed, more than the failure threshold %s", failed, total, formatFraction(o.Plan.FailureThreshold))
-	if first := o.firstError(ctx, db, ref); first != "" {
-		reason += "; first: " + first
+	if idx, msg, ok, err := o.Store.FirstError(ctx, db, ref, layout); err == nil && ok {
+		reason += fmt.Sprintf("; first: item %d: %s", idx, msg)
 	}
 	return reason
-}
-
-func (o Orchestrator) firstError(ctx context.Context, db DB, ref Ref) string {
-	var idx int
-	var msg string
-	if err := db.QueryRow(ctx, `SELECT idx, error FROM flowstone_scatter_items
-		WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ? ORDER BY idx LIMIT 1`,
-		ref.Run, ref.Asset, ref.Partition, ItemFailed).Scan(&idx, &msg); err != nil {
-		return ""
-	}
-	return fmt.Sprintf("item %d: %s", idx, msg)
 }
 
 func formatFraction(f float64) string {

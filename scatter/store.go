@@ -39,6 +39,24 @@ const (
 // method takes the DB (or transaction) to work in.
 type Store struct{}
 
+// Layout is where a scatter counts its items and stores their results:
+// fixed when it starts (the barrier's by_batch column), so a scatter in
+// flight across an upgrade finishes as it started.
+type Layout int
+
+const (
+	// OnBarrier: items counted on the barrier, results in item rows
+	// (flowstone_scatter_items); scatters started before migration 003.
+	OnBarrier Layout = 0
+	// ItemRows: items counted on their batch rows, results in item rows;
+	// scatters started before migration 004.
+	ItemRows Layout = 1
+	// BatchRows: items counted and their results stored on their batch
+	// rows (the results column, one JSON array a batch); every scatter
+	// started since migration 004.
+	BatchRows Layout = 2
+)
+
 // Barrier is one scatter's counters.
 type Barrier struct {
 	Ref
@@ -48,9 +66,8 @@ type Barrier struct {
 	NextAt                time.Time
 	Status, Error         string
 	CreatedAt, FinishedAt time.Time
-	// ByBatch: the items are counted on the batch rows (RecordBatch), not
-	// on the barrier (Count); every scatter started since migration 003.
-	ByBatch bool
+	// Layout: where the items are counted and their results stored.
+	Layout Layout
 }
 
 // Item is one stored item.
@@ -79,12 +96,13 @@ const createChunk = 100
 
 // Create stores the barrier and the items, one row per batch (the batch's
 // items as a JSON array, and their keys), in multi-row INSERTs of
-// createChunk batches: no row per item, which gets its row with its result.
+// createChunk batches: no row per item. The scatter's layout is BatchRows:
+// the items' results will be stored on the same rows.
 func (Store) Create(ctx context.Context, db DB, b Barrier, items []json.RawMessage, keys []string) error {
 	if _, err := db.Exec(ctx, `INSERT INTO flowstone_scatter_barriers
 		(run_id, asset, partition_key, total, batch, batches, next_batch, next_at, status, created_at, by_batch)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)`,
-		b.Run, b.Asset, b.Partition, b.Total, b.Batch, b.Batches, b.NextBatch, b.NextAt.UnixMicro(), Running, time.Now().UnixMicro()); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		b.Run, b.Asset, b.Partition, b.Total, b.Batch, b.Batches, b.NextBatch, b.NextAt.UnixMicro(), Running, time.Now().UnixMicro(), int(BatchRows)); err != nil {
 		return fmt.Errorf("create barrier: %w", err)
 	}
 	size := max(b.Batch, 1)
@@ -133,20 +151,20 @@ func (Store) Barrier(ctx context.Context, db DB, ref Ref) (Barrier, bool, error)
 	b := Barrier{Ref: ref}
 	var nextAt, created int64
 	var finished sql.NullInt64
-	var byBatch int
+	var layout int
 	err := db.QueryRow(ctx, `SELECT total, batch, batches,
-		CASE WHEN r.by_batch = 1 THEN (SELECT coalesce(sum(b.done), 0) FROM flowstone_scatter_batches b
+		CASE WHEN r.by_batch > 0 THEN (SELECT coalesce(sum(b.done), 0) FROM flowstone_scatter_batches b
 			WHERE b.run_id = r.run_id AND b.asset = r.asset AND b.partition_key = r.partition_key) ELSE r.done END,
 		failed, next_batch, next_at, status, error, created_at, finished_at, by_batch
 		FROM flowstone_scatter_barriers r WHERE run_id = ? AND asset = ? AND partition_key = ?`, ref.Run, ref.Asset, ref.Partition).
-		Scan(&b.Total, &b.Batch, &b.Batches, &b.Done, &b.Failed, &b.NextBatch, &nextAt, &b.Status, &b.Error, &created, &finished, &byBatch)
+		Scan(&b.Total, &b.Batch, &b.Batches, &b.Done, &b.Failed, &b.NextBatch, &nextAt, &b.Status, &b.Error, &created, &finished, &layout)
 	if errors.Is(err, sql.ErrNoRows) {
 		return b, false, nil
 	}
 	if err != nil {
 		return b, false, err
 	}
-	b.NextAt, b.CreatedAt, b.ByBatch = time.UnixMicro(nextAt), time.UnixMicro(created), byBatch == 1
+	b.NextAt, b.CreatedAt, b.Layout = time.UnixMicro(nextAt), time.UnixMicro(created), Layout(layout)
 	if finished.Valid {
 		b.FinishedAt = time.UnixMicro(finished.Int64)
 	}
@@ -155,6 +173,8 @@ func (Store) Barrier(ctx context.Context, db DB, ref Ref) (Barrier, bool, error)
 
 // Batch is what PendingItems reads of a batch.
 type Batch struct {
+	// N is the batch's number and From the index of its first item.
+	N, From int
 	// Items are those with no result yet; none once the barrier is no
 	// longer running.
 	Items []Item
@@ -162,34 +182,36 @@ type Batch struct {
 	Size int
 	// Running: the barrier is running.
 	Running bool
-	// ByBatch: the scatter counts on its batch rows (Barrier.ByBatch).
-	ByBatch bool
+	// Layout: where the scatter counts its items and stores their results.
+	Layout Layout
 }
 
 // PendingItems reads batch n, whose indexes are [from, to): its items
 // that have no result yet, none once the barrier is no longer running
-// (failed or cancelled: the items not run are cancelled with it).
+// (failed or cancelled: the items not run are cancelled with it). In the
+// BatchRows layout the items with a result are the first done of the
+// batch (RecordBatch appends in item order), so the row alone tells.
 func (st Store) PendingItems(ctx context.Context, db DB, ref Ref, n, from, to int) (Batch, error) {
 	var raw, status string
 	var keysRaw sql.NullString
-	var byBatch, counted int
+	var layout, counted int
 	err := db.QueryRow(ctx, `SELECT b.items, b.item_keys, r.status, r.by_batch, b.done FROM flowstone_scatter_batches b
 		JOIN flowstone_scatter_barriers r ON r.run_id = b.run_id AND r.asset = b.asset AND r.partition_key = b.partition_key
 		WHERE b.run_id = ? AND b.asset = ? AND b.partition_key = ? AND b.batch = ?`,
-		ref.Run, ref.Asset, ref.Partition, n).Scan(&raw, &keysRaw, &status, &byBatch, &counted)
+		ref.Run, ref.Asset, ref.Partition, n).Scan(&raw, &keysRaw, &status, &layout, &counted)
 	if errors.Is(err, sql.ErrNoRows) {
 		items, err := st.legacyPendingItems(ctx, db, ref, from, to)
-		return Batch{Items: items, Size: to - from, Running: len(items) > 0}, err
+		return Batch{N: n, From: from, Items: items, Size: to - from, Running: len(items) > 0}, err
 	}
 	if err != nil {
 		return Batch{}, fmt.Errorf("read batch %d: %w", n, err)
 	}
-	out := Batch{Running: status == Running, ByBatch: byBatch == 1}
+	out := Batch{N: n, From: from, Running: status == Running, Layout: Layout(layout)}
 	if !out.Running {
 		return out, nil
 	}
-	var items []json.RawMessage
-	if err := json.Unmarshal([]byte(raw), &items); err != nil {
+	items, err := splitArray([]byte(raw))
+	if err != nil {
 		return Batch{}, fmt.Errorf("decode batch %d: %w", n, err)
 	}
 	out.Size = len(items)
@@ -199,17 +221,20 @@ func (st Store) PendingItems(ctx context.Context, db DB, ref Ref, n, from, to in
 			return Batch{}, fmt.Errorf("decode batch %d's item keys: %d keys for %d items, %v", n, len(keys), len(items), err)
 		}
 	}
-	done := map[int]bool{}
+	first, done := 0, map[int]bool(nil)
+	switch {
+	case out.Layout == BatchRows:
+		first = min(counted, len(items))
 	// A batch counted on its row that counted nothing has no result yet
 	// (its first delivery): no need to look.
-	if !out.ByBatch || counted > 0 {
+	case out.Layout == OnBarrier || counted > 0:
 		if done, err = st.recorded(ctx, db, ref, from, to); err != nil {
 			return Batch{}, err
 		}
 	}
-	out.Items = make([]Item, 0, len(items)-len(done))
-	for i, it := range items {
-		idx := from + i
+	out.Items = make([]Item, 0, len(items)-first-len(done))
+	for i := first; i < len(items); i++ {
+		idx, it := from+i, items[i]
 		if done[idx] {
 			continue
 		}
@@ -352,14 +377,86 @@ func (Store) Count(ctx context.Context, db DB, ref Ref, done, failed int) (Barri
 	return b, err
 }
 
-// RecordBatch records results of batch n, of size items in all, and
-// counts those not recorded before on the batch's row, which it marks
-// finished once each of its items has a result: Record's ON CONFLICT
-// tells which are new, so a batch run again counts nothing twice. Failed
-// items are added to the barrier's failed count as well, last (its row is
-// shared by every batch, and only a group that failed items takes its
-// lock). For a scatter counted on its batch rows (Barrier.ByBatch).
-func (st Store) RecordBatch(ctx context.Context, db DB, ref Ref, n, size int, results []ItemResult) (stored, failed int, err error) {
+// RecordBatch records a group of results of batch b, not recorded
+// before, and counts them on the batch's row, which it marks finished
+// once each of its items has a result; failed items are added to the
+// barrier's failed count as well, last (its row is shared by every
+// batch, and only a group that failed items takes its lock). It reports
+// how many results it stored and how many of those failed: none when the
+// group was recorded before (a batch run again after its worker died, or
+// by two workers at once), so nothing is counted twice. For a scatter
+// counted on its batch rows (b.Layout ItemRows or BatchRows).
+//
+// In the BatchRows layout the results are a group of consecutive items
+// following those the batch had recorded when it was read: they are
+// appended to the batch row's results in the statement that counts them,
+// one row written for the group, by a compare-and-set on its done count.
+// When another delivery of the batch recorded some of them meanwhile,
+// only the results of the items after those are appended.
+func (st Store) RecordBatch(ctx context.Context, db DB, ref Ref, b Batch, results []ItemResult) (stored, failed int, err error) {
+	if len(results) == 0 {
+		return 0, 0, nil
+	}
+	if b.Layout != BatchRows {
+		return st.recordItemRows(ctx, db, ref, b.N, b.Size, results)
+	}
+	for i, r := range results {
+		if r.Index != results[0].Index+i {
+			return 0, 0, fmt.Errorf("record batch %d: item %d follows item %d", b.N, r.Index, results[0].Index+i-1)
+		}
+	}
+	var buf []byte
+	for len(results) > 0 {
+		first := results[0].Index
+		buf, failed = buf[:0], 0
+		for i, r := range results {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendRecord(buf, r)
+			if r.Err != "" {
+				failed++
+			}
+		}
+		n, err := db.Exec(ctx, `UPDATE flowstone_scatter_batches
+			SET results = coalesce(substr(results, 1, length(results) - 1) || ',', '[') || ? || ']',
+			done = done + ?, failed = failed + ?, finished = CASE WHEN done + ? >= ? THEN 1 ELSE 0 END
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND batch = ? AND done = ?`,
+			string(buf), len(results), failed, len(results), b.Size, ref.Run, ref.Asset, ref.Partition, b.N, first-b.From)
+		if err != nil {
+			return 0, 0, fmt.Errorf("record items %d to %d: %w", first, first+len(results)-1, err)
+		}
+		if n == 1 {
+			break
+		}
+		// Another delivery of the batch recorded items since this one
+		// read it: keep the results of the items after them.
+		var done int
+		if err := db.QueryRow(ctx, `SELECT done FROM flowstone_scatter_batches
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND batch = ?`,
+			ref.Run, ref.Asset, ref.Partition, b.N).Scan(&done); err != nil {
+			return 0, 0, fmt.Errorf("read batch %d: %w", b.N, err)
+		}
+		if done < first-b.From {
+			return 0, 0, fmt.Errorf("record batch %d: items %d to %d follow item %d, the last recorded",
+				b.N, first, first+len(results)-1, b.From+done-1)
+		}
+		results = results[min(b.From+done-first, len(results)):]
+	}
+	if len(results) == 0 {
+		return 0, 0, nil
+	}
+	if failed > 0 {
+		if err := st.countFailed(ctx, db, ref, failed); err != nil {
+			return 0, 0, err
+		}
+	}
+	return len(results), failed, nil
+}
+
+// recordItemRows is RecordBatch for a scatter that stores its results in
+// item rows (ItemRows): Record's ON CONFLICT tells which are new.
+func (st Store) recordItemRows(ctx context.Context, db DB, ref Ref, n, size int, results []ItemResult) (stored, failed int, err error) {
 	if stored, failed, err = st.Record(ctx, db, ref, results); err != nil || stored == 0 {
 		return stored, failed, err
 	}
@@ -370,12 +467,77 @@ func (st Store) RecordBatch(ctx context.Context, db DB, ref Ref, n, size int, re
 		return 0, 0, fmt.Errorf("count batch %d: %w", n, err)
 	}
 	if failed > 0 {
-		if _, err := db.Exec(ctx, `UPDATE flowstone_scatter_barriers SET failed = failed + ?
-			WHERE run_id = ? AND asset = ? AND partition_key = ?`, failed, ref.Run, ref.Asset, ref.Partition); err != nil {
-			return 0, 0, fmt.Errorf("count failed items: %w", err)
+		if err := st.countFailed(ctx, db, ref, failed); err != nil {
+			return 0, 0, err
 		}
 	}
 	return stored, failed, nil
+}
+
+func (Store) countFailed(ctx context.Context, db DB, ref Ref, failed int) error {
+	if _, err := db.Exec(ctx, `UPDATE flowstone_scatter_barriers SET failed = failed + ?
+		WHERE run_id = ? AND asset = ? AND partition_key = ?`, failed, ref.Run, ref.Asset, ref.Partition); err != nil {
+		return fmt.Errorf("count failed items: %w", err)
+	}
+	return nil
+}
+
+// appendRecord appends r as the JSON object a BatchRows batch stores for
+// it (see ItemRecord): idx, key, status, attempts, started_at,
+// finished_at, then value or error.
+func appendRecord(buf []byte, r ItemResult) []byte {
+	buf = append(buf, `{"idx":`...)
+	buf = strconv.AppendInt(buf, int64(r.Index), 10)
+	buf = append(buf, `,"key":`...)
+	if r.Key == "" {
+		buf = append(buf, '"')
+		buf = strconv.AppendInt(buf, int64(r.Index), 10)
+		buf = append(buf, '"')
+	} else {
+		buf = appendString(buf, r.Key)
+	}
+	status := ItemSucceeded
+	if r.Err != "" {
+		status = ItemFailed
+	}
+	buf = append(buf, `,"status":"`...)
+	buf = append(buf, status...)
+	buf = append(buf, `","attempts":`...)
+	buf = strconv.AppendInt(buf, int64(r.Attempts), 10)
+	buf = append(buf, `,"started_at":`...)
+	buf = strconv.AppendInt(buf, r.Started.UnixMicro(), 10)
+	buf = append(buf, `,"finished_at":`...)
+	buf = strconv.AppendInt(buf, r.Finished.UnixMicro(), 10)
+	if r.Err != "" {
+		buf = append(buf, `,"error":`...)
+		buf = appendString(buf, r.Err)
+	} else {
+		buf = append(buf, `,"value":`...)
+		if len(r.Value) == 0 {
+			buf = append(buf, "null"...)
+		} else {
+			buf = append(buf, r.Value...)
+		}
+	}
+	return append(buf, '}')
+}
+
+// appendString appends s as a JSON string: as it is between quotes when
+// nothing in it needs escaping (positional keys, most errors), else as
+// encoding/json writes it.
+func appendString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x80 {
+			data, err := json.Marshal(s)
+			if err != nil { // a string always encodes
+				panic(err)
+			}
+			return append(buf, data...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
 // State is what decides a scatter counted on its batch rows.
@@ -384,6 +546,8 @@ type State struct {
 	Total, Failed int
 	// Open: some batch has items without a result.
 	Open bool
+	// Layout: where the items are counted and their results stored.
+	Layout Layout
 }
 
 // State reads the barrier's status and failed count and whether any
@@ -391,13 +555,14 @@ type State struct {
 // answers the last).
 func (Store) State(ctx context.Context, db DB, ref Ref) (State, error) {
 	var s State
-	var open int
+	var open, layout int
 	err := db.QueryRow(ctx, `SELECT r.status, r.total, r.failed,
 		CASE WHEN EXISTS (SELECT 1 FROM flowstone_scatter_batches b
-			WHERE b.run_id = r.run_id AND b.asset = r.asset AND b.partition_key = r.partition_key AND b.finished = 0) THEN 1 ELSE 0 END
+			WHERE b.run_id = r.run_id AND b.asset = r.asset AND b.partition_key = r.partition_key AND b.finished = 0) THEN 1 ELSE 0 END,
+		r.by_batch
 		FROM flowstone_scatter_barriers r WHERE r.run_id = ? AND r.asset = ? AND r.partition_key = ?`,
-		ref.Run, ref.Asset, ref.Partition).Scan(&s.Status, &s.Total, &s.Failed, &open)
-	s.Open = open == 1
+		ref.Run, ref.Asset, ref.Partition).Scan(&s.Status, &s.Total, &s.Failed, &open, &layout)
+	s.Open, s.Layout = open == 1, Layout(layout)
 	return s, err
 }
 
@@ -463,8 +628,168 @@ func (Store) Finish(ctx context.Context, db DB, ref Ref, status, errMsg string) 
 
 // Gather returns the successful values in source order as a JSON array,
 // and the outcome of each of the total items as a JSON array of
-// flowstone.Outcome: an item without a result is skipped.
-func (Store) Gather(ctx context.Context, db DB, ref Ref, total int) (values, outcomes json.RawMessage, err error) {
+// flowstone.Outcome: an item without a result is skipped. In the
+// BatchRows layout it reads one row per batch, in order, one at a time:
+// what it holds besides the two arrays it returns is one batch's results.
+func (st Store) Gather(ctx context.Context, db DB, ref Ref, layout Layout, total int) (values, outcomes json.RawMessage, err error) {
+	if layout != BatchRows {
+		return st.gatherItemRows(ctx, db, ref, total)
+	}
+	var g gathering
+	var recs []batchRecord
+	if err := eachBatchRow(ctx, db, ref, false, func(n int, raw []byte) (err error) {
+		if recs, err = parseRecords(raw, recs[:0]); err != nil {
+			return fmt.Errorf("decode batch %d's results: %w", n, err)
+		}
+		for _, r := range recs {
+			g.add(r)
+		}
+		return nil
+	}); err != nil {
+		return nil, nil, err
+	}
+	return g.end(total)
+}
+
+// batchRecord is an ItemRecord as read from its batch row: Key, Value
+// and Error are its raw JSON, and alias the row read.
+type batchRecord struct {
+	Idx      int
+	Status   string
+	Key      json.RawMessage // a JSON string
+	Value    json.RawMessage
+	Error    json.RawMessage // a JSON string
+	Attempts int
+	Started  int64
+	Finished int64
+}
+
+// eachBatchRow calls fn with the results of each batch of ref that has
+// any (only those with failed items when failedOnly), in batch order,
+// reading one row at a time; fn must not keep raw.
+func eachBatchRow(ctx context.Context, db DB, ref Ref, failedOnly bool, fn func(n int, raw []byte) error) error {
+	q := `SELECT batch, results FROM flowstone_scatter_batches
+		WHERE run_id = ? AND asset = ? AND partition_key = ? AND done > 0`
+	if failedOnly {
+		q += ` AND failed > 0`
+	}
+	rs, err := db.Query(ctx, q+` ORDER BY batch`, ref.Run, ref.Asset, ref.Partition)
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	var raw []byte
+	for rs.Next() {
+		var n int
+		if err := rs.Scan(&n, &raw); err != nil {
+			return err
+		}
+		if raw == nil {
+			continue
+		}
+		if err := fn(n, raw); err != nil {
+			return err
+		}
+	}
+	return rs.Err()
+}
+
+// gathering builds the two arrays Gather returns, from results in index
+// order.
+type gathering struct {
+	vb, ob strings.Builder
+	nv, no int
+}
+
+// skip marks the items before index to as skipped.
+func (g *gathering) skip(to int) {
+	for ; g.no < to; g.no++ {
+		g.sep(&g.ob, g.no)
+		g.ob.WriteString(`{"value":null,"skipped":true}`)
+	}
+}
+
+func (g *gathering) sep(b *strings.Builder, n int) {
+	if n == 0 {
+		b.WriteByte('[')
+	} else {
+		b.WriteByte(',')
+	}
+}
+
+func (g *gathering) add(r batchRecord) {
+	g.skip(r.Idx)
+	g.sep(&g.ob, g.no)
+	g.no++
+	switch r.Status {
+	case ItemSucceeded:
+		value := r.Value
+		if len(value) == 0 {
+			value = json.RawMessage("null")
+		}
+		g.sep(&g.vb, g.nv)
+		g.nv++
+		g.vb.Write(value)
+		g.ob.WriteString(`{"value":`)
+		g.ob.Write(value)
+		g.ob.WriteByte('}')
+	case ItemFailed:
+		g.ob.WriteString(`{"value":null,"error":`)
+		g.ob.Write(r.Error)
+		g.ob.WriteByte('}')
+	default:
+		g.ob.WriteString(`{"value":null,"skipped":true}`)
+	}
+}
+
+func (g *gathering) end(total int) (values, outcomes json.RawMessage, err error) {
+	g.skip(total)
+	for _, b := range []*strings.Builder{&g.vb, &g.ob} {
+		if b.Len() == 0 {
+			b.WriteByte('[')
+		}
+		b.WriteByte(']')
+	}
+	return json.RawMessage(g.vb.String()), json.RawMessage(g.ob.String()), nil
+}
+
+// FirstError returns the first failed item of ref in index order, and
+// its error; ok is false when none failed.
+func (st Store) FirstError(ctx context.Context, db DB, ref Ref, layout Layout) (idx int, msg string, ok bool, err error) {
+	if layout != BatchRows {
+		err := db.QueryRow(ctx, `SELECT idx, error FROM flowstone_scatter_items
+			WHERE run_id = ? AND asset = ? AND partition_key = ? AND status = ? ORDER BY idx LIMIT 1`,
+			ref.Run, ref.Asset, ref.Partition, ItemFailed).Scan(&idx, &msg)
+		if errors.Is(err, sql.ErrNoRows) {
+			return 0, "", false, nil
+		}
+		return idx, msg, err == nil, err
+	}
+	errFound := errors.New("found")
+	err = eachBatchRow(ctx, db, ref, true, func(n int, raw []byte) error {
+		recs, err := parseRecords(raw, nil)
+		if err != nil {
+			return fmt.Errorf("decode batch %d's results: %w", n, err)
+		}
+		for _, r := range recs {
+			if r.Status == ItemFailed {
+				idx, ok = r.Idx, true
+				if msg, err = unquote(r.Error); err != nil {
+					return fmt.Errorf("decode item %d's error: %w", r.Idx, err)
+				}
+				return errFound
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errFound) {
+		err = nil
+	}
+	return idx, msg, ok, err
+}
+
+// gatherItemRows is Gather for a scatter whose results are item rows.
+func (Store) gatherItemRows(ctx context.Context, db DB, ref Ref, total int) (values, outcomes json.RawMessage, err error) {
 	rs, err := db.Query(ctx, `SELECT idx, status, value, error FROM flowstone_scatter_items
 		WHERE run_id = ? AND asset = ? AND partition_key = ? ORDER BY idx`, ref.Run, ref.Asset, ref.Partition)
 	if err != nil {
@@ -517,6 +842,130 @@ func (Store) Gather(ctx context.Context, db DB, ref Ref, total int) (values, out
 	vb.WriteByte(']')
 	ob.WriteByte(']')
 	return json.RawMessage(vb.String()), json.RawMessage(ob.String()), nil
+}
+
+// ItemRecord is one item's stored result, as Records reads it.
+type ItemRecord struct {
+	Asset, Partition string
+	Index            int
+	Key              string
+	// Status is ItemSucceeded or ItemFailed (or, for an item of a scatter
+	// started before migration 003, ItemCancelled).
+	Status   string
+	Value    json.RawMessage // when succeeded
+	Error    string          // when failed
+	Attempts int
+	// Started and Finished bound the item's run (its attempts included).
+	Started, Finished time.Time
+}
+
+// storedRecord is an ItemRecord as a BatchRows batch stores it.
+type storedRecord struct {
+	Idx      int             `json:"idx"`
+	Key      string          `json:"key"`
+	Status   string          `json:"status"`
+	Attempts int             `json:"attempts"`
+	Started  int64           `json:"started_at"`
+	Finished int64           `json:"finished_at"`
+	Value    json.RawMessage `json:"value"`
+	Error    string          `json:"error"`
+}
+
+// Records calls fn with the record of each item of run's scatters that
+// has one, by asset, partition and index, whichever layout stores it:
+// what each item did, its retries included.
+func Records(ctx context.Context, db DB, run string, fn func(ItemRecord) error) error {
+	type scattered struct {
+		ref    Ref
+		layout Layout
+	}
+	var all []scattered
+	rs, err := db.Query(ctx, `SELECT asset, partition_key, by_batch FROM flowstone_scatter_barriers
+		WHERE run_id = ? ORDER BY asset, partition_key`, run)
+	if err != nil {
+		return err
+	}
+	for rs.Next() {
+		s := scattered{ref: Ref{Run: run}}
+		var layout int
+		if err := rs.Scan(&s.ref.Asset, &s.ref.Partition, &layout); err != nil {
+			rs.Close()
+			return err
+		}
+		s.layout = Layout(layout)
+		all = append(all, s)
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	for _, s := range all {
+		ref := s.ref
+		if s.layout == BatchRows {
+			var recs []batchRecord
+			err = eachBatchRow(ctx, db, ref, false, func(n int, raw []byte) (err error) {
+				if recs, err = parseRecords(raw, recs[:0]); err != nil {
+					return fmt.Errorf("decode batch %d's results: %w", n, err)
+				}
+				for _, r := range recs {
+					rec := ItemRecord{Asset: ref.Asset, Partition: ref.Partition, Index: r.Idx, Status: r.Status,
+						Attempts: r.Attempts, Started: time.UnixMicro(r.Started), Finished: time.UnixMicro(r.Finished)}
+					if rec.Key, err = unquote(r.Key); err != nil {
+						return fmt.Errorf("decode item %d's key: %w", r.Idx, err)
+					}
+					if r.Status == ItemFailed {
+						if rec.Error, err = unquote(r.Error); err != nil {
+							return fmt.Errorf("decode item %d's error: %w", r.Idx, err)
+						}
+					} else {
+						rec.Value = append(json.RawMessage(nil), r.Value...)
+					}
+					if err := fn(rec); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		} else {
+			err = itemRowRecords(ctx, db, ref, fn)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// itemRowRecords is Records for a scatter whose results are item rows.
+func itemRowRecords(ctx context.Context, db DB, ref Ref, fn func(ItemRecord) error) error {
+	rs, err := db.Query(ctx, `SELECT idx, item_key, status, value, error, attempts, started_at, finished_at
+		FROM flowstone_scatter_items WHERE run_id = ? AND asset = ? AND partition_key = ? AND status <> ? ORDER BY idx`,
+		ref.Run, ref.Asset, ref.Partition, ItemPending)
+	if err != nil {
+		return err
+	}
+	defer rs.Close()
+	for rs.Next() {
+		r := ItemRecord{Asset: ref.Asset, Partition: ref.Partition}
+		var value sql.NullString
+		var started, finished sql.NullInt64
+		if err := rs.Scan(&r.Index, &r.Key, &r.Status, &value, &r.Error, &r.Attempts, &started, &finished); err != nil {
+			return err
+		}
+		if value.Valid {
+			r.Value = json.RawMessage(value.String)
+		}
+		if started.Valid {
+			r.Started = time.UnixMicro(started.Int64)
+		}
+		if finished.Valid {
+			r.Finished = time.UnixMicro(finished.Int64)
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	return rs.Err()
 }
 
 // Cancelled is the status of a barrier whose run was cancelled.

@@ -135,11 +135,11 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 	if err != nil {
 		return Result{}, err
 	}
-	if !b.ByBatch {
+	if b.Layout == scatter.OnBarrier {
 		return s.resumeCounted(ctx, t, o, ref, b.Items)
 	}
 	if len(b.Items) > 0 {
-		if err := s.runBatch(ctx, t, o, ref, sig.Batch, b); err != nil {
+		if err := s.runBatch(ctx, t, o, ref, b); err != nil {
 			return Result{}, err
 		}
 	} else if !b.Running {
@@ -209,7 +209,7 @@ func stepResult(tx Tx, step scatter.Step) (Result, error) {
 // its own, and the last group at the end: a batch killed midway redoes one
 // group at most. A group that finds the scatter failed or cancelled stops
 // the batch. For a scatter counted on its batch rows.
-func (s Scatter) runBatch(ctx context.Context, t Task, o scatter.Orchestrator, ref scatter.Ref, n int, b scatter.Batch) error {
+func (s Scatter) runBatch(ctx context.Context, t Task, o scatter.Orchestrator, ref scatter.Ref, b scatter.Batch) error {
 	results := make([]scatter.ItemResult, 0, min(len(b.Items), 128))
 	since := time.Now()
 	for i, it := range b.Items {
@@ -227,7 +227,7 @@ func (s Scatter) runBatch(ctx context.Context, t Task, o scatter.Orchestrator, r
 			gctx = context.WithoutCancel(ctx)
 		}
 		if err := t.InTx(gctx, func(ctx context.Context, q Querier) (err error) {
-			stop, err = o.CommitBatch(ctx, q, ref, n, b.Size, group, last)
+			stop, err = o.CommitBatch(ctx, q, ref, b, group, last)
 			return err
 		}); err != nil {
 			return fmt.Errorf("scatter %s: commit items %d to %d: %w", ref.Asset, group[0].Index, group[len(group)-1].Index, err)

@@ -131,7 +131,7 @@ func TestMigrateAdoptsTheVersionsOfEarlierDatabases(t *testing.T) {
 		}
 		want := versions(t, db)
 		// Back to the earlier layout: the same tables without the columns
-		// added since (017, and the scatter line's 003), the old record.
+		// added since (017, and the scatter line's 003 and 004), the old record.
 		for _, stmt := range []string{
 			`ALTER TABLE flowstone_run_assets DROP COLUMN crashes`,
 			`ALTER TABLE flowstone_run_assets DROP COLUMN alone`,
@@ -141,6 +141,7 @@ func TestMigrateAdoptsTheVersionsOfEarlierDatabases(t *testing.T) {
 			`ALTER TABLE flowstone_scatter_batches DROP COLUMN failed`,
 			`ALTER TABLE flowstone_scatter_batches DROP COLUMN finished`,
 			`ALTER TABLE flowstone_scatter_batches DROP COLUMN claimed`,
+			`ALTER TABLE flowstone_scatter_batches DROP COLUMN results`,
 			`DROP TABLE flowstone_schema_versions`,
 			`CREATE TABLE flowstone_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
 			`INSERT INTO flowstone_migrations (version, name, applied_at) VALUES (1, '001_init.sql', 0), (2, '002_scatter.sql', 0),

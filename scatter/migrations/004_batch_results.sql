@@ -1,0 +1,12 @@
+-- A scatter started since this migration stores its items' results on
+-- its batch rows, not one row per item: results is a JSON array of the
+-- records of the batch's items that have a result, in item order (each
+-- an object: idx, key, status, attempts, started_at and finished_at in
+-- Unix microseconds, and value or error). Items run in order and a group
+-- of results is appended by a compare-and-set on the batch's done count,
+-- so the array is always a prefix of the batch: a group commits one row,
+-- a batch delivered again runs the items after that prefix, and the
+-- gather reads one row per batch. Such scatters have by_batch = 2.
+-- Scatters started before keep their item rows in flowstone_scatter_items
+-- (by_batch 1, or 0 before migration 003) and finish as they started.
+ALTER TABLE flowstone_scatter_batches ADD COLUMN results TEXT;
