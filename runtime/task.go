@@ -127,6 +127,23 @@ func (t *task) InTx(ctx context.Context, fn func(ctx context.Context, q strategy
 	return t.e.be.inTx(ctx, func(tx txn) error { return fn(ctx, tx) })
 }
 
+// Write implements strategy.Task: fn's statements run on the pool, each
+// committing on its own; fn runs again when one collided (as inTx does)
+// or the database could not be reached (riding the outage out).
+func (t *task) Write(ctx context.Context, fn func(ctx context.Context, q strategy.Querier) error) error {
+	return t.e.out.ride(ctx, func(ctx context.Context) error {
+		for attempt := 1; ; attempt++ {
+			err := fn(ctx, t.e.be.pool())
+			if err == nil || !store.Retryable(err) || attempt == 8 {
+				return err
+			}
+			if err := sleep(ctx, time.Duration(attempt*attempt)*5*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	})
+}
+
 // ItemKeys implements strategy.Task.
 func (t *task) ItemKeys(items []json.RawMessage) ([]string, error) { return t.asset.Item.keys(items) }
 

@@ -226,10 +226,18 @@ func (s Scatter) runBatch(ctx context.Context, t Task, o scatter.Orchestrator, r
 		if last {
 			gctx = context.WithoutCancel(ctx)
 		}
-		if err := t.InTx(gctx, func(ctx context.Context, q Querier) (err error) {
+		commit := func(ctx context.Context, q Querier) (err error) {
 			stop, err = o.CommitBatch(ctx, q, ref, b, group, last)
 			return err
-		}); err != nil {
+		}
+		// A group without failed items is one statement in the BatchRows
+		// layout (its compare-and-set on the batch's done count, safe to
+		// run again): it commits on its own, without BEGIN and COMMIT.
+		write := t.InTx
+		if b.Layout == scatter.BatchRows && !anyFailed(group) {
+			write = t.Write
+		}
+		if err := write(gctx, commit); err != nil {
 			return fmt.Errorf("scatter %s: commit items %d to %d: %w", ref.Asset, group[0].Index, group[len(group)-1].Index, err)
 		}
 		results, since = results[:0], time.Now()
@@ -238,6 +246,17 @@ func (s Scatter) runBatch(ctx context.Context, t Task, o scatter.Orchestrator, r
 		}
 	}
 	return nil
+}
+
+// anyFailed reports whether a result in group failed: counting it on the
+// barrier makes the group two statements, committed together.
+func anyFailed(group []scatter.ItemResult) bool {
+	for _, r := range group {
+		if r.Err != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func partial(step scatter.Step) string {
