@@ -15,21 +15,24 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // task is one job's materialization, offered to the asset's strategy. It
 // implements strategy.Task, flowstone.Recorder and the Inputs' source.
 type task struct {
-	e         *Engine
-	b         Binding
-	run       *runCtx
-	asset     *AssetDef
-	part      flowstone.Partition
-	attempts  int
-	config    any
-	hasConfig bool
-	log       *slog.Logger
-	logs      *logCapture // what log keeps for the attempt's record
+	e        *Engine
+	b        Binding
+	run      *runCtx
+	asset    *AssetDef
+	part     flowstone.Partition
+	attempts int
+	// redelivered: the job ran before (Redelivered).
+	redelivered bool
+	config      any
+	hasConfig   bool
+	log         *slog.Logger
+	logs        *logCapture // what log keeps for the attempt's record
 
 	ups     []upstream // loaded on first use
 	resumes []river.InsertManyParams
@@ -142,6 +145,15 @@ func (t *task) Write(ctx context.Context, fn func(ctx context.Context, q strateg
 			}
 		}
 	})
+}
+
+// Redelivered implements strategy.Task.
+func (t *task) Redelivered() bool { return t.redelivered }
+
+// redelivered reports whether job ran before: an attempt counted before
+// this one, another fetch of it, or an error recorded (a takeover's).
+func redelivered(job *rivertype.JobRow) bool {
+	return job.Attempt > 1 || len(job.AttemptedBy) > 1 || len(job.Errors) > 0
 }
 
 // ItemKeys implements strategy.Task.

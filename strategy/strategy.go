@@ -167,6 +167,11 @@ type Task interface {
 	// scatter batch commits a group of item results that is one statement
 	// this way.
 	Write(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
+	// Redelivered reports whether the job running this Resume ran before
+	// (its process died, its attempt failed, or it was taken over): what
+	// it wrote then may be committed. False for its first delivery, and
+	// for Run.
+	Redelivered() bool
 	// CallItem runs the asset's function for one scatter item (its JSON);
 	// the asset's other inputs are loaded once per task, not per item.
 	CallItem(ctx context.Context, item json.RawMessage) (any, error)

@@ -47,6 +47,7 @@ func (t *fakeTask) InTx(ctx context.Context, fn func(context.Context, strategy.Q
 func (t *fakeTask) Write(ctx context.Context, fn func(context.Context, strategy.Querier) error) error {
 	return fn(ctx, nil)
 }
+func (t *fakeTask) Redelivered() bool            { return false }
 func (t *fakeTask) RetryDelay(int) time.Duration { return 0 }
 func (t *fakeTask) ItemKeys([]json.RawMessage) ([]string, error) {
 	return nil, nil
