@@ -290,7 +290,8 @@ func (o Orchestrator) CommitGroup(ctx context.Context, db DB, ref Ref, results [
 
 // CommitBatch records a group of batch b's item results (in item order,
 // following those recorded before) and counts them on the batch's row,
-// in db, a transaction of its own; for a scatter counted on its batch
+// in db: a transaction of its own, or the database itself when no result
+// failed (then the group is one statement, safe to run again); for a scatter counted on its batch
 // rows (b.Layout ItemRows or BatchRows), whose every group, its last
 // included, commits this way. Concurrent batches share no row (the
 // barrier's only for failed items), so they commit side by side. Unless
