@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/flowstone-go/flowstone"
+	"github.com/flowstone-go/flowstone/runtime/internal/store"
 )
 
 // Staleness says whether an asset's stored values still follow from its
@@ -28,48 +29,54 @@ type Staleness struct {
 // Staleness reports, for each asset of p in topological order, whether its
 // newest successful materializations (one per partition) are stale: made
 // by another code version than the pipeline's, or from upstream
-// materializations replaced since, or downstream of a stale asset.
+// materializations replaced since, or downstream of a stale asset. One
+// statement answers every asset (per 25 of them); its cost follows the
+// partitions and the inputs of their newest materializations, not the
+// length of their history.
 func (e *Engine) Staleness(ctx context.Context, p *Pipeline) ([]Staleness, error) {
 	if p == nil {
 		return nil, fmt.Errorf("%w: nil pipeline", ErrUnknownPipeline)
 	}
-	q := e.be.pool()
+	asked := make([]store.CodeVersion, len(p.assets))
+	for i, a := range p.assets {
+		asked[i] = store.CodeVersion{Asset: a.Key, CodeVersion: a.CodeVersion}
+	}
+	facts, err := e.st.Staleness(ctx, e.be.pool(), e.dialect == "postgres", p.name, asked)
+	if err != nil {
+		return nil, fmt.Errorf("staleness of %s: %w", p.name, err)
+	}
+	old := map[string]map[string]bool{}   // asset -> code versions
+	parts := map[string]map[string]bool{} // asset -> stale partitions
+	mark := func(m map[string]map[string]bool, asset, key string) {
+		if m[asset] == nil {
+			m[asset] = map[string]bool{}
+		}
+		m[asset][key] = true
+	}
+	for _, v := range facts.Old {
+		mark(old, v.Asset, v.CodeVersion)
+		mark(parts, v.Asset, v.Partition)
+	}
+	newer := map[string]map[string]map[string]bool{} // asset -> upstream -> upstream partitions
+	for _, n := range facts.Newer {
+		if newer[n.Asset] == nil {
+			newer[n.Asset] = map[string]map[string]bool{}
+		}
+		mark(newer[n.Asset], n.Upstream, n.UpstreamPartition)
+		mark(parts, n.Asset, n.Partition)
+	}
 	stale := map[string]bool{}
 	out := make([]Staleness, 0, len(p.assets))
 	for _, a := range p.assets {
-		s := Staleness{Asset: a.Key}
-		versions, err := e.st.NewestVersions(ctx, q, p.name, a.Key)
-		if err != nil {
-			return nil, fmt.Errorf("staleness of %s: %w", a.Key, err)
-		}
-		s.Materialized = len(versions) > 0
+		s := Staleness{Asset: a.Key, Materialized: facts.Materialized[a.Key]}
 		if !s.Materialized {
 			out = append(out, s)
 			continue
 		}
-		parts := map[string]bool{}
-		old := map[string]bool{}
-		for _, v := range versions {
-			if v.CodeVersion != a.CodeVersion {
-				old[v.CodeVersion] = true
-				parts[v.Partition] = true
-			}
+		if len(old[a.Key]) > 0 {
+			s.Reasons = append(s.Reasons, fmt.Sprintf("code version changed (%s → %s)", strings.Join(sortedKeys(old[a.Key]), ", "), a.CodeVersion))
 		}
-		if len(old) > 0 {
-			s.Reasons = append(s.Reasons, fmt.Sprintf("code version changed (%s → %s)", strings.Join(sortedKeys(old), ", "), a.CodeVersion))
-		}
-		newer, err := e.st.NewerInputs(ctx, q, p.name, a.Key)
-		if err != nil {
-			return nil, fmt.Errorf("staleness of %s: %w", a.Key, err)
-		}
-		byUp := map[string]map[string]bool{}
-		for _, n := range newer {
-			if byUp[n.Upstream] == nil {
-				byUp[n.Upstream] = map[string]bool{}
-			}
-			byUp[n.Upstream][n.UpstreamPartition] = true
-			parts[n.Partition] = true
-		}
+		byUp := newer[a.Key]
 		for _, up := range sortedKeys(byUp) {
 			r := "upstream " + up + " has a newer materialization"
 			if ks := sortedKeys(byUp[up]); len(ks) > 1 || ks[0] != "" {
@@ -85,7 +92,7 @@ func (e *Engine) Staleness(ctx context.Context, p *Pipeline) ([]Staleness, error
 		s.Stale = len(s.Reasons) > 0
 		stale[a.Key] = s.Stale
 		if a.Partitions != nil {
-			for _, k := range sortedKeys(parts) {
+			for _, k := range sortedKeys(parts[a.Key]) {
 				s.Partitions = append(s.Partitions, flowstone.Partition(k))
 			}
 		}

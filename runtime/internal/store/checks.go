@@ -54,13 +54,32 @@ func (s Store) CheckResults(ctx context.Context, q Querier, mat string) ([]Check
 }
 
 // AssetCheckResults returns the newest results of pipeline's checks (of
-// asset, or every asset when empty), newest first, at most limit.
+// asset, or every asset when empty), newest first, at most limit: three
+// statements, whose cost follows the assets and limit, not the history.
 func (s Store) AssetCheckResults(ctx context.Context, q Querier, pipeline, asset string, limit int) ([]CheckResult, error) {
 	if asset != "" {
 		return s.NewestCheckResults(ctx, q, pipeline, []string{asset}, limit)
 	}
-	return s.queryCheckResults(ctx, q, `SELECT `+checkColumns+` FROM flowstone_check_results WHERE pipeline = ?
-		ORDER BY created_at DESC, name LIMIT ?`, pipeline, limit)
+	// The pipeline's newest results are among each asset's newest: the
+	// assets are walked through the index (one probe each), then each
+	// one's newest read backwards (NewestCheckResults). Sorting the
+	// pipeline's results by time read every one of them.
+	assets, err := queryStrings(ctx, q, `WITH RECURSIVE a(asset) AS (
+			SELECT min(asset) FROM flowstone_check_results WHERE pipeline = ?
+			UNION ALL
+			SELECT (SELECT min(c.asset) FROM flowstone_check_results c WHERE c.pipeline = ? AND c.asset > a.asset) FROM a WHERE a.asset IS NOT NULL
+		) SELECT asset FROM a WHERE asset IS NOT NULL`, pipeline, pipeline)
+	if err != nil || len(assets) == 0 {
+		return nil, err
+	}
+	out, err := s.NewestCheckResults(ctx, q, pipeline, assets, limit)
+	if err != nil {
+		return nil, err
+	}
+	slices.SortStableFunc(out, func(a, b CheckResult) int {
+		return cmp.Or(cmp.Compare(b.CreatedAt, a.CreatedAt), strings.Compare(a.Name, b.Name))
+	})
+	return out[:min(len(out), limit)], nil
 }
 
 // NewestCheckResults returns the newest results of pipeline's checks on

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 )
 
 // NewestCheckResults reads each asset's newest results, at most limit per
@@ -57,6 +58,49 @@ func TestNewestCheckResultsOfManyAssets(t *testing.T) {
 			if r.Materialization != want[i] || r.Pipeline != "p" {
 				t.Fatalf("result %d: %s of %s, want %s of p", i, r.Materialization, r.Pipeline, want[i])
 			}
+		}
+	})
+}
+
+// AssetCheckResults of every asset lists the pipeline's newest results
+// whichever asset they are about, newest first, and nothing of another
+// pipeline.
+func TestAssetCheckResultsOfEveryAsset(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		migrated(t, db)
+		var s Store
+		var order []string
+		for i := range 60 {
+			mat := fmt.Sprintf("m%02d", i)
+			asset := fmt.Sprintf("a%d", i*7%5)
+			if _, err := s.InsertCheckResult(ctx, db.q, CheckResult{Materialization: mat, Name: "rows", Pipeline: "p", Asset: asset,
+				Passed: true, Severity: "error", Metadata: "{}"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.InsertCheckResult(ctx, db.q, CheckResult{Materialization: mat, Name: "rows", Pipeline: "other", Asset: asset,
+				Passed: true, Severity: "error", Metadata: "{}"}); err != nil {
+				t.Fatal(err)
+			}
+			order = append(order, mat)
+			time.Sleep(10 * time.Microsecond) // distinct creation times
+		}
+		got, err := s.AssetCheckResults(ctx, db.q, "p", "", 12)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range got {
+			if r.Pipeline != "p" {
+				t.Fatalf("result of pipeline %s", r.Pipeline)
+			}
+			ids = append(ids, r.Materialization)
+		}
+		want := slices.Clone(order[len(order)-12:])
+		slices.Reverse(want)
+		if !slices.Equal(ids, want) {
+			t.Fatalf("newest 12: %v, want %v", ids, want)
 		}
 	})
 }
