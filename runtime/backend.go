@@ -31,10 +31,6 @@ type querier = store.Querier
 type backend interface {
 	pool() querier
 	inTx(ctx context.Context, fn func(tx txn) error) error
-	// write runs fn, a statement that changes rows, on the pool; in a job
-	// on PostgreSQL, in a transaction that does not wait for the disk
-	// (injob.go): three round trips instead of one, but no flush.
-	write(ctx context.Context, fn func(q querier) error) error
 	insertJobs(ctx context.Context, params []river.InsertManyParams) error
 	cancelJob(ctx context.Context, id int64) error
 	// deleteFinishedJobs deletes at most limit finished jobs (completed,
@@ -65,26 +61,25 @@ type txn interface {
 	querier
 	insertJobs(ctx context.Context, params []river.InsertManyParams) error
 	completeJob(ctx context.Context, job *rivertype.JobRow) error
-	// flush makes the transaction's commit wait for the disk even when it
-	// runs in a job (see inJob).
-	flush(ctx context.Context) error
+	// recordCommit records fins and commits the transaction, reading the
+	// readiness of their dependents in between, in one round trip
+	// (store.RecordFinishedCommit); ok is false, with nothing done, where
+	// the transaction cannot (SQLite, or one that has begun).
+	recordCommit(ctx context.Context, fins []store.Finished) (rec store.Recorded, deps []store.Pending, ok bool, err error)
 }
 
 type riverBackend[TDriver riverdriver.Driver[TTx], TTx any] struct {
-	name   string
-	client *river.Client[TTx]
-	driver TDriver
-	schema string
-	db     querier
-	begin  func(ctx context.Context) (TTx, querier, error)
-	// beginUnflushed begins the transactions of jobs (see inJob); nil
-	// begins them with begin.
-	beginUnflushed func(ctx context.Context) (TTx, querier, error)
-	// flush is the transaction's flush; nil has nothing to do.
-	flush    func(ctx context.Context, q querier) error
+	name     string
+	client   *river.Client[TTx]
+	driver   TDriver
+	schema   string
+	db       querier
+	begin    func(ctx context.Context) (TTx, querier, error)
 	commit   func(ctx context.Context, tx TTx) error
 	rollback func(ctx context.Context, tx TTx) error
 	closeDB  func()
+	// recordCommit, when set, is txn.recordCommit.
+	recordCommit func(ctx context.Context, tx TTx, fins []store.Finished) (store.Recorded, []store.Pending, bool, error)
 	// notify, when set, sends River's insert notification for queues in
 	// a transaction that inserted jobs available in them (see
 	// riverTx.insertJobs).
@@ -163,13 +158,6 @@ func (b *riverBackend[D, T]) inTxOnce(ctx context.Context, fn func(tx txn) error
 	}
 }
 
-func (b *riverBackend[D, T]) write(ctx context.Context, fn func(q querier) error) error {
-	if b.beginUnflushed == nil || !inJob(ctx) {
-		return fn(b.db)
-	}
-	return b.inTxOnce(ctx, func(tx txn) error { return fn(tx) })
-}
-
 // migrateTx runs a migration's statements in a transaction.
 func (b *riverBackend[D, T]) migrateTx(ctx context.Context, fn func(q store.Querier) error) error {
 	return b.inTx(ctx, func(tx txn) error { return fn(tx) })
@@ -188,11 +176,7 @@ func sleep(ctx context.Context, d time.Duration) error {
 }
 
 func (b *riverBackend[D, T]) tryTx(ctx context.Context, fn func(tx txn) error) error {
-	begin := b.begin
-	if b.beginUnflushed != nil && inJob(ctx) {
-		begin = b.beginUnflushed
-	}
-	tx, q, err := begin(ctx)
+	tx, q, err := b.begin(ctx)
 	if err != nil {
 		return err
 	}
@@ -264,11 +248,11 @@ func (t *riverTx[D, T]) completeJob(ctx context.Context, job *rivertype.JobRow) 
 	return err
 }
 
-func (t *riverTx[D, T]) flush(ctx context.Context) error {
-	if t.b.flush == nil {
-		return nil
+func (t *riverTx[D, T]) recordCommit(ctx context.Context, fins []store.Finished) (store.Recorded, []store.Pending, bool, error) {
+	if t.b.recordCommit == nil {
+		return store.Recorded{}, nil, false, nil
 	}
-	return t.b.flush(ctx, t.querier)
+	return t.b.recordCommit(ctx, t.tx, fins)
 }
 
 // anyArgs decodes the args of a job of any kind (as JobCompleteTx returns
@@ -315,25 +299,26 @@ func openPostgres(ctx context.Context, url, schema string, rcfg *river.Config, l
 		driver: driver,
 		schema: schema,
 		db:     store.Pgx(pool),
+		// Its BEGIN goes with its first statement (store.PgxLazyTx).
 		begin: func(ctx context.Context) (pgx.Tx, querier, error) {
-			tx, err := pool.Begin(ctx)
+			conn, err := pool.Acquire(ctx)
 			if err != nil {
 				return nil, nil, err
 			}
+			tx := store.PgxLazyTx(conn)
 			return tx, store.Pgx(tx), nil
 		},
-		beginUnflushed: func(ctx context.Context) (pgx.Tx, querier, error) {
-			tx, err := pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: store.BeginUnflushed})
-			if err != nil {
-				return nil, nil, err
-			}
-			return tx, store.Pgx(tx), nil
-		},
-		flush:    store.Store{}.Flush,
 		commit:   func(ctx context.Context, tx pgx.Tx) error { return tx.Commit(ctx) },
 		rollback: func(ctx context.Context, tx pgx.Tx) error { return tx.Rollback(ctx) },
 		closeDB:  pool.Close,
 		out:      out,
+	}
+	b.recordCommit = func(ctx context.Context, tx pgx.Tx, fins []store.Finished) (store.Recorded, []store.Pending, bool, error) {
+		if !store.IsLazyTx(tx) {
+			return store.Recorded{}, nil, false, nil
+		}
+		rec, deps, err := store.Store{}.RecordFinishedCommit(ctx, tx, fins)
+		return rec, deps, true, err
 	}
 	b.notify = func(ctx context.Context, q querier, queues []string) error {
 		return store.Store{}.NotifyJobs(ctx, q, schema, queues)

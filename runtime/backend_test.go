@@ -88,3 +88,61 @@ func TestAvailableQueues(t *testing.T) {
 		t.Fatalf("availableQueues = %v, want %v", got, want)
 	}
 }
+
+// Transactions (on PostgreSQL pipelined with their BEGIN,
+// store.PgxLazyTx) surface a failing statement's error, whether it is the
+// first or a later one, keep nothing of what failed, and leave the pool
+// usable: more failures than the pool has connections, then transactions
+// that commit.
+func TestTransactionsThatFailLeaveThePoolUsable(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		e := openEngine(t, db.config(t))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if _, err := e.be.pool().Exec(ctx, `CREATE TABLE hold_t (id INTEGER PRIMARY KEY, v INTEGER NOT NULL CHECK (v < 10))`); err != nil {
+			t.Fatal(err)
+		}
+		add := func(q querier, id, v int) error {
+			_, err := q.Exec(ctx, `INSERT INTO hold_t (id, v) VALUES (?, ?)`, id, v)
+			return err
+		}
+		// Breaks the check on the row whose v is 2, after updating the
+		// one whose v is 1.
+		bad := func(q querier) error {
+			_, err := q.Exec(ctx, `UPDATE hold_t SET v = v + 8`)
+			return err
+		}
+		if err := e.be.inTx(ctx, func(tx txn) error {
+			if err := add(tx, 1, 1); err != nil {
+				return err
+			}
+			return add(tx, 2, 2)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 20 {
+			if err := e.be.inTx(ctx, func(tx txn) error { return bad(tx) }); err == nil {
+				t.Fatal("a failing first statement: no error")
+			}
+			if err := e.be.inTx(ctx, func(tx txn) error {
+				if err := add(tx, 100+i, 1); err != nil {
+					return err
+				}
+				return bad(tx)
+			}); err == nil {
+				t.Fatal("a failing later statement: no error")
+			}
+		}
+		if err := e.be.inTx(ctx, func(tx txn) error { return add(tx, 3, 3) }); err != nil {
+			t.Fatal(err)
+		}
+		var n, sum int
+		if err := e.be.pool().QueryRow(ctx, `SELECT count(*), sum(v) FROM hold_t`).Scan(&n, &sum); err != nil {
+			t.Fatal(err)
+		}
+		if n != 3 || sum != 6 {
+			t.Fatalf("%d rows summing to %d, want 3 summing to 6 (nothing of the failed transactions)", n, sum)
+		}
+	})
+}

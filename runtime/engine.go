@@ -244,7 +244,7 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 		// River's own retention keeps finished jobs a day; FlowStone's
 		// records are what users read.
 	}
-	rcfg.Middleware = append(rcfg.Middleware, jobMiddleware(), e.interruptMiddleware(), e.soloMiddleware())
+	rcfg.Middleware = append(rcfg.Middleware, e.interruptMiddleware(), e.soloMiddleware())
 	if e.tel != nil {
 		rcfg.Middleware = append(rcfg.Middleware, e.tel.riverMiddleware())
 	}

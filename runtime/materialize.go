@@ -627,10 +627,6 @@ func (e *Engine) checkRunDone(ctx context.Context, tx txn, run *runCtx, fx *effe
 	if err != nil || !finished {
 		return err
 	}
-	// Users wait for a run's end: it is not left to the job's (injob.go).
-	if err := tx.flush(ctx); err != nil {
-		return err
-	}
 	fx.events = append(fx.events, Event{Kind: EventRunFinished, Pipeline: run.p.name, RunID: run.id, Partition: run.partition, Status: string(final)})
 	if run.backfill != "" {
 		// The backfill launches its next partitions in a job of its own.

@@ -79,8 +79,11 @@ func (e *Engine) recordFinished(ctx context.Context, f *finished) error {
 }
 
 // commitGroup records group's results and advances their runs in one
-// transaction. Should the process die after it commits, River delivers
-// the jobs again, each finds its node terminal and advances again.
+// transaction (on PostgreSQL a group that is unlikely to advance anything
+// is recorded and committed in one round trip, and advanced after the
+// commit only if it has to be: see likelyWaiting). Should the process die
+// after it commits, River delivers the jobs again, each finds its node
+// terminal and advances again.
 //
 // Advancing in the transaction that records the arrivals is what keeps a
 // fan-in exactly once when its upstreams finish in concurrent groups. On
@@ -101,13 +104,25 @@ func (e *Engine) recordFinished(ctx context.Context, f *finished) error {
 func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff func()) {
 	var advanced []Event
 	var unfinished []*runCtx
+	// speculate: record and commit in one round trip, then advance after
+	// the commit only if a dependent may be ready (see recordCommitted).
+	speculate := e.dialect == "postgres" && likelyWaiting(group)
+	var later bool
 	err := e.be.inTx(ctx, func(tx txn) error {
 		unfinished = unfinished[:0]
+		advanced = nil
+		if speculate {
+			var ok bool
+			var err error
+			if ok, later, err = e.recordCommitted(ctx, tx, group); ok || err != nil {
+				return err
+			}
+		}
+		later = false
 		deps, err := e.recordGroup(ctx, tx, group)
 		if err != nil {
 			return err
 		}
-		advanced = nil
 		for runs, first := groupRuns(group), true; first || len(runs) > 0; first = false {
 			if !first {
 				if deps, err = e.dependentsOf(ctx, tx, runs); err != nil {
@@ -147,6 +162,15 @@ func (e *Engine) commitGroup(ctx context.Context, group []*finished, handOff fun
 	}
 	e.events.publish(events...)
 	e.events.publish(advanced...)
+	if later {
+		if err := e.advanceRuns(ctx, groupRuns(group)); err != nil {
+			for _, f := range group {
+				if f.err == nil && !f.alone {
+					f.err = err
+				}
+			}
+		}
+	}
 	if e.dialect != "sqlite" {
 		if err := e.endRuns(ctx, unfinished); err != nil {
 			for _, f := range group {
@@ -214,6 +238,17 @@ func groupRuns(group []*finished) []runNodes {
 // dependents (locked on PostgreSQL, see commitGroup). A node twice in the
 // group is left for its job to record alone.
 func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) ([]store.Dependent, error) {
+	rec, err := e.st.RecordFinished(ctx, tx, e.dialect == "postgres", groupFinished(group))
+	if err != nil {
+		return nil, err
+	}
+	markRecorded(group, rec)
+	return rec.Dependents, nil
+}
+
+// groupFinished returns what to record of group's results. A node twice
+// in the group is left for its job to record alone.
+func groupFinished(group []*finished) []store.Finished {
 	fins := make([]store.Finished, 0, len(group))
 	seen := make(map[store.Node]bool, len(group))
 	for _, f := range group {
@@ -225,14 +260,81 @@ func (e *Engine) recordGroup(ctx context.Context, tx txn, group []*finished) ([]
 		seen[f.fin.Node] = true
 		fins = append(fins, store.Finished{Finish: f.fin, Block: blockOf(f.status), M: f.m, Reads: f.reads})
 	}
-	rec, err := e.st.RecordFinished(ctx, tx, e.dialect == "postgres", fins)
-	if err != nil {
-		return nil, err
-	}
+	return fins
+}
+
+// markRecorded marks the results of group that rec recorded.
+func markRecorded(group []*finished, rec store.Recorded) {
 	for _, f := range group {
 		if _, ok := rec.Started[f.fin.Node]; ok && !f.alone {
 			f.recorded = true
 		}
 	}
-	return rec.Dependents, nil
+}
+
+// A group whose results' dependents all wait for more than the group
+// brings them (a fan-in over many assets, most of whose upstreams are yet
+// to finish) has nothing to advance, almost always: its transaction only
+// records. On PostgreSQL such a group is recorded and committed in one
+// round trip (store.RecordFinishedCommit, where recordGroup, the
+// readiness check and the commit take three), the readiness of its
+// dependents read in between, after the record locked them, as the
+// advance in the transaction would read it. When that shows a dependent
+// that may be ready (or a run with no dependent left waiting, whose end
+// is then to check), the group's runs are advanced after the commit, in
+// transactions of their own (advanceRuns), as a job advances its run
+// when it finds its node already terminal: of the groups that record a
+// fan-in's arrivals, the one that locks it last reads every arrival, and
+// advances it after its commit, and the claim in resolve lets only one
+// start it. Should the process die between the commit and that advance,
+// the jobs are delivered again (they had not returned), find their nodes
+// terminal and advance. A group that would have something to advance
+// (a chain's next asset) is recorded and advanced in one transaction as
+// before, not in two.
+
+// likelyWaiting reports whether every dependent of group's assets has
+// more than twice as many dependencies as the group has results, so that
+// the group is unlikely to make any of them ready; an asset without
+// dependents ends its run, which is not likely.
+func likelyWaiting(group []*finished) bool {
+	for _, f := range group {
+		downs := f.run.p.downstream[f.a.Key]
+		if len(downs) == 0 {
+			return false
+		}
+		for _, d := range downs {
+			if def := f.run.p.Asset(d); def == nil || len(def.Deps) <= 2*len(group) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// recordCommitted records group and commits tx in one round trip
+// (txn.recordCommit); ok is false, with nothing done, where tx cannot.
+// later is set when the group's runs are to be advanced after the
+// commit: a result not recorded, a dependent of the recorded ones that
+// may be ready, or a run none of whose dependents is left waiting.
+func (e *Engine) recordCommitted(ctx context.Context, tx txn, group []*finished) (ok, later bool, err error) {
+	rec, deps, ok, err := tx.recordCommit(ctx, groupFinished(group))
+	if !ok || err != nil {
+		return ok, false, err
+	}
+	markRecorded(group, rec)
+	waiting := make(map[string]bool, 1)
+	for _, d := range deps {
+		switch {
+		case d.Waits():
+			waiting[d.Run] = true
+		case d.Status == store.AssetPending:
+			later = true
+		}
+	}
+	for _, f := range group {
+		if !f.alone && (!f.recorded || !waiting[f.run.id]) {
+			later = true
+		}
+	}
+	return true, later, nil
 }

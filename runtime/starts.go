@@ -54,10 +54,9 @@ func (e *Engine) startQueuedNode(ctx context.Context, n store.Node, job int64) (
 // startAlone starts r by itself.
 func (e *Engine) startAlone(ctx context.Context, r *startReq) {
 	r.err = e.out.ride(ctx, func(ctx context.Context) error {
-		return e.be.write(ctx, func(q querier) (err error) {
-			r.attempts, _, err = e.st.StartQueued(ctx, q, r.s.Node, r.s.Job)
-			return err
-		})
+		var err error
+		r.attempts, _, err = e.st.StartQueued(ctx, e.be.pool(), r.s.Node, r.s.Job)
+		return err
 	})
 }
 
@@ -81,10 +80,9 @@ func (e *Engine) startMany(ctx context.Context, group []*startReq, _ func()) {
 	}
 	var started map[store.Node]int
 	err := e.out.ride(ctx, func(ctx context.Context) error {
-		return e.be.write(ctx, func(q querier) (err error) {
-			started, err = e.st.StartQueuedMany(ctx, q, starts)
-			return err
-		})
+		var err error
+		started, err = e.st.StartQueuedMany(ctx, e.be.pool(), starts)
+		return err
 	})
 	for _, r := range group {
 		switch {

@@ -321,6 +321,14 @@ type Recorded struct {
 // does; one that this statement itself finished is left out (a statement
 // cannot lock a row it updated), and needs no check: it is not pending.
 func recordFinishedPg(ctx context.Context, q Querier, fins []Finished) (Recorded, error) {
+	query, args := recordFinishedPgQuery(fins)
+	rs, err := q.Query(ctx, query, args...)
+	return scanRecorded(rs, err, len(fins))
+}
+
+// recordFinishedPgQuery returns recordFinishedPg's statement (with $n
+// placeholders) and its arguments.
+func recordFinishedPgQuery(fins []Finished) (string, []any) {
 	n := len(fins)
 	cols := make([][]string, 18)
 	for i := range cols {
@@ -356,7 +364,7 @@ func recordFinishedPg(ctx context.Context, q Querier, fins []Finished) (Recorded
 		args = append(args, c)
 	}
 	args = append(args, value, views, external, attempts, now(), AssetRunning, AssetWaiting, rm, ra, rp, ru)
-	rs, err := q.Query(ctx, `WITH u AS (
+	return rebind(`WITH u AS (
 			SELECT * FROM unnest(?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
 				?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[], ?::text[],
 				?::text[], ?::text[], ?::int[], ?::int[])
@@ -390,7 +398,12 @@ func recordFinishedPg(ctx context.Context, q Querier, fins []Finished) (Recorded
 		(SELECT vr, va, vp, started, NULL, NULL FROM f)
 		UNION ALL
 		(SELECT run_id, upstream, upstream_partition, NULL, asset, partition_key FROM d
-			ORDER BY run_id, asset, partition_key, upstream, upstream_partition)`, args...)
+			ORDER BY run_id, asset, partition_key, upstream, upstream_partition)`), args
+}
+
+// scanRecorded reads the rows of recordFinishedPg's statement, which
+// recorded n nodes.
+func scanRecorded(rs Rows, err error, n int) (Recorded, error) {
 	if err != nil {
 		return Recorded{}, fmt.Errorf("record finished: %w", err)
 	}

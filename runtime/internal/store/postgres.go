@@ -54,21 +54,3 @@ func (Store) NotifyJobs(ctx context.Context, q Querier, schema string, queues []
 	}
 	return nil
 }
-
-// BeginUnflushed begins a PostgreSQL transaction whose commit does not wait
-// for the write-ahead log to reach the disk (synchronous_commit off): the
-// commit is visible at once and reaches the disk with the next commit that
-// waits, or within the WAL writer's delay. A server crash can lose such a
-// commit, and with it every commit after it in the log, never one without
-// the other.
-const BeginUnflushed = `BEGIN; SET LOCAL synchronous_commit TO off`
-
-// Flush makes the PostgreSQL transaction q, begun with BeginUnflushed,
-// wait at its commit for the log to reach the disk, with everything
-// committed before it.
-func (Store) Flush(ctx context.Context, q Querier) error {
-	if _, err := q.Exec(ctx, `SET LOCAL synchronous_commit TO on`); err != nil {
-		return fmt.Errorf("flush: %w", err)
-	}
-	return nil
-}
