@@ -81,7 +81,7 @@ func (e *Engine) startMany(ctx context.Context, group []*startReq, _ func()) {
 	var started map[store.Node]int
 	err := e.out.ride(ctx, func(ctx context.Context) error {
 		var err error
-		started, err = e.st.StartQueuedMany(ctx, e.be.pool(), starts)
+		started, err = e.st.StartQueuedMany(ctx, e.be.pool(), e.dialect == "postgres", starts)
 		return err
 	})
 	for _, r := range group {

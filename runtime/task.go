@@ -15,21 +15,24 @@ import (
 	"github.com/flowstone-go/flowstone/runtime/internal/store"
 	"github.com/flowstone-go/flowstone/strategy"
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 )
 
 // task is one job's materialization, offered to the asset's strategy. It
 // implements strategy.Task, flowstone.Recorder and the Inputs' source.
 type task struct {
-	e         *Engine
-	b         Binding
-	run       *runCtx
-	asset     *AssetDef
-	part      flowstone.Partition
-	attempts  int
-	config    any
-	hasConfig bool
-	log       *slog.Logger
-	logs      *logCapture // what log keeps for the attempt's record
+	e        *Engine
+	b        Binding
+	run      *runCtx
+	asset    *AssetDef
+	part     flowstone.Partition
+	attempts int
+	// redelivered: the job ran before (Redelivered).
+	redelivered bool
+	config      any
+	hasConfig   bool
+	log         *slog.Logger
+	logs        *logCapture // what log keeps for the attempt's record
 
 	ups     []upstream // loaded on first use
 	resumes []river.InsertManyParams
@@ -125,6 +128,32 @@ func (t *task) DB() strategy.Querier { return t.e.be.pool() }
 // InTx implements strategy.Task.
 func (t *task) InTx(ctx context.Context, fn func(ctx context.Context, q strategy.Querier) error) error {
 	return t.e.be.inTx(ctx, func(tx txn) error { return fn(ctx, tx) })
+}
+
+// Write implements strategy.Task: fn's statements run on the pool, each
+// committing on its own; fn runs again when one collided (as inTx does)
+// or the database could not be reached (riding the outage out).
+func (t *task) Write(ctx context.Context, fn func(ctx context.Context, q strategy.Querier) error) error {
+	return t.e.out.ride(ctx, func(ctx context.Context) error {
+		for attempt := 1; ; attempt++ {
+			err := fn(ctx, t.e.be.pool())
+			if err == nil || !store.Retryable(err) || attempt == 8 {
+				return err
+			}
+			if err := sleep(ctx, time.Duration(attempt*attempt)*5*time.Millisecond); err != nil {
+				return err
+			}
+		}
+	})
+}
+
+// Redelivered implements strategy.Task.
+func (t *task) Redelivered() bool { return t.redelivered }
+
+// redelivered reports whether job ran before: an attempt counted before
+// this one, another fetch of it, or an error recorded (a takeover's).
+func redelivered(job *rivertype.JobRow) bool {
+	return job.Attempt > 1 || len(job.AttemptedBy) > 1 || len(job.Errors) > 0
 }
 
 // ItemKeys implements strategy.Task.

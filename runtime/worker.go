@@ -114,7 +114,7 @@ func (e *Engine) workNode(ctx context.Context, b Binding, w nodeWork) error {
 	}
 
 	t := &task{e: e, b: b, run: run, asset: a, part: part, attempts: attempts, config: cfg, hasConfig: hasConfig,
-		meta: map[string]any{}}
+		redelivered: redelivered(w.row), meta: map[string]any{}}
 	t.log, t.logs = e.assetLogger(t)
 	var obs *attemptObs
 	if e.tel != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,6 +89,40 @@ func (p Plan) spacing() time.Duration {
 type Launch struct {
 	Batch int
 	At    time.Time
+	// Items and Keys are the batch's items and their keys (nil when
+	// positional), for its job to carry, so that its first delivery need
+	// not read them (see Carried); nil when the batch is launched without
+	// them (a successor under max_concurrent, or items over CarryLimit).
+	Items []json.RawMessage
+	Keys  []string
+}
+
+// CarryLimit is the most bytes of item JSON a batch's job carries (see
+// Launch.Items): larger batches are read from their row.
+const CarryLimit = 16 << 10
+
+// Carried is the Batch that PendingItems would read of batch n on the
+// first delivery of its job, from the items (and keys) the job carries:
+// nothing of it is recorded yet, and the scatter is running (the engine's
+// read of its node, waiting in a run not cancelled, tells: a barrier stops
+// running only with its node's end or its run's cancellation). Not for a
+// job delivered again (Task.Redelivered): that reads its batch, whose done
+// count says which items have a result. ok is false when keys do not
+// match the items.
+func (o Orchestrator) Carried(n int, items []json.RawMessage, keys []string) (b Batch, ok bool) {
+	if len(items) == 0 || keys != nil && len(keys) != len(items) {
+		return Batch{}, false
+	}
+	from, _ := o.Range(n)
+	b = Batch{N: n, From: from, Size: len(items), Running: true, Layout: BatchRows, Items: make([]Item, len(items))}
+	for i, raw := range items {
+		key := strconv.Itoa(from + i)
+		if keys != nil {
+			key = keys[i]
+		}
+		b.Items[i] = Item{Index: from + i, Key: key, Raw: raw, Status: ItemPending}
+	}
+	return b, true
 }
 
 // Step is what finishing a batch decided.
@@ -159,6 +194,18 @@ func (o Orchestrator) Start(ctx context.Context, db DB, ref Ref, items []json.Ra
 	launches := make([]Launch, first)
 	for i := range launches {
 		launches[i] = Launch{Batch: i, At: now.Add(time.Duration(i) * spacing)}
+		from, to := o.Range(i)
+		to = min(to, len(items))
+		size := 0
+		for _, it := range items[from:to] {
+			size += len(it)
+		}
+		if size <= CarryLimit {
+			launches[i].Items = items[from:to]
+			if keys != nil {
+				launches[i].Keys = keys[from:to]
+			}
+		}
 	}
 	b := Barrier{Ref: ref, Total: len(items), Batch: batch, Batches: batches, NextBatch: first,
 		NextAt: now.Add(time.Duration(first) * spacing)}
@@ -243,7 +290,8 @@ func (o Orchestrator) CommitGroup(ctx context.Context, db DB, ref Ref, results [
 
 // CommitBatch records a group of batch b's item results (in item order,
 // following those recorded before) and counts them on the batch's row,
-// in db, a transaction of its own; for a scatter counted on its batch
+// in db: a transaction of its own, or the database itself when no result
+// failed (then the group is one statement, safe to run again); for a scatter counted on its batch
 // rows (b.Layout ItemRows or BatchRows), whose every group, its last
 // included, commits this way. Concurrent batches share no row (the
 // barrier's only for failed items), so they commit side by side. Unless

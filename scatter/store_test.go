@@ -417,3 +417,45 @@ func TestScatterStartedWithItemRowsFinishesAfterTheUpgrade(t *testing.T) {
 		}
 	})
 }
+
+// A batch's job carries its items from Start (keys too): the batch its
+// first delivery builds from them is the one a read of its row returns,
+// and a first delivery racing a redelivery of its job (which reads its
+// row) still records each item once. Items over CarryLimit are not
+// carried.
+func TestCarriedBatchIsTheReadOneAndCountsOnce(t *testing.T) {
+	ctx := context.Background()
+	eachDB(t, func(t *testing.T, db sqlDB) {
+		o := Orchestrator{Plan: Plan{Batch: 3, FailureThreshold: 1}}
+		ref := Ref{Run: "r", Asset: "a"}
+		items := []json.RawMessage{json.RawMessage(`"a"`), json.RawMessage(`"b"`), json.RawMessage(`"c"`),
+			json.RawMessage(`"d"`), json.RawMessage(`"` + strings.Repeat("e", CarryLimit) + `"`)}
+		keys := []string{"ka", "kb", "kc", "kd", "ke"}
+		launches, err := o.Start(ctx, db, ref, items, keys, time.Now())
+		if err != nil || len(launches) != 2 {
+			t.Fatalf("launches %+v, %v", launches, err)
+		}
+		if launches[1].Items != nil || launches[1].Keys != nil {
+			t.Fatalf("batch 1 over CarryLimit carries %d items", len(launches[1].Items))
+		}
+		first, ok := o.Carried(0, launches[0].Items, launches[0].Keys)
+		if read := pending(t, db, o, ref, 0); !ok || fmt.Sprint(first) != fmt.Sprint(read) {
+			t.Fatalf("carried %+v, %v\nread    %+v", first, ok, read)
+		}
+		if _, ok := o.Carried(0, launches[0].Items, keys); ok {
+			t.Fatal("carried with 5 keys for 3 items")
+		}
+		// The redelivery reads the row before either records, and records
+		// items 0 and 1; the first delivery then records all three.
+		again := pending(t, db, o, ref, 0)
+		if stored, _, err := o.Store.RecordBatch(ctx, db, ref, again, results(0, 2)); err != nil || stored != 2 {
+			t.Fatalf("redelivery: %d stored, %v", stored, err)
+		}
+		if stored, _, err := o.Store.RecordBatch(ctx, db, ref, first, results(0, 3)); err != nil || stored != 1 {
+			t.Fatalf("first delivery: %d stored, %v; want 1", stored, err)
+		}
+		if p, _, err := ProgressOf(ctx, db, ref); err != nil || p.Done != 3 {
+			t.Fatalf("progress %+v, %v; want 3 done", p, err)
+		}
+	})
+}

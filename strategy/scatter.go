@@ -39,13 +39,17 @@ type scatterSignal struct {
 	// jobs only every few seconds, so the job is scheduled up to
 	// schedulerSlack early and waits for At itself.
 	At time.Time `json:"at,omitzero"`
+	// Items and Keys are the batch's (scatter.Launch), when it carries
+	// them: its first delivery runs them without reading its batch.
+	Items []json.RawMessage `json:"items,omitempty"`
+	Keys  []string          `json:"keys,omitempty"`
 }
 
 // schedulerSlack covers River's scheduler interval (5s).
 const schedulerSlack = 5 * time.Second
 
 func launch(tx Tx, l scatter.Launch) error {
-	return tx.Resume(l.At.Add(-schedulerSlack), scatterSignal{Batch: l.Batch, At: l.At})
+	return tx.Resume(l.At.Add(-schedulerSlack), scatterSignal{Batch: l.Batch, At: l.At, Items: l.Items, Keys: l.Keys})
 }
 
 func (s Scatter) orchestrator() scatter.Orchestrator {
@@ -130,10 +134,18 @@ func (s Scatter) Resume(ctx context.Context, t Task, payload json.RawMessage) (R
 	}
 	o := s.orchestrator()
 	ref := scatterRef(t)
-	from, to := o.Range(sig.Batch)
-	b, err := o.Store.PendingItems(ctx, t.DB(), ref, sig.Batch, from, to)
-	if err != nil {
-		return Result{}, err
+	// A first delivery runs the items its job carries; a job delivered
+	// again reads its batch, whose done count says which have a result.
+	b, carried := scatter.Batch{}, false
+	if sig.Items != nil && !t.Redelivered() {
+		b, carried = o.Carried(sig.Batch, sig.Items, sig.Keys)
+	}
+	if !carried {
+		from, to := o.Range(sig.Batch)
+		var err error
+		if b, err = o.Store.PendingItems(ctx, t.DB(), ref, sig.Batch, from, to); err != nil {
+			return Result{}, err
+		}
 	}
 	if b.Layout == scatter.OnBarrier {
 		return s.resumeCounted(ctx, t, o, ref, b.Items)
@@ -226,10 +238,18 @@ func (s Scatter) runBatch(ctx context.Context, t Task, o scatter.Orchestrator, r
 		if last {
 			gctx = context.WithoutCancel(ctx)
 		}
-		if err := t.InTx(gctx, func(ctx context.Context, q Querier) (err error) {
+		commit := func(ctx context.Context, q Querier) (err error) {
 			stop, err = o.CommitBatch(ctx, q, ref, b, group, last)
 			return err
-		}); err != nil {
+		}
+		// A group without failed items is one statement in the BatchRows
+		// layout (its compare-and-set on the batch's done count, safe to
+		// run again): it commits on its own, without BEGIN and COMMIT.
+		write := t.InTx
+		if b.Layout == scatter.BatchRows && !anyFailed(group) {
+			write = t.Write
+		}
+		if err := write(gctx, commit); err != nil {
 			return fmt.Errorf("scatter %s: commit items %d to %d: %w", ref.Asset, group[0].Index, group[len(group)-1].Index, err)
 		}
 		results, since = results[:0], time.Now()
@@ -238,6 +258,17 @@ func (s Scatter) runBatch(ctx context.Context, t Task, o scatter.Orchestrator, r
 		}
 	}
 	return nil
+}
+
+// anyFailed reports whether a result in group failed: counting it on the
+// barrier makes the group two statements, committed together.
+func anyFailed(group []scatter.ItemResult) bool {
+	for _, r := range group {
+		if r.Err != "" {
+			return true
+		}
+	}
+	return false
 }
 
 func partial(step scatter.Step) string {

@@ -159,6 +159,19 @@ type Task interface {
 	// scatter batch commits a group of item results this way before the
 	// batch ends, so that a killed batch redoes one group at most.
 	InTx(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
+	// Write runs fn on the engine's database outside any transaction:
+	// each statement it runs commits on its own, a round trip each (no
+	// BEGIN and COMMIT). fn may run again from the start when a statement
+	// collided with another transaction or the database could not be
+	// reached, so each of its statements must be safe to run again. A
+	// scatter batch commits a group of item results that is one statement
+	// this way.
+	Write(ctx context.Context, fn func(ctx context.Context, q Querier) error) error
+	// Redelivered reports whether the job running this Resume ran before
+	// (its process died, its attempt failed, or it was taken over): what
+	// it wrote then may be committed. False for its first delivery, and
+	// for Run.
+	Redelivered() bool
 	// CallItem runs the asset's function for one scatter item (its JSON);
 	// the asset's other inputs are loaded once per task, not per item.
 	CallItem(ctx context.Context, item json.RawMessage) (any, error)

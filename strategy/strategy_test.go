@@ -44,6 +44,10 @@ func (t *fakeTask) Retries() int                   { return 0 }
 func (t *fakeTask) InTx(ctx context.Context, fn func(context.Context, strategy.Querier) error) error {
 	return fn(ctx, nil)
 }
+func (t *fakeTask) Write(ctx context.Context, fn func(context.Context, strategy.Querier) error) error {
+	return fn(ctx, nil)
+}
+func (t *fakeTask) Redelivered() bool            { return false }
 func (t *fakeTask) RetryDelay(int) time.Duration { return 0 }
 func (t *fakeTask) ItemKeys([]json.RawMessage) ([]string, error) {
 	return nil, nil

@@ -123,8 +123,8 @@ type Start struct {
 // groupChunk of them: it starts each queued node of a run that is not
 // cancelled under its job and returns the attempt numbers of those it
 // started. A node named twice is started at most once, under either job:
-// callers name each node once.
-func (Store) StartQueuedMany(ctx context.Context, q Querier, starts []Start) (started map[Node]int, err error) {
+// callers name each node once. postgres says q is PostgreSQL.
+func (Store) StartQueuedMany(ctx context.Context, q Querier, postgres bool, starts []Start) (started map[Node]int, err error) {
 	started = make(map[Node]int, len(starts))
 	at := now()
 	for first := 0; first < len(starts); first += groupChunk {
@@ -132,10 +132,7 @@ func (Store) StartQueuedMany(ctx context.Context, q Querier, starts []Start) (st
 		// The rows are padded to a power of two with copies of the last
 		// (a row matched twice is updated once), so that the statement
 		// has a few texts, each prepared once, instead of one per size.
-		rows := 2
-		for rows < len(chunk) {
-			rows *= 2
-		}
+		rows := ceilPow2(len(chunk))
 		args := make([]any, 0, 4*rows+4)
 		for i := range rows {
 			s := chunk[min(i, len(chunk)-1)]
@@ -144,12 +141,7 @@ func (Store) StartQueuedMany(ctx context.Context, q Querier, starts []Start) (st
 			args = append(args, s.Run, s.Asset, s.Partition, strconv.FormatInt(s.Job, 10))
 		}
 		args = append(args, AssetRunning, at, AssetQueued, RunCancelled)
-		rs, err := q.Query(ctx, valuesCTE("vr, va, vp, vj", rows)+
-			`UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
-			started_at = COALESCE(started_at, ?), job_id = CAST(v.vj AS BIGINT), alone = 0
-			FROM v WHERE run_id = v.vr AND asset = v.va AND partition_key = v.vp AND status = ?
-			AND NOT EXISTS (SELECT 1 FROM flowstone_runs r WHERE r.id = v.vr AND r.status = ?)
-			RETURNING run_id, asset, partition_key, attempts`, args...)
+		rs, err := q.Query(ctx, startQueuedManySQL(postgres, rows), args...)
 		if err != nil {
 			return nil, fmt.Errorf("start attempts: %w", err)
 		}
@@ -168,6 +160,26 @@ func (Store) StartQueuedMany(ctx context.Context, q Querier, starts []Start) (st
 		}
 	}
 	return started, nil
+}
+
+// startQueuedManySQL is StartQueuedMany's statement for rows rows. On
+// SQLite the status test is written +status, which no index can serve:
+// SQLite's planner, without statistics, otherwise prefers the index on
+// (status, started_at) once the rows are 16 or more, and scans every
+// queued node of every run for each row (a forced run's roots are all
+// queued: 1,000 queued nodes, 128 rows, 128,000 comparisons a start
+// group). The node's primary key finds it instead.
+func startQueuedManySQL(postgres bool, rows int) string {
+	status := "+status"
+	if postgres {
+		status = "status" // PostgreSQL has no unary plus on text
+	}
+	return valuesCTE("vr, va, vp, vj", rows) +
+		`UPDATE flowstone_run_assets SET status = ?, attempts = attempts + 1,
+		started_at = COALESCE(started_at, ?), job_id = CAST(v.vj AS BIGINT), alone = 0
+		FROM v WHERE run_id = v.vr AND asset = v.va AND partition_key = v.vp AND ` + status + ` = ?
+		AND NOT EXISTS (SELECT 1 FROM flowstone_runs r WHERE r.id = v.vr AND r.status = ?)
+		RETURNING run_id, asset, partition_key, attempts`
 }
 
 // StartAttempt marks a queued (or running, when its last attempt did not

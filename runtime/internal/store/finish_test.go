@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"slices"
 	"testing"
 )
@@ -298,6 +299,99 @@ func TestRecordFinished(t *testing.T) {
 		}
 		if blocking != want {
 			t.Fatalf("%d blocking arrivals; want %d", blocking, want)
+		}
+	})
+}
+
+// textRecorder is a Querier that notes the text of every statement it
+// sends.
+type textRecorder struct {
+	Querier
+	texts map[string]bool
+}
+
+func (r textRecorder) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	r.texts[query] = true
+	return r.Querier.Exec(ctx, query, args...)
+}
+
+func (r textRecorder) Query(ctx context.Context, query string, args ...any) (Rows, error) {
+	r.texts[query] = true
+	return r.Querier.Query(ctx, query, args...)
+}
+
+func (r textRecorder) QueryRow(ctx context.Context, query string, args ...any) Row {
+	r.texts[query] = true
+	return r.Querier.QueryRow(ctx, query, args...)
+}
+
+// The group statements (starts, and the recording of results) have a few
+// texts whatever the group's size, so that SQLite's statement cache and
+// pgx prepare each once: groups of 1 to 40 nodes, each started and
+// recorded exactly, take at most six texts of each statement. (The
+// recorder wraps the querier, so on PostgreSQL too the inserts are split
+// as on SQLite.)
+func TestGroupStatementsHaveFewTexts(t *testing.T) {
+	t.Parallel()
+	eachDB(t, func(t *testing.T, db testDB) {
+		ctx := context.Background()
+		migrated(t, db)
+		var s Store
+		rec := textRecorder{Querier: db.q, texts: map[string]bool{}}
+		for size := 1; size <= 40; size++ {
+			run := fmt.Sprintf("r%02d", size)
+			nodes := []NodeDeps{{Asset: "fan", Deps: size, Required: size}}
+			var edges []Edge
+			var starts []Start
+			var fins []Finished
+			for i := range size {
+				a := fmt.Sprintf("a%02d", i)
+				nodes = append(nodes, NodeDeps{Asset: a, Queued: true})
+				edges = append(edges, Edge{Asset: "fan", Upstream: a, Required: true})
+				n := Node{Run: run, Asset: a}
+				starts = append(starts, Start{Node: n, Job: int64(i + 1)})
+				mat := run + "/" + a
+				fins = append(fins, Finished{Finish: Finish{Node: n, Status: AssetSucceeded, Materialization: mat},
+					M:     NewMaterialization{ID: mat, Pipeline: "p", Asset: a, Run: run, Status: MatSucceeded, Attempts: 1},
+					Reads: []Lineage{{Asset: "up", Materialization: "mu"}}})
+			}
+			if _, err := s.InsertRun(ctx, db.q, NewRun{ID: run, Pipeline: "p", Targets: "[]", Total: size + 1}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.InsertRunAssets(ctx, db.q, run, nodes); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.InsertRunEdges(ctx, db.q, run, edges); err != nil {
+				t.Fatal(err)
+			}
+			started, err := s.StartQueuedMany(ctx, rec, db.postgres, starts)
+			if err != nil || len(started) != size {
+				t.Fatalf("size %d: started %d: %v", size, len(started), err)
+			}
+			r, err := s.RecordFinished(ctx, rec, db.postgres, fins)
+			if err != nil || len(r.Started) != size || len(r.Dependents) != size {
+				t.Fatalf("size %d: finished %d, %d dependents: %v", size, len(r.Started), len(r.Dependents), err)
+			}
+			var mats, reads, arrivals int
+			if err := db.q.QueryRow(ctx, `SELECT (SELECT count(*) FROM flowstone_materializations WHERE run_id = ?),
+				(SELECT count(*) FROM flowstone_lineage WHERE materialization_id LIKE ?),
+				(SELECT count(*) FROM flowstone_arrivals WHERE run_id = ?)`, run, run+"/%", run).Scan(&mats, &reads, &arrivals); err != nil {
+				t.Fatal(err)
+			}
+			if mats != size || reads != size || arrivals != size {
+				t.Fatalf("size %d: %d materializations, %d reads, %d arrivals", size, mats, reads, arrivals)
+			}
+		}
+		// A statement's kind is its text without its rows.
+		rows := regexp.MustCompile(`\((\?, )*\?\)(, \((\?, )*\?\))*`)
+		kinds := map[string]int{}
+		for text := range rec.texts {
+			kinds[rows.ReplaceAllString(text, "rows")]++
+		}
+		for kind, texts := range kinds {
+			if texts > 6 {
+				t.Errorf("%d texts of %.80q", texts, kind)
+			}
 		}
 	})
 }

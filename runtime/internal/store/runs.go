@@ -93,11 +93,20 @@ type Edge struct {
 const insertChunk = 200
 
 // insertRows inserts rows in multi-row statements of insertChunk rows;
-// each row has the columns' count of values.
+// each row has the columns' count of values. On SQLite fewer rows than a
+// chunk go in statements of a power of two rows each (13 rows: 8, 4 and
+// 1), so that the statement has at most nine texts whatever n is: the
+// statement cache (stmtcache.go) prepares each once, where a text per row
+// count had most group statements prepared afresh, and preparing costs
+// more than running them. On PostgreSQL a statement is a round trip, and
+// the rows go in one.
 func insertRows(ctx context.Context, q Querier, head string, cols int, n int, row func(i int) []any) error {
 	tuple := "(" + placeholders(cols) + ")"
-	for start := 0; start < n; start += insertChunk {
+	for start := 0; start < n; {
 		end := min(start+insertChunk, n)
+		if left := n - start; left < insertChunk && !isPgx(q) {
+			end = start + floorPow2(left)
+		}
 		var b strings.Builder
 		b.WriteString(head)
 		args := make([]any, 0, cols*(end-start))
@@ -111,8 +120,33 @@ func insertRows(ctx context.Context, q Querier, head string, cols int, n int, ro
 		if _, err := q.Exec(ctx, b.String(), args...); err != nil {
 			return err
 		}
+		start = end
 	}
 	return nil
+}
+
+// isPgx says whether q is PostgreSQL's.
+func isPgx(q Querier) bool {
+	_, ok := q.(pgxQuerier)
+	return ok
+}
+
+// floorPow2 is the largest power of two at most n (n > 0).
+func floorPow2(n int) int {
+	p := 1
+	for p*2 <= n {
+		p *= 2
+	}
+	return p
+}
+
+// ceilPow2 is the smallest power of two at least n, and at least 2.
+func ceilPow2(n int) int {
+	p := 2
+	for p < n {
+		p *= 2
+	}
+	return p
 }
 
 // InsertRunAssets records the nodes of run, pending.

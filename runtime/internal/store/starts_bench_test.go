@@ -60,7 +60,7 @@ func benchStarts(b *testing.B, db testDB, size int, grouped bool) {
 		b.StartTimer()
 		cpu0 := cpuTime(b)
 		if grouped {
-			started, err := s.StartQueuedMany(ctx, q, group)
+			started, err := s.StartQueuedMany(ctx, q, db.postgres, group)
 			if err != nil || len(started) != size {
 				b.Fatalf("started %d of %d: %v", len(started), size, err)
 			}
