@@ -54,7 +54,14 @@ func (e *Engine) freshness(ctx context.Context, p *Pipeline, a *AssetDef, now ti
 	f := Freshness{Asset: a.Key, Fresh: a.Fresh}
 	q := e.be.pool()
 	if ts, ok := a.Partitions.(flowstone.TimeWindowSet); ok {
-		last, ok := ts.Last(now)
+		// The newest partition as of now, but not past the clock's: a
+		// window that has not ended by the clock is not a partition yet
+		// (flowstone.ErrFuturePartition), whatever time is being judged.
+		asOf := now
+		if clock := time.Now(); asOf.After(clock) {
+			asOf = clock
+		}
+		last, ok := ts.Last(asOf)
 		if !ok {
 			return f, nil // no complete window yet: nothing can be late
 		}

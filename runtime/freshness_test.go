@@ -63,5 +63,12 @@ func TestFreshnessFlipsToOverdueAndBack(t *testing.T) {
 		if r := judge(now.Add(2 * time.Hour))["report"]; !r.Overdue {
 			t.Fatalf("report two hours later: %+v", r)
 		}
+		// Judged past the clock's newest window (two days on), the newest
+		// partition is still the clock's: a window not ended by the clock
+		// is no partition yet. This once failed between 22:00 and
+		// midnight, when two hours on was the next day.
+		if d := judge(now.Add(48 * time.Hour))["daily"]; d.Partition != last || d.Overdue {
+			t.Fatalf("daily two days later: %+v; want %s, materialized", d, last)
+		}
 	})
 }
