@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,17 +20,7 @@ import (
 
 // chaosCrashes is how many times TestChaosServerCrash crashes the server:
 // 6, or FLOWSTONE_CHAOS_CRASHES.
-func chaosCrashes(t *testing.T) int {
-	v := os.Getenv("FLOWSTONE_CHAOS_CRASHES")
-	if v == "" {
-		return 6
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		t.Fatalf("FLOWSTONE_CHAOS_CRASHES=%q: want a count", v)
-	}
-	return n
-}
+func chaosCrashes(t *testing.T) int { return chaosCount(t, "FLOWSTONE_CHAOS_CRASHES", 6) }
 
 // TestChaosServerCrash crashes the PostgreSQL server itself, not a worker:
 // on a private cluster of its own (initdb into a temporary directory,

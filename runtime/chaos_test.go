@@ -31,14 +31,18 @@ import (
 
 // chaosKills is how many SIGKILLs a chaos run deals: 20, or
 // FLOWSTONE_CHAOS_KILLS (0 measures an undisturbed run).
-func chaosKills(t *testing.T) int {
-	v := os.Getenv("FLOWSTONE_CHAOS_KILLS")
+func chaosKills(t *testing.T) int { return chaosCount(t, "FLOWSTONE_CHAOS_KILLS", 20) }
+
+// chaosCount is the count in the environment variable name, or def when
+// it is unset.
+func chaosCount(t *testing.T, name string, def int) int {
+	v := os.Getenv(name)
 	if v == "" {
-		return 20
+		return def
 	}
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
-		t.Fatalf("FLOWSTONE_CHAOS_KILLS=%q: want a count", v)
+		t.Fatalf("%s=%q: want a count", name, v)
 	}
 	return n
 }

@@ -21,18 +21,7 @@ func TestLazyTxBeginsWithItsFirstStatement(t *testing.T) {
 		t.Skip("PostgreSQL only")
 	}
 	ctx := context.Background()
-	url, schema := pg.New(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, schema := onePool(t, pg)
 	plain := Pgx(pool)
 	if err := (Store{}).CreateSchema(ctx, plain, schema); err != nil {
 		t.Fatal(err)
@@ -152,18 +141,7 @@ func TestRecordFinishedCommit(t *testing.T) {
 		t.Skip("PostgreSQL only: the pipeline is pgx's")
 	}
 	ctx := context.Background()
-	url, schema := pg.New(t)
-	cfg, err := pgxpool.ParseConfig(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.ConnConfig.RuntimeParams["search_path"] = schema
-	cfg.MaxConns = 1
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool, schema := onePool(t, pg)
 	q := Pgx(pool)
 	if err := (Store{}).CreateSchema(ctx, q, schema); err != nil {
 		t.Fatal(err)
@@ -248,4 +226,23 @@ func TestRecordFinishedCommit(t *testing.T) {
 	if st := conn.Conn().PgConn().TxStatus(); st != 'I' {
 		t.Fatalf("connection's transaction status %q, want idle", st)
 	}
+}
+
+// onePool opens a pool of one connection on a fresh schema of pg, closed
+// when t ends.
+func onePool(t *testing.T, pg testdb.DB) (*pgxpool.Pool, string) {
+	t.Helper()
+	url, schema := pg.New(t)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.RuntimeParams["search_path"] = schema
+	cfg.MaxConns = 1
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool, schema
 }
