@@ -52,7 +52,7 @@ type backend interface {
 	// takeOver makes the jobs running under the dead clients since before
 	// horizon available again (discarded when out of attempts) and returns
 	// the discarded ones.
-	takeOver(ctx context.Context, dead []string, horizon time.Time, reason string) (discarded []*rivertype.JobRow, n int, err error)
+	takeOver(ctx context.Context, taken func(*rivertype.JobRow) bool, horizon time.Time, reason string) (discarded []*rivertype.JobRow, n int, err error)
 	riverClient() any
 }
 

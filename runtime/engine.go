@@ -68,6 +68,8 @@ type Engine struct {
 	starts *startGroup
 	// solo lets a suspect's attempt run alone in this process (solo.go).
 	solo soloLock
+	// working holds the jobs this process is working (orphans.go).
+	working working
 }
 
 // Open connects to cfg.Database, migrates River's and FlowStone's tables,
@@ -252,7 +254,7 @@ func (e *Engine) riverConfig(dialect string) *river.Config {
 		// River's own retention keeps finished jobs a day; FlowStone's
 		// records are what users read.
 	}
-	rcfg.Middleware = append(rcfg.Middleware, e.interruptMiddleware(), e.soloMiddleware())
+	rcfg.Middleware = append(rcfg.Middleware, e.workingMiddleware(), e.interruptMiddleware(), e.soloMiddleware())
 	if e.tel != nil {
 		rcfg.Middleware = append(rcfg.Middleware, e.tel.riverMiddleware())
 	}

@@ -46,6 +46,9 @@ type outage struct {
 	since time.Time // when the current outage was first seen; zero while reachable
 	// back is when the database was last reached again after an outage.
 	back time.Time
+	// began is when the outage that ended at back began, until ended
+	// hands it out.
+	began time.Time
 }
 
 func newOutage(log *slog.Logger) *outage {
@@ -73,7 +76,7 @@ func (o *outage) up() {
 	if o.since.IsZero() {
 		return
 	}
-	o.back = time.Now()
+	o.back, o.began = time.Now(), o.since
 	o.log.Warn(fmt.Sprintf("database reachable again after %s", roundOutage(o.back.Sub(o.since))))
 	o.since = time.Time{}
 }
@@ -85,6 +88,15 @@ func (o *outage) settled(d time.Duration) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	return o.since.IsZero() && (o.back.IsZero() || time.Since(o.back) >= d)
+}
+
+// ended returns when the last outage that ended began, once: the jobs
+// fetched before it may have lost their fetch's answer (orphans.go).
+func (o *outage) ended() (began time.Time, ok bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	began, o.began = o.began, time.Time{}
+	return began, !began.IsZero()
 }
 
 func roundOutage(d time.Duration) time.Duration {

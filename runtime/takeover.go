@@ -87,6 +87,9 @@ func (e *Engine) startLiveness() {
 				// may be one still reconnecting, not a dead one.
 				if e.out.settled(after) {
 					err = e.takeOverDead(ctx, id, after)
+					if began, ok := e.out.ended(); ok && err == nil {
+						err = e.takeBackOrphans(ctx, id, began)
+					}
 				}
 			}
 			if IsUnreachable(err) && ctx.Err() == nil {
@@ -145,31 +148,46 @@ func (e *Engine) takeOverDead(ctx context.Context, self string, after time.Durat
 	if len(dead) == 0 {
 		return nil
 	}
+	isDead := make(map[string]bool, len(dead))
+	for _, id := range dead {
+		isDead[id] = true
+	}
 	reason := fmt.Sprintf("%s for more than %s", takeoverReason, after)
-	discarded, n, err := e.be.takeOver(ctx, dead, horizon, reason)
+	discarded, n, err := e.be.takeOver(ctx, func(j *rivertype.JobRow) bool { return isDead[lastAttemptBy(j)] }, horizon, reason)
 	if err != nil {
 		return fmt.Errorf("take over jobs: %w", err)
 	}
 	if n > 0 {
 		e.log.WarnContext(ctx, "took over the jobs of worker processes that stopped", "processes", dead, "jobs", n)
 	}
-	var errs []error
-	for _, job := range discarded {
-		errs = append(errs, e.jobDiscarded(ctx, job, reason))
-	}
+	errs := e.discarded(ctx, discarded, reason)
 	for _, id := range dead {
 		errs = append(errs, e.st.ForgetProcess(ctx, e.be.pool(), id))
 	}
 	return errors.Join(errs...)
 }
 
+// discarded records the ends of the nodes of jobs given up for good when
+// taken over (jobDiscarded).
+func (e *Engine) discarded(ctx context.Context, jobs []*rivertype.JobRow, reason string) []error {
+	var errs []error
+	for _, job := range jobs {
+		errs = append(errs, e.jobDiscarded(ctx, job, reason))
+	}
+	return errs
+}
+
+// lastAttemptBy is the ID of the process that took job's last attempt.
+func lastAttemptBy(job *rivertype.JobRow) string {
+	if len(job.AttemptedBy) == 0 {
+		return ""
+	}
+	return job.AttemptedBy[len(job.AttemptedBy)-1]
+}
+
 func (b *riverBackend[D, T]) clientID() string { return b.client.ID() }
 
-func (b *riverBackend[D, T]) takeOver(ctx context.Context, dead []string, horizon time.Time, reason string) ([]*rivertype.JobRow, int, error) {
-	isDead := map[string]bool{}
-	for _, id := range dead {
-		isDead[id] = true
-	}
+func (b *riverBackend[D, T]) takeOver(ctx context.Context, taken func(*rivertype.JobRow) bool, horizon time.Time, reason string) ([]*rivertype.JobRow, int, error) {
 	const page = 1000
 	now := time.Now().UTC()
 	rescue := &riverdriver.JobRescueManyParams{Schema: b.schema, StuckHorizon: horizon.UTC()}
@@ -181,7 +199,7 @@ func (b *riverBackend[D, T]) takeOver(ctx context.Context, dead []string, horizo
 			return nil, 0, err
 		}
 		for _, j := range res.Jobs {
-			if len(j.AttemptedBy) == 0 || !isDead[j.AttemptedBy[len(j.AttemptedBy)-1]] {
+			if len(j.AttemptedBy) == 0 || !taken(j) {
 				continue
 			}
 			data, err := json.Marshal(rivertype.AttemptError{At: now, Attempt: j.Attempt, Error: reason})
