@@ -9,8 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -51,19 +49,7 @@ func TestChaosServerCrash(t *testing.T) {
 	load := loadAverage()
 	began := time.Now()
 
-	var mu sync.Mutex
-	procs := make([]*chaosProc, 3)
-	for i := range procs {
-		procs[i] = startChaos(t, "worker", url, schema)
-	}
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range procs {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			<-p.done
-		}
-	}()
+	defer startChaosWorkers(t, 3, url, schema).stop()
 
 	p := chaosPipeline()
 	type seen struct {

@@ -300,19 +300,9 @@ func chaosKillRun(t *testing.T, dbName, url, schema string, workers int, out *ch
 	if out != nil {
 		workerURL = out.through
 	}
-	var mu sync.Mutex
-	procs := make([]*chaosProc, workers)
-	for i := range procs {
-		procs[i] = startChaos(t, "worker", workerURL, schema)
-	}
-	defer func() {
-		mu.Lock()
-		defer mu.Unlock()
-		for _, p := range procs {
-			_ = p.cmd.Process.Signal(syscall.SIGTERM)
-			<-p.done
-		}
-	}()
+	ws := startChaosWorkers(t, workers, workerURL, schema)
+	defer ws.stop()
+	mu, procs := &ws.mu, ws.procs
 
 	killedAt := map[string]time.Time{} // River client ID -> when its process was killed
 	var outages int
@@ -455,4 +445,30 @@ func loadAverage() string {
 		return f[0]
 	}
 	return "?"
+}
+
+// chaosWorkers are the worker processes of a chaos run; a test that
+// replaces one (after killing it) holds mu.
+type chaosWorkers struct {
+	mu    sync.Mutex
+	procs []*chaosProc
+}
+
+// startChaosWorkers starts n worker processes on url's schema.
+func startChaosWorkers(t *testing.T, n int, url, schema string) *chaosWorkers {
+	w := &chaosWorkers{procs: make([]*chaosProc, n)}
+	for i := range w.procs {
+		w.procs[i] = startChaos(t, "worker", url, schema)
+	}
+	return w
+}
+
+// stop stops the current worker processes (SIGTERM) and waits for them.
+func (w *chaosWorkers) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, p := range w.procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		<-p.done
+	}
 }
